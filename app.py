@@ -1,0 +1,69 @@
+"""The application factory: ``create_app()`` wires extensions, blueprints and the runtime."""
+from __future__ import annotations
+
+import logging
+import sys
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from chat.config import get_config
+from chat.extensions import csrf, db, login_manager, migrate
+
+
+def configure_logging(level: str) -> None:
+    """One line per event: time, level, logger, then key=value pairs."""
+    root = logging.getLogger()
+    if any(getattr(h, "_chat", False) for h in root.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler._chat = True
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+def create_app(config_name: str | None = None, **overrides) -> Flask:
+    """Build the Flask app for an environment (``CHAT_CONFIG``), with optional overrides."""
+    app = Flask(__name__, instance_relative_config=True)
+    config = get_config(config_name)
+    app.config.from_object(config)
+    app.config.update(overrides)
+    config.init_app(app)
+    configure_logging(app.config["CHAT_LOG_LEVEL"])
+
+    if app.config["CHAT_TRUSTED_PROXIES"] > 0:
+        hops = app.config["CHAT_TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops,
+                                x_port=hops)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(app.root_path + "/migrations"),
+                     render_as_batch=True)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+
+    from chat import api, auth, groups, health, pages, ws
+    from chat.errors import register_error_handlers
+    from chat.runtime import ChatRuntime
+    from chat.security import register_security
+    import chat.service.runtime  # noqa: F401  (registers the publish-on-commit hooks)
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(groups.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(ws.bp)
+    ws.sock.init_app(app)
+    if app.config["CHAT_ECHO_ROUTE"]:
+        from chat import echo
+        app.register_blueprint(echo.bp)
+    register_error_handlers(app)
+    register_security(app)
+
+    app.extensions["chat"] = ChatRuntime(app)
+
+    from chat.cli import register_cli
+    register_cli(app)
+    return app

@@ -1,0 +1,1 @@
+"""A real-time chat server: Flask, flask-sock, gevent, MySQL and Redis."""

@@ -1,0 +1,299 @@
+"""The bus carries events between server processes: in-process, or Redis pub/sub.
+
+Both buses share one interface. Events are routed on per-user ("u:<id>") and
+per-group ("g:<id>") channels, and a process subscribes only to the channels of
+the users connected to it and of their groups. A message therefore costs one
+PUBLISH whatever the number of processes, and only the processes that hold a
+recipient receive it. Redis pub/sub is at most once; MariaDB is the record and
+clients recover anything missed through ``sync``.
+
+The bus knows no models and no sockets: it delivers to a ``Sink`` (the registry),
+wired by the factory.
+"""
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import gevent
+import orjson
+from gevent.lock import Semaphore
+
+log = logging.getLogger("chat.bus")
+
+
+@dataclass(slots=True)
+class Event:
+    """Something to deliver on one channel.
+
+    ``frame`` is the serialised JSON frame (built once, whatever the number of
+    recipients); ``member`` updates the registry's view of a user's groups;
+    ``close_auth`` closes the sockets opened with a revoked credential.
+    """
+
+    channel: str
+    frame: bytes = b""
+    exclude_conn: str | None = None
+    exclude_user: int | None = None
+    member: tuple[int, bool] | None = None
+    close_auth: int | None = None
+
+    def encode(self) -> bytes:
+        """Header line (JSON) + newline + frame: orjson never writes a raw newline."""
+        header = {}
+        if self.exclude_conn is not None:
+            header["x"] = self.exclude_conn
+        if self.exclude_user is not None:
+            header["xu"] = self.exclude_user
+        if self.member is not None:
+            header["m"] = [self.member[0], self.member[1]]
+        if self.close_auth is not None:
+            header["c"] = self.close_auth
+        return orjson.dumps(header) + b"\n" + self.frame
+
+    @classmethod
+    def decode(cls, channel: str, data: bytes) -> "Event":
+        """The inverse of ``encode``."""
+        head, _, frame = data.partition(b"\n")
+        header = orjson.loads(head)
+        member = header.get("m")
+        return cls(channel, frame, header.get("x"), header.get("xu"),
+                   (member[0], member[1]) if member else None, header.get("c"))
+
+
+class Sink(Protocol):
+    """Where a bus delivers (the registry)."""
+
+    def dispatch(self, event: Event) -> None: ...
+    def channels(self) -> list[str]: ...
+    def count(self, user_id: int, exclude_conn: str | None = None) -> int: ...
+
+
+class Bus(Protocol):
+    """What the service and the factory use."""
+
+    def attach(self, sink: Sink) -> None: ...
+    def publish(self, events: Sequence[Event]) -> None: ...
+    def online(self, user_ids: Sequence[int], exclude_conn: str | None = None) -> set[int]: ...
+    def subscribe(self, channel: str) -> None: ...
+    def unsubscribe(self, channel: str) -> None: ...
+    def start(self) -> None: ...
+    def status(self) -> str: ...
+
+
+class LocalBus:
+    """One process: publishing is delivering."""
+
+    def __init__(self) -> None:
+        self.sink: Sink | None = None
+        self.published = 0
+
+    def attach(self, sink: Sink) -> None:
+        """Deliver to ``sink`` from now on."""
+        self.sink = sink
+
+    def publish(self, events: Sequence[Event]) -> None:
+        """Deliver each event to this process's connections, in order."""
+        sink = self.sink
+        if sink is None:
+            return
+        for event in events:
+            self.published += 1
+            try:
+                sink.dispatch(event)
+            except Exception:
+                log.exception("event=dispatch_failed channel=%s", event.channel)
+
+    def online(self, user_ids: Sequence[int], exclude_conn: str | None = None) -> set[int]:
+        """The users among ``user_ids`` with a live connection (other than ``exclude_conn``)."""
+        if self.sink is None:
+            return set()
+        return {u for u in user_ids if self.sink.count(u, exclude_conn) > 0}
+
+    def subscribe(self, channel: str) -> None:
+        """Nothing to do in one process."""
+
+    def unsubscribe(self, channel: str) -> None:
+        """Nothing to do in one process."""
+
+    def start(self) -> None:
+        """Nothing to start."""
+
+    def status(self) -> str:
+        """The in-process bus is always there."""
+        return "off"
+
+
+class RedisBus:
+    """Redis pub/sub between processes, with a listener that never dies.
+
+    Every event, also one for a user on this very process, goes through Redis:
+    Redis hands each subscriber the messages in the order it received the
+    PUBLISHes, and the service publishes in commit order, so every connection sees
+    a conversation in id order. While Redis is down, events are delivered in this
+    process only and the rest is recovered by ``sync``.
+    """
+
+    def __init__(self, url: str, prefix: str = "chat:") -> None:
+        import redis  # imported here so the embedded defaults never need it
+
+        self.redis_module = redis
+        self.url = url
+        self.prefix = prefix
+        self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2,
+                                           health_check_interval=0)
+        self.sink: Sink | None = None
+        self.pubsub = None
+        self.pubsub_lock = Semaphore()
+        self.listener: gevent.Greenlet | None = None
+        self.up = False
+        self.published = 0
+        self.received = 0
+        self.reconnects = 0
+        self._control = f"{prefix}ctl:{id(self):x}{random.getrandbits(32):x}"
+
+    def attach(self, sink: Sink) -> None:
+        """Deliver to ``sink`` from now on."""
+        self.sink = sink
+
+    def _full(self, channel: str) -> str:
+        return self.prefix + channel
+
+    def publish(self, events: Sequence[Event]) -> None:
+        """PUBLISH each event, pipelined; on failure deliver to local connections only."""
+        if not events:
+            return
+        if self.up:
+            try:
+                pipe = self.client.pipeline(transaction=False)
+                for event in events:
+                    pipe.publish(self._full(event.channel), event.encode())
+                pipe.execute()
+                self.published += len(events)
+                return
+            except self.redis_module.RedisError as exc:
+                log.warning("event=redis_publish_failed error=%s", type(exc).__name__)
+                self._mark_down()
+        self._deliver_locally(events)
+
+    def _deliver_locally(self, events: Sequence[Event]) -> None:
+        if self.sink is None:
+            return
+        for event in events:
+            try:
+                self.sink.dispatch(event)
+            except Exception:
+                log.exception("event=dispatch_failed channel=%s", event.channel)
+
+    def online(self, user_ids: Sequence[int], exclude_conn: str | None = None) -> set[int]:
+        """Users connected here or on any process subscribed to their channel."""
+        found: set[int] = set()
+        remote: list[int] = []
+        for uid in user_ids:
+            if self.sink is not None and self.sink.count(uid, exclude_conn) > 0:
+                found.add(uid)
+            else:
+                remote.append(uid)
+        if not remote or not self.up:
+            return found
+        try:
+            counts = self.client.pubsub_numsub(*[self._full(f"u:{u}") for u in remote])
+        except self.redis_module.RedisError:
+            return found
+        local_here = {u for u in remote if self.sink is not None and self.sink.count(u) > 0}
+        for uid, (_, subscribers) in zip(remote, counts):
+            # Our own subscription (when the user's only local socket is excluded) is not "another".
+            if subscribers - (1 if uid in local_here else 0) > 0:
+                found.add(uid)
+        return found
+
+    def subscribe(self, channel: str) -> None:
+        """Start receiving a channel (no-op while disconnected: resubscribed on reconnect)."""
+        self._subscription("subscribe", channel)
+
+    def unsubscribe(self, channel: str) -> None:
+        """Stop receiving a channel."""
+        self._subscription("unsubscribe", channel)
+
+    def _subscription(self, verb: str, channel: str) -> None:
+        pubsub = self.pubsub
+        if pubsub is None or not self.up:
+            return
+        try:
+            with self.pubsub_lock:
+                getattr(pubsub, verb)(self._full(channel))
+        except self.redis_module.RedisError as exc:
+            log.warning("event=redis_%s_failed error=%s", verb, type(exc).__name__)
+            self._mark_down()
+
+    def start(self) -> None:
+        """Start the listener greenlet (once, when the server starts)."""
+        if self.listener is None:
+            self.listener = gevent.spawn(self._listen_forever)
+
+    def status(self) -> str:
+        """"ok" while connected to Redis, "down" otherwise."""
+        return "ok" if self.up else "down"
+
+    def _mark_down(self) -> None:
+        if self.up:
+            log.warning("event=redis_down")
+        self.up = False
+        pubsub = self.pubsub
+        if pubsub is not None:
+            try:
+                pubsub.close()  # wakes the listener, which reconnects
+            except Exception:
+                pass
+
+    def _listen_forever(self) -> None:
+        """Connect, subscribe, relay; on any failure back off and start again."""
+        delay = 0.2
+        while True:
+            try:
+                self._listen_once()
+                delay = 0.2
+            except Exception as exc:
+                if self.up:
+                    log.warning("event=redis_listener_lost error=%s", type(exc).__name__)
+                self.up = False
+            gevent.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 5.0)
+
+    def _listen_once(self) -> None:
+        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        try:
+            with self.pubsub_lock:
+                pubsub.subscribe(self._control)
+                channels = self.sink.channels() if self.sink else []
+                for start in range(0, len(channels), 500):
+                    pubsub.subscribe(*[self._full(c) for c in channels[start:start + 500]])
+            self.pubsub = pubsub
+            if not self.up:
+                if self.reconnects:
+                    log.info("event=redis_reconnected channels=%s", len(channels))
+                self.reconnects += 1
+            self.up = True
+            plen = len(self.prefix)
+            for message in pubsub.listen():
+                if message.get("type") != "message":
+                    continue
+                channel = message["channel"].decode()[plen:]
+                if channel.startswith("ctl:"):
+                    continue
+                self.received += 1
+                try:
+                    event = Event.decode(channel, message["data"])
+                    if self.sink is not None:
+                        self.sink.dispatch(event)
+                except Exception:
+                    log.exception("event=bad_bus_message channel=%s", channel)
+            raise ConnectionError("pubsub ended")
+        finally:
+            self.pubsub = None
+            try:
+                pubsub.close()
+            except Exception:
+                pass

@@ -1,0 +1,164 @@
+"""Configuration: one class per environment, every value from an environment variable."""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
+
+# Keys that must never be used outside development, however they got into the environment.
+_KNOWN_WEAK_KEYS = {"", "dev", "changeme", "secret", "development"}
+
+
+def env_str(name: str, default: str | None = None) -> str | None:
+    """A string setting, or ``default`` when unset or empty."""
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def env_int(name: str, default: int) -> int:
+    """An integer setting; a malformed value stops the start-up with a clear message."""
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
+
+
+def env_bool(name: str, default: bool) -> bool:
+    """A boolean setting: 1/true/yes/on or 0/false/no/off."""
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+def normalise_database_url(url: str) -> str:
+    """Make a MySQL URL use PyMySQL and utf8mb4, so emoji and every CJK character round-trip."""
+    if url.startswith("mysql://"):
+        url = "mysql+pymysql://" + url[len("mysql://"):]
+    if url.startswith(("mysql+pymysql://", "mariadb+pymysql://")) and "charset=" not in url:
+        url += ("&" if "?" in url else "?") + "charset=utf8mb4"
+    return url
+
+
+def _dev_secret_key() -> str:
+    """A random key generated once and kept in instance/, so dev sessions survive restarts."""
+    path = INSTANCE_DIR / "secret_key"
+    if not path.exists():
+        INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+class BaseConfig:
+    """Settings shared by every environment."""
+
+    NAME = "base"
+    SQLALCHEMY_DATABASE_URI = normalise_database_url(
+        env_str("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'chat.db'}"))
+    REDIS_URL = env_str("REDIS_URL")
+    SECRET_KEY = env_str("SECRET_KEY")
+
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = env_bool("CHAT_SECURE_COOKIES", False)
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    MAX_CONTENT_LENGTH = env_int("CHAT_MAX_BODY_BYTES", 256 * 1024)
+    JSON_SORT_KEYS = False
+
+    # CSRF is checked by our own before_request, so bearer-token API calls can skip it.
+    WTF_CSRF_CHECK_DEFAULT = False
+    WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
+
+    SQLALCHEMY_ENGINE_OPTIONS = {
+        "pool_pre_ping": True,
+        "pool_recycle": 280,
+    }
+    SQLALCHEMY_POOL_SIZE = env_int("CHAT_DB_POOL_SIZE", 10)
+    SQLALCHEMY_MAX_OVERFLOW = env_int("CHAT_DB_MAX_OVERFLOW", 20)
+
+    CHAT_MAX_FRAME_BYTES = env_int("CHAT_MAX_FRAME_BYTES", 65536)
+    CHAT_MAX_CONTENT = env_int("CHAT_MAX_CONTENT", 5000)
+    CHAT_RATE_PER_MINUTE = env_int("CHAT_RATE_PER_MINUTE", 600)
+    CHAT_STRANGER_LIMIT = env_int("CHAT_STRANGER_LIMIT", 3)
+    CHAT_STRANGER_TTL = env_int("CHAT_STRANGER_TTL", 90 * 24 * 3600)
+    CHAT_ALLOWED_ORIGINS = env_str("CHAT_ALLOWED_ORIGINS", "")
+    CHAT_TRUSTED_PROXIES = env_int("CHAT_TRUSTED_PROXIES", 0)
+    CHAT_PING_INTERVAL = env_int("CHAT_PING_INTERVAL", 25)
+    CHAT_AUTH_RECHECK_INTERVAL = env_int("CHAT_AUTH_RECHECK_INTERVAL", 30)
+    CHAT_SEND_QUEUE_BYTES = env_int("CHAT_SEND_QUEUE_BYTES", 8 * 1024 * 1024)
+    CHAT_MAX_INFLIGHT = env_int("CHAT_MAX_INFLIGHT", 256)
+    CHAT_BATCH_MAX = env_int("CHAT_BATCH_MAX", 500)
+    CHAT_LOGIN_MAX_FAILURES = env_int("CHAT_LOGIN_MAX_FAILURES", 10)
+    CHAT_LOGIN_WINDOW = env_int("CHAT_LOGIN_WINDOW", 15 * 60)
+    CHAT_REDIS_PREFIX = env_str("CHAT_REDIS_PREFIX", "chat:")
+    CHAT_SHUTDOWN_GRACE = env_int("CHAT_SHUTDOWN_GRACE", 10)
+    CHAT_LOG_LEVEL = env_str("CHAT_LOG_LEVEL", "INFO")
+    # Only for the transport conformance tests: mounts /_echo on our exact WebSocket stack.
+    CHAT_ECHO_ROUTE = env_bool("CHAT_ECHO_ROUTE", False)
+
+    @classmethod
+    def init_app(cls, app) -> None:
+        """Environment-specific checks and derived values, run by the factory."""
+        opts = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])
+        if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+            opts.setdefault("pool_size", app.config["SQLALCHEMY_POOL_SIZE"])
+            opts.setdefault("max_overflow", app.config["SQLALCHEMY_MAX_OVERFLOW"])
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = opts
+
+
+class DevelopmentConfig(BaseConfig):
+    """A first run on a laptop: SQLite under instance/, in-process bus and counters."""
+
+    NAME = "development"
+
+    @classmethod
+    def init_app(cls, app) -> None:
+        """Generate and keep a dev secret key when none is given."""
+        if not app.config.get("SECRET_KEY"):
+            app.config["SECRET_KEY"] = _dev_secret_key()
+        super().init_app(app)
+
+
+class TestingConfig(BaseConfig):
+    """The test suite: databases and Redis numbers are passed in by the fixtures."""
+
+    NAME = "testing"
+    SECRET_KEY = env_str("SECRET_KEY", "testing-" + secrets.token_hex(16))
+    CHAT_LOGIN_MAX_FAILURES = env_int("CHAT_LOGIN_MAX_FAILURES", 10)
+
+
+class ProductionConfig(BaseConfig):
+    """Production: refuses to start with a missing or weak secret key."""
+
+    NAME = "production"
+    SESSION_COOKIE_SECURE = env_bool("CHAT_SECURE_COOKIES", True)
+    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+    @classmethod
+    def init_app(cls, app) -> None:
+        """Check the secret key before anything is served."""
+        key = app.config.get("SECRET_KEY") or ""
+        if key.lower() in _KNOWN_WEAK_KEYS or len(key) < 32:
+            raise RuntimeError(
+                "SECRET_KEY must be set to a random string of at least 32 characters in "
+                "production, e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))'")
+        super().init_app(app)
+
+
+CONFIGS = {c.NAME: c for c in (DevelopmentConfig, TestingConfig, ProductionConfig)}
+
+
+def get_config(name: str | None) -> type[BaseConfig]:
+    """The config class for ``name`` (or ``CHAT_CONFIG``, default development)."""
+    name = name or env_str("CHAT_CONFIG", "development")
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise RuntimeError(f"unknown CHAT_CONFIG {name!r}; one of {sorted(CONFIGS)}") from None

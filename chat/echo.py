@@ -1,0 +1,31 @@
+"""A test-only echo route on exactly our WebSocket stack, for the Autobahn conformance cases.
+
+Mounted only when ``CHAT_ECHO_ROUTE`` is set (the conformance tests set it): it
+shares ``ChatSocket``, ``Connection`` and its writer with /ws, and echoes every
+message back as it came, text or binary.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, current_app
+
+from .registry import Connection
+from .transport import CLOSE_TOO_BIG, ChatSocket, MessageTooBig, binary_frame, text_frame
+from .ws import _finish, sock
+
+bp = Blueprint("echo", __name__)
+
+
+@sock.route("/_echo", bp=bp)
+def echo(ws: ChatSocket) -> None:
+    """Echo each message back."""
+    conn = Connection(0, None, ws, current_app.config["CHAT_SEND_QUEUE_BYTES"])
+    try:
+        for message in ws.messages():
+            if isinstance(message, str):
+                conn.enqueue(text_frame(message.encode("utf-8")))
+            else:
+                conn.enqueue(binary_frame(message))
+    except MessageTooBig:
+        conn.close(CLOSE_TOO_BIG, "frame too big")
+    finally:
+        _finish(conn)

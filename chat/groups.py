@@ -1,0 +1,121 @@
+"""Group pages: find, create, join and leave; settings for the owner."""
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from .errors import NotFound
+from .extensions import db
+from .models import User
+from .service import groups as group_service
+
+bp = Blueprint("groups", __name__, url_prefix="/groups")
+
+
+@bp.get("/")
+@login_required
+def index():
+    """My groups, and a search over all groups."""
+    query = request.args.get("q")
+    found = group_service.search(current_user.id, query[:64]) if query else None
+    return render_template("groups/index.html", mine=group_service.list_mine(current_user.id),
+                           q=query or "", found=found)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@login_required
+def create():
+    """Create a group."""
+    if request.method == "POST":
+        group = group_service.create(current_user.id, request.form.get("name"),
+                                     request.form.get("description"), request.form.get("icon"))
+        flash(f"Group “{group['name']}” created.", "ok")
+        return redirect(url_for("pages.group_chat", group_id=group["id"]))
+    return render_template("groups/new.html")
+
+
+@bp.get("/<int:group_id>")
+@login_required
+def show(group_id: int):
+    """A group: details, members (for members), and the owner's settings."""
+    group = group_service.show(current_user.id, group_id)
+    members = group_service.members(current_user.id, group_id) if group["role"] else []
+    return render_template("groups/show.html", group=group, members=members)
+
+
+@bp.post("/<int:group_id>/join")
+@login_required
+def join(group_id: int):
+    """Join a group."""
+    group_service.add_member(current_user.id, group_id, current_user.id)
+    flash("You joined the group.", "ok")
+    return redirect(url_for("pages.group_chat", group_id=group_id))
+
+
+@bp.post("/<int:group_id>/leave")
+@login_required
+def leave(group_id: int):
+    """Leave a group."""
+    group_service.remove_member(current_user.id, group_id, current_user.id)
+    flash("You left the group.", "ok")
+    return redirect(url_for("groups.index"))
+
+
+@bp.post("/<int:group_id>/edit")
+@login_required
+def edit(group_id: int):
+    """Edit name, description and icon (owner)."""
+    group_service.update(current_user.id, group_id, {
+        "name": request.form.get("name"), "description": request.form.get("description"),
+        "icon": request.form.get("icon")})
+    flash("Group saved.", "ok")
+    return redirect(url_for("groups.show", group_id=group_id))
+
+
+def _user_id_by_name(name: str | None) -> int:
+    user_id = db.session.scalar(select(User.id).where(User.username_key == (name or "")
+                                                      .strip().lower()))
+    if user_id is None:
+        raise NotFound(f"there is no user called {name!r}")
+    return user_id
+
+
+@bp.post("/<int:group_id>/members")
+@login_required
+def add_member(group_id: int):
+    """Add a member by username (owner)."""
+    user_id = _user_id_by_name(request.form.get("username"))
+    group_service.add_member(current_user.id, group_id, user_id)
+    flash("Member added.", "ok")
+    return redirect(url_for("groups.show", group_id=group_id))
+
+
+@bp.post("/<int:group_id>/members/<int:user_id>/remove")
+@login_required
+def remove_member(group_id: int, user_id: int):
+    """Remove a member (owner)."""
+    group_service.remove_member(current_user.id, group_id, user_id)
+    flash("Member removed.", "ok")
+    return redirect(url_for("groups.show", group_id=group_id))
+
+
+@bp.post("/<int:group_id>/transfer")
+@login_required
+def transfer(group_id: int):
+    """Hand the group over to another member (owner)."""
+    new_owner = request.form.get("owner_id", "")
+    if not new_owner.isdigit():
+        raise NotFound("choose a member")
+    group_service.update(current_user.id, group_id, {"owner_id": int(new_owner)})
+    flash("The group has a new owner.", "ok")
+    return redirect(url_for("groups.show", group_id=group_id))
+
+
+@bp.post("/<int:group_id>/delete")
+@login_required
+def delete(group_id: int):
+    """Delete the group (owner)."""
+    group_service.delete_group(current_user.id, group_id)
+    flash("Group deleted.", "ok")
+    return redirect(url_for("groups.index"))

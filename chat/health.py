@@ -1,0 +1,83 @@
+"""/healthz for load balancers and /metrics in the Prometheus text format."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, request
+from sqlalchemy import text
+
+from .errors import Forbidden
+from .extensions import db
+from .service import runtime
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    """200 when the database answers (and Redis, when configured); 503 otherwise."""
+    chat = runtime.chat()
+    try:
+        db.session.execute(text("SELECT 1"))
+        db_state = "ok"
+    except Exception:
+        db_state = "down"
+    finally:
+        db.session.remove()
+    redis_state = chat.counters.status()
+    ok = db_state == "ok" and redis_state in ("ok", "off") and not chat.draining
+    body = {"db": db_state, "redis": redis_state, "bus": chat.bus.status(),
+            "connections": len(chat.registry), "draining": chat.draining}
+    return body, 200 if ok else 503
+
+
+def _metrics_allowed() -> bool:
+    token = current_app.config.get("CHAT_METRICS_TOKEN")
+    if not token:
+        return True
+    return request.headers.get("Authorization", "") == f"Bearer {token}"
+
+
+@bp.get("/metrics")
+def metrics():
+    """Connections, messages in and out, fan-out frames, send latency, errors by code."""
+    if not _metrics_allowed():
+        raise Forbidden("metrics need the metrics token")
+    chat = runtime.chat()
+    stats = chat.committer.stats
+    lines = [
+        "# HELP chat_connections Live WebSocket connections in this process.",
+        "# TYPE chat_connections gauge",
+        f"chat_connections {len(chat.registry)}",
+        "# HELP chat_connected_users Users with at least one connection in this process.",
+        "# TYPE chat_connected_users gauge",
+        f"chat_connected_users {len(chat.registry.users)}",
+        "# HELP chat_messages_in_total Messages submitted for sending.",
+        "# TYPE chat_messages_in_total counter",
+        f"chat_messages_in_total {stats.messages_in}",
+        "# HELP chat_frames_out_total Frames put on connection queues by fan-out.",
+        "# TYPE chat_frames_out_total counter",
+        f"chat_frames_out_total {chat.registry.frames_out}",
+        "# HELP chat_commit_batches_total Group commits of messages.",
+        "# TYPE chat_commit_batches_total counter",
+        f"chat_commit_batches_total {stats.batches}",
+        "# HELP chat_bus_published_total Events published on the bus.",
+        "# TYPE chat_bus_published_total counter",
+        f"chat_bus_published_total {getattr(chat.bus, 'published', 0)}",
+        "# HELP chat_bus_up 1 while the Redis bus is connected (or in-process).",
+        "# TYPE chat_bus_up gauge",
+        f"chat_bus_up {0 if chat.bus.status() == 'down' else 1}",
+        "# HELP chat_errors_total Errors answered, by code.",
+        "# TYPE chat_errors_total counter",
+    ]
+    for code, count in sorted(stats.errors.items()):
+        lines.append(f'chat_errors_total{{code="{code}"}} {count}')
+    lines += ["# HELP chat_send_seconds Time from batch start to ack, per message.",
+              "# TYPE chat_send_seconds histogram"]
+    cumulative = 0
+    for bound, count in zip(stats.BUCKETS, stats.latency_counts):
+        cumulative += count
+        lines.append(f'chat_send_seconds_bucket{{le="{bound}"}} {cumulative}')
+    cumulative += stats.latency_counts[-1]
+    lines.append(f'chat_send_seconds_bucket{{le="+Inf"}} {cumulative}')
+    lines.append(f"chat_send_seconds_sum {stats.latency_sum:.6f}")
+    lines.append(f"chat_send_seconds_count {cumulative}")
+    return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")

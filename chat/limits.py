@@ -1,0 +1,191 @@
+"""Counters behind the limits: Redis INCR/EXPIRE, or an in-process twin with the same rules.
+
+* The stranger rule (the seed's): per ordered pair of users a counter, INCR on
+  every private message and a 90-day EXPIRE, compared as integers (the seed
+  compared strings, so "10" < "3").
+* Failed logins per username.
+* The flood limit counts frames per user per minute in this process: a Redis
+  round trip per frame would cost more than the frame itself.
+"""
+from __future__ import annotations
+
+import logging
+from time import monotonic
+from typing import Protocol, Sequence
+
+log = logging.getLogger("chat.limits")
+
+
+class CountersDown(Exception):
+    """The counter store is unreachable; callers fall back to the database."""
+
+
+class Counters(Protocol):
+    """An integer counter store with expiry."""
+
+    def get(self, key: str) -> int: ...
+    def incr(self, key: str, ttl: int) -> int: ...
+    def get_many(self, keys: Sequence[str]) -> list[int]: ...
+    def incr_many(self, keys: Sequence[str], ttl: int) -> list[int]: ...
+    def decr_many(self, keys: Sequence[str]) -> None: ...
+    def status(self) -> str: ...
+
+
+class MemoryCounters:
+    """The in-process twin of ``RedisCounters`` (embedded defaults, one process)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, tuple[int, float]] = {}
+
+    def _live(self, key: str) -> int:
+        entry = self.values.get(key)
+        if entry is None:
+            return 0
+        if entry[1] <= monotonic():
+            del self.values[key]
+            return 0
+        return entry[0]
+
+    def get(self, key: str) -> int:
+        """The counter's value (0 when absent or expired)."""
+        return self._live(key)
+
+    def incr(self, key: str, ttl: int) -> int:
+        """Add one and push the expiry ``ttl`` seconds ahead."""
+        value = self._live(key) + 1
+        self.values[key] = (value, monotonic() + ttl)
+        if len(self.values) > 100_000:
+            self._sweep()
+        return value
+
+    def get_many(self, keys: Sequence[str]) -> list[int]:
+        """Several values at once."""
+        return [self._live(k) for k in keys]
+
+    def incr_many(self, keys: Sequence[str], ttl: int) -> list[int]:
+        """Increment several counters, in order."""
+        return [self.incr(k, ttl) for k in keys]
+
+    def decr_many(self, keys: Sequence[str]) -> None:
+        """Undo increments (a send that was refused or not stored)."""
+        for key in keys:
+            entry = self.values.get(key)
+            if entry is not None:
+                self.values[key] = (max(0, entry[0] - 1), entry[1])
+
+    def _sweep(self) -> None:
+        now = monotonic()
+        for key in [k for k, (_, exp) in self.values.items() if exp <= now]:
+            del self.values[key]
+
+    def status(self) -> str:
+        """Always available."""
+        return "off"
+
+
+class RedisCounters:
+    """Counters in Redis, shared by every process; pipelined by the batch."""
+
+    def __init__(self, url: str, prefix: str = "chat:") -> None:
+        import redis
+
+        self.redis_module = redis
+        self.prefix = prefix
+        self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=1,
+                                           health_check_interval=0)
+
+    def _call(self, fn):
+        try:
+            return fn()
+        except self.redis_module.RedisError as exc:
+            raise CountersDown(type(exc).__name__) from exc
+
+    def get(self, key: str) -> int:
+        """The counter's value (0 when absent)."""
+        return self._call(lambda: int(self.client.get(self.prefix + key) or 0))
+
+    def incr(self, key: str, ttl: int) -> int:
+        """INCR then EXPIRE, in one round trip."""
+        return self.incr_many([key], ttl)[0]
+
+    def get_many(self, keys: Sequence[str]) -> list[int]:
+        """MGET, as integers."""
+        if not keys:
+            return []
+        values = self._call(lambda: self.client.mget([self.prefix + k for k in keys]))
+        return [int(v or 0) for v in values]
+
+    def incr_many(self, keys: Sequence[str], ttl: int) -> list[int]:
+        """INCR and EXPIRE every key in one pipeline."""
+        if not keys:
+            return []
+
+        def run():
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.incr(self.prefix + key)
+                pipe.expire(self.prefix + key, ttl)
+            return pipe.execute()[0::2]
+        return [int(v) for v in self._call(run)]
+
+    def decr_many(self, keys: Sequence[str]) -> None:
+        """Undo increments; best effort."""
+        if not keys:
+            return
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.decr(self.prefix + key)
+            pipe.execute()
+        except self.redis_module.RedisError:
+            log.warning("event=counter_undo_failed keys=%s", len(keys))
+
+    def status(self) -> str:
+        """"ok" when Redis answers a PING."""
+        try:
+            self.client.ping()
+            return "ok"
+        except self.redis_module.RedisError:
+            return "down"
+
+
+def stranger_key(sender_id: int, recipient_id: int) -> str:
+    """The counter of private messages from ``sender_id`` to ``recipient_id``."""
+    return f"stranger:{sender_id}:{recipient_id}"
+
+
+class FloodLimiter:
+    """Frames per user per minute, in this process (a sliding pair of one-minute windows)."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self.windows: dict[int, list] = {}  # user -> [window_start, count, previous_count]
+        self._last_sweep = monotonic()
+
+    def hit(self, user_id: int) -> bool:
+        """Count one frame; False when the user is over the limit."""
+        if self.per_minute <= 0:
+            return True
+        now = monotonic()
+        entry = self.windows.get(user_id)
+        if entry is None:
+            entry = self.windows[user_id] = [now, 0, 0]
+            if now - self._last_sweep > 120:
+                self._sweep(now)
+        elapsed = now - entry[0]
+        if elapsed >= 60:
+            # Start a new window; the previous one still weighs in for a minute.
+            entry[2] = entry[1] if elapsed < 120 else 0
+            entry[0] = now - (elapsed % 60)
+            entry[1] = 0
+            elapsed = now - entry[0]
+        weighted = entry[1] + entry[2] * (60 - elapsed) / 60
+        if weighted >= self.per_minute:
+            return False
+        entry[1] += 1
+        return True
+
+    def _sweep(self, now: float) -> None:
+        self._last_sweep = now
+        for uid in [u for u, e in self.windows.items() if now - e[0] > 120]:
+            del self.windows[uid]

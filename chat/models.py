@@ -1,0 +1,204 @@
+"""The schema: users, follows, blocks, groups, memberships, messages, read cursors, notices, tokens.
+
+Every table is utf8mb4 with a binary collation on MySQL: emoji and every CJK
+character round-trip, and keys such as ``client_id`` compare byte for byte.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask_login import UserMixin
+from sqlalchemy import (BigInteger, DateTime, ForeignKey, Index, Integer, String, Text,
+                        UniqueConstraint)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .extensions import db
+
+# Millisecond timestamps on MySQL too (DATETIME has no fraction by default).
+UTCDateTime = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+# SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+MYSQL_TABLE = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin",
+               "mysql_engine": "InnoDB"}
+
+
+def utcnow() -> datetime:
+    """The current UTC time as a naive datetime (how every timestamp is stored)."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def private_key(a: int, b: int) -> str:
+    """The conversation key of the private chat between users ``a`` and ``b``."""
+    lo, hi = (a, b) if a <= b else (b, a)
+    return f"p:{lo}:{hi}"
+
+
+def group_key(group_id: int) -> str:
+    """The conversation key of a group chat."""
+    return f"g:{group_id}"
+
+
+class User(UserMixin, db.Model):
+    """An account. ``username_key`` is the lower-cased name that keeps names unique."""
+
+    __tablename__ = "users"
+    __table_args__ = (MYSQL_TABLE,)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(32))
+    username_key: Mapped[str] = mapped_column(String(32), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    # Set by the user loader: which session or token row authenticated this request.
+    auth_token_id = None
+    auth_session_key = None
+
+    def get_id(self) -> str:
+        """Flask-Login keeps this in the session: the session's token, not the user id."""
+        return self.auth_session_key or ""
+
+
+class AuthToken(db.Model):
+    """A credential: an API token or a browser session. Only a SHA-256 of the secret is kept."""
+
+    __tablename__ = "auth_tokens"
+    __table_args__ = (MYSQL_TABLE,)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "api" or "session"
+    name: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Follow(db.Model):
+    """``follower_id`` follows ``followee_id``."""
+
+    __tablename__ = "follows"
+    __table_args__ = (Index("ix_follows_followee", "followee_id"), MYSQL_TABLE)
+
+    follower_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    followee_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Block(db.Model):
+    """``blocker_id`` refuses private messages from ``blocked_id``."""
+
+    __tablename__ = "blocks"
+    __table_args__ = (MYSQL_TABLE,)
+
+    blocker_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    blocked_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Group(db.Model):
+    """A group chat. Named ``chat_groups`` because GROUPS is a reserved word in MySQL 8."""
+
+    __tablename__ = "chat_groups"
+    __table_args__ = (MYSQL_TABLE,)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(String(500), default="")
+    icon: Mapped[str] = mapped_column(String(500), default="")
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Membership(db.Model):
+    """A user's place in a group, with its role (``owner`` or ``member``)."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (Index("ix_memberships_user", "user_id"), MYSQL_TABLE)
+
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("chat_groups.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), default="member")
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Message(db.Model):
+    """One message, stored once whatever the number of recipients.
+
+    ``conv_key`` names the conversation ("p:<lo>:<hi>" or "g:<group>") so that one
+    index range serves history, unread counts and sync. Ids are handed out by
+    ``MessageSequence`` in commit order, never reused.
+    """
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("sender_id", "client_id", name="uq_messages_sender_client"),
+        Index("ix_messages_conv_id_sender", "conv_key", "id", "sender_id"),
+        MYSQL_TABLE,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    conv_key: Mapped[str] = mapped_column(String(24))
+    # No foreign keys on this hot table: the service checks users and groups in bulk
+    # before a batch is written, and InnoDB would look each one up again per row.
+    sender_id: Mapped[int] = mapped_column(Integer)
+    recipient_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    group_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    content: Mapped[str] = mapped_column(Text().with_variant(mysql.MEDIUMTEXT(), "mysql",
+                                                             "mariadb"))
+    client_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MessageSequence(db.Model):
+    """A single row holding the last message id handed out.
+
+    Taking ids from a locked row (rather than AUTO_INCREMENT) makes them follow
+    commit order across processes, so ``sync`` from the largest id seen never
+    skips a message that committed late.
+    """
+
+    __tablename__ = "message_sequence"
+    __table_args__ = (MYSQL_TABLE,)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_id: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ReadCursor(db.Model):
+    """How far a user has read a conversation; its rows are also the user's conversation list."""
+
+    __tablename__ = "read_cursors"
+    __table_args__ = (MYSQL_TABLE,)
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    conv_key: Mapped[str] = mapped_column(String(24), primary_key=True)
+    peer_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    group_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_read_id: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Notice(db.Model):
+    """Something that happened to a user: follow, group_added, group_removed, group_deleted."""
+
+    __tablename__ = "notices"
+    __table_args__ = (Index("ix_notices_user_id", "user_id", "id"), MYSQL_TABLE)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(24))
+    actor_id: Mapped[int] = mapped_column(Integer)
+    # No foreign key: a group_deleted notice outlives its group.
+    group_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    group_name: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

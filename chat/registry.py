@@ -1,0 +1,330 @@
+"""This process's live connections: who is connected, and who gets which frame.
+
+The registry knows nothing of the database. It maps users to their connections
+and groups to their locally connected members; the bus hands it events and it
+puts pre-built wire frames on the right connections' queues. Each connection has
+one bounded queue and at most one writer greenlet, started when there is
+something to write and gone when the queue is empty, so an idle connection costs
+no greenlet of its own and a slow reader only ever fills its own queue.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import secrets
+from collections import deque
+from time import monotonic
+from typing import Callable, Iterable, Protocol
+
+import gevent
+from gevent.lock import RLock
+
+from .transport import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_TRY_AGAIN, text_frame
+
+log = logging.getLogger("chat.registry")
+
+_PROCESS_TAG = f"{os.getpid():x}{secrets.token_hex(3)}"
+_counter = itertools.count(1)
+
+
+class Transport(Protocol):
+    """What a connection needs from its socket (``transport.ChatSocket``)."""
+
+    sock: object
+    connected: bool
+    last_received: float
+    pong_received: bool
+    write: Callable[[bytes], None]
+
+    def close_frame(self, code: int = 1000, reason: str = "") -> bytes: ...
+    def ping_frame(self) -> bytes: ...
+    def abort(self) -> None: ...
+
+
+class Event(Protocol):
+    """A routed event (``bus.Event``) as the registry reads it."""
+
+    channel: str
+    frame: bytes
+    exclude_conn: str | None
+    exclude_user: int | None
+    member: tuple[int, bool] | None
+    close_auth: int | None
+
+
+class Connection:
+    """One live WebSocket of one user: a bounded outbound queue and one writer."""
+
+    __slots__ = ("id", "user_id", "auth_id", "transport", "queue", "queued_bytes",
+                 "max_bytes", "writer", "closing", "sent_frames", "on_overflow")
+
+    def __init__(self, user_id: int, auth_id: int | None, transport: Transport,
+                 max_bytes: int):
+        self.id = f"{_PROCESS_TAG}-{next(_counter)}"
+        self.user_id = user_id
+        self.auth_id = auth_id
+        self.transport = transport
+        self.queue: deque[bytes] = deque()
+        self.queued_bytes = 0
+        self.max_bytes = max_bytes
+        self.writer: gevent.Greenlet | None = None
+        self.closing = False
+        self.sent_frames = 0
+        self.on_overflow: Callable[[Connection], None] | None = None
+        transport.write = self.enqueue
+
+    def send_payload(self, payload: bytes) -> None:
+        """Queue one JSON frame (already serialised) for this connection."""
+        self.enqueue(text_frame(payload))
+
+    def enqueue(self, wire: bytes) -> None:
+        """Queue wire bytes; a full queue closes the connection with 1013 (try again)."""
+        if self.closing or not wire:
+            return
+        if self.queued_bytes + len(wire) > self.max_bytes:
+            log.warning("event=queue_full user_id=%s conn=%s queued_bytes=%s",
+                        self.user_id, self.id, self.queued_bytes)
+            if self.on_overflow:
+                self.on_overflow(self)
+            self.close(CLOSE_TRY_AGAIN, "too slow: reconnect and sync", drop_queue=True)
+            return
+        self.queue.append(wire)
+        self.queued_bytes += len(wire)
+        if self.writer is None:
+            self.writer = gevent.spawn(self._write_loop)
+
+    def _write_loop(self) -> None:
+        """Drain the queue with sendall, joining small frames into one system call."""
+        sock = self.transport.sock
+        queue = self.queue
+        try:
+            while queue:
+                if len(queue) == 1:
+                    chunk = queue.popleft()
+                    count = 1
+                else:
+                    parts = []
+                    size = 0
+                    while queue and size < 65536:
+                        part = queue.popleft()
+                        parts.append(part)
+                        size += len(part)
+                    chunk = b"".join(parts)
+                    count = len(parts)
+                self.queued_bytes -= len(chunk)
+                sock.sendall(chunk)
+                self.sent_frames += count
+        except OSError:
+            # The peer is gone; the reader notices too and unregisters us.
+            queue.clear()
+            self.queued_bytes = 0
+            self.transport.abort()
+        finally:
+            self.writer = None
+        if self.closing:
+            self._finish_close()
+
+    def close(self, code: int, reason: str = "", drop_queue: bool = False) -> None:
+        """Send a close frame after what is queued (or instead of it) and end the socket."""
+        if self.closing:
+            return
+        if drop_queue:
+            self.queue.clear()
+            self.queued_bytes = 0
+        frame = self.transport.close_frame(code, reason)
+        if frame:
+            self.queue.append(frame)
+            self.queued_bytes += len(frame)
+        self.closing = True
+        if self.writer is None:
+            self.writer = gevent.spawn(self._write_loop)
+        # A peer that never reads would keep the close frame queued forever.
+        gevent.spawn_later(5, self.transport.abort)
+
+    def _finish_close(self) -> None:
+        """After the close frame went out, give the peer a moment to answer, then drop TCP."""
+        gevent.spawn_later(1, self.transport.abort)
+
+    def ping(self, now: float, interval: float) -> None:
+        """Ping when idle; drop the connection when the last ping got no answer."""
+        transport = self.transport
+        if now - transport.last_received < interval:
+            return
+        if not transport.pong_received:
+            log.info("event=ping_timeout user_id=%s conn=%s", self.user_id, self.id)
+            transport.abort()
+            return
+        transport.pong_received = False
+        self.enqueue(transport.ping_frame())
+
+
+class Registry:
+    """Lock-guarded maps of user -> connections and group -> locally connected members."""
+
+    def __init__(self) -> None:
+        self.lock = RLock()
+        self.users: dict[int, set[Connection]] = {}
+        self.user_groups: dict[int, set[int]] = {}
+        self.groups: dict[int, set[int]] = {}
+        self.on_channel_added: Callable[[str], None] = lambda channel: None
+        self.on_channel_removed: Callable[[str], None] = lambda channel: None
+        self.frames_out = 0
+        self._pinger: gevent.Greenlet | None = None
+
+    # -- membership of the registry ---------------------------------------
+
+    def add(self, conn: Connection, group_ids: Iterable[int]) -> None:
+        """Register a connection and the groups its user belongs to."""
+        added: list[str] = []
+        with self.lock:
+            conns = self.users.get(conn.user_id)
+            if conns is None:
+                conns = self.users[conn.user_id] = set()
+                added.append(f"u:{conn.user_id}")
+                groups = self.user_groups[conn.user_id] = set()
+                for gid in group_ids:
+                    groups.add(gid)
+                    added.extend(self._join_locked(conn.user_id, gid))
+            conns.add(conn)
+        for channel in added:
+            self.on_channel_added(channel)
+
+    def remove(self, conn: Connection) -> None:
+        """Forget a connection; the last one of a user takes its channels with it."""
+        removed: list[str] = []
+        with self.lock:
+            conns = self.users.get(conn.user_id)
+            if not conns or conn not in conns:
+                return
+            conns.discard(conn)
+            if not conns:
+                del self.users[conn.user_id]
+                removed.append(f"u:{conn.user_id}")
+                for gid in self.user_groups.pop(conn.user_id, ()):
+                    removed.extend(self._leave_locked(conn.user_id, gid))
+        for channel in removed:
+            self.on_channel_removed(channel)
+
+    def _join_locked(self, user_id: int, group_id: int) -> list[str]:
+        members = self.groups.get(group_id)
+        if members is None:
+            self.groups[group_id] = {user_id}
+            return [f"g:{group_id}"]
+        members.add(user_id)
+        return []
+
+    def _leave_locked(self, user_id: int, group_id: int) -> list[str]:
+        members = self.groups.get(group_id)
+        if members is None:
+            return []
+        members.discard(user_id)
+        if not members:
+            del self.groups[group_id]
+            return [f"g:{group_id}"]
+        return []
+
+    def set_membership(self, user_id: int, group_id: int, joined: bool) -> None:
+        """A connected user joined or left a group: route its messages accordingly."""
+        changed: list[str] = []
+        with self.lock:
+            groups = self.user_groups.get(user_id)
+            if groups is None:
+                return
+            if joined and group_id not in groups:
+                groups.add(group_id)
+                changed = self._join_locked(user_id, group_id)
+            elif not joined and group_id in groups:
+                groups.discard(group_id)
+                changed = self._leave_locked(user_id, group_id)
+        for channel in changed:
+            (self.on_channel_added if joined else self.on_channel_removed)(channel)
+
+    # -- questions ---------------------------------------------------------
+
+    def channels(self) -> list[str]:
+        """Every channel this process needs (for a bus that resubscribes)."""
+        with self.lock:
+            return [f"u:{u}" for u in self.users] + [f"g:{g}" for g in self.groups]
+
+    def count(self, user_id: int, exclude_conn: str | None = None) -> int:
+        """How many local connections the user has (not counting ``exclude_conn``)."""
+        conns = self.users.get(user_id)
+        if not conns:
+            return 0
+        return sum(1 for c in conns if c.id != exclude_conn)
+
+    def connections(self) -> list[Connection]:
+        """A snapshot of every local connection."""
+        with self.lock:
+            return [c for conns in self.users.values() for c in conns]
+
+    def __len__(self) -> int:
+        return sum(len(c) for c in self.users.values())
+
+    # -- delivery ----------------------------------------------------------
+
+    def dispatch(self, event: Event) -> None:
+        """Apply one event from the bus to this process's connections."""
+        kind, _, ident = event.channel.partition(":")
+        target = int(ident)
+        if kind == "u":
+            if event.member is not None:
+                self.set_membership(target, event.member[0], event.member[1])
+            conns = self.users.get(target)
+            if not conns:
+                return
+            conns = list(conns)
+            if event.close_auth is not None:
+                for conn in conns:
+                    if conn.auth_id == event.close_auth:
+                        conn.close(CLOSE_POLICY, "logged out")
+            if event.frame:
+                self._deliver(conns, event.frame, event.exclude_conn)
+        elif kind == "g":
+            members = self.groups.get(target)
+            if not members:
+                return
+            conns = [c for uid in list(members) if uid != event.exclude_user
+                     for c in self.users.get(uid, ())]
+            if event.frame:
+                self._deliver(conns, event.frame, event.exclude_conn)
+
+    def _deliver(self, conns: list[Connection], payload: bytes,
+                 exclude_conn: str | None) -> None:
+        """Put the same wire bytes on every connection's queue."""
+        wire = text_frame(payload)
+        sent = 0
+        for conn in conns:
+            if conn.id != exclude_conn:
+                conn.enqueue(wire)
+                sent += 1
+        self.frames_out += sent
+
+    # -- upkeep ------------------------------------------------------------
+
+    def start_pinger(self, interval: float) -> None:
+        """Ping idle connections every ``interval`` seconds and drop the dead."""
+        if self._pinger is None and interval > 0:
+            self._pinger = gevent.spawn(self._ping_loop, interval)
+
+    def _ping_loop(self, interval: float) -> None:
+        while True:
+            gevent.sleep(interval / 2)
+            now = monotonic()
+            for conn in self.connections():
+                try:
+                    conn.ping(now, interval)
+                except Exception:  # one broken socket must not stop the pinger
+                    log.exception("event=ping_failed conn=%s", conn.id)
+
+    def close_all(self, code: int = CLOSE_GOING_AWAY, reason: str = "server restarting") -> None:
+        """Close every connection (graceful shutdown): clients reconnect elsewhere at once."""
+        for conn in self.connections():
+            conn.close(code, reason)
+
+    def close_auth(self, auth_ids: set[int]) -> None:
+        """Close the connections opened with these (revoked) credentials."""
+        for conn in self.connections():
+            if conn.auth_id in auth_ids:
+                conn.close(CLOSE_POLICY, "logged out")

@@ -1,0 +1,163 @@
+"""Accounts: registration, password checks with a brake on guessing, tokens and sessions."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .. import validation
+from ..errors import Conflict, NotFound, RateLimited, Unauthorized
+from ..extensions import db
+from ..models import AuthToken, User, utcnow
+from . import runtime
+
+# Checked against when the username does not exist, so both paths cost one hash.
+_DUMMY_HASH = generate_password_hash("not-a-real-password-0")
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A freshly issued secret: shown once to its owner, stored only as a hash."""
+
+    token_id: int
+    user_id: int
+    secret: str
+
+
+def hash_secret(secret: str) -> str:
+    """Tokens are random 256-bit strings, so a plain SHA-256 is enough to store them."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def user_json(user: User) -> dict:
+    """A user as PROTOCOL.md shows it."""
+    return {"id": user.id, "username": user.username,
+            "created_at": runtime.iso(user.created_at)}
+
+
+def register(username, password) -> User:
+    """Create an account; 409 when the name is taken (case-insensitively)."""
+    name = validation.username(username)
+    secret = validation.password(password)
+    user = User(username=name, username_key=name.lower(),
+                password_hash=generate_password_hash(secret))
+    db.session.add(user)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict("that username is taken") from None
+    return user
+
+
+def _failure_key(username: str) -> str:
+    return "login-fail:" + username.lower()
+
+
+def authenticate(username, password) -> User:
+    """The user for these credentials; 401 when wrong, 429 after too many failures."""
+    if type(username) is not str or type(password) is not str:
+        raise validation.BadRequest("username and password must be strings")
+    if len(username) > 64 or len(password) > validation.PASSWORD_MAX:
+        raise Unauthorized("wrong username or password")
+    cfg = runtime.config()
+    counters = runtime.counters()
+    key = _failure_key(username)
+    if counters.get(key) >= cfg["CHAT_LOGIN_MAX_FAILURES"]:
+        raise RateLimited("too many failed logins for this user; try again in 15 minutes")
+    user = db.session.scalar(select(User).where(User.username_key == username.lower()))
+    ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
+    if not user or not ok:
+        counters.incr(key, cfg["CHAT_LOGIN_WINDOW"])
+        raise Unauthorized("wrong username or password")
+    return user
+
+
+def issue_credential(user_id: int, kind: str, name: str = "") -> Credential:
+    """Create a token (kind "api") or a browser session (kind "session")."""
+    secret = secrets.token_urlsafe(32)
+    row = AuthToken(user_id=user_id, token_hash=hash_secret(secret), kind=kind, name=name[:64])
+    db.session.add(row)
+    db.session.commit()
+    return Credential(row.id, user_id, secret)
+
+
+def session_key(cred: Credential) -> str:
+    """What the Flask session keeps: the session row id and its secret."""
+    return f"{cred.token_id}.{cred.secret}"
+
+
+def resolve_secret(secret: str) -> tuple[User, int] | None:
+    """The user and credential id for a live token secret, or None."""
+    if not secret or len(secret) > 128:
+        return None
+    row = db.session.execute(
+        select(User, AuthToken.id, AuthToken.revoked_at)
+        .join(AuthToken, AuthToken.user_id == User.id)
+        .where(AuthToken.token_hash == hash_secret(secret))).first()
+    if row is None or row.revoked_at is not None:
+        return None
+    return row.User, row.id
+
+
+def resolve_session_key(key: str) -> tuple[User, int] | None:
+    """The user for a session key kept in the cookie, or None once it was logged out."""
+    token_id, _, secret = (key or "").partition(".")
+    found = resolve_secret(secret)
+    if found is None or str(found[1]) != token_id:
+        return None
+    return found
+
+
+def revoke(token_id: int, user_id: int) -> None:
+    """Revoke one of the user's credentials and close the sockets opened with it."""
+    row = db.session.get(AuthToken, token_id)
+    if row is None or row.user_id != user_id:
+        raise NotFound("no such token")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        runtime.after_commit_close(user_id, token_id)
+        db.session.commit()
+
+
+def list_tokens(user_id: int) -> list[dict]:
+    """The user's live API tokens (never their secrets)."""
+    rows = db.session.scalars(
+        select(AuthToken).where(AuthToken.user_id == user_id, AuthToken.kind == "api",
+                                AuthToken.revoked_at.is_(None)).order_by(AuthToken.id))
+    return [{"id": r.id, "name": r.name, "created_at": runtime.iso(r.created_at)} for r in rows]
+
+
+def revoked_among(token_ids: list[int]) -> set[int]:
+    """Which of these credential ids are revoked (or gone): their sockets must close."""
+    if not token_ids:
+        return set()
+    live = set(db.session.scalars(select(AuthToken.id).where(
+        AuthToken.id.in_(token_ids), AuthToken.revoked_at.is_(None))))
+    return set(token_ids) - live
+
+
+def change_password(user: User, current, new) -> None:
+    """Change a password and end every other session and token of the user."""
+    if type(current) is not str or not check_password_hash(user.password_hash, current):
+        raise Unauthorized("the current password is wrong")
+    user.password_hash = generate_password_hash(validation.password(new))
+    others = list(db.session.scalars(select(AuthToken.id).where(
+        AuthToken.user_id == user.id, AuthToken.revoked_at.is_(None),
+        AuthToken.id != (user.auth_token_id or 0))))
+    if others:
+        db.session.execute(update(AuthToken).where(AuthToken.id.in_(others))
+                           .values(revoked_at=utcnow()))
+        for token_id in others:
+            runtime.after_commit_close(user.id, token_id)
+    db.session.commit()
+
+
+def constant_time_equal(a: str, b: str) -> bool:
+    """Compare secrets without leaking their common prefix through timing."""
+    return hmac.compare_digest(a.encode(), b.encode())

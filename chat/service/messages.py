@@ -1,0 +1,238 @@
+"""Reading messages: history, unread, read cursors, sync, conversations, typing.
+
+A user's conversations are their ``read_cursors`` rows (one per private chat
+and per group), so unread counts are index ranges above each cursor and cost
+the same in a 2-person chat and a 5,000-member group.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import and_, func, select, update
+
+from .. import validation
+from ..bus import Event
+from ..errors import BadRequest, Forbidden
+from ..extensions import db
+from ..models import Group, Message, ReadCursor, User, group_key, private_key
+from . import runtime
+from .sqlutil import insert_ignore
+from .groups import get_group, membership
+from .social import get_user, is_blocked
+
+UNREAD_FETCH_MAX = 5000
+
+_MESSAGE_COLUMNS = (Message.id, Message.sender_id, Message.recipient_id, Message.group_id,
+                    Message.content, Message.client_id, Message.created_at,
+                    User.username.label("sender_name"))
+
+
+def message_frame(row) -> dict:
+    """A stored message as the ``message`` frame (and as history and sync items)."""
+    target = f"g{row.group_id}" if row.group_id is not None else str(row.recipient_id)
+    return {"kind": "message", "code": 200, "id": row.id,
+            "from": f"{row.sender_id}->{target}", "sender_id": row.sender_id,
+            "sender_name": row.sender_name, "recipient_id": row.recipient_id,
+            "group_id": row.group_id, "content": row.content,
+            "created_at": runtime.iso(row.created_at), "client_id": row.client_id}
+
+
+def _select_messages():
+    return select(*_MESSAGE_COLUMNS).join(User, User.id == Message.sender_id)
+
+
+def resolve_conversation(user_id: int, target_id, is_group: bool) -> tuple[str, int | None,
+                                                                          int | None]:
+    """The conversation key for a peer or a group the user may read: (key, peer, group)."""
+    if is_group:
+        group = get_group(target_id)
+        if membership(group.id, user_id) is None:
+            raise Forbidden("you are not a member of this group")
+        return group_key(group.id), None, group.id
+    peer = get_user(target_id)
+    return private_key(user_id, peer.id), peer.id, None
+
+
+def history(user_id: int, target_id, is_group: bool, before_id=None, before_time=None,
+            limit=None) -> dict:
+    """The ``limit`` messages of a conversation before the cursor, oldest first."""
+    key, peer_id, group_id = resolve_conversation(user_id, target_id, is_group)
+    before = validation.cursor(before_id, "before_id")
+    size = validation.limit(limit, 1, 100, 10)
+    if before is not None and before_time is not None:
+        raise BadRequest("give before_id or a time cursor, not both")
+    result = {"recipient_id": peer_id if peer_id is not None else group_id,
+              "group": is_group, "messages": [], "has_more": False}
+    if before == 0:
+        return result  # nothing lies before position 0
+    query = _select_messages().where(Message.conv_key == key)
+    if before is not None:
+        query = query.where(Message.id < before)
+    if before_time is not None:
+        moment: datetime = validation.time_cursor(before_time)
+        query = query.where(Message.created_at < moment)
+    rows = db.session.execute(query.order_by(Message.id.desc()).limit(size + 1)).all()
+    result["has_more"] = len(rows) > size
+    result["messages"] = [message_frame(r) for r in reversed(rows[:size])]
+    return result
+
+
+def _conversation_rows(user_id: int):
+    """Each of the user's conversations with its last message id and unread count."""
+    newest = (select(func.max(Message.id)).where(Message.conv_key == ReadCursor.conv_key)
+              .correlate(ReadCursor).scalar_subquery())
+    unread = (select(func.count()).select_from(Message).where(
+        Message.conv_key == ReadCursor.conv_key, Message.id > ReadCursor.last_read_id,
+        Message.sender_id != user_id).correlate(ReadCursor).scalar_subquery())
+    return db.session.execute(
+        select(ReadCursor.conv_key, ReadCursor.peer_id, ReadCursor.group_id,
+               ReadCursor.last_read_id, newest.label("last_id"), unread.label("unread"))
+        .where(ReadCursor.user_id == user_id)).all()
+
+
+def hello_state(user_id: int) -> tuple[int, int]:
+    """(unread messages from others, newest message id the user can see)."""
+    rows = _conversation_rows(user_id)
+    return (sum(r.unread for r in rows), max((r.last_id or 0 for r in rows), default=0))
+
+
+def conversations(user_id: int, unread_only: bool = False) -> list[dict]:
+    """The user's private chats and groups, newest first, with last message and unread."""
+    rows = [r for r in _conversation_rows(user_id) if not unread_only or r.unread]
+    last_ids = [r.last_id for r in rows if r.last_id]
+    last = {m.id: message_frame(m) for m in db.session.execute(
+        _select_messages().where(Message.id.in_(last_ids)))} if last_ids else {}
+    peer_ids = [r.peer_id for r in rows if r.peer_id is not None]
+    group_ids = [r.group_id for r in rows if r.group_id is not None]
+    names = dict(db.session.execute(select(User.id, User.username)
+                                    .where(User.id.in_(peer_ids))).all()) if peer_ids else {}
+    groups = {g.id: g for g in db.session.scalars(
+        select(Group).where(Group.id.in_(group_ids)))} if group_ids else {}
+    peer_read = dict(db.session.execute(
+        select(ReadCursor.conv_key, ReadCursor.last_read_id).where(
+            ReadCursor.conv_key.in_([r.conv_key for r in rows if r.peer_id is not None]),
+            ReadCursor.user_id != user_id)).all()) if peer_ids else {}
+    items = []
+    for r in rows:
+        if r.group_id is None and not r.last_id:
+            continue  # a private chat with nothing in it yet
+        item = {"kind": "group" if r.group_id is not None else "private",
+                "last_message": last.get(r.last_id), "unread": r.unread,
+                "last_read_id": r.last_read_id}
+        if r.group_id is not None:
+            group = groups.get(r.group_id)
+            if group is None:
+                continue
+            item.update(group_id=r.group_id, name=group.name, icon=group.icon)
+        else:
+            item.update(user_id=r.peer_id, name=names.get(r.peer_id, ""),
+                        peer_last_read_id=(r.last_read_id if r.peer_id == user_id
+                                           else peer_read.get(r.conv_key, 0)))
+        items.append(item)
+    items.sort(key=lambda i: (i["last_message"]["id"] if i["last_message"] else 0),
+               reverse=True)
+    return items
+
+
+def unread_summary(user_id: int) -> dict:
+    """``{"total", "conversations"}`` of what is unread; marks nothing read."""
+    convs = conversations(user_id, unread_only=True)
+    return {"total": sum(c["unread"] for c in convs), "conversations": convs}
+
+
+def _set_cursor(user_id: int, key: str, value: int, peer_id: int | None,
+                group_id: int | None) -> int:
+    """Move a read cursor forward to ``value`` (never back); returns where it stands."""
+    db.session.execute(insert_ignore(ReadCursor.__table__, db.engine.dialect.name).values(
+        user_id=user_id, conv_key=key, peer_id=peer_id, group_id=group_id, last_read_id=0))
+    db.session.execute(
+        update(ReadCursor).where(ReadCursor.user_id == user_id, ReadCursor.conv_key == key,
+                                 ReadCursor.last_read_id < value)
+        .values(last_read_id=value))
+    return db.session.scalar(select(ReadCursor.last_read_id).where(
+        ReadCursor.user_id == user_id, ReadCursor.conv_key == key))
+
+
+def _read_events(user_id: int, peer_id: int | None, group_id: int | None, value: int,
+                 origin: str | None) -> list[Event]:
+    frame = runtime.dumps({"kind": "read", "code": 200, "user_id": user_id,
+                           "recipient_id": peer_id, "group_id": group_id,
+                           "last_read_id": value})
+    events = [Event(f"u:{user_id}", frame, exclude_conn=origin)]
+    if peer_id is not None and peer_id != user_id:
+        events.append(Event(f"u:{peer_id}", frame))
+    return events
+
+
+def mark_read(user_id: int, target_id, is_group: bool, last_read_id,
+              origin: str | None = None) -> dict:
+    """Move the user's cursor (clamped to the newest message); push ``read`` receipts."""
+    key, peer_id, group_id = resolve_conversation(user_id, target_id, is_group)
+    wanted = validation.cursor(last_read_id, "last_read_id")
+    if wanted is None:
+        raise BadRequest("last_read_id is required")
+    newest = db.session.scalar(select(func.max(Message.id))
+                               .where(Message.conv_key == key)) or 0
+    value = _set_cursor(user_id, key, min(wanted, newest), peer_id, group_id)
+    runtime.after_commit(*_read_events(user_id, peer_id, group_id, value, origin))
+    db.session.commit()
+    return {"kind": "read", "code": 200, "user_id": user_id, "recipient_id": peer_id,
+            "group_id": group_id, "last_read_id": value}
+
+
+def fetch_unread(user_id: int, origin: str | None = None) -> dict:
+    """Every unread message, oldest first, and mark them read (as the seed does)."""
+    rows = db.session.execute(
+        _select_messages().add_columns(ReadCursor.peer_id, ReadCursor.conv_key)
+        .join(ReadCursor, and_(ReadCursor.conv_key == Message.conv_key,
+                               ReadCursor.user_id == user_id))
+        .where(Message.id > ReadCursor.last_read_id, Message.sender_id != user_id)
+        .order_by(Message.id).limit(UNREAD_FETCH_MAX + 1)).all()
+    has_more = len(rows) > UNREAD_FETCH_MAX
+    rows = rows[:UNREAD_FETCH_MAX]
+    newest: dict[str, tuple[int, int | None, int | None]] = {}
+    for r in rows:
+        newest[r.conv_key] = (r.id, r.peer_id, r.group_id)
+    events: list[Event] = []
+    for key, (last_id, peer_id, group_id) in newest.items():
+        value = _set_cursor(user_id, key, last_id, peer_id, group_id)
+        events.extend(_read_events(user_id, peer_id, group_id, value, origin))
+    runtime.after_commit(*events)
+    db.session.commit()
+    return {"kind": "unread", "code": 200, "messages": [message_frame(r) for r in rows],
+            "has_more": has_more}
+
+
+def sync(user_id: int, since_id, limit=None) -> dict:
+    """Every message the user can see with ``id > since_id``, oldest first."""
+    since = validation.cursor(since_id, "since_id")
+    if since is None:
+        raise BadRequest("since_id is required")
+    size = validation.limit(limit, 1, 1000, 500)
+    rows = db.session.execute(
+        _select_messages()
+        .join(ReadCursor, and_(ReadCursor.conv_key == Message.conv_key,
+                               ReadCursor.user_id == user_id))
+        .where(Message.id > since).order_by(Message.id).limit(size + 1)).all()
+    return {"kind": "sync", "code": 200, "messages": [message_frame(r) for r in rows[:size]],
+            "has_more": len(rows) > size}
+
+
+def typing(user_id: int, target_id, is_group: bool) -> None:
+    """Tell the other party (or the group's other members) that the user is typing."""
+    if is_group:
+        group = get_group(target_id)
+        if membership(group.id, user_id) is None:
+            raise Forbidden("you are not a member of this group")
+        frame = runtime.dumps({"kind": "typing", "code": 200, "user_id": user_id,
+                               "recipient_id": None, "group_id": group.id})
+        runtime.publish_now(Event(f"g:{group.id}", frame, exclude_user=user_id))
+        return
+    peer = get_user(target_id)
+    if peer.id == user_id:
+        return
+    if is_blocked(peer.id, user_id):
+        raise Forbidden("this user has blocked you")
+    frame = runtime.dumps({"kind": "typing", "code": 200, "user_id": user_id,
+                           "recipient_id": peer.id, "group_id": None})
+    runtime.publish_now(Event(f"u:{peer.id}", frame))

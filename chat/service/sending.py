@@ -1,0 +1,484 @@
+"""Sending messages: validate, check limits, store in batches, commit, ack, then deliver.
+
+Every send from every connection of this process (and ``POST /api/messages``)
+goes through one ``MessageCommitter``. It takes whatever has queued up while the
+previous batch was being written (a group commit: no artificial wait), checks
+the whole batch with a handful of queries (recipients, blocks, follows,
+memberships, stranger counters in one Redis pipeline), writes it with one
+multi-row INSERT and one COMMIT, acks each sender and only then publishes.
+
+Ordering across processes: ids come from the ``message_sequence`` row, whose
+lock is held until COMMIT, so ids follow commit order and ``sync`` from the
+largest id a client saw never skips a message that committed late. With Redis
+between processes a MySQL named lock is also held from the id allocation until
+the PUBLISH, so every subscriber sees messages in id order.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from time import perf_counter
+from typing import Callable
+
+import gevent
+from gevent.event import AsyncResult
+from gevent.queue import SimpleQueue
+from sqlalchemy import Connection, and_, func, insert, or_, select, text, tuple_, update
+from sqlalchemy.exc import DBAPIError
+
+from ..bus import Bus, Event
+from ..errors import ChatError, Forbidden, NotFound, ServerBusy, StrangerLimit
+from ..limits import Counters, CountersDown, stranger_key
+from ..models import (Block, Follow, Group, Membership, Message, MessageSequence, ReadCursor,
+                      User, group_key, private_key, utcnow)
+from .messages import message_frame
+from .runtime import dumps, iso
+from .sqlutil import insert_ignore
+
+log = logging.getLogger("chat.sending")
+
+Reply = Callable[[dict | None, ChatError | None, bool], None]
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """One message on its way in; ``reply(ack, error, created)`` is called exactly once."""
+
+    sender_id: int
+    recipient_id: int | None
+    group_id: int | None
+    content: str
+    client_id: str | None
+    origin: str | None
+    reply: Reply
+    conv_key: str = ""
+    id: int = 0
+    counted: str | None = None  # the stranger counter this send incremented
+    online: bool | None = None
+    duplicates: list["Outgoing"] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Row:
+    """What ``message_frame`` reads, without a round trip to fetch it back."""
+
+    id: int
+    sender_id: int
+    recipient_id: int | None
+    group_id: int | None
+    content: str
+    client_id: str | None
+    created_at: object
+    sender_name: str
+
+
+def ack_frame(row, online: bool | None) -> dict:
+    """The ack for a stored message (also the body of ``POST /api/messages``)."""
+    ack = {"kind": "ack", "code": 200, "id": row.id, "client_id": row.client_id,
+           "created_at": iso(row.created_at), "recipient_id": row.recipient_id,
+           "group_id": row.group_id}
+    if row.group_id is None:
+        ack["online"] = bool(online)
+        ack["content"] = "recipient online" if online else "recipient offline"
+    else:
+        ack["content"] = "sent"
+    return ack
+
+
+class SendStats:
+    """Counters and a latency histogram for /metrics."""
+
+    BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+    def __init__(self) -> None:
+        self.messages_in = 0
+        self.batches = 0
+        self.errors: dict[str, int] = {}
+        self.latency_counts = [0] * (len(self.BUCKETS) + 1)
+        self.latency_sum = 0.0
+
+    def observe(self, seconds: float, count: int) -> None:
+        """Record the commit latency of ``count`` messages."""
+        for i, bound in enumerate(self.BUCKETS):
+            if seconds <= bound:
+                self.latency_counts[i] += count
+                break
+        else:
+            self.latency_counts[-1] += count
+        self.latency_sum += seconds * count
+
+    def error(self, code: str, count: int = 1) -> None:
+        """Count errors by code."""
+        self.errors[code] = self.errors.get(code, 0) + count
+
+
+class MessageCommitter:
+    """The single writer of messages in this process (a group commit loop)."""
+
+    def __init__(self, app, bus: Bus, counters: Counters) -> None:
+        self.app = app
+        self.bus = bus
+        self.counters = counters
+        cfg = app.config
+        self.batch_max = cfg["CHAT_BATCH_MAX"]
+        self.stranger_limit = cfg["CHAT_STRANGER_LIMIT"]
+        self.stranger_ttl = cfg["CHAT_STRANGER_TTL"]
+        self.order_lock = cfg.get("CHAT_ORDER_LOCK", True)
+        self.lock_name = cfg["CHAT_REDIS_PREFIX"] + "message-order"
+        self.queue: SimpleQueue = SimpleQueue()
+        self.greenlet: gevent.Greenlet | None = None
+        self.conn: Connection | None = None
+        self.names: dict[int, str] = {}
+        self.known_pairs: set[str] = set()
+        self.stats = SendStats()
+        self.inflight = 0
+        self.idle = AsyncResult()
+        self.idle.set()
+
+    # -- the public face ----------------------------------------------------
+
+    def submit(self, item: Outgoing) -> None:
+        """Queue a message; its ``reply`` is called once it is stored or refused."""
+        if self.greenlet is None:
+            self.greenlet = gevent.spawn(self._run)
+        self.stats.messages_in += 1
+        self.queue.put(item)
+
+    def send_and_wait(self, item_args: dict, timeout: float = 30.0) -> tuple[dict, bool]:
+        """Submit and block this greenlet until the ack: (ack, created) or raises ChatError."""
+        result = AsyncResult()
+        self.submit(Outgoing(reply=lambda ack, err, created: result.set((ack, err, created)),
+                             **item_args))
+        try:
+            ack, err, created = result.get(timeout=timeout)
+        except gevent.Timeout:
+            raise ServerBusy("the message could not be stored in time") from None
+        if err is not None:
+            raise err
+        return ack, created
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until everything queued so far is stored (graceful shutdown)."""
+        deadline = perf_counter() + timeout
+        while (not self.queue.empty() or self.inflight) and perf_counter() < deadline:
+            gevent.sleep(0.05)
+        return self.queue.empty() and not self.inflight
+
+    # -- the loop -----------------------------------------------------------
+
+    def _run(self) -> None:
+        with self.app.app_context():
+            while True:
+                batch = [self.queue.get()]
+                while len(batch) < self.batch_max and not self.queue.empty():
+                    batch.append(self.queue.get())
+                self.inflight = len(batch)
+                started = perf_counter()
+                try:
+                    self._process(batch)
+                except Exception:  # never let one bad batch stop sending for everyone
+                    log.exception("event=batch_failed size=%s", len(batch))
+                    for item in batch:
+                        self._fail(item, ServerBusy())
+                finally:
+                    self.inflight = 0
+                self.stats.batches += 1
+                self.stats.observe(perf_counter() - started, len(batch))
+
+    def _connection(self) -> Connection:
+        if self.conn is None or self.conn.closed or self.conn.invalidated:
+            from ..extensions import db
+            self.conn = db.engine.connect()
+        return self.conn
+
+    def _drop_connection(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            try:
+                conn.invalidate()
+                conn.close()
+            except Exception:
+                pass
+
+    def _fail(self, item: Outgoing, error: ChatError) -> None:
+        self.stats.error(error.code, 1 + len(item.duplicates))
+        for each in (item, *item.duplicates):
+            try:
+                each.reply(None, error, False)
+            except Exception:
+                log.exception("event=reply_failed")
+
+    def _process(self, batch: list[Outgoing]) -> None:
+        try:
+            conn = self._connection()
+            pending = self._dedupe(conn, batch)
+            pending = self._check(conn, pending)
+            conn.rollback()  # end the read transaction before taking locks
+        except DBAPIError as exc:
+            log.warning("event=db_unavailable phase=check error=%s", type(exc.orig).__name__)
+            self._drop_connection()
+            for item in batch:
+                if item.counted is not None:
+                    self.counters.decr_many([item.counted])
+                self._fail(item, ServerBusy())
+            return
+        pending = self._apply_stranger_rule(pending)
+        if pending:
+            self._store_and_publish(pending)
+
+    # -- phase 1: duplicates ------------------------------------------------
+
+    def _dedupe(self, conn: Connection, batch: list[Outgoing]) -> list[Outgoing]:
+        """Answer resends whose client_id is already stored with the stored message's ack."""
+        first: dict[tuple[int, str], Outgoing] = {}
+        fresh: list[Outgoing] = []
+        for item in batch:
+            if item.client_id is None:
+                fresh.append(item)
+                continue
+            key = (item.sender_id, item.client_id)
+            if key in first:
+                first[key].duplicates.append(item)
+            else:
+                first[key] = item
+                fresh.append(item)
+        if not first:
+            return fresh
+        stored = conn.execute(
+            select(Message.id, Message.sender_id, Message.recipient_id, Message.group_id,
+                   Message.client_id, Message.created_at)
+            .where(tuple_(Message.sender_id, Message.client_id).in_(list(first)))).all()
+        for row in stored:
+            item = first[(row.sender_id, row.client_id)]
+            fresh.remove(item)
+            online = None
+            if row.group_id is None:
+                online = bool(self.bus.online([row.recipient_id], exclude_conn=item.origin))
+            ack = ack_frame(row, online)
+            for each in (item, *item.duplicates):
+                each.reply(ack, None, False)
+        return fresh
+
+    # -- phase 2: who may send what -----------------------------------------
+
+    def _check(self, conn: Connection, items: list[Outgoing]) -> list[Outgoing]:
+        """Recipients and groups exist, no block, sender is a member; fills names."""
+        user_ids = {i.sender_id for i in items} | {i.recipient_id for i in items
+                                                  if i.recipient_id is not None}
+        missing = [u for u in user_ids if u not in self.names]
+        if missing:
+            for uid, name in conn.execute(select(User.id, User.username)
+                                          .where(User.id.in_(missing))):
+                self.names[uid] = name
+        private = [i for i in items if i.recipient_id is not None]
+        groups = [i for i in items if i.group_id is not None]
+        blocked: set[tuple[int, int]] = set()
+        pairs = {(i.recipient_id, i.sender_id) for i in private if i.recipient_id != i.sender_id}
+        if pairs:
+            blocked = set(conn.execute(select(Block.blocker_id, Block.blocked_id).where(
+                tuple_(Block.blocker_id, Block.blocked_id).in_(list(pairs)))).all())
+        live_groups: set[int] = set()
+        members: set[tuple[int, int]] = set()
+        if groups:
+            gids = list({i.group_id for i in groups})
+            live_groups = set(conn.scalars(select(Group.id).where(Group.id.in_(gids))))
+            members = set(conn.execute(select(Membership.group_id, Membership.user_id).where(
+                tuple_(Membership.group_id, Membership.user_id).in_(
+                    list({(i.group_id, i.sender_id) for i in groups})))).all())
+        accepted = []
+        for item in items:
+            if item.recipient_id is not None:
+                if item.recipient_id not in self.names:
+                    self._fail(item, NotFound("no such user"))
+                    continue
+                if (item.recipient_id, item.sender_id) in blocked:
+                    self._fail(item, Forbidden("this user has blocked you"))
+                    continue
+                item.conv_key = private_key(item.sender_id, item.recipient_id)
+            else:
+                if item.group_id not in live_groups:
+                    self._fail(item, NotFound("no such group"))
+                    continue
+                if (item.group_id, item.sender_id) not in members:
+                    self._fail(item, Forbidden("you are not a member of this group"))
+                    continue
+                item.conv_key = group_key(item.group_id)
+            accepted.append(item)
+        self._mutual = self._mutual_follows(conn, accepted)
+        return accepted
+
+    def _mutual_follows(self, conn: Connection, items: list[Outgoing]) -> set[tuple[int, int]]:
+        """The (sender, recipient) pairs among ``items`` that follow each other both ways."""
+        pairs = {(i.sender_id, i.recipient_id) for i in items
+                 if i.recipient_id is not None and i.recipient_id != i.sender_id}
+        if not pairs:
+            return set()
+        both = pairs | {(b, a) for a, b in pairs}
+        found = set(conn.execute(select(Follow.follower_id, Follow.followee_id).where(
+            tuple_(Follow.follower_id, Follow.followee_id).in_(list(both)))).all())
+        return {(a, b) for a, b in pairs if (a, b) in found and (b, a) in found}
+
+    def _apply_stranger_rule(self, items: list[Outgoing]) -> list[Outgoing]:
+        """The seed's rule: three messages to someone who has not written back.
+
+        Every private message counts (INCR + EXPIRE, one pipeline for the batch), so
+        that a reply is known even between users who follow each other.
+        """
+        private = [i for i in items if i.recipient_id is not None
+                   and i.recipient_id != i.sender_id]
+        if not private:
+            return items
+        try:
+            replied = self.counters.get_many(
+                [stranger_key(i.recipient_id, i.sender_id) for i in private])
+            counts = self.counters.incr_many(
+                [stranger_key(i.sender_id, i.recipient_id) for i in private], self.stranger_ttl)
+        except CountersDown:
+            return self._apply_stranger_rule_from_database(items, private)
+        refused: set[int] = set()
+        undo = []
+        for item, back, count in zip(private, replied, counts):
+            key = stranger_key(item.sender_id, item.recipient_id)
+            item.counted = key
+            if count > self.stranger_limit and back <= 0 and \
+                    (item.sender_id, item.recipient_id) not in self._mutual:
+                refused.add(id(item))
+                undo.append(key)
+                self._fail(item, StrangerLimit())
+        if undo:
+            self.counters.decr_many(undo)
+        return [i for i in items if id(i) not in refused]
+
+    def _apply_stranger_rule_from_database(self, items, private) -> list[Outgoing]:
+        """Redis is down: answer the rule from the stored messages, which hold the truth."""
+        from datetime import timedelta
+
+        since = utcnow() - timedelta(seconds=self.stranger_ttl)
+        refused: set[int] = set()
+        sent_in_batch: dict[tuple[int, int], int] = {}
+        conn = self._connection()
+        try:
+            for item in private:
+                pair = (item.sender_id, item.recipient_id)
+                if pair in self._mutual:
+                    continue
+                base = and_(Message.conv_key == private_key(*pair), Message.created_at >= since)
+                replied = conn.scalar(select(func.count()).select_from(Message).where(
+                    base, Message.sender_id == item.recipient_id))
+                if replied:
+                    continue
+                if pair not in sent_in_batch:
+                    sent_in_batch[pair] = conn.scalar(select(func.count()).select_from(Message)
+                                                      .where(base,
+                                                             Message.sender_id == item.sender_id))
+                if sent_in_batch[pair] >= self.stranger_limit:
+                    refused.add(id(item))
+                    self._fail(item, StrangerLimit())
+                else:
+                    sent_in_batch[pair] += 1
+            conn.rollback()
+        except DBAPIError:
+            self._drop_connection()
+            for item in items:
+                if id(item) not in refused:
+                    refused.add(id(item))
+                    self._fail(item, ServerBusy())
+        return [i for i in items if id(i) not in refused]
+
+    # -- phase 3: write, ack, publish ---------------------------------------
+
+    def _store_and_publish(self, items: list[Outgoing]) -> None:
+        online = self.bus.online(list({i.recipient_id for i in items
+                                       if i.recipient_id is not None
+                                       and i.recipient_id != i.sender_id}))
+        for item in items:
+            if item.recipient_id is None:
+                continue
+            if item.recipient_id == item.sender_id:
+                item.online = bool(self.bus.online([item.sender_id], exclude_conn=item.origin))
+            else:
+                item.online = item.recipient_id in online
+        conn = self._connection()
+        locked = False
+        try:
+            mysql = conn.dialect.name in ("mysql", "mariadb")
+            if mysql and self.order_lock:
+                locked = bool(conn.scalar(text("SELECT GET_LOCK(:name, 10)"),
+                                          {"name": self.lock_name}))
+                if not locked:
+                    raise ServerBusy("the message store is congested")
+            rows = self._write(conn, items)
+        except (DBAPIError, ServerBusy) as exc:
+            log.warning("event=db_unavailable phase=commit error=%s",
+                        type(getattr(exc, "orig", exc)).__name__)
+            self._drop_connection()
+            undo = [i.counted for i in items if i.counted is not None]
+            if undo:
+                self.counters.decr_many(undo)
+            for item in items:
+                self._fail(item, ServerBusy())
+            return
+        try:
+            events: list[Event] = []
+            for item, row in zip(items, rows):
+                ack = ack_frame(row, item.online)
+                for each in (item, *item.duplicates):
+                    try:
+                        each.reply(ack, None, each is item)
+                    except Exception:
+                        log.exception("event=reply_failed")
+                frame = dumps(message_frame(row))
+                if item.group_id is not None:
+                    events.append(Event(f"g:{item.group_id}", frame, exclude_conn=item.origin))
+                else:
+                    events.append(Event(f"u:{item.sender_id}", frame, exclude_conn=item.origin))
+                    if item.recipient_id != item.sender_id:
+                        events.append(Event(f"u:{item.recipient_id}", frame))
+            self.bus.publish(events)
+        finally:
+            if locked:
+                try:
+                    conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": self.lock_name})
+                    conn.rollback()
+                except DBAPIError:
+                    self._drop_connection()
+
+    def _write(self, conn: Connection, items: list[Outgoing]) -> list[_Row]:
+        """Allocate ids in commit order, INSERT the batch, create read cursors, COMMIT."""
+        count = len(items)
+        conn.execute(update(MessageSequence).where(MessageSequence.id == 1)
+                     .values(last_id=MessageSequence.last_id + count))
+        last = conn.scalar(select(MessageSequence.last_id).where(MessageSequence.id == 1))
+        first_id = last - count + 1
+        now = utcnow()
+        rows: list[_Row] = []
+        values = []
+        for offset, item in enumerate(items):
+            item.id = first_id + offset
+            rows.append(_Row(item.id, item.sender_id, item.recipient_id, item.group_id,
+                             item.content, item.client_id, now, self.names[item.sender_id]))
+            values.append({"id": item.id, "conv_key": item.conv_key,
+                           "sender_id": item.sender_id, "recipient_id": item.recipient_id,
+                           "group_id": item.group_id, "content": item.content,
+                           "client_id": item.client_id, "created_at": now})
+        conn.execute(insert(Message), values)
+        new_pairs = {}
+        for item in items:
+            if item.recipient_id is not None and item.conv_key not in self.known_pairs:
+                new_pairs[item.conv_key] = item
+        if new_pairs:
+            cursors = []
+            for key, item in new_pairs.items():
+                cursors.append({"user_id": item.sender_id, "conv_key": key,
+                                "peer_id": item.recipient_id, "group_id": None,
+                                "last_read_id": 0})
+                if item.recipient_id != item.sender_id:
+                    cursors.append({"user_id": item.recipient_id, "conv_key": key,
+                                    "peer_id": item.sender_id, "group_id": None,
+                                    "last_read_id": 0})
+            conn.execute(insert_ignore(ReadCursor.__table__, conn.dialect.name), cursors)
+        conn.commit()
+        if len(self.known_pairs) > 200_000:
+            self.known_pairs.clear()
+        self.known_pairs.update(new_pairs)
+        return rows

@@ -1,0 +1,152 @@
+"""Checks of input values shared by the WebSocket frames and the HTTP API (PROTOCOL.md 5)."""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from urllib.parse import urlsplit
+
+from .errors import BadRequest
+
+MAX_ID = 2**53 - 1
+USERNAME_RE = re.compile(r"[A-Za-z0-9_.\-]{3,32}")
+PASSWORD_MIN, PASSWORD_MAX = 8, 128
+GROUP_NAME_MAX, GROUP_DESCRIPTION_MAX, ICON_MAX = 64, 500, 500
+CLIENT_ID_MAX = 64
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    """True when ``text`` cannot be encoded as UTF-8 (it holds a lone surrogate)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def entity_id(value, field: str) -> int:
+    """A positive id no larger than 2^53-1; ``True`` is not an id, nor is ``1.0``."""
+    if type(value) is not int or not 1 <= value <= MAX_ID:
+        raise BadRequest(f"{field} must be a positive integer id")
+    return value
+
+
+def cursor(value, field: str, default: int | None = None) -> int | None:
+    """A position such as ``since_id``: an integer from 0 to 2^53-1 (``None`` -> default)."""
+    if value is None:
+        return default
+    if type(value) is not int or not 0 <= value <= MAX_ID:
+        raise BadRequest(f"{field} must be an integer from 0 to 2^53-1")
+    return value
+
+
+def limit(value, low: int, high: int, default: int, field: str = "limit") -> int:
+    """A page size within ``low``..``high``."""
+    if value is None:
+        return default
+    if type(value) is not int or not low <= value <= high:
+        raise BadRequest(f"{field} must be an integer from {low} to {high}")
+    return value
+
+
+def flag(value, field: str) -> bool:
+    """An optional boolean: absent or ``null`` means false."""
+    if value is None:
+        return False
+    if type(value) is not bool:
+        raise BadRequest(f"{field} must be true or false")
+    return value
+
+
+def content(value, max_len: int) -> str:
+    """Message text: 1..max_len code points, not only white space, valid Unicode."""
+    if type(value) is not str:
+        raise BadRequest("content must be a string")
+    if not value or value.isspace():
+        raise BadRequest("content must not be empty or only white space")
+    if len(value) > max_len:
+        raise BadRequest(f"content is longer than {max_len} characters")
+    if _has_lone_surrogate(value):
+        raise BadRequest("content is not valid Unicode")
+    return value
+
+
+def client_id(value) -> str | None:
+    """The client's idempotency key: absent, or 1-64 characters."""
+    if value is None:
+        return None
+    if type(value) is not str or not 1 <= len(value) <= CLIENT_ID_MAX:
+        raise BadRequest(f"client_id must be a string of 1 to {CLIENT_ID_MAX} characters")
+    if _has_lone_surrogate(value):
+        raise BadRequest("client_id is not valid Unicode")
+    return value
+
+
+def username(value) -> str:
+    """3-32 characters of A-Za-z0-9_.-"""
+    if type(value) is not str or not USERNAME_RE.fullmatch(value):
+        raise BadRequest("username must be 3 to 32 characters of letters, digits, _ . -")
+    return value
+
+
+def password(value) -> str:
+    """8-128 characters."""
+    if type(value) is not str or not PASSWORD_MIN <= len(value) <= PASSWORD_MAX:
+        raise BadRequest(f"password must be {PASSWORD_MIN} to {PASSWORD_MAX} characters")
+    if _has_lone_surrogate(value):
+        raise BadRequest("password is not valid Unicode")
+    return value
+
+
+def text_field(value, field: str, max_len: int, *, required: bool) -> str:
+    """A short free text such as a group name or description."""
+    if value is None and not required:
+        return ""
+    if type(value) is not str:
+        raise BadRequest(f"{field} must be a string")
+    if required and (not value or value.isspace()):
+        raise BadRequest(f"{field} must not be empty")
+    if len(value) > max_len:
+        raise BadRequest(f"{field} is longer than {max_len} characters")
+    if _has_lone_surrogate(value) or "\x00" in value:
+        raise BadRequest(f"{field} is not valid text")
+    return value
+
+
+def icon_url(value) -> str:
+    """An icon is an http(s) URL, or empty."""
+    if value is None or value == "":
+        return ""
+    text = text_field(value, "icon", ICON_MAX, required=True)
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in text):
+        raise BadRequest("icon must be an http or https URL")
+    return text
+
+
+def time_cursor(value) -> datetime:
+    """The seed's history cursor: 'YYYY-MM-DD HH:MM:SS' (UTC) or ISO 8601, as naive UTC."""
+    if type(value) is not str or len(value) > 40:
+        raise BadRequest("content must be a time 'YYYY-MM-DD HH:MM:SS' or ISO 8601")
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadRequest("content must be a time 'YYYY-MM-DD HH:MM:SS' or ISO 8601") from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment
+
+
+def query_int(args, name: str, *, low: int, high: int, default: int | None) -> int | None:
+    """An integer query parameter (digits only), within bounds."""
+    raw = args.get(name)
+    if raw is None or raw == "":
+        return default
+    if len(raw) > 20 or not raw.isascii() or not raw.isdigit():
+        raise BadRequest(f"{name} must be an integer from {low} to {high}")
+    number = int(raw)
+    if not low <= number <= high:
+        raise BadRequest(f"{name} must be an integer from {low} to {high}")
+    return number
