@@ -1,0 +1,74 @@
+"""Configuration rules and the schema: migrations match the models on MariaDB and SQLite."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import sqlalchemy
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from tests.support import ROOT
+
+
+def run_python(code: str, **env) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=60)
+
+
+@pytest.mark.parametrize("key", ["", "dev", "short-key", "changeme"])
+def test_production_refuses_to_start_without_a_real_secret_key(key):
+    result = run_python("from app import create_app; create_app('production')",
+                        SECRET_KEY=key, DATABASE_URL="sqlite://")
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr
+
+
+def test_production_starts_with_a_real_key_and_secure_cookies():
+    result = run_python(
+        "from app import create_app; a = create_app('production'); "
+        "print(a.config['SESSION_COOKIE_SECURE'], a.config['SESSION_COOKIE_HTTPONLY'], "
+        "a.config['SESSION_COOKIE_SAMESITE'], a.config['MAX_CONTENT_LENGTH'] > 0)",
+        SECRET_KEY="k" * 48, DATABASE_URL="sqlite://")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True", "Lax", "True"]
+
+
+def test_development_keeps_one_generated_key(tmp_path):
+    code = ("from app import create_app; print(create_app('development')"
+            ".config['SECRET_KEY'])")
+    first = run_python(code, SECRET_KEY="", DATABASE_URL="sqlite://")
+    second = run_python(code, SECRET_KEY="", DATABASE_URL="sqlite://")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout and len(first.stdout.strip()) >= 32
+
+
+def _drift(url: str) -> list:
+    from chat.extensions import db
+    import chat.models  # noqa: F401
+    engine = sqlalchemy.create_engine(url)
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = compare_metadata(ctx, db.metadata)
+    engine.dispose()
+    return diff
+
+
+def test_migrations_match_the_models_on_mariadb(mysql_url):
+    assert _drift(mysql_url) == []
+
+
+def test_migrations_match_the_models_on_sqlite(sqlite_url):
+    assert _drift(sqlite_url) == []
+
+
+def test_mariadb_tables_are_utf8mb4(mysql_url):
+    engine = sqlalchemy.create_engine(mysql_url)
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT table_name, table_collation FROM information_schema.tables "
+            "WHERE table_schema = DATABASE() AND table_name != 'alembic_version'").all()
+    engine.dispose()
+    assert rows and all(collation == "utf8mb4_bin" for _, collation in rows), rows
