@@ -1,17 +1,38 @@
-"""gunicorn settings: ``gunicorn -c gunicorn.conf.py wsgi:app`` (gevent worker)."""
+"""gunicorn settings: ``gunicorn -c gunicorn.conf.py wsgi:app`` (gevent worker).
+
+Every value can be set from the environment; see README.md, "Deployment".
+"""
 import os
+import signal
 
 bind = os.environ.get("CHAT_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("CHAT_WORKERS", "1"))
+# The gevent worker needs gunicorn's "gevent" extra (it imports packaging).
 worker_class = "gevent"
-# Each WebSocket is one open connection for hours: the default of 1000 is far too low.
+# Each WebSocket holds its connection for hours: gunicorn's default of 1000 is far too low.
 worker_connections = int(os.environ.get("CHAT_WORKER_CONNECTIONS", "20000"))
 graceful_timeout = int(os.environ.get("CHAT_SHUTDOWN_GRACE", "10")) + 5
 timeout = 30
 keepalive = 5
+backlog = 4096
 accesslog = os.environ.get("CHAT_ACCESS_LOG") or None
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
 def post_worker_init(worker):
-    """Start the bus listener, the pinger and the committer once the worker is up."""
-    worker.wsgi.extensions["chat"].start()
+    """Start the chat runtime, and make SIGTERM close WebSockets with 1001 at once.
+
+    gunicorn's gevent worker would otherwise wait ``graceful_timeout`` for the
+    sockets to end by themselves and then cut them without a close frame.
+    """
+    import gevent
+
+    runtime = worker.wsgi.extensions["chat"]
+    runtime.start()
+    grace = worker.wsgi.config["CHAT_SHUTDOWN_GRACE"]
+
+    def graceful_stop():
+        worker.alive = False  # gunicorn stops accepting within a second
+        runtime.shutdown(grace)
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: gevent.spawn(graceful_stop))

@@ -23,6 +23,8 @@ def healthz():
     finally:
         db.session.remove()
     redis_state = chat.counters.status()
+    if redis_state == "ok" and chat.bus.status() == "down":
+        redis_state = "down"  # Redis answers, but our listener is not (yet) back on it
     ok = db_state == "ok" and redis_state in ("ok", "off") and not chat.draining
     body = {"db": db_state, "redis": redis_state, "bus": chat.bus.status(),
             "connections": len(chat.registry), "draining": chat.draining}

@@ -28,6 +28,8 @@ class ChatRuntime:
         prefix = cfg["CHAT_REDIS_PREFIX"]
         self.bus: Bus = RedisBus(url, prefix) if url else LocalBus()
         self.counters: Counters = RedisCounters(url, prefix) if url else MemoryCounters()
+        # Stands in for Redis where a limit must hold even while Redis is down.
+        self.local_counters = MemoryCounters()
         self.registry = Registry()
         self.flood = FloodLimiter(cfg["CHAT_RATE_PER_MINUTE"])
         self.committer = MessageCommitter(app, self.bus, self.counters)
