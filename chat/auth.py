@@ -8,8 +8,9 @@ from flask import (Blueprint, current_app, flash, g, redirect, render_template, 
                    session, url_for)
 from flask_login import current_user, login_required, login_user, logout_user
 
-from .errors import Unauthorized
+from .errors import ChatError, Unauthorized
 from .extensions import csrf, db, login_manager
+from .i18n import translate
 from .service import accounts
 
 bp = Blueprint("auth", __name__)
@@ -114,12 +115,19 @@ def login():
     """The login form."""
     if current_user.is_authenticated:
         return redirect(url_for("pages.home"))
+    username = request.form.get("username", "")
     if request.method == "POST":
-        user = accounts.authenticate(request.form.get("username", ""),
-                                     request.form.get("password", ""))
+        try:
+            user = accounts.authenticate(username, request.form.get("password", ""))
+        except ChatError as err:
+            # Wrong password or too many tries: the form again, with the reason.
+            if err.status not in (400, 401, 429):
+                raise
+            flash(translate(err.message), "error")
+            return render_template("auth/login.html", username=username), err.status
         start_session(user)
         return redirect(_safe_next(request.args.get("next")))
-    return render_template("auth/login.html")
+    return render_template("auth/login.html", username=username)
 
 
 @bp.route("/register", methods=["GET", "POST"])
@@ -129,12 +137,20 @@ def register():
         return redirect(url_for("pages.home"))
     if request.method == "POST":
         if request.form.get("password") != request.form.get("password2"):
-            flash("The two passwords differ.", "error")
+            flash(translate("The two passwords differ."), "error")
             return render_template("auth/register.html",
                                    username=request.form.get("username", "")), 400
-        user = accounts.register(request.form.get("username"), request.form.get("password"))
+        try:
+            user = accounts.register(request.form.get("username"), request.form.get("password"))
+        except ChatError as err:
+            # Name taken or not allowed, password too short: the form again, with the reason.
+            if err.status not in (400, 409, 429):
+                raise
+            flash(translate(err.message), "error")
+            return render_template("auth/register.html",
+                                   username=request.form.get("username", "")), err.status
         start_session(user)
-        flash(f"Welcome, {user.username}!", "ok")
+        flash(translate("Welcome, {name}!", name=user.username), "ok")
         return redirect(url_for("pages.home"))
     return render_template("auth/register.html", username="")
 

@@ -5,9 +5,11 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from .errors import NotFound
+from .errors import BadRequest, ChatError, NotFound
 from .extensions import db
+from .i18n import translate as _
 from .models import User
+from .pages import form_action
 from .service import groups as group_service
 
 bp = Blueprint("groups", __name__, url_prefix="/groups")
@@ -26,13 +28,20 @@ def index():
 @bp.route("/new", methods=["GET", "POST"])
 @login_required
 def create():
-    """Create a group."""
+    """Create a group; a refused form comes back filled in, with the reason."""
+    form = {k: request.form.get(k, "") for k in ("name", "description", "icon")}
     if request.method == "POST":
-        group = group_service.create(current_user.id, request.form.get("name"),
-                                     request.form.get("description"), request.form.get("icon"))
-        flash(f"Group “{group['name']}” created.", "ok")
+        try:
+            group = group_service.create(current_user.id, form["name"], form["description"],
+                                         form["icon"])
+        except ChatError as err:
+            if err.status not in (400, 409):
+                raise
+            flash(_(err.message), "error")
+            return render_template("groups/new.html", form=form), 400
+        flash(_("Group “{name}” created.", name=group["name"]), "ok")
         return redirect(url_for("pages.group_chat", group_id=group["id"]))
-    return render_template("groups/new.html")
+    return render_template("groups/new.html", form=form)
 
 
 @bp.get("/<int:group_id>")
@@ -46,76 +55,84 @@ def show(group_id: int):
 
 @bp.post("/<int:group_id>/join")
 @login_required
+@form_action("groups.show")
 def join(group_id: int):
     """Join a group."""
     group_service.add_member(current_user.id, group_id, current_user.id)
-    flash("You joined the group.", "ok")
+    flash(_("You joined the group."), "ok")
     return redirect(url_for("pages.group_chat", group_id=group_id))
 
 
 @bp.post("/<int:group_id>/leave")
 @login_required
+@form_action("groups.show")
 def leave(group_id: int):
     """Leave a group."""
     group_service.remove_member(current_user.id, group_id, current_user.id)
-    flash("You left the group.", "ok")
+    flash(_("You left the group."), "ok")
     return redirect(url_for("groups.index"))
 
 
 @bp.post("/<int:group_id>/edit")
 @login_required
+@form_action("groups.show")
 def edit(group_id: int):
     """Edit name, description and icon (owner)."""
     group_service.update(current_user.id, group_id, {
         "name": request.form.get("name"), "description": request.form.get("description"),
         "icon": request.form.get("icon")})
-    flash("Group saved.", "ok")
+    flash(_("Group saved."), "ok")
     return redirect(url_for("groups.show", group_id=group_id))
 
 
-def _user_id_by_name(name: str | None) -> int:
-    user_id = db.session.scalar(select(User.id).where(User.username_key == (name or "")
-                                                      .strip().lower()))
-    if user_id is None:
-        raise NotFound(f"there is no user called {name!r}")
-    return user_id
+def _user_by_name(name: str | None) -> User:
+    """The user called ``name`` (case-insensitively); a readable 404 otherwise."""
+    name = (name or "").strip()
+    user = db.session.scalar(select(User).where(User.username_key == name.lower()))
+    if user is None:
+        raise NotFound(_("There is no user called “{name}”.", name=name))
+    return user
 
 
 @bp.post("/<int:group_id>/members")
 @login_required
+@form_action("groups.show")
 def add_member(group_id: int):
     """Add a member by username (owner)."""
-    user_id = _user_id_by_name(request.form.get("username"))
-    group_service.add_member(current_user.id, group_id, user_id)
-    flash("Member added.", "ok")
+    user = _user_by_name(request.form.get("username"))
+    group_service.add_member(current_user.id, group_id, user.id)
+    flash(_("{name} was added.", name=user.username), "ok")
     return redirect(url_for("groups.show", group_id=group_id))
 
 
 @bp.post("/<int:group_id>/members/<int:user_id>/remove")
 @login_required
+@form_action("groups.show")
 def remove_member(group_id: int, user_id: int):
     """Remove a member (owner)."""
     group_service.remove_member(current_user.id, group_id, user_id)
-    flash("Member removed.", "ok")
+    flash(_("Member removed."), "ok")
     return redirect(url_for("groups.show", group_id=group_id))
 
 
 @bp.post("/<int:group_id>/transfer")
 @login_required
+@form_action("groups.show")
 def transfer(group_id: int):
     """Hand the group over to another member (owner)."""
     new_owner = request.form.get("owner_id", "")
     if not new_owner.isdigit():
-        raise NotFound("choose a member")
+        raise BadRequest(_("Choose a member."))
     group_service.update(current_user.id, group_id, {"owner_id": int(new_owner)})
-    flash("The group has a new owner.", "ok")
+    flash(_("The group has a new owner."), "ok")
     return redirect(url_for("groups.show", group_id=group_id))
 
 
 @bp.post("/<int:group_id>/delete")
 @login_required
+@form_action("groups.show")
 def delete(group_id: int):
     """Delete the group (owner)."""
     group_service.delete_group(current_user.id, group_id)
-    flash("Group deleted.", "ok")
+    flash(_("Group deleted."), "ok")
     return redirect(url_for("groups.index"))

@@ -1,20 +1,92 @@
-"""Server-rendered pages: home (conversations), chats, people, profiles, notices, tokens."""
+"""Server-rendered pages: the two-pane chat, people, profiles, notices, tokens, language."""
 from __future__ import annotations
+
+from functools import wraps
+from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from .errors import NotFound
+from . import i18n
+from .errors import ChatError, NotFound
+from .i18n import translate as _
 from .service import accounts, groups, messages, notices, social
 
 bp = Blueprint("pages", __name__)
+bp.app_context_processor(i18n.template_context)
+
+
+@bp.after_app_request
+def vary_on_language(response):
+    """Pages speak the language of Accept-Language (or the lang cookie): caches must know."""
+    if response.mimetype == "text/html":
+        response.vary.add("Accept-Language")
+    return response
+
+
+def back_to(fallback: str) -> str:
+    """Where a form came from (a path on this site), else ``fallback``."""
+    target = request.referrer or ""
+    parts = urlsplit(target)
+    if parts.netloc and parts.netloc != request.host:
+        return fallback
+    path = parts.path or ""
+    if not path.startswith("/") or path.startswith(("//", "/\\")):  # "/\\x" is "//x" to browsers
+        return fallback
+    return path + (f"?{parts.query}" if parts.query else "")
+
+
+def form_action(fallback_endpoint: str):
+    """For a form's POST view: an expected failure is flashed (translated) and sends you back."""
+    def decorate(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            try:
+                return view(*args, **kwargs)
+            except ChatError as err:
+                if err.status in (401, 503):
+                    raise  # not the form's fault: the error page says what to do
+                flash(_(err.message), "error")
+                return redirect(back_to(url_for(fallback_endpoint, **_endpoint_args(
+                    fallback_endpoint, kwargs))))
+        return wrapper
+    return decorate
+
+
+def _endpoint_args(endpoint: str, view_args: dict) -> dict:
+    """The view's URL arguments that the fallback endpoint also takes."""
+    wanted = {"groups.show": ("group_id",), "pages.profile": ("user_id",)}.get(endpoint, ())
+    return {k: view_args[k] for k in wanted if k in view_args}
+
+
+# -- language -------------------------------------------------------------------
+
+@bp.post("/lang")
+def set_language():
+    """Switch the interface language; remembered in a cookie for a year."""
+    lang = request.form.get("lang", "")
+    response = redirect(back_to(url_for("pages.home")))
+    if lang in i18n.LANGUAGES:
+        response.set_cookie(i18n.COOKIE, lang, max_age=i18n.COOKIE_MAX_AGE, samesite="Lax",
+                            httponly=True, secure=request.is_secure)
+    return response
+
+
+# -- the chat -------------------------------------------------------------------
+
+def _chat_page(kind: str | None = None, target: dict | None = None):
+    """The two-pane chat: the conversation list, and the open conversation if any."""
+    convs = messages.conversations(current_user.id)
+    last_id = max((c["last_message"]["id"] for c in convs if c["last_message"]), default=0)
+    return render_template("pages/chat.html", conversations=convs, last_id=last_id,
+                           kind=kind, target=target)
 
 
 @bp.get("/")
 @login_required
 def home():
-    """The user's conversations, newest first, with unread counts."""
-    return render_template("pages/home.html", conversations=messages.conversations(current_user.id))
+    """The conversation list (on a wide screen next to an empty conversation pane)."""
+    return _chat_page()
 
 
 @bp.get("/chat/u/<int:user_id>")
@@ -22,8 +94,8 @@ def home():
 def private_chat(user_id: int):
     """The private chat with one user."""
     peer = social.profile(current_user.id, user_id)
-    return render_template("pages/chat.html", kind="private", target_id=peer["id"],
-                           title=peer["username"], peer=peer)
+    return _chat_page("private", {"id": peer["id"], "name": peer["username"],
+                                  "self": peer["id"] == current_user.id})
 
 
 @bp.get("/chat/g/<int:group_id>")
@@ -32,11 +104,13 @@ def group_chat(group_id: int):
     """A group's chat (members only; others are sent to the group page to join)."""
     group = groups.show(current_user.id, group_id)
     if group["role"] is None:
-        flash("Join the group to read and write in it.", "error")
+        flash(_("Join the group to read and write in it."), "error")
         return redirect(url_for("groups.show", group_id=group_id))
-    return render_template("pages/chat.html", kind="group", target_id=group["id"],
-                           title=group["name"], group=group)
+    return _chat_page("group", {"id": group["id"], "name": group["name"],
+                                "member_count": group["member_count"]})
 
+
+# -- people ---------------------------------------------------------------------
 
 @bp.get("/users")
 @login_required
@@ -61,25 +135,32 @@ _RELATION_DONE = {"follow": "You follow {name} now.", "unfollow": "You no longer
 
 @bp.post("/users/<int:user_id>/<action>")
 @login_required
+@form_action("pages.profile")
 def relation(user_id: int, action: str):
     """Follow, unfollow, block or unblock from a profile page."""
     act = _RELATION_ACTIONS.get(action)
     if act is None:
         raise NotFound()
     result = act(current_user.id, user_id)
-    flash(_RELATION_DONE[action].format(name=result["username"]), "ok")
+    flash(_(_RELATION_DONE[action], name=result["username"]), "ok")
     return redirect(url_for("pages.profile", user_id=user_id))
 
+
+# -- notices --------------------------------------------------------------------
 
 @bp.get("/notices")
 @login_required
 def notice_list():
-    """The user's notices."""
+    """The user's notices, newest first."""
     data = notices.listing(current_user.id, unread_only=False)
-    actor_ids = {n["actor_id"] for n in data["notices"]}
-    names = {u["id"]: u["username"] for u in
-             (social.profile(current_user.id, a) for a in actor_ids)}
-    return render_template("pages/notices.html", notices=data["notices"], names=names)
+    names = {}
+    for actor_id in {n["actor_id"] for n in data["notices"]}:
+        try:
+            names[actor_id] = social.profile(current_user.id, actor_id)["username"]
+        except NotFound:  # the actor's account is gone
+            pass
+    return render_template("pages/notices.html", notices=data["notices"], names=names,
+                           unread=data["unread"])
 
 
 @bp.post("/notices/read")
@@ -87,8 +168,11 @@ def notice_list():
 def notices_read():
     """Mark every notice read."""
     notices.mark_read(current_user.id, None)
+    flash(_("Notices marked read."), "ok")
     return redirect(url_for("pages.notice_list"))
 
+
+# -- API tokens -----------------------------------------------------------------
 
 @bp.route("/settings/tokens", methods=["GET", "POST"])
 @login_required
@@ -98,15 +182,16 @@ def tokens():
     if request.method == "POST":
         name = request.form.get("name", "").strip()[:64] or "script"
         new_secret = accounts.issue_credential(current_user.id, "api", name).secret
-        flash("Token created. Copy it now: it is not shown again.", "ok")
+        flash(_("Token created. Copy it now: it is not shown again."), "ok")
     return render_template("pages/tokens.html", tokens=accounts.list_tokens(current_user.id),
                            new_secret=new_secret)
 
 
 @bp.post("/settings/tokens/<int:token_id>/revoke")
 @login_required
+@form_action("pages.tokens")
 def revoke_token(token_id: int):
     """Revoke one of the user's tokens."""
     accounts.revoke(token_id, current_user.id)
-    flash("Token revoked.", "ok")
+    flash(_("Token revoked."), "ok")
     return redirect(url_for("pages.tokens"))

@@ -82,7 +82,9 @@ class Connection:
         """Queue wire bytes; a full queue closes the connection with 1013 (try again)."""
         if self.closing or not wire:
             return
-        if self.queued_bytes + len(wire) > self.max_bytes:
+        # Any single frame fits into an empty queue (a big answer the client asked for
+        # must not close it for good); a backlog beyond the bound means it cannot keep up.
+        if self.queued_bytes and self.queued_bytes + len(wire) > self.max_bytes:
             log.warning("event=queue_full user_id=%s conn=%s queued_bytes=%s",
                         self.user_id, self.id, self.queued_bytes)
             if self.on_overflow:

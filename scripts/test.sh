@@ -11,8 +11,8 @@ fi
 stamp=.venv/.requirements-dev.sha256
 want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -r requirements-dev.txt
+  .venv/bin/python -m pip install -qq --upgrade pip
+  .venv/bin/python -m pip install -qq -r requirements-dev.txt
   echo "$want" > "$stamp"
 fi
 exec .venv/bin/python -m pytest "$@"

@@ -21,6 +21,9 @@ from .groups import get_group, membership
 from .social import get_user, is_blocked
 
 UNREAD_FETCH_MAX = 5000
+# A sync or unread answer stops short of this many bytes of content (and says has_more),
+# so that one frame never outgrows a connection's send queue or a reconnect storm's memory.
+ANSWER_MAX_BYTES = 4 * 1024 * 1024
 
 _MESSAGE_COLUMNS = (Message.id, Message.sender_id, Message.recipient_id, Message.group_id,
                     Message.content, Message.client_id, Message.created_at,
@@ -188,8 +191,9 @@ def fetch_unread(user_id: int, origin: str | None = None) -> dict:
                                ReadCursor.user_id == user_id))
         .where(Message.id > ReadCursor.last_read_id, Message.sender_id != user_id)
         .order_by(Message.id).limit(UNREAD_FETCH_MAX + 1)).all()
-    has_more = len(rows) > UNREAD_FETCH_MAX
-    rows = rows[:UNREAD_FETCH_MAX]
+    kept = _within_answer_size(rows[:UNREAD_FETCH_MAX])
+    has_more = len(rows) > len(kept)
+    rows = kept
     newest: dict[str, tuple[int, int | None, int | None]] = {}
     for r in rows:
         newest[r.conv_key] = (r.id, r.peer_id, r.group_id)
@@ -214,8 +218,20 @@ def sync(user_id: int, since_id, limit=None) -> dict:
         .join(ReadCursor, and_(ReadCursor.conv_key == Message.conv_key,
                                ReadCursor.user_id == user_id))
         .where(Message.id > since).order_by(Message.id).limit(size + 1)).all()
-    return {"kind": "sync", "code": 200, "messages": [message_frame(r) for r in rows[:size]],
-            "has_more": len(rows) > size}
+    kept = _within_answer_size(rows[:size])
+    return {"kind": "sync", "code": 200, "messages": [message_frame(r) for r in kept],
+            "has_more": len(rows) > len(kept)}
+
+
+def _within_answer_size(rows: list) -> list:
+    """The first rows whose content fits in ANSWER_MAX_BYTES (at least one)."""
+    total = 0
+    for i, row in enumerate(rows):
+        text = row.content
+        total += (len(text) if text.isascii() else len(text.encode())) + 300  # + other fields
+        if total > ANSWER_MAX_BYTES and i > 0:
+            return rows[:i]
+    return rows
 
 
 def typing(user_id: int, target_id, is_group: bool) -> None:

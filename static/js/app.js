@@ -1,0 +1,318 @@
+// The browser client's entry point (loaded on every page of a logged-in user). It wires one
+// WebSocket to the conversation list, the open conversation, the outbox and the notice menu,
+// keeps the connection banner and the tab title honest, and recovers after a reconnect:
+// sync (type 7) from the largest message id seen, so nothing is missed and, as every view
+// de-duplicates by id, nothing shows twice.
+
+import {Socket, socketUrl} from "./net.js";
+import {ConversationList, conversationKey, conversationUrl} from "./conversations.js";
+import {Thread} from "./thread.js";
+import {Outbox} from "./outbox.js";
+import {NoticeMenu} from "./notices.js";
+import {Names} from "./names.js";
+import {localiseTimes, t} from "./i18n.js";
+import {el} from "./dom.js";
+
+const me = Number(document.body.dataset.me);
+const myName = document.body.dataset.username;
+const chatRoot = document.getElementById("chat");
+const titleSuffix = document.title.includes(" · ") ? document.title.split(" · ").pop() : document.title;
+let baseTitle = document.title;
+
+let maxSeen = 0;          // the largest message id seen: the next sync starts after it
+let greetedBefore = false; // a hello after the first one is a reconnect
+let listLoaded = false;    // whether maxSeen could be taken from the conversation list
+
+// The strip under the top bar that says when we are not connected, and what happens next.
+class ConnectionBanner {
+  constructor(node) {
+    this.node = node;
+    this.ticker = null;
+    this.everOpen = false;
+  }
+
+  // Show the socket's state: nothing when open, a countdown while offline, a login link when ended.
+  show(state, socket) {
+    clearInterval(this.ticker);
+    const node = this.node;
+    if (state === "open") {
+      this.everOpen = true;
+      node.hidden = true;
+      return;
+    }
+    if (state === "connecting") {
+      if (node.hidden) { return; }  // the first connect is quiet; a retry keeps the offline text
+      node.replaceChildren(t("You are offline. Reconnecting…"));
+      return;
+    }
+    node.hidden = false;
+    node.classList.add("offline");
+    if (state === "ended") {
+      node.replaceChildren(t("Your session has ended. Please log in again."), " ",
+                           el("a", {href: "/login", text: t("Log in")}));
+      return;
+    }
+    const retry = el("button", {type: "button", class: "secondary", text: t("Reconnect now"),
+                                onclick: () => socket.reconnectNow()});
+    const label = el("span");
+    const tick = () => {
+      const seconds = Math.max(0, Math.ceil((socket.retryAt - Date.now()) / 1000));
+      label.textContent = seconds ? t("You are offline. Reconnecting in {s} s…", {s: seconds})
+        : t("You are offline. Reconnecting…");
+    };
+    tick();
+    this.ticker = setInterval(tick, 1000);
+    node.replaceChildren(label, retry);
+  }
+}
+
+const names = new Names(me, myName);
+const banner = new ConnectionBanner(document.getElementById("conn"));
+const socket = new Socket(socketUrl(), {onFrame: handleFrame, onState: connectionChanged});
+const list = new ConversationList({listEl: chatRoot ? document.getElementById("conversations") : null,
+                                   emptyEl: document.getElementById("conv-empty"), me, onChange: updateCounts});
+const outbox = new Outbox(socket, (item) => thread && thread.outgoingChanged(item));
+const thread = chatRoot ? new Thread({me, myName, socket, outbox, list, names}) : null;
+const notices = new NoticeMenu({names});
+
+start();
+
+// Load what the page needs, open the conversation in the address, then connect.
+async function start() {
+  localiseTimes();
+  wireConfirmations();
+  wireAccountMenu();
+  try {
+    await list.load();
+    listLoaded = true;
+  } catch (error) {
+    // The server-rendered list stays; the sync after hello brings in anything newer.
+    maxSeen = Number(chatRoot?.dataset.lastId || 0);
+  }
+  maxSeen = Math.max(maxSeen, list.maxId());
+  for (const conv of list.items.values()) {
+    if (conv.kind === "private") { names.remember(conv.id, conv.name); }
+  }
+  notices.load().catch(() => {});
+  if (chatRoot) {
+    wireNavigation();
+    if (chatRoot.dataset.kind) {
+      const {kind, target, name} = chatRoot.dataset;
+      openConversation({kind, id: Number(target), name, key: `${kind === "group" ? "g" : "u"}:${target}`}, false);
+    }
+  }
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible" && thread) { thread.markRead(); }
+  });
+  socket.start();
+}
+
+// The socket's state: in the banner, and on <html data-connection> (for styles and tests).
+function connectionChanged(state) {
+  document.documentElement.dataset.connection = state;
+  banner.show(state, socket);
+}
+
+// Route each server frame to the part of the page it concerns.
+function handleFrame(frame) {
+  switch (frame.kind) {
+    case "hello": return greeted(frame);
+    case "sync": return synced(frame);
+    case "message": return received(frame);
+    case "ack": return acknowledged(frame);
+    case "error": return refused(frame);
+    case "read": return readReceipt(frame);
+    case "typing": return thread && thread.typing(frame);
+    case "notice": return noticed(frame);
+    default: return undefined;  // pong, and kinds a newer server may add
+  }
+}
+
+// Connected (or reconnected): ask for everything after the largest id we have seen.
+function greeted(hello) {
+  if (!listLoaded && !maxSeen) { maxSeen = hello.last_id; }  // no list to start from: from now on
+  if (thread) { thread.forgetReadSent(); }
+  socket.send({type: 7, since_id: maxSeen});
+}
+
+// A page of missed messages; follow has_more, then resend what still waits for an ack.
+function synced(frame) {
+  for (const message of frame.messages) { received(message); }
+  if (frame.has_more && frame.messages.length) {
+    socket.send({type: 7, since_id: frame.messages[frame.messages.length - 1].id});
+    return;
+  }
+  outbox.resendPending();
+  if (greetedBefore) {
+    // Away for a while: read cursors may have moved on other devices; the server knows.
+    list.load().then(() => thread && thread.markRead()).catch(() => {});
+  } else if (thread) {
+    thread.markRead();
+  }
+  greetedBefore = true;
+}
+
+// A stored message (live or from sync): into the open conversation if it belongs there,
+// and into the list (preview, unread).
+function received(message) {
+  maxSeen = Math.max(maxSeen, message.id);
+  if (message.sender_id !== me) { names.remember(message.sender_id, message.sender_name); }
+  if (message.sender_id === me && message.client_id && outbox.has(message.client_id)) {
+    outbox.settle(message.client_id);  // stored, though its ack was lost with the old socket
+  }
+  const key = conversationKey(message, me);
+  const reading = Boolean(thread && thread.isReading(key));
+  if (thread && thread.accepts(message)) { thread.insert([message], {live: true}); }
+  list.applyMessage(message, reading);
+  if (reading) { thread.markReadSoon(); }
+}
+
+// Our message is stored: the pending bubble turns to sent.
+// (Its id is not taken as "seen" for sync: a message with a smaller id may still be on its way.)
+function acknowledged(ack) {
+  const item = outbox.settle(ack.client_id);
+  if (!item) { return; }
+  const isGroup = item.frame.type === 4;
+  const message = {kind: "message", id: ack.id, sender_id: me, sender_name: myName,
+                   recipient_id: isGroup ? null : item.frame.recipient_id,
+                   group_id: isGroup ? item.frame.recipient_id : null,
+                   content: item.content, created_at: ack.created_at, client_id: item.cid};
+  if (thread && thread.accepts(message)) { thread.insert([message], {live: true}); }
+  list.applyMessage(message, true);
+}
+
+// An error frame: about one of our messages (failed, offer Retry), or else only logged.
+function refused(frame) {
+  if (frame.ref !== undefined && outbox.fail(frame.ref, frame)) { return; }
+  console.warn("chat:", frame.error, frame.content);
+}
+
+// Read receipts: ours from another device clear unread; the peer's turn on "Seen".
+function readReceipt(frame) {
+  if (frame.user_id === me) {
+    const key = frame.group_id !== null ? `g:${frame.group_id}` : `u:${frame.recipient_id}`;
+    list.markRead(key, frame.last_read_id);
+    return;
+  }
+  list.setPeerRead(`u:${frame.user_id}`, frame.last_read_id);
+  if (thread) { thread.peerRead(frame); }
+}
+
+// A notice: into the menu; group changes also change the list (and may lock the open group).
+function noticed(frame) {
+  notices.add(frame);
+  const key = `g:${frame.group_id}`;
+  if (frame.notice === "group_added") { list.refreshSoon(); }
+  if (frame.notice === "group_removed" || frame.notice === "group_deleted") {
+    list.remove(key);
+    if (thread && thread.conv && thread.conv.key === key) {
+      thread.setLocked(true, t("You are no longer a member of this group."));
+    }
+  }
+}
+
+// The unread total: on the "Chats" tab of the top bar and in the window's title.
+function updateCounts() {
+  const total = list.totalUnread();
+  const badge = document.getElementById("nav-unread");
+  if (badge) {
+    badge.hidden = total === 0;
+    badge.textContent = total > 99 ? "99+" : String(total);
+    document.getElementById("nav-unread-text").textContent = total ? t("{n} unread", {n: total}) : "";
+  }
+  document.title = total ? `(${total}) ${baseTitle}` : baseTitle;
+}
+
+// The title without the count: the open conversation's name, or the page's own.
+function setBaseTitle(name) {
+  baseTitle = name ? `${name} · ${titleSuffix}` : `${t("Chats")} · ${titleSuffix}`;
+  updateCounts();
+}
+
+// Open a conversation in place (no page load); `push` adds it to the browser history.
+function openConversation(conv, push) {
+  if (push) { history.pushState({key: conv.key}, "", conversationUrl(conv)); }
+  list.setActive(conv.key);
+  setBaseTitle(conv.name);
+  thread.open({kind: conv.kind, id: conv.id, name: conv.name});
+}
+
+// Clicking a conversation opens it in place; Back / Forward follow; the phone's back arrow shows the list.
+function wireNavigation() {
+  const plainClick = (event) => event.button === 0 && !event.metaKey && !event.ctrlKey
+    && !event.shiftKey && !event.altKey;
+  document.getElementById("conversations").addEventListener("click", (event) => {
+    const link = event.target.closest(".conv a");
+    const conv = link && list.get(link.closest(".conv").dataset.key);
+    if (!conv || !plainClick(event)) { return; }
+    event.preventDefault();
+    openConversation(conv, true);
+  });
+  document.getElementById("thread-back").addEventListener("click", (event) => {
+    if (!plainClick(event)) { return; }
+    event.preventDefault();
+    history.pushState({}, "", "/");
+    showListOnly();
+  });
+  window.addEventListener("popstate", () => routeFromAddress());
+}
+
+// No conversation open: the list (and on a wide screen the "pick a conversation" pane).
+function showListOnly() {
+  thread.close();
+  list.setActive(null);
+  setBaseTitle(null);
+}
+
+// Show what the address bar says (after Back or Forward).
+async function routeFromAddress() {
+  const match = location.pathname.match(/^\/chat\/(u|g)\/(\d+)$/);
+  if (!match) {
+    showListOnly();
+    return;
+  }
+  const key = `${match[1]}:${match[2]}`;
+  const id = Number(match[2]);
+  let conv = list.get(key);
+  if (!conv && match[1] === "g") {
+    location.reload();  // a group we are not in (any more): the server page explains
+    return;
+  }
+  if (!conv) { conv = {key, kind: "private", id, name: await names.get(id)}; }
+  openConversation(conv, false);
+}
+
+// The account menu (a <details>) closes on a click elsewhere or on Escape, like other menus.
+function wireAccountMenu() {
+  const menu = document.querySelector(".account-menu");
+  if (!menu) { return; }
+  document.addEventListener("click", (event) => {
+    if (menu.open && !menu.contains(event.target)) { menu.open = false; }
+  });
+  menu.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && menu.open) {
+      menu.open = false;
+      menu.querySelector("summary").focus();
+    }
+  });
+}
+
+// Forms marked data-confirm (delete, remove, block...) ask first, in an accessible <dialog>.
+function wireConfirmations() {
+  const dialog = document.getElementById("confirm-dialog");
+  if (!dialog || typeof dialog.showModal !== "function") { return; }
+  document.addEventListener("submit", (event) => {
+    const form = event.target;
+    if (!form.dataset.confirm || form.dataset.confirmed) { return; }
+    event.preventDefault();
+    document.getElementById("confirm-text").textContent = form.dataset.confirm;
+    dialog.returnValue = "";
+    dialog.addEventListener("close", () => {
+      if (dialog.returnValue !== "ok") { return; }
+      form.dataset.confirmed = "1";
+      form.requestSubmit(event.submitter);
+      delete form.dataset.confirmed;
+    }, {once: true});
+    dialog.showModal();
+  });
+}

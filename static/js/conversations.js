@@ -1,0 +1,167 @@
+// The conversation list: private chats and groups, newest first, with unread badges and
+// previews kept live. Without a list on the page it still counts unread (for the tab title).
+
+import {api} from "./net.js";
+import {avatar, el} from "./dom.js";
+import {formatFull, formatShort, t} from "./i18n.js";
+
+// "u:<peer id>" or "g:<group id>": the conversation a message belongs to, seen from `me`.
+export function conversationKey(message, me) {
+  if (message.group_id !== null && message.group_id !== undefined) { return `g:${message.group_id}`; }
+  const peer = message.sender_id === me ? message.recipient_id : message.sender_id;
+  return `u:${peer}`;
+}
+
+// The page address of a conversation.
+export function conversationUrl(conv) {
+  return conv.kind === "group" ? `/chat/g/${conv.id}` : `/chat/u/${conv.id}`;
+}
+
+// The API's conversation object in the client's shape.
+function fromApi(item) {
+  const isGroup = item.kind === "group";
+  const id = isGroup ? item.group_id : item.user_id;
+  return {key: `${isGroup ? "g" : "u"}:${id}`, kind: item.kind, id, name: item.name,
+          last: item.last_message || null, unread: item.unread || 0,
+          peerLastRead: item.peer_last_read_id || 0};
+}
+
+// The list itself: conversation objects by key, rendered into listEl (when there is one).
+export class ConversationList {
+  constructor({listEl, emptyEl, me, onChange}) {
+    this.listEl = listEl;      // null on pages without the list: counting only
+    this.emptyEl = emptyEl;
+    this.me = me;
+    this.onChange = onChange;  // called after every change (title, nav badge)
+    this.items = new Map();
+    this.activeKey = null;
+    this.refreshTimer = null;
+  }
+
+  // Fetch the list from the API and show it.
+  async load() {
+    const data = await api("GET", "/api/conversations");
+    this.items = new Map(data.conversations.map((item) => [fromApi(item).key, fromApi(item)]));
+    this.render();
+  }
+
+  // Reload soon (several triggers in a row cost one request).
+  refreshSoon() {
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = setTimeout(() => this.load().catch(() => {}), 400);
+  }
+
+  // The conversation with this key, if the list has it.
+  get(key) {
+    return this.items.get(key);
+  }
+
+  // The largest message id the list knows: where sync starts after a (re)connect.
+  maxId() {
+    let max = 0;
+    for (const conv of this.items.values()) { if (conv.last && conv.last.id > max) { max = conv.last.id; } }
+    return max;
+  }
+
+  // Unread messages over all conversations.
+  totalUnread() {
+    let total = 0;
+    for (const conv of this.items.values()) { total += conv.unread; }
+    return total;
+  }
+
+  // A new message (live or from sync): new preview, one more unread unless it is being read.
+  applyMessage(message, beingRead) {
+    const key = conversationKey(message, this.me);
+    let conv = this.items.get(key);
+    if (!conv) {
+      if (message.group_id === null && message.sender_id === this.me && message.recipient_id !== this.me) {
+        this.refreshSoon();  // we wrote to someone new from another tab: the list knows their name
+        return;
+      }
+      const isGroup = message.group_id !== null;
+      conv = {key, kind: isGroup ? "group" : "private", id: isGroup ? message.group_id : message.sender_id,
+              name: isGroup ? "" : message.sender_name, last: null, unread: 0, peerLastRead: 0};
+      this.items.set(key, conv);
+      if (isGroup) { this.refreshSoon(); }  // the group's name comes with the list
+    }
+    if (conv.last && message.id <= conv.last.id) { return; }  // already counted
+    conv.last = message;
+    if (message.sender_id !== this.me && !beingRead) { conv.unread += 1; }
+    this.render();
+  }
+
+  // Our read cursor moved (here or on another device): clear what it covers.
+  markRead(key, lastReadId) {
+    const conv = this.items.get(key);
+    if (!conv || !conv.unread) { return; }
+    if (!conv.last || lastReadId >= conv.last.id) {
+      conv.unread = 0;
+      this.render();
+    } else {
+      this.refreshSoon();  // read part-way: only the server can count what is left
+    }
+  }
+
+  // The other side of a private chat read up to here.
+  setPeerRead(key, lastReadId) {
+    const conv = this.items.get(key);
+    if (conv && lastReadId > conv.peerLastRead) { conv.peerLastRead = lastReadId; }
+  }
+
+  // A group we left, were removed from, or that was deleted.
+  remove(key) {
+    if (this.items.delete(key)) { this.render(); }
+  }
+
+  // Highlight the open conversation.
+  setActive(key) {
+    this.activeKey = key;
+    this.render();
+  }
+
+  // Redraw the list (keeping keyboard focus on the same conversation) and tell the page.
+  render() {
+    if (this.listEl) {
+      const focusedKey = document.activeElement?.closest?.(".conv")?.dataset.key;
+      const sorted = [...this.items.values()].sort((a, b) => (b.last?.id || 0) - (a.last?.id || 0));
+      this.listEl.replaceChildren(...sorted.map((conv) => this.renderItem(conv)));
+      if (this.emptyEl) { this.emptyEl.hidden = sorted.length > 0; }
+      if (focusedKey) { this.listEl.querySelector(`.conv[data-key="${focusedKey}"] a`)?.focus(); }
+    }
+    this.onChange(this);
+  }
+
+  // One row: avatar, name, time, preview ("You: ..." / "alice: ..."), unread badge.
+  renderItem(conv) {
+    const active = conv.key === this.activeKey;
+    const last = conv.last;
+    const top = el("span", {class: "conv-top"}, el("span", {class: "conv-name", text: conv.name}));
+    const bottom = el("span", {class: "conv-bottom"});
+    if (last) {
+      const when = new Date(last.created_at);
+      top.append(el("time", {class: "conv-time", datetime: last.created_at, title: formatFull(when),
+                             text: formatShort(when)}));
+      bottom.append(el("span", {class: "conv-preview", text: this.preview(conv, last)}));
+    } else {
+      bottom.append(el("span", {class: "conv-preview"}));
+    }
+    if (conv.unread) {
+      bottom.append(el("span", {class: "badge", "aria-hidden": "true", text: String(conv.unread)}),
+                    el("span", {class: "visually-hidden", text: t("{n} unread", {n: conv.unread})}));
+    }
+    const link = el("a", {href: conversationUrl(conv), "aria-current": active ? "page" : null},
+                    avatar(conv.id, conv.name, conv.kind === "group"),
+                    el("span", {class: "conv-main"}, top, bottom));
+    return el("li", {class: `conv${conv.unread ? " has-unread" : ""}${active ? " active" : ""}`,
+                     dataset: {key: conv.key}}, link);
+  }
+
+  // The last message as a one-line preview, with who wrote it where that matters.
+  preview(conv, last) {
+    const text = last.content.replace(/\s+/g, " ").slice(0, 120);
+    if (last.sender_id === this.me) { return `${t("You")}: ${text}`; }
+    if (conv.kind === "group") { return `${last.sender_name}: ${text}`; }
+    return text;
+  }
+}

@@ -1,0 +1,133 @@
+// The notice menu in the top bar: follows and group changes, live, with their own unread count.
+
+import {api} from "./net.js";
+import {announce, avatar, el} from "./dom.js";
+import {formatFull, formatShort, t} from "./i18n.js";
+
+const SHOWN = 20;  // notices kept in the menu (the Notices page has them all)
+
+// The sentence for one notice, e.g. "alice added you to Lobby."
+function noticeText(notice, actor) {
+  const group = notice.group_name || t("a group");
+  switch (notice.notice) {
+    case "follow": return t("{name} followed you.", {name: actor});
+    case "group_added": return t("{name} added you to {group}.", {name: actor, group});
+    case "group_removed": return t("{name} removed you from {group}.", {name: actor, group});
+    case "group_deleted": return t("{name} deleted the group {group}.", {name: actor, group});
+    default: return notice.notice;
+  }
+}
+
+// Where a notice leads: the follower's profile, or the chat of the group we were added to.
+function noticeLink(notice) {
+  if (notice.notice === "follow") { return `/users/${notice.actor_id}`; }
+  if (notice.notice === "group_added" && notice.group_id) { return `/chat/g/${notice.group_id}`; }
+  return null;
+}
+
+// The bell, its badge and its drop-down list.
+export class NoticeMenu {
+  constructor({names}) {
+    const $ = (id) => document.getElementById(id);
+    this.names = names;
+    this.button = $("notice-button");
+    this.panel = $("notice-panel");
+    this.listEl = $("notice-list");
+    this.countEl = $("notice-count");
+    this.countText = $("notice-count-text");
+    this.readAll = $("notice-read-all");
+    this.notices = [];
+    this.unread = 0;
+    this.wire();
+  }
+
+  // The bell opens the menu (without JavaScript it is a plain link to the Notices page).
+  wire() {
+    this.button.addEventListener("click", (event) => {
+      event.preventDefault();
+      this.toggle(this.panel.hidden);
+    });
+    this.readAll.addEventListener("click", () => this.markAllRead(false));
+    document.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && !this.panel.hidden) {
+        this.toggle(false);
+        this.button.focus();
+      }
+    });
+    document.addEventListener("click", (event) => {
+      if (!this.panel.hidden && !event.target.closest("#notice-menu")) { this.toggle(false); }
+    });
+  }
+
+  // Fetch the newest notices and the unread count.
+  async load() {
+    const data = await api("GET", "/api/notices");
+    this.notices = data.notices.slice(0, SHOWN);
+    this.unread = data.unread;
+    await this.render();
+  }
+
+  // A live notice frame: first in the menu, one more unread, read out to screen readers.
+  async add(notice) {
+    if (this.notices.some((n) => n.id === notice.id)) { return; }
+    this.notices.unshift({...notice, read: false});
+    this.notices.length = Math.min(this.notices.length, SHOWN);
+    this.unread += 1;
+    await this.render();
+    if (!this.panel.hidden) { this.markAllRead(true); }
+    announce(noticeText(notice, await this.names.get(notice.actor_id)));
+  }
+
+  // Open or close the menu. Opening marks its notices read on the server; their highlight
+  // stays until the menu closes, so the reader still sees which ones are new.
+  toggle(open) {
+    this.panel.hidden = !open;
+    this.button.setAttribute("aria-expanded", String(open));
+    if (open) {
+      const heading = this.panel.querySelector("h2");
+      heading.setAttribute("tabindex", "-1");
+      heading.focus();
+      if (this.unread) { this.markAllRead(true); }
+    } else if (this.notices.some((n) => !n.read) && !this.unread) {
+      this.notices.forEach((n) => { n.read = true; });
+      this.render();
+    }
+  }
+
+  // POST /api/notices/read (with the CSRF header) up to the newest notice shown.
+  async markAllRead(keepHighlight = false) {
+    const newest = this.notices.length ? this.notices[0].id : undefined;
+    try {
+      await api("POST", "/api/notices/read", newest ? {up_to_id: newest} : {});
+    } catch (error) {
+      return;  // the badge stays: they can try again
+    }
+    this.unread = 0;
+    if (!keepHighlight) { this.notices.forEach((n) => { n.read = true; }); }
+    await this.render();
+  }
+
+  // The badge on the bell.
+  updateCount() {
+    this.countEl.hidden = this.unread === 0;
+    this.countEl.textContent = this.unread > 99 ? "99+" : String(this.unread);
+    this.countText.textContent = this.unread ? t("{n} unread", {n: this.unread}) : "";
+  }
+
+  // Draw the menu's list (the actors' names are looked up and cached).
+  async render() {
+    const actors = await Promise.all(this.notices.map((n) => this.names.get(n.actor_id)));
+    const items = this.notices.map((notice, i) => {
+      const when = new Date(notice.created_at);
+      const text = noticeText(notice, actors[i]);
+      const href = noticeLink(notice);
+      const body = el("span", {class: "notice-text"},
+                      href ? el("a", {href, text}) : el("span", {text}),
+                      el("time", {datetime: notice.created_at, title: formatFull(when), text: formatShort(when)}));
+      return el("li", {class: notice.read ? "" : "unread"}, avatar(notice.actor_id, actors[i]), body);
+    });
+    if (!items.length) { items.push(el("li", {class: "empty", text: t("No notices.")})); }
+    this.listEl.replaceChildren(...items);
+    this.updateCount();
+  }
+}
