@@ -7,7 +7,8 @@ from flask_login import current_user, logout_user
 
 from . import validation
 from .auth import api_login_required
-from .errors import BadRequest, ServerBusy
+from .errors import BadRequest, RateLimited, ServerBusy
+from .openapi import build_openapi
 from .service import accounts, groups, messages, notices, runtime, social
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -47,6 +48,12 @@ def path_id(value: str, field: str) -> int:
     if not value.isascii() or not value.isdigit() or len(value) > 16:
         raise BadRequest(f"{field} must be a positive integer id")
     return validation.entity_id(int(value), field)
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The OpenAPI 3 document of this API."""
+    return build_openapi()
 
 
 # -- accounts ---------------------------------------------------------------
@@ -188,7 +195,6 @@ def send_message():
     if chat.draining:
         raise ServerBusy("the server is restarting; retry with the same client_id")
     if not chat.flood.hit(current_user.id):
-        from .errors import RateLimited
         raise RateLimited()
     has_user, has_group = data.get("recipient_id") is not None, data.get("group_id") is not None
     if has_user == has_group:

@@ -5,9 +5,13 @@ import logging
 
 from flask import Flask, flash, redirect, render_template, request
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("chat.errors")
+
+# The database is down, or so busy that no pooled connection came free in time.
+DATABASE_UNAVAILABLE = (DBAPIError, PoolTimeout)
 
 # Our error names for HTTP statuses that have no ChatError of their own.
 _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
@@ -119,11 +123,14 @@ def register_error_handlers(app: Flask) -> None:
                               "message": message}}, status
         return render_template("errors/error.html", status=status, message=message), status
 
-    @app.errorhandler(DBAPIError)
-    def handle_database_down(err: DBAPIError):
+    def handle_database_down(err: Exception):
         # The database (or the connection to it) failed: nothing was stored.
-        log.warning("database error path=%s error=%s", request.path, type(err.orig).__name__)
+        log.warning("event=db_unavailable path=%s error=%s", request.path,
+                    type(getattr(err, "orig", err)).__name__)
         return handle_chat_error(ServerBusy())
+
+    for kind in DATABASE_UNAVAILABLE:
+        app.register_error_handler(kind, handle_database_down)
 
     @app.errorhandler(Exception)
     def handle_unexpected(err: Exception):

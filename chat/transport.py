@@ -191,6 +191,21 @@ class ChatSocket(simple_websocket.Server):
         except OSError:
             pass
 
+    def end_http(self) -> None:
+        """Keep gevent's WSGI server from reading this connection as HTTP again.
+
+        pywsgi treats the upgraded request like any keep-alive one: once the handler
+        returns it reads the next request line from its own buffered reader, so bytes
+        the peer sent after its close frame were parsed, and run by the app, as a new
+        HTTP request. Its loop stops at a closed reader, so close it.
+        """
+        stream = self.environ.get("wsgi.input")  # pywsgi's reader itself, on an upgrade
+        stream = getattr(stream, "rfile", stream)  # or wrapped in its ``Input``
+        try:
+            stream.close()
+        except (AttributeError, OSError):
+            pass
+
     def close(self, reason=None, message=None) -> None:
         """Called by flask-sock after the handler: the owner has already closed us."""
         self.connected = False
@@ -212,6 +227,8 @@ class ChatSock(Sock):
                     pass
                 finally:
                     ws.abort()
+                    if ws.mode == "gevent":
+                        ws.end_http()
                 mode = ws.mode
 
                 class WebSocketResponse(Response):

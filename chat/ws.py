@@ -8,11 +8,11 @@ import orjson
 from flask import Blueprint, current_app, request
 from flask_login import current_user
 from gevent.event import Event as GeventEvent
-from sqlalchemy.exc import DBAPIError
 
 from . import validation
 from .auth import bearer_token
-from .errors import BadRequest, ChatError, Forbidden, RateLimited, ServerBusy, Unauthorized
+from .errors import (DATABASE_UNAVAILABLE, BadRequest, ChatError, Forbidden, RateLimited,
+                     ServerBusy, Unauthorized)
 from .extensions import db
 from .registry import Connection
 from .service import groups, messages, runtime
@@ -117,9 +117,9 @@ class FrameHandler:
             route(frame)
         except ChatError as err:
             self.error(err, ref)
-        except DBAPIError as exc:
+        except DATABASE_UNAVAILABLE as exc:
             log.warning("event=db_unavailable user_id=%s type=%s error=%s", self.user_id, kind,
-                        type(exc.orig).__name__)
+                        type(getattr(exc, "orig", exc)).__name__)
             self.error(ServerBusy(), ref)
         finally:
             db.session.remove()
@@ -212,7 +212,7 @@ def websocket(ws: ChatSocket) -> None:
     try:
         group_ids = groups.group_ids_of(user_id)
         unread, last_id = messages.hello_state(user_id)
-    except DBAPIError:
+    except DATABASE_UNAVAILABLE:
         conn.send_payload(orjson.dumps(ServerBusy().to_frame()))
         conn.close(CLOSE_TRY_AGAIN, "database unavailable")
         _finish(conn)

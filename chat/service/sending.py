@@ -23,11 +23,11 @@ from typing import Callable
 import gevent
 from gevent.event import AsyncResult
 from gevent.queue import SimpleQueue
-from sqlalchemy import Connection, and_, func, insert, or_, select, text, tuple_, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Connection, and_, func, insert, select, text, tuple_, update
 
 from ..bus import Bus, Event
-from ..errors import ChatError, Forbidden, NotFound, ServerBusy, StrangerLimit
+from ..errors import (DATABASE_UNAVAILABLE, ChatError, Forbidden, NotFound, ServerBusy,
+                      StrangerLimit)
 from ..limits import Counters, CountersDown, stranger_key
 from ..models import (Block, Follow, Group, Membership, Message, MessageSequence, ReadCursor,
                       User, group_key, private_key, utcnow)
@@ -214,8 +214,9 @@ class MessageCommitter:
             pending = self._dedupe(conn, batch)
             pending = self._check(conn, pending)
             conn.rollback()  # end the read transaction before taking locks
-        except DBAPIError as exc:
-            log.warning("event=db_unavailable phase=check error=%s", type(exc.orig).__name__)
+        except DATABASE_UNAVAILABLE as exc:
+            log.warning("event=db_unavailable phase=check error=%s",
+                        type(getattr(exc, "orig", exc)).__name__)
             self._drop_connection()
             for item in batch:
                 if item.counted is not None:
@@ -377,7 +378,7 @@ class MessageCommitter:
                 else:
                     sent_in_batch[pair] += 1
             conn.rollback()
-        except DBAPIError:
+        except DATABASE_UNAVAILABLE:
             self._drop_connection()
             for item in items:
                 if id(item) not in refused:
@@ -408,7 +409,7 @@ class MessageCommitter:
                 if not locked:
                     raise ServerBusy("the message store is congested")
             rows = self._write(conn, items)
-        except (DBAPIError, ServerBusy) as exc:
+        except (*DATABASE_UNAVAILABLE, ServerBusy) as exc:
             log.warning("event=db_unavailable phase=commit error=%s",
                         type(getattr(exc, "orig", exc)).__name__)
             self._drop_connection()
@@ -440,7 +441,7 @@ class MessageCommitter:
                 try:
                     conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": self.lock_name})
                     conn.rollback()
-                except DBAPIError:
+                except DATABASE_UNAVAILABLE:
                     self._drop_connection()
 
     def _write(self, conn: Connection, items: list[Outgoing]) -> list[_Row]:
