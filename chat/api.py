@@ -113,6 +113,16 @@ def me():
     return accounts.user_json(current_user)
 
 
+@bp.post("/me/password")
+@api_login_required
+def change_password():
+    """Change the password; every other session and token of the user ends."""
+    data = body()
+    require(data, "current_password", "new_password")
+    accounts.change_password(current_user, data["current_password"], data["new_password"])
+    return {"changed": True}
+
+
 # -- users, follows, blocks -------------------------------------------------
 
 @bp.get("/users")

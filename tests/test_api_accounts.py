@@ -133,3 +133,33 @@ def test_body_limit_is_enforced(server):
     r = requests.post(server.base + "/api/register", data=b"{" + b" " * (300 * 1024) + b"}",
                       headers={"Content-Type": "application/json"})
     assert r.status_code == 413
+
+
+def test_changing_the_password_ends_every_other_session_and_token(server, api):
+    import websocket
+    alice = api("alice")
+    other = requests.post(server.base + "/api/tokens", json={"username": alice.username,
+                                                             "password": PASSWORD}).json()
+    sock = websocket.create_connection(server.ws_url, timeout=10,
+                                       header=[f"Authorization: Bearer {other['token']}"])
+    sock.recv()
+    wrong = alice.post("/api/me/password", json={"current_password": "nope-nope",
+                                                 "new_password": "new-password-1"})
+    assert wrong.status_code == 401
+    short = alice.post("/api/me/password", json={"current_password": PASSWORD,
+                                                 "new_password": "short"})
+    assert short.status_code == 400
+    assert alice.post("/api/me/password", json={"current_password": PASSWORD}).status_code == 400
+    ok = alice.post("/api/me/password", json={"current_password": PASSWORD,
+                                              "new_password": "new-password-1"})
+    assert ok.status_code == 200 and ok.json() == {"changed": True}
+    assert alice.get("/api/me").status_code == 200  # the token that made the change lives on
+    assert Api(server.base, other["token"]).get("/api/me").status_code == 401
+    opcode, data = sock.recv_data(control_frame=True)
+    while opcode != websocket.ABNF.OPCODE_CLOSE:
+        opcode, data = sock.recv_data(control_frame=True)
+    assert int.from_bytes(data[:2], "big") == 1008
+    assert requests.post(server.base + "/api/tokens", json={
+        "username": alice.username, "password": PASSWORD}).status_code == 401
+    assert requests.post(server.base + "/api/tokens", json={
+        "username": alice.username, "password": "new-password-1"}).status_code == 201
