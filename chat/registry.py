@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 from collections import deque
+from contextlib import contextmanager
 from time import monotonic
 from typing import Callable, Iterable, Protocol
 
@@ -26,6 +27,31 @@ log = logging.getLogger("chat.registry")
 
 _PROCESS_TAG = f"{os.getpid():x}{secrets.token_hex(3)}"
 _counter = itertools.count(1)
+
+
+class _Cork:
+    """While corked, connections that got frames wait to be flushed together."""
+
+    depth = 0
+    dirty: list["Connection"] = []
+
+
+@contextmanager
+def corked():
+    """Queue frames without writing; at the end, one write per connection that got any.
+
+    The committer corks around a batch: a sender's acks and a recipient's messages of
+    the same batch then leave in one system call, mostly without a writer greenlet.
+    """
+    _Cork.depth += 1
+    try:
+        yield
+    finally:
+        _Cork.depth -= 1
+        if _Cork.depth == 0 and _Cork.dirty:
+            dirty, _Cork.dirty = _Cork.dirty, []
+            for conn in dirty:
+                conn.flush()
 
 
 class Transport(Protocol):
@@ -57,7 +83,7 @@ class Connection:
     """One live WebSocket of one user: a bounded outbound queue and one writer."""
 
     __slots__ = ("id", "user_id", "auth_id", "transport", "queue", "queued_bytes",
-                 "max_bytes", "writer", "closing", "sent_frames", "on_overflow")
+                 "max_bytes", "writer", "closing", "sent_frames", "on_overflow", "dirty")
 
     def __init__(self, user_id: int, auth_id: int | None, transport: Transport,
                  max_bytes: int):
@@ -72,6 +98,7 @@ class Connection:
         self.closing = False
         self.sent_frames = 0
         self.on_overflow: Callable[[Connection], None] | None = None
+        self.dirty = False
         transport.write = self.enqueue
 
     def send_payload(self, payload: bytes) -> None:
@@ -93,7 +120,40 @@ class Connection:
             return
         self.queue.append(wire)
         self.queued_bytes += len(wire)
-        if self.writer is None:
+        if self.writer is None and not self.dirty:
+            if _Cork.depth:
+                self.dirty = True
+                _Cork.dirty.append(self)
+            else:
+                self.flush()
+
+    def flush(self) -> None:
+        """Write what is queued now if the socket takes it; else leave it to a writer.
+
+        Most frames go out here with one non-blocking send and no greenlet at all;
+        only a socket whose buffer is full gets a writer, which waits with sendall.
+        """
+        self.dirty = False
+        if self.writer is not None or not self.queue:
+            return
+        data = self.queue.popleft() if len(self.queue) == 1 else b"".join(self.queue)
+        self.queue.clear()
+        raw = getattr(self.transport.sock, "_sock", None)  # gevent's underlying socket
+        sent = 0
+        if raw is not None:
+            try:
+                sent = raw.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                self.queued_bytes = 0
+                self.transport.abort()
+                return
+        self.queued_bytes -= sent
+        if sent == len(data):
+            self.sent_frames += 1
+        else:
+            self.queue.append(data[sent:] if sent else data)
             self.writer = gevent.spawn(self._write_loop)
 
     def _write_loop(self) -> None:

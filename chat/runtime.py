@@ -12,7 +12,7 @@ import gevent
 
 from .bus import Bus, LocalBus, RedisBus
 from .limits import Counters, FloodLimiter, MemoryCounters, RedisCounters
-from .registry import Registry
+from .registry import Registry, corked
 from .service.sending import MessageCommitter
 
 log = logging.getLogger("chat.runtime")
@@ -32,7 +32,7 @@ class ChatRuntime:
         self.local_counters = MemoryCounters()
         self.registry = Registry()
         self.flood = FloodLimiter(cfg["CHAT_RATE_PER_MINUTE"])
-        self.committer = MessageCommitter(app, self.bus, self.counters)
+        self.committer = MessageCommitter(app, self.bus, self.counters, batch_scope=corked)
         # The only wiring between bus and registry.
         self.bus.attach(self.registry)
         self.registry.on_channel_added = self.bus.subscribe

@@ -19,6 +19,7 @@ fan-out hands the same ``bytes`` object to every connection.
 """
 from __future__ import annotations
 
+import socket
 import struct
 from functools import wraps
 from time import monotonic
@@ -95,6 +96,12 @@ class ChatSocket(simple_websocket.Server):
 
     def handshake(self) -> None:
         """Accept the upgrade with no extension (no permessage-deflate), written whole."""
+        try:
+            # Frames are small and written as they come: without TCP_NODELAY, Nagle's
+            # algorithm holds each one until the previous is acknowledged (tens of ms).
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (OSError, AttributeError):
+            pass  # not a TCP socket (a Unix socket behind a proxy)
         in_data = b"GET / HTTP/1.1\r\n"
         for key, value in self.environ.items():
             if key.startswith("HTTP_"):

@@ -351,6 +351,17 @@ def test_the_stranger_rule(any_server, user, connect):
                          "ack")["id"]
 
 
+def test_a_reply_written_while_following_each_other_still_counts(any_server, pair, connect):
+    alice, bob = pair
+    assert bob.post("/api/messages", json={"recipient_id": alice.user_id,
+                                           "content": "hi alice"}).status_code == 201
+    bob.delete(f"/api/users/{alice.user_id}/follow")  # no longer both ways
+    a = connect(any_server, alice)
+    for i in range(6):
+        assert "id" in a.request({"type": 1, "recipient_id": bob.user_id, "content": str(i)},
+                                 "ack")
+
+
 def test_mutual_followers_are_not_limited(any_server, pair, connect):
     alice, bob = pair
     a = connect(any_server, alice)

@@ -16,9 +16,11 @@ the PUBLISH, so every subscriber sees messages in id order.
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass, field
+from datetime import timedelta
 from time import perf_counter
-from typing import Callable
+from typing import Callable, ContextManager
 
 import gevent
 from gevent.event import AsyncResult
@@ -115,10 +117,14 @@ class SendStats:
 class MessageCommitter:
     """The single writer of messages in this process (a group commit loop)."""
 
-    def __init__(self, app, bus: Bus, counters: Counters) -> None:
+    def __init__(self, app, bus: Bus, counters: Counters,
+                 batch_scope: Callable[[], ContextManager] = nullcontext) -> None:
         self.app = app
         self.bus = bus
         self.counters = counters
+        # Wraps the acks and deliveries of one batch (the registry's cork: one write per
+        # connection per batch), wired by the runtime so this module needs no registry.
+        self.batch_scope = batch_scope
         cfg = app.config
         self.batch_max = cfg["CHAT_BATCH_MAX"]
         self.stranger_limit = cfg["CHAT_STRANGER_LIMIT"]
@@ -322,56 +328,79 @@ class MessageCommitter:
     def _apply_stranger_rule(self, items: list[Outgoing]) -> list[Outgoing]:
         """The seed's rule: three messages to someone who has not written back.
 
-        Every private message counts (INCR + EXPIRE, one pipeline for the batch), so
-        that a reply is known even between users who follow each other.
+        Pairs who follow each other both ways are never counted (no Redis work for
+        them). For the others one pipeline per batch reads the reply counter and
+        INCRs (with the 90-day EXPIRE) the sender's. Past the limit the stored
+        messages have the last word, since a reply written while the two still
+        followed each other was not counted.
         """
-        private = [i for i in items if i.recipient_id is not None
-                   and i.recipient_id != i.sender_id]
-        if not private:
+        watched = [i for i in items if i.recipient_id is not None
+                   and i.recipient_id != i.sender_id
+                   and (i.sender_id, i.recipient_id) not in self._mutual]
+        if not watched:
             return items
         try:
             replied = self.counters.get_many(
-                [stranger_key(i.recipient_id, i.sender_id) for i in private])
+                [stranger_key(i.recipient_id, i.sender_id) for i in watched])
             counts = self.counters.incr_many(
-                [stranger_key(i.sender_id, i.recipient_id) for i in private], self.stranger_ttl)
+                [stranger_key(i.sender_id, i.recipient_id) for i in watched], self.stranger_ttl)
         except CountersDown:
-            return self._apply_stranger_rule_from_database(items, private)
+            return self._apply_stranger_rule_from_database(items, watched)
+        over = []
+        for item, back, count in zip(watched, replied, counts):
+            item.counted = stranger_key(item.sender_id, item.recipient_id)
+            if count > self.stranger_limit and back <= 0:
+                over.append(item)
+        if not over:
+            return items
+        try:
+            wrote_back = self._wrote_back(over)
+        except DATABASE_UNAVAILABLE:
+            self._drop_connection()
+            wrote_back, busy = set(), True
+        else:
+            busy = False
         refused: set[int] = set()
-        undo = []
-        for item, back, count in zip(private, replied, counts):
-            key = stranger_key(item.sender_id, item.recipient_id)
-            item.counted = key
-            if count > self.stranger_limit and back <= 0 and \
-                    (item.sender_id, item.recipient_id) not in self._mutual:
-                refused.add(id(item))
-                undo.append(key)
-                self._fail(item, StrangerLimit())
-        if undo:
-            self.counters.decr_many(undo)
+        for item in over:
+            if (item.sender_id, item.recipient_id) in wrote_back:
+                continue
+            refused.add(id(item))
+            self.counters.decr_many([item.counted])
+            item.counted = None
+            self._fail(item, ServerBusy() if busy else StrangerLimit())
         return [i for i in items if id(i) not in refused]
 
-    def _apply_stranger_rule_from_database(self, items, private) -> list[Outgoing]:
-        """Redis is down: answer the rule from the stored messages, which hold the truth."""
-        from datetime import timedelta
+    def _wrote_back(self, items: list[Outgoing]) -> set[tuple[int, int]]:
+        """The (sender, recipient) pairs whose recipient wrote to the sender within the TTL."""
+        since = utcnow() - timedelta(seconds=self.stranger_ttl)
+        conn = self._connection()
+        rows = conn.execute(
+            select(Message.conv_key, Message.sender_id).distinct().where(
+                Message.conv_key.in_({i.conv_key for i in items}),
+                Message.sender_id.in_({i.recipient_id for i in items}),
+                Message.created_at >= since)).all()
+        conn.rollback()
+        found = {(r.conv_key, r.sender_id) for r in rows}
+        return {(i.sender_id, i.recipient_id) for i in items
+                if (i.conv_key, i.recipient_id) in found}
 
+    def _apply_stranger_rule_from_database(self, items, watched) -> list[Outgoing]:
+        """Redis is down: answer the rule from the stored messages, which hold the truth."""
         since = utcnow() - timedelta(seconds=self.stranger_ttl)
         refused: set[int] = set()
         sent_in_batch: dict[tuple[int, int], int] = {}
-        conn = self._connection()
         try:
-            for item in private:
+            wrote_back = self._wrote_back(watched)
+            conn = self._connection()
+            for item in watched:
                 pair = (item.sender_id, item.recipient_id)
-                if pair in self._mutual:
-                    continue
-                base = and_(Message.conv_key == private_key(*pair), Message.created_at >= since)
-                replied = conn.scalar(select(func.count()).select_from(Message).where(
-                    base, Message.sender_id == item.recipient_id))
-                if replied:
+                if pair in wrote_back:
                     continue
                 if pair not in sent_in_batch:
-                    sent_in_batch[pair] = conn.scalar(select(func.count()).select_from(Message)
-                                                      .where(base,
-                                                             Message.sender_id == item.sender_id))
+                    sent_in_batch[pair] = conn.scalar(
+                        select(func.count()).select_from(Message).where(
+                            Message.conv_key == item.conv_key,
+                            Message.sender_id == item.sender_id, Message.created_at >= since))
                 if sent_in_batch[pair] >= self.stranger_limit:
                     refused.add(id(item))
                     self._fail(item, StrangerLimit())
@@ -420,22 +449,8 @@ class MessageCommitter:
                 self._fail(item, ServerBusy())
             return
         try:
-            events: list[Event] = []
-            for item, row in zip(items, rows):
-                ack = ack_frame(row, item.online)
-                for each in (item, *item.duplicates):
-                    try:
-                        each.reply(ack, None, each is item)
-                    except Exception:
-                        log.exception("event=reply_failed")
-                frame = dumps(message_frame(row))
-                if item.group_id is not None:
-                    events.append(Event(f"g:{item.group_id}", frame, exclude_conn=item.origin))
-                else:
-                    events.append(Event(f"u:{item.sender_id}", frame, exclude_conn=item.origin))
-                    if item.recipient_id != item.sender_id:
-                        events.append(Event(f"u:{item.recipient_id}", frame))
-            self.bus.publish(events)
+            with self.batch_scope():
+                self._answer_and_publish(items, rows)
         finally:
             if locked:
                 try:
@@ -443,6 +458,25 @@ class MessageCommitter:
                     conn.rollback()
                 except DATABASE_UNAVAILABLE:
                     self._drop_connection()
+
+    def _answer_and_publish(self, items: list[Outgoing], rows: list[_Row]) -> None:
+        """Ack each sender, then publish each message (serialised once) to its channels."""
+        events: list[Event] = []
+        for item, row in zip(items, rows):
+            ack = ack_frame(row, item.online)
+            for each in (item, *item.duplicates):
+                try:
+                    each.reply(ack, None, each is item)
+                except Exception:
+                    log.exception("event=reply_failed")
+            frame = dumps(message_frame(row))
+            if item.group_id is not None:
+                events.append(Event(f"g:{item.group_id}", frame, exclude_conn=item.origin))
+            else:
+                events.append(Event(f"u:{item.sender_id}", frame, exclude_conn=item.origin))
+                if item.recipient_id != item.sender_id:
+                    events.append(Event(f"u:{item.recipient_id}", frame))
+        self.bus.publish(events)
 
     def _write(self, conn: Connection, items: list[Outgoing]) -> list[_Row]:
         """Allocate ids in commit order, INSERT the batch, create read cursors, COMMIT."""
