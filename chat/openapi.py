@@ -91,7 +91,8 @@ SCHEMAS = {
                    id=_ID, notice={"type": "string", "enum": ["follow", "group_added",
                                                              "group_removed",
                                                              "group_deleted"]},
-                   actor_id=_ID, group_id=_NULLABLE_ID,
+                   actor_id=_ID, actor_name={"type": "string", "nullable": True},
+                   group_id=_NULLABLE_ID,
                    group_name={"type": "string", "nullable": True}, created_at=_TIME,
                    read={"type": "boolean"}),
 }

@@ -21,7 +21,8 @@ def test_follow_shows_on_both_profiles_and_makes_a_notice(api):
     assert seen_by_bob["following"] is False and seen_by_bob["followed_by"] is True
     assert seen_by_bob["username"] == alice.username
     notices = bob.get("/api/notices").json()["notices"]
-    assert [(n["notice"], n["actor_id"]) for n in notices] == [("follow", alice.user_id)]
+    assert [(n["notice"], n["actor_id"], n["actor_name"]) for n in notices] == [
+        ("follow", alice.user_id, alice.username)]
     # Following twice changes nothing and makes no second notice.
     assert alice.put(f"/api/users/{bob.user_id}/follow").status_code == 200
     assert len(bob.get("/api/notices").json()["notices"]) == 1

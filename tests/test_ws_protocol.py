@@ -309,6 +309,7 @@ def test_follow_and_group_notices_are_pushed_live(any_server, user, connect):
     notice = b.expect("notice")
     assert (notice["notice"], notice["actor_id"], notice["group_id"]) == (
         "follow", alice.user_id, None)
+    assert notice["actor_name"] == alice.username
     assert isinstance(notice["id"], int) and notice["created_at"].endswith("Z")
     gid = alice.post("/api/groups", json={"name": "g"}).json()["id"]
     alice.put(f"/api/groups/{gid}/members/{bob.user_id}")

@@ -5,16 +5,16 @@ from sqlalchemy import func, select, update
 
 from .. import validation
 from ..extensions import db
-from ..models import Notice, utcnow
+from ..models import Notice, User, utcnow
 from . import runtime
 
 KINDS = ("follow", "group_added", "group_removed", "group_deleted")
 
 
-def notice_frame(notice: Notice) -> dict:
+def notice_frame(notice: Notice, actor_name: str | None) -> dict:
     """A notice as the ``notice`` frame and the API show it."""
     return {"kind": "notice", "code": 200, "id": notice.id, "notice": notice.kind,
-            "actor_id": notice.actor_id, "group_id": notice.group_id,
+            "actor_id": notice.actor_id, "actor_name": actor_name, "group_id": notice.group_id,
             "group_name": notice.group_name, "created_at": runtime.iso(notice.created_at),
             "read": notice.read_at is not None}
 
@@ -32,18 +32,21 @@ def add(user_id: int, kind: str, actor_id: int, group_id: int | None = None,
                     group_name=group_name, created_at=utcnow())
     db.session.add(notice)
     db.session.flush()  # gives the notice its id for the frame
-    runtime.after_commit(runtime.to_user(user_id, notice_frame(notice), member=member))
+    actor = db.session.get(User, actor_id)
+    runtime.after_commit(runtime.to_user(user_id, notice_frame(notice, actor and actor.username),
+                                         member=member))
 
 
 def listing(user_id: int, unread_only: bool, limit: int = 100) -> dict:
     """The user's notices, newest first, and how many are unread."""
-    query = select(Notice).where(Notice.user_id == user_id)
+    query = (select(Notice, User.username).outerjoin(User, User.id == Notice.actor_id)
+             .where(Notice.user_id == user_id))
     if unread_only:
         query = query.where(Notice.read_at.is_(None))
-    rows = db.session.scalars(query.order_by(Notice.id.desc()).limit(limit))
+    rows = db.session.execute(query.order_by(Notice.id.desc()).limit(limit)).all()
     unread = db.session.scalar(select(func.count()).select_from(Notice).where(
         Notice.user_id == user_id, Notice.read_at.is_(None)))
-    return {"notices": [notice_frame(n) for n in rows], "unread": unread}
+    return {"notices": [notice_frame(n, name) for n, name in rows], "unread": unread}
 
 
 def mark_read(user_id: int, up_to_id) -> dict:
