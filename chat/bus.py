@@ -19,6 +19,7 @@ from typing import Protocol, Sequence
 
 import gevent
 import orjson
+from gevent.event import AsyncResult
 from gevent.lock import Semaphore
 
 log = logging.getLogger("chat.bus")
@@ -40,9 +41,9 @@ class Event:
     member: tuple[int, bool] | None = None
     close_auth: int | None = None
 
-    def encode(self) -> bytes:
+    def encode(self, origin: str | None = None) -> bytes:
         """Header line (JSON) + newline + frame: orjson never writes a raw newline."""
-        header = {}
+        header = {"o": origin} if origin else {}
         if self.exclude_conn is not None:
             header["x"] = self.exclude_conn
         if self.exclude_user is not None:
@@ -54,13 +55,13 @@ class Event:
         return orjson.dumps(header) + b"\n" + self.frame
 
     @classmethod
-    def decode(cls, channel: str, data: bytes) -> "Event":
-        """The inverse of ``encode``."""
+    def decode(cls, channel: str, data: bytes) -> tuple["Event", str | None]:
+        """The inverse of ``encode``: the event and the tag of the process that sent it."""
         head, _, frame = data.partition(b"\n")
         header = orjson.loads(head)
         member = header.get("m")
         return cls(channel, frame, header.get("x"), header.get("xu"),
-                   (member[0], member[1]) if member else None, header.get("c"))
+                   (member[0], member[1]) if member else None, header.get("c")), header.get("o")
 
 
 class Sink(Protocol):
@@ -129,12 +130,24 @@ class LocalBus:
 class RedisBus:
     """Redis pub/sub between processes, with a listener that never dies.
 
-    Every event, also one for a user on this very process, goes through Redis:
-    Redis hands each subscriber the messages in the order it received the
-    PUBLISHes, and the service publishes in commit order, so every connection sees
-    a conversation in id order. While Redis is down, events are delivered in this
-    process only and the rest is recovered by ``sync``.
+    An event is delivered to this process's own connections at once, and PUBLISHed
+    only on channels that another process listens to (``PUBSUB NUMSUB`` minus our
+    own subscription): one process alone does no pub/sub work at all, and each
+    process receives only what its users need.
+
+    Order: the committer publishes in commit order while it holds the database's
+    message-order lock. Another process's PUBLISH of an earlier message therefore
+    reached Redis before we took the lock, but our listener may not have handed it
+    on yet. So when other processes are alive we first send a *fence* to our own
+    control channel and wait for the listener to see it: Redis delivers to a
+    subscriber in the order it processed the PUBLISHes, so everything published
+    before the fence has been dispatched when it returns. Then our own messages go
+    out, after everything older, and every connection sees a conversation in id
+    order. While Redis is down, events reach this process's connections only and
+    the rest is recovered with ``sync``.
     """
+
+    FENCE_TIMEOUT = 1.0
 
     def __init__(self, url: str, prefix: str = "chat:") -> None:
         import redis  # imported here so the embedded defaults never need it
@@ -152,7 +165,12 @@ class RedisBus:
         self.published = 0
         self.received = 0
         self.reconnects = 0
-        self._control = f"{prefix}ctl:{id(self):x}{random.getrandbits(32):x}"
+        self.tag = f"{id(self):x}{random.getrandbits(32):x}"
+        self._control = f"{prefix}ctl:{self.tag}"
+        self._processes = f"{prefix}processes"  # every listener subscribes: NUMSUB counts them
+        self._fences: dict[bytes, AsyncResult] = {}
+        self._fence_counter = 0
+        self.subscribed: set[str] = set()
 
     def attach(self, sink: Sink) -> None:
         """Deliver to ``sink`` from now on."""
@@ -162,21 +180,49 @@ class RedisBus:
         return self.prefix + channel
 
     def publish(self, events: Sequence[Event]) -> None:
-        """PUBLISH each event, pipelined; on failure deliver to local connections only."""
+        """Deliver here at once; PUBLISH (pipelined) what other processes need."""
         if not events:
             return
+        remote: set[str] = set()
         if self.up:
             try:
-                pipe = self.client.pipeline(transaction=False)
-                for event in events:
-                    pipe.publish(self._full(event.channel), event.encode())
-                pipe.execute()
-                self.published += len(events)
-                return
+                channels = list(dict.fromkeys(e.channel for e in events))
+                counts = self.client.pubsub_numsub(self._processes,
+                                                   *[self._full(c) for c in channels])
+                others = counts[0][1] - 1
+                for channel, (_, subscribers) in zip(channels, counts[1:]):
+                    if subscribers - (1 if channel in self.subscribed else 0) > 0:
+                        remote.add(channel)
+                if others > 0:
+                    self._fence()
             except self.redis_module.RedisError as exc:
                 log.warning("event=redis_publish_failed error=%s", type(exc).__name__)
                 self._mark_down()
+                remote = set()
         self._deliver_locally(events)
+        if not remote:
+            return
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for event in events:
+                if event.channel in remote:
+                    pipe.publish(self._full(event.channel), event.encode(self.tag))
+                    self.published += 1
+            pipe.execute()
+        except self.redis_module.RedisError as exc:
+            log.warning("event=redis_publish_failed error=%s", type(exc).__name__)
+            self._mark_down()
+
+    def _fence(self) -> None:
+        """Wait until the listener has dispatched everything published before now."""
+        self._fence_counter += 1
+        token = f"{self.tag}:{self._fence_counter}".encode()
+        seen = self._fences[token] = AsyncResult()
+        try:
+            self.client.publish(self._control, token)
+            seen.wait(self.FENCE_TIMEOUT)
+        finally:
+            self._fences.pop(token, None)
 
     def _deliver_locally(self, events: Sequence[Event]) -> None:
         if self.sink is None:
@@ -202,10 +248,9 @@ class RedisBus:
             counts = self.client.pubsub_numsub(*[self._full(f"u:{u}") for u in remote])
         except self.redis_module.RedisError:
             return found
-        local_here = {u for u in remote if self.sink is not None and self.sink.count(u) > 0}
         for uid, (_, subscribers) in zip(remote, counts):
             # Our own subscription (when the user's only local socket is excluded) is not "another".
-            if subscribers - (1 if uid in local_here else 0) > 0:
+            if subscribers - (1 if f"u:{uid}" in self.subscribed else 0) > 0:
                 found.add(uid)
         return found
 
@@ -224,6 +269,10 @@ class RedisBus:
         try:
             with self.pubsub_lock:
                 getattr(pubsub, verb)(self._full(channel))
+            if verb == "subscribe":
+                self.subscribed.add(channel)
+            else:
+                self.subscribed.discard(channel)
         except self.redis_module.RedisError as exc:
             log.warning("event=redis_%s_failed error=%s", verb, type(exc).__name__)
             self._mark_down()
@@ -266,10 +315,11 @@ class RedisBus:
         pubsub = self.client.pubsub(ignore_subscribe_messages=True)
         try:
             with self.pubsub_lock:
-                pubsub.subscribe(self._control)
+                pubsub.subscribe(self._control, self._processes)
                 channels = self.sink.channels() if self.sink else []
                 for start in range(0, len(channels), 500):
                     pubsub.subscribe(*[self._full(c) for c in channels[start:start + 500]])
+                self.subscribed = set(channels)
             self.pubsub = pubsub
             if not self.up:
                 if self.reconnects:
@@ -282,10 +332,15 @@ class RedisBus:
                     continue
                 channel = message["channel"].decode()[plen:]
                 if channel.startswith("ctl:"):
+                    fence = self._fences.get(message["data"])
+                    if fence is not None:
+                        fence.set()
                     continue
-                self.received += 1
                 try:
-                    event = Event.decode(channel, message["data"])
+                    event, origin = Event.decode(channel, message["data"])
+                    if origin == self.tag:
+                        continue  # ours: delivered here when it was published
+                    self.received += 1
                     if self.sink is not None:
                         self.sink.dispatch(event)
                 except Exception:
@@ -293,6 +348,7 @@ class RedisBus:
             raise ConnectionError("pubsub ended")
         finally:
             self.pubsub = None
+            self.subscribed = set()
             try:
                 pubsub.close()
             except Exception:

@@ -23,6 +23,13 @@ def two(mysql_url, redis_prefix):
         p.stop()
 
 
+def conversation(frame: dict) -> tuple:
+    """The conversation a message frame belongs to."""
+    if frame["group_id"] is not None:
+        return ("g", frame["group_id"])
+    return ("p", *sorted((frame["sender_id"], frame["recipient_id"])))
+
+
 def users(base, n, mutual=True):
     people = [Api.new_user(base, f"u{i}") for i in range(n)]
     if mutual:
@@ -96,6 +103,7 @@ def test_hammering_two_processes_then_sync_gives_every_acked_message_once(two):
     acked: dict[int, dict] = {}
     own: dict[int, list[int]] = {u.user_id: [] for u in people}
     live: dict[int, list[int]] = {u.user_id: [] for u in people}
+    conversation_of: dict[int, tuple] = {}
     lock = threading.Lock()
     errors: list[BaseException] = []
     sockets = {u.user_id: WS(procs[i % 2].ws_url, u.token) for i, u in enumerate(people)}
@@ -123,6 +131,7 @@ def test_hammering_two_processes_then_sync_gives_every_acked_message_once(two):
                     own[user.user_id].append(f["id"])
                 elif f["kind"] == "message":
                     live[user.user_id].append(f["id"])
+                    conversation_of[f["id"]] = conversation(f)
                 elif f["kind"] == "error":
                     raise AssertionError(f)
         except BaseException as exc:  # noqa: BLE001 - reported below
@@ -144,10 +153,17 @@ def test_hammering_two_processes_then_sync_gives_every_acked_message_once(two):
                 break
             if f["kind"] == "message":
                 live[u.user_id].append(f["id"])
+                conversation_of[f["id"]] = conversation(f)
         ws.close()
     for u in people:
         seen = live[u.user_id]
         assert len(seen) == len(set(seen)), "a message arrived twice live"
+        # Within each conversation, live messages came in id order, across both processes.
+        by_conversation: dict[tuple, list[int]] = {}
+        for i in seen:
+            by_conversation.setdefault(conversation_of[i], []).append(i)
+        for conv, ids in by_conversation.items():
+            assert ids == sorted(ids), f"user {u.user_id} got {conv} out of order"
         since = max(seen) if seen else 0
         ws = WS(procs[(u.user_id + 1) % 2].ws_url, u.token)
         synced: list[int] = []

@@ -9,9 +9,10 @@ multi-row INSERT and one COMMIT, acks each sender and only then publishes.
 
 Ordering across processes: ids come from the ``message_sequence`` row, whose
 lock is held until COMMIT, so ids follow commit order and ``sync`` from the
-largest id a client saw never skips a message that committed late. With Redis
-between processes a MySQL named lock is also held from the id allocation until
-the PUBLISH, so every subscriber sees messages in id order.
+largest id a client saw never skips a message that committed late. On MySQL a
+named lock is also held from the id allocation until the batch is delivered and
+published, so batches are delivered in id order across processes (the bus's
+fence does the rest; see ``bus.RedisBus``).
 """
 from __future__ import annotations
 
