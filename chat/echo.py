@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app
 
 from .registry import Connection
-from .transport import CLOSE_TOO_BIG, ChatSocket, MessageTooBig, binary_frame, text_frame
+from .transport import ChatSocket, ProtocolError, binary_frame, text_frame
 from .ws import _finish, sock
 
 bp = Blueprint("echo", __name__)
@@ -25,7 +25,7 @@ def echo(ws: ChatSocket) -> None:
                 conn.enqueue(text_frame(message.encode("utf-8")))
             else:
                 conn.enqueue(binary_frame(message))
-    except MessageTooBig:
-        conn.close(CLOSE_TOO_BIG, "frame too big")
+    except ProtocolError as err:  # 1002, 1007, or 1009 for a frame over the limit
+        conn.close(err.code, err.reason)
     finally:
         _finish(conn)

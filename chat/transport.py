@@ -19,8 +19,9 @@ fan-out hands the same ``bytes`` object to every connection.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import socket
-import struct
 from functools import wraps
 from time import monotonic
 from typing import Callable, Iterator
@@ -29,41 +30,43 @@ import simple_websocket
 from flask import Response, current_app, request
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
-from wsproto.events import (AcceptConnection, BytesMessage, CloseConnection, Ping, Pong,
-                            Request, TextMessage)
-from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+
+from .errors import BadRequest
+from .frames import (FrameParser, ProtocolError, accept_token, binary_frame, close_frame,
+                     ping_frame, pong_frame, text_frame)
+
+__all__ = ["ChatSock", "ChatSocket", "ProtocolError", "binary_frame", "text_frame"]
 
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
-CLOSE_TOO_BIG = 1009
 CLOSE_TRY_AGAIN = 1013
 
 
-def _frame(opcode: int, payload: bytes) -> bytes:
-    """One unmasked, final WebSocket frame (RFC 6455 section 5.2)."""
-    size = len(payload)
-    if size < 126:
-        header = struct.pack("!BB", 0x80 | opcode, size)
-    elif size < 65536:
-        header = struct.pack("!BBH", 0x80 | opcode, 126, size)
-    else:
-        header = struct.pack("!BBQ", 0x80 | opcode, 127, size)
-    return header + payload
+def _valid_upgrade(environ: dict, key: str) -> bool:
+    """A version 13 WebSocket upgrade request with a well-formed key (RFC 6455 4.2.1)."""
+    if environ.get("REQUEST_METHOD") != "GET":
+        return False
+    if "websocket" not in environ.get("HTTP_UPGRADE", "").lower():
+        return False
+    if "upgrade" not in environ.get("HTTP_CONNECTION", "").lower():
+        return False
+    if environ.get("HTTP_SEC_WEBSOCKET_VERSION") != "13":
+        return False
+    try:
+        return len(base64.b64decode(key, validate=True)) == 16
+    except (binascii.Error, ValueError):
+        return False
 
 
-def text_frame(payload: bytes) -> bytes:
-    """The wire bytes of a text frame carrying ``payload`` (UTF-8 JSON)."""
-    return _frame(0x1, payload)
+class _NoEvent:
+    """Stands in for the threading.Event simple-websocket makes for its reader thread."""
 
+    def set(self) -> None:
+        """Nobody waits on it."""
 
-def binary_frame(payload: bytes) -> bytes:
-    """The wire bytes of a binary frame (only the echo route sends them)."""
-    return _frame(0x2, payload)
-
-
-class MessageTooBig(Exception):
-    """The peer sent a message over the frame size limit."""
+    def clear(self) -> None:
+        """Nobody waits on it."""
 
 
 class _NoThread:
@@ -89,8 +92,11 @@ class ChatSocket(simple_websocket.Server):
         self.write: Callable[[bytes], None] = self._write_direct
         self.last_received = monotonic()
         self.pong_received = True
+        self.close_sent = False
+        self.parser = FrameParser(max_message_size)
         super().__init__(environ, receive_bytes=receive_bytes,
-                         max_message_size=max_message_size, thread_class=_NoThread)
+                         max_message_size=max_message_size, thread_class=_NoThread,
+                         event_class=_NoEvent)
 
     # -- handshake ---------------------------------------------------------
 
@@ -102,29 +108,26 @@ class ChatSocket(simple_websocket.Server):
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except (OSError, AttributeError):
             pass  # not a TCP socket (a Unix socket behind a proxy)
-        in_data = b"GET / HTTP/1.1\r\n"
-        for key, value in self.environ.items():
-            if key.startswith("HTTP_"):
-                header = "-".join(p.capitalize() for p in key[5:].split("_"))
-                in_data += f"{header}: {value}\r\n".encode("latin-1", "replace")
-        self.ws.receive_data(in_data + b"\r\n")
-        for event in self.ws.events():
-            if isinstance(event, Request):
-                self.sock.sendall(self.ws.send(AcceptConnection(subprotocol=None,
-                                                                extensions=[])))
-                self.connected = True
+        environ = self.environ
+        key = environ.get("HTTP_SEC_WEBSOCKET_KEY", "")
+        if not _valid_upgrade(environ, key):
+            return  # not connected: the route answers 400
+        self.ws = None  # simple-websocket's wsproto object: our FrameParser reads instead
+        self.sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                          b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+                          + accept_token(key) + b"\r\n\r\n")
+        self.connected = True
 
     # -- reading -----------------------------------------------------------
 
     def messages(self) -> Iterator[str | bytes]:
         """Yield each whole message the peer sends until the connection ends.
 
-        Control frames are answered here; a message over ``max_message_size`` bytes
-        raises ``MessageTooBig`` before it is buffered whole.
+        Control frames are answered here. A broken frame, or a message over the size
+        limit (checked before its payload is buffered), raises ``ProtocolError``
+        with the close code to send (1002, 1007 or 1009).
         """
-        limit = self.max_message_size
-        parts: list = []
-        size = 0
+        parser = self.parser
         while self.connected:
             try:
                 data = self.sock.recv(self.receive_bytes)
@@ -134,37 +137,19 @@ class ChatSocket(simple_websocket.Server):
                 self.connected = False
                 return
             self.last_received = monotonic()
-            try:
-                self.ws.receive_data(data)
-                for event in self.ws.events():
-                    if isinstance(event, (TextMessage, BytesMessage)):
-                        chunk = event.data
-                        size += len(chunk) if isinstance(chunk, (bytes, bytearray)) else (
-                            len(chunk) if chunk.isascii() else len(chunk.encode("utf-8")))
-                        if limit and size > limit:
-                            raise MessageTooBig()
-                        parts.append(chunk)
-                        if event.message_finished:
-                            message = parts[0] if len(parts) == 1 else (
-                                "".join(parts) if isinstance(event, TextMessage)
-                                else b"".join(parts))
-                            parts, size = [], 0
-                            yield bytes(message) if isinstance(message, bytearray) else message
-                    elif isinstance(event, Ping):
-                        self.write(self.ws.send(event.response()))
-                    elif isinstance(event, Pong):
-                        self.pong_received = True
-                    elif isinstance(event, CloseConnection):
-                        self.close_reason, self.close_message = event.code, event.reason
-                        try:
-                            self.write(self.ws.send(event.response()))
-                        except LocalProtocolError:
-                            pass
-                        self.connected = False
-                        return
-            except (LocalProtocolError, RemoteProtocolError):
-                self.connected = False
-                return
+            for event in parser.feed(data):
+                kind = event[0]
+                if kind == "text" or kind == "binary":
+                    yield event[1]
+                elif kind == "ping":
+                    self.write(pong_frame(event[1]))
+                elif kind == "pong":
+                    self.pong_received = True
+                else:  # close: answer it (unless we closed first) and stop
+                    self.close_reason, self.close_message = event[1], event[2]
+                    self.write(self.close_frame(event[1]))
+                    self.connected = False
+                    return
 
     # -- writing -----------------------------------------------------------
 
@@ -172,19 +157,16 @@ class ChatSocket(simple_websocket.Server):
         """Used only until an owner takes over writing."""
         self.sock.sendall(data)
 
-    def close_frame(self, code: int = CLOSE_NORMAL, reason: str = "") -> bytes:
+    def close_frame(self, code: int | None = CLOSE_NORMAL, reason: str = "") -> bytes:
         """The close frame to send, or b"" when one was already sent."""
-        try:
-            return self.ws.send(CloseConnection(code, reason))
-        except LocalProtocolError:
+        if self.close_sent:
             return b""
+        self.close_sent = True
+        return close_frame(code, reason)
 
     def ping_frame(self) -> bytes:
         """A ping frame; the peer's pong sets ``pong_received``."""
-        try:
-            return self.ws.send(Ping())
-        except LocalProtocolError:
-            return b""
+        return b"" if self.close_sent else ping_frame()
 
     def abort(self) -> None:
         """Drop the TCP connection at once (the reader's recv ends with an error)."""
@@ -226,8 +208,11 @@ class ChatSock(Sock):
         def decorator(handler):
             @wraps(handler)
             def websocket_route(*args, **kw):
-                ws = ChatSocket(request.environ,
-                                max_message_size=current_app.config["CHAT_MAX_FRAME_BYTES"])
+                try:
+                    ws = ChatSocket(request.environ,
+                                    max_message_size=current_app.config["CHAT_MAX_FRAME_BYTES"])
+                except simple_websocket.ConnectionError:
+                    raise BadRequest("not a WebSocket upgrade request") from None
                 try:
                     handler(ws, *args, **kw)
                 except ConnectionClosed:

@@ -5,7 +5,7 @@ import logging
 
 import gevent
 import orjson
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app, g, request
 from flask_login import current_user
 from gevent.event import Event as GeventEvent
 
@@ -17,7 +17,7 @@ from .extensions import db
 from .registry import Connection
 from .service import groups, messages, runtime
 from .service.sending import Outgoing
-from .transport import CLOSE_TOO_BIG, CLOSE_TRY_AGAIN, ChatSock, ChatSocket, MessageTooBig
+from .transport import CLOSE_TRY_AGAIN, ChatSock, ChatSocket, ProtocolError
 
 log = logging.getLogger("chat.ws")
 
@@ -67,6 +67,9 @@ def guard_upgrade():
 class FrameHandler:
     """Reads one connection's frames and answers them; one per connection."""
 
+    __slots__ = ("conn", "chat", "user_id", "max_content", "max_inflight", "inflight",
+                 "slot_free")
+
     def __init__(self, conn: Connection, chat) -> None:
         self.conn = conn
         self.chat = chat
@@ -75,10 +78,7 @@ class FrameHandler:
         self.max_content = cfg["CHAT_MAX_CONTENT"]
         self.max_inflight = cfg["CHAT_MAX_INFLIGHT"]
         self.inflight = 0
-        self.slot_free = GeventEvent()
-        self.routes = {0: self.ping, 1: self.private_message, 2: self.unread,
-                       3: self.history, 4: self.group_message, 5: self.mark_read,
-                       6: self.typing, 7: self.sync}
+        self.slot_free: GeventEvent | None = None  # made when back-pressure first bites
 
     def send(self, frame: dict) -> None:
         """Queue one frame for this connection."""
@@ -109,12 +109,12 @@ class FrameHandler:
             self.error(RateLimited(), ref)
             return
         kind = frame.get("type")
-        route = self.routes.get(kind) if type(kind) is int else None
+        route = ROUTES.get(kind) if type(kind) is int else None
         if route is None:
             self.error(BadRequest("unknown or missing type"), ref)
             return
         try:
-            route(frame)
+            route(self, frame)
         except ChatError as err:
             self.error(err, ref)
         except DATABASE_UNAVAILABLE as exc:
@@ -153,6 +153,8 @@ class FrameHandler:
             raise ServerBusy("the server is restarting; retry with the same client_id")
         while self.inflight >= self.max_inflight:
             # Back-pressure: stop reading this socket until earlier sends are stored.
+            if self.slot_free is None:
+                self.slot_free = GeventEvent()
             self.slot_free.clear()
             self.slot_free.wait()
         self.inflight += 1
@@ -160,7 +162,8 @@ class FrameHandler:
 
         def reply(ack, err, created):
             self.inflight -= 1
-            self.slot_free.set()
+            if self.slot_free is not None:
+                self.slot_free.set()
             if err is not None:
                 self.send(err.to_frame(ref))
             else:
@@ -201,6 +204,12 @@ class FrameHandler:
         self.send(messages.sync(self.user_id, frame.get("since_id"), frame.get("limit")))
 
 
+# Frame type -> handler; one table for every connection.
+ROUTES = {0: FrameHandler.ping, 1: FrameHandler.private_message, 2: FrameHandler.unread,
+          3: FrameHandler.history, 4: FrameHandler.group_message, 5: FrameHandler.mark_read,
+          6: FrameHandler.typing, 7: FrameHandler.sync}
+
+
 @sock.route("/ws", bp=bp)
 def websocket(ws: ChatSocket) -> None:
     """One connection: hello, then frames until it ends."""
@@ -209,6 +218,7 @@ def websocket(ws: ChatSocket) -> None:
     cfg = current_app.config
     user_id = current_user.id
     conn = Connection(user_id, current_user.auth_token_id, ws, cfg["CHAT_SEND_QUEUE_BYTES"])
+    g.pop("_login_user", None)  # ids are all we keep: the ORM object would live for hours
     try:
         group_ids = groups.group_ids_of(user_id)
         unread, last_id = messages.hello_state(user_id)
@@ -228,8 +238,8 @@ def websocket(ws: ChatSocket) -> None:
     try:
         for message in ws.messages():
             handler.handle(message)
-    except MessageTooBig:
-        conn.close(CLOSE_TOO_BIG, "frame too big")
+    except ProtocolError as err:  # 1002, 1007, or 1009 for a frame over the limit
+        conn.close(err.code, err.reason)
     finally:
         chat.registry.remove(conn)
         log.info("event=ws_close user_id=%s conn=%s code=%s", user_id, conn.id,

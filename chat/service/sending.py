@@ -26,7 +26,7 @@ from typing import Callable, ContextManager
 import gevent
 from gevent.event import AsyncResult
 from gevent.queue import SimpleQueue
-from sqlalchemy import Connection, and_, func, insert, select, text, tuple_, update
+from sqlalchemy import Connection, func, insert, select, text, tuple_, update
 
 from ..bus import Bus, Event
 from ..errors import (DATABASE_UNAVAILABLE, ChatError, Forbidden, NotFound, ServerBusy,
