@@ -15,7 +15,7 @@ from .errors import (DATABASE_UNAVAILABLE, BadRequest, ChatError, Forbidden, Rat
                      ServerBusy, Unauthorized)
 from .extensions import db
 from .registry import Connection
-from .service import groups, messages, runtime
+from .service import messages, runtime
 from .service.sending import Outgoing
 from .transport import CLOSE_TRY_AGAIN, ChatSock, ChatSocket, ProtocolError
 
@@ -220,8 +220,7 @@ def websocket(ws: ChatSocket) -> None:
     conn = Connection(user_id, current_user.auth_token_id, ws, cfg["CHAT_SEND_QUEUE_BYTES"])
     g.pop("_login_user", None)  # ids are all we keep: the ORM object would live for hours
     try:
-        group_ids = groups.group_ids_of(user_id)
-        unread, last_id = messages.hello_state(user_id)
+        unread, last_id, group_ids = messages.hello_state(user_id)
     except DATABASE_UNAVAILABLE:
         conn.send_payload(orjson.dumps(ServerBusy().to_frame()))
         conn.close(CLOSE_TRY_AGAIN, "database unavailable")

@@ -215,8 +215,3 @@ def remove_member(actor_id: int, group_id, user_id) -> dict:
     db.session.commit()
     return group_json(group, actor_id)
 
-
-def group_ids_of(user_id: int) -> list[int]:
-    """The ids of the groups a user belongs to (for the registry's routing)."""
-    return list(db.session.scalars(select(Membership.group_id)
-                                   .where(Membership.user_id == user_id)))

@@ -93,10 +93,14 @@ def _conversation_rows(user_id: int):
         .where(ReadCursor.user_id == user_id)).all()
 
 
-def hello_state(user_id: int) -> tuple[int, int]:
-    """(unread messages from others, newest message id the user can see)."""
+def hello_state(user_id: int) -> tuple[int, int, list[int]]:
+    """(unread messages from others, newest message id the user can see, the user's groups).
+
+    One query: a user's groups are the group rows among their read cursors.
+    """
     rows = _conversation_rows(user_id)
-    return (sum(r.unread for r in rows), max((r.last_id or 0 for r in rows), default=0))
+    return (sum(r.unread for r in rows), max((r.last_id or 0 for r in rows), default=0),
+            [r.group_id for r in rows if r.group_id is not None])
 
 
 def conversations(user_id: int, unread_only: bool = False) -> list[dict]:
