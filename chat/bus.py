@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
+from time import monotonic
 from typing import Protocol, Sequence
 
 import gevent
@@ -64,6 +65,15 @@ class Event:
                    (member[0], member[1]) if member else None, header.get("c")), header.get("o")
 
 
+@dataclass(slots=True)
+class Presence:
+    """Who listens where, asked once per batch: other live processes, and the channels
+    (of those asked about) that some other process subscribes to."""
+
+    others: int = 0
+    remote: frozenset[str] = frozenset()
+
+
 class Sink(Protocol):
     """Where a bus delivers (the registry)."""
 
@@ -76,8 +86,10 @@ class Bus(Protocol):
     """What the service and the factory use."""
 
     def attach(self, sink: Sink) -> None: ...
-    def publish(self, events: Sequence[Event]) -> None: ...
-    def online(self, user_ids: Sequence[int], exclude_conn: str | None = None) -> set[int]: ...
+    def presence(self, channels: Sequence[str]) -> Presence: ...
+    def publish(self, events: Sequence[Event], presence: Presence | None = None) -> None: ...
+    def online(self, user_ids: Sequence[int], exclude_conn: str | None = None,
+               presence: Presence | None = None) -> set[int]: ...
     def subscribe(self, channel: str) -> None: ...
     def unsubscribe(self, channel: str) -> None: ...
     def start(self) -> None: ...
@@ -95,7 +107,11 @@ class LocalBus:
         """Deliver to ``sink`` from now on."""
         self.sink = sink
 
-    def publish(self, events: Sequence[Event]) -> None:
+    def presence(self, channels: Sequence[str]) -> Presence:
+        """Nobody else: one process."""
+        return Presence()
+
+    def publish(self, events: Sequence[Event], presence: Presence | None = None) -> None:
         """Deliver each event to this process's connections, in order."""
         sink = self.sink
         if sink is None:
@@ -107,7 +123,8 @@ class LocalBus:
             except Exception:
                 log.exception("event=dispatch_failed channel=%s", event.channel)
 
-    def online(self, user_ids: Sequence[int], exclude_conn: str | None = None) -> set[int]:
+    def online(self, user_ids: Sequence[int], exclude_conn: str | None = None,
+               presence: Presence | None = None) -> set[int]:
         """The users among ``user_ids`` with a live connection (other than ``exclude_conn``)."""
         if self.sink is None:
             return set()
@@ -148,6 +165,7 @@ class RedisBus:
     """
 
     FENCE_TIMEOUT = 1.0
+    ALONE_RECHECK = 1.0
 
     def __init__(self, url: str, prefix: str = "chat:") -> None:
         import redis  # imported here so the embedded defaults never need it
@@ -170,6 +188,7 @@ class RedisBus:
         self._processes = f"{prefix}processes"  # every listener subscribes: NUMSUB counts them
         self._fences: dict[bytes, AsyncResult] = {}
         self._fence_counter = 0
+        self._alone_until = 0.0
         self.subscribed: set[str] = set()
 
     def attach(self, sink: Sink) -> None:
@@ -179,33 +198,49 @@ class RedisBus:
     def _full(self, channel: str) -> str:
         return self.prefix + channel
 
-    def publish(self, events: Sequence[Event]) -> None:
+    def presence(self, channels: Sequence[str]) -> Presence:
+        """One ``PUBSUB NUMSUB`` for the process count and these channels.
+
+        A process that found itself alone asks again only after ``ALONE_RECHECK``
+        seconds: alone, no other process can listen to anything.
+        """
+        if not self.up or monotonic() < self._alone_until:
+            return Presence()
+        try:
+            counts = self.client.pubsub_numsub(self._processes,
+                                               *[self._full(c) for c in channels])
+        except self.redis_module.RedisError as exc:
+            log.warning("event=redis_publish_failed error=%s", type(exc).__name__)
+            self._mark_down()
+            return Presence()
+        others = max(0, counts[0][1] - 1)
+        if not others:
+            self._alone_until = monotonic() + self.ALONE_RECHECK
+            return Presence()
+        remote = frozenset(
+            channel for channel, (_, subscribers) in zip(channels, counts[1:])
+            if subscribers - (1 if channel in self.subscribed else 0) > 0)
+        return Presence(others, remote)
+
+    def publish(self, events: Sequence[Event], presence: Presence | None = None) -> None:
         """Deliver here at once; PUBLISH (pipelined) what other processes need."""
         if not events:
             return
-        remote: set[str] = set()
-        if self.up:
+        if presence is None:
+            presence = self.presence(list(dict.fromkeys(e.channel for e in events)))
+        if presence.others and self.up:
             try:
-                channels = list(dict.fromkeys(e.channel for e in events))
-                counts = self.client.pubsub_numsub(self._processes,
-                                                   *[self._full(c) for c in channels])
-                others = counts[0][1] - 1
-                for channel, (_, subscribers) in zip(channels, counts[1:]):
-                    if subscribers - (1 if channel in self.subscribed else 0) > 0:
-                        remote.add(channel)
-                if others > 0:
-                    self._fence()
+                self._fence()
             except self.redis_module.RedisError as exc:
                 log.warning("event=redis_publish_failed error=%s", type(exc).__name__)
                 self._mark_down()
-                remote = set()
         self._deliver_locally(events)
-        if not remote:
+        if not presence.remote or not self.up:
             return
         try:
             pipe = self.client.pipeline(transaction=False)
             for event in events:
-                if event.channel in remote:
+                if event.channel in presence.remote:
                     pipe.publish(self._full(event.channel), event.encode(self.tag))
                     self.published += 1
             pipe.execute()
@@ -233,7 +268,8 @@ class RedisBus:
             except Exception:
                 log.exception("event=dispatch_failed channel=%s", event.channel)
 
-    def online(self, user_ids: Sequence[int], exclude_conn: str | None = None) -> set[int]:
+    def online(self, user_ids: Sequence[int], exclude_conn: str | None = None,
+               presence: Presence | None = None) -> set[int]:
         """Users connected here or on any process subscribed to their channel."""
         found: set[int] = set()
         remote: list[int] = []
@@ -242,16 +278,10 @@ class RedisBus:
                 found.add(uid)
             else:
                 remote.append(uid)
-        if not remote or not self.up:
-            return found
-        try:
-            counts = self.client.pubsub_numsub(*[self._full(f"u:{u}") for u in remote])
-        except self.redis_module.RedisError:
-            return found
-        for uid, (_, subscribers) in zip(remote, counts):
-            # Our own subscription (when the user's only local socket is excluded) is not "another".
-            if subscribers - (1 if f"u:{uid}" in self.subscribed else 0) > 0:
-                found.add(uid)
+        if remote:
+            if presence is None:
+                presence = self.presence([f"u:{u}" for u in remote])
+            found.update(u for u in remote if f"u:{u}" in presence.remote)
         return found
 
     def subscribe(self, channel: str) -> None:

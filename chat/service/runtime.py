@@ -40,11 +40,19 @@ def counters() -> "Counters":
     return chat().counters
 
 
+_last_iso: list = [None, None]  # a batch shares one timestamp: format it once
+
+
 def iso(moment: datetime | None) -> str | None:
     """A stored naive-UTC time as ISO 8601 with milliseconds and Z."""
     if moment is None:
         return None
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    if moment == _last_iso[0]:
+        return _last_iso[1]
+    text = (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:"
+            f"{moment.minute:02d}:{moment.second:02d}.{moment.microsecond // 1000:03d}Z")
+    _last_iso[0], _last_iso[1] = moment, text
+    return text
 
 
 def dumps(frame: dict) -> bytes:

@@ -26,17 +26,14 @@ from typing import Callable, ContextManager
 import gevent
 from gevent.event import AsyncResult
 from gevent.queue import SimpleQueue
-from sqlalchemy import Connection, func, insert, select, text, tuple_, update
-
-from ..bus import Bus, Event
+from ..bus import Bus, Event, Presence
 from ..errors import (DATABASE_UNAVAILABLE, ChatError, Forbidden, NotFound, ServerBusy,
                       StrangerLimit)
 from ..limits import Counters, CountersDown, stranger_key
-from ..models import (Block, Follow, Group, Membership, Message, MessageSequence, ReadCursor,
-                      User, group_key, private_key, utcnow)
+from ..models import group_key, private_key, utcnow
 from .messages import message_frame
 from .runtime import dumps, iso
-from .sqlutil import insert_ignore
+from .store import MessageStore, as_datetime, db_time
 
 log = logging.getLogger("chat.sending")
 
@@ -59,6 +56,18 @@ class Outgoing:
     counted: str | None = None  # the stranger counter this send incremented
     online: bool | None = None
     duplicates: list["Outgoing"] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Stored:
+    """A message found stored under a resent client_id (what an ack needs)."""
+
+    id: int
+    sender_id: int
+    recipient_id: int | None
+    group_id: int | None
+    client_id: str | None
+    created_at: object
 
 
 @dataclass(slots=True)
@@ -134,7 +143,12 @@ class MessageCommitter:
         self.lock_name = cfg["CHAT_REDIS_PREFIX"] + "message-order"
         self.queue: SimpleQueue = SimpleQueue()
         self.greenlet: gevent.Greenlet | None = None
-        self.conn: Connection | None = None
+        self.store: MessageStore | None = None
+        # What a dead or unreachable database raises: through the pool (SQLAlchemy's
+        # errors) or from the bare connection (the driver's own).
+        from ..extensions import db
+        with app.app_context():
+            self.db_down = (*DATABASE_UNAVAILABLE, db.engine.dialect.loaded_dbapi.Error)
         self.names: dict[int, str] = {}
         self.known_pairs: set[str] = set()
         self.stats = SendStats()
@@ -192,20 +206,16 @@ class MessageCommitter:
                 self.stats.batches += 1
                 self.stats.observe(perf_counter() - started, len(batch))
 
-    def _connection(self) -> Connection:
-        if self.conn is None or self.conn.closed or self.conn.invalidated:
+    def _connection(self) -> MessageStore:
+        if self.store is None or self.store.closed:
             from ..extensions import db
-            self.conn = db.engine.connect()
-        return self.conn
+            self.store = MessageStore(db.engine)
+        return self.store
 
     def _drop_connection(self) -> None:
-        conn, self.conn = self.conn, None
-        if conn is not None:
-            try:
-                conn.invalidate()
-                conn.close()
-            except Exception:
-                pass
+        store, self.store = self.store, None
+        if store is not None:
+            store.discard()
 
     def _fail(self, item: Outgoing, error: ChatError) -> None:
         self.stats.error(error.code, 1 + len(item.duplicates))
@@ -217,114 +227,110 @@ class MessageCommitter:
 
     def _process(self, batch: list[Outgoing]) -> None:
         try:
-            conn = self._connection()
-            pending = self._dedupe(conn, batch)
-            pending = self._check(conn, pending)
-            conn.rollback()  # end the read transaction before taking locks
-        except DATABASE_UNAVAILABLE as exc:
+            store = self._connection()
+            pending = self._check(store, self._collapse(batch))
+        except self.db_down as exc:
             log.warning("event=db_unavailable phase=check error=%s",
                         type(getattr(exc, "orig", exc)).__name__)
             self._drop_connection()
             for item in batch:
-                if item.counted is not None:
-                    self.counters.decr_many([item.counted])
                 self._fail(item, ServerBusy())
             return
         pending = self._apply_stranger_rule(pending)
         if pending:
-            self._store_and_publish(pending)
+            self._store_and_publish(pending)  # ends the transaction with its COMMIT
+        else:
+            self._end_read()
 
-    # -- phase 1: duplicates ------------------------------------------------
+    def _end_read(self) -> None:
+        """End the lookup's transaction, or the next batch would read an old snapshot."""
+        try:
+            if self.store is not None:
+                self.store.rollback()
+        except self.db_down:
+            self._drop_connection()
 
-    def _dedupe(self, conn: Connection, batch: list[Outgoing]) -> list[Outgoing]:
-        """Answer resends whose client_id is already stored with the stored message's ack."""
+    @staticmethod
+    def _collapse(batch: list[Outgoing]) -> list[Outgoing]:
+        """One item per (sender, client_id): repeats in the same batch share its answer."""
         first: dict[tuple[int, str], Outgoing] = {}
-        fresh: list[Outgoing] = []
+        items: list[Outgoing] = []
         for item in batch:
-            if item.client_id is None:
-                fresh.append(item)
-                continue
-            key = (item.sender_id, item.client_id)
-            if key in first:
-                first[key].duplicates.append(item)
-            else:
+            if item.client_id is not None:
+                key = (item.sender_id, item.client_id)
+                if key in first:
+                    first[key].duplicates.append(item)
+                    continue
                 first[key] = item
-                fresh.append(item)
-        if not first:
-            return fresh
-        stored = conn.execute(
-            select(Message.id, Message.sender_id, Message.recipient_id, Message.group_id,
-                   Message.client_id, Message.created_at)
-            .where(tuple_(Message.sender_id, Message.client_id).in_(list(first)))).all()
-        for row in stored:
-            item = first[(row.sender_id, row.client_id)]
-            fresh.remove(item)
+            items.append(item)
+        return items
+
+    def _answer_stored(self, store: MessageStore, stored: dict[tuple[int, str], int],
+                       items: list[Outgoing]) -> list[Outgoing]:
+        """Resends of stored client_ids get the stored message's ack; the rest go on."""
+        if not stored:
+            return items
+        rows = {r[0]: _Stored(*r[:5], as_datetime(r[5]))
+                for r in store.messages_by_id(list(stored.values()))}
+        rest = []
+        for item in items:
+            message_id = stored.get((item.sender_id, item.client_id))
+            row = rows.get(message_id) if message_id is not None else None
+            if row is None:
+                rest.append(item)
+                continue
             online = None
             if row.group_id is None:
                 online = bool(self.bus.online([row.recipient_id], exclude_conn=item.origin))
             ack = ack_frame(row, online)
             for each in (item, *item.duplicates):
                 each.reply(ack, None, False)
-        return fresh
+        return rest
 
-    # -- phase 2: who may send what -----------------------------------------
+    # -- phase 1: who may send what -----------------------------------------
 
-    def _check(self, conn: Connection, items: list[Outgoing]) -> list[Outgoing]:
-        """Recipients and groups exist, no block, sender is a member; fills names."""
-        user_ids = {i.sender_id for i in items} | {i.recipient_id for i in items
-                                                  if i.recipient_id is not None}
-        missing = [u for u in user_ids if u not in self.names]
-        if missing:
-            for uid, name in conn.execute(select(User.id, User.username)
-                                          .where(User.id.in_(missing))):
-                self.names[uid] = name
+    def _check(self, store: MessageStore, items: list[Outgoing]) -> list[Outgoing]:
+        """Resends answered; recipients and groups exist, no block, sender is a member.
+
+        One round trip for the whole batch (``MessageStore.lookup``); it also fills
+        the sender names and the follows that the stranger rule needs.
+        """
         private = [i for i in items if i.recipient_id is not None]
         groups = [i for i in items if i.group_id is not None]
-        blocked: set[tuple[int, int]] = set()
-        pairs = {(i.recipient_id, i.sender_id) for i in private if i.recipient_id != i.sender_id}
-        if pairs:
-            blocked = set(conn.execute(select(Block.blocker_id, Block.blocked_id).where(
-                tuple_(Block.blocker_id, Block.blocked_id).in_(list(pairs)))).all())
-        live_groups: set[int] = set()
-        members: set[tuple[int, int]] = set()
-        if groups:
-            gids = list({i.group_id for i in groups})
-            live_groups = set(conn.scalars(select(Group.id).where(Group.id.in_(gids))))
-            members = set(conn.execute(select(Membership.group_id, Membership.user_id).where(
-                tuple_(Membership.group_id, Membership.user_id).in_(
-                    list({(i.group_id, i.sender_id) for i in groups})))).all())
+        user_ids = {i.sender_id for i in items} | {i.recipient_id for i in private}
+        pairs = {(i.sender_id, i.recipient_id) for i in private
+                 if i.recipient_id != i.sender_id}
+        found = store.lookup(
+            client_keys={(i.sender_id, i.client_id) for i in items if i.client_id is not None},
+            user_ids=[u for u in user_ids if u not in self.names],  # names never change
+            block_pairs={(b, a) for a, b in pairs},
+            follow_pairs=pairs | {(b, a) for a, b in pairs},
+            group_ids=list({i.group_id for i in groups}),
+            member_pairs={(i.group_id, i.sender_id) for i in groups})
+        self.names.update(found["names"])
+        items = self._answer_stored(store, found["stored"], items)
+        follows = found["follows"]
+        self._mutual = {(a, b) for a, b in pairs if (a, b) in follows and (b, a) in follows}
         accepted = []
         for item in items:
             if item.recipient_id is not None:
                 if item.recipient_id not in self.names:
                     self._fail(item, NotFound("no such user"))
                     continue
-                if (item.recipient_id, item.sender_id) in blocked:
+                if (item.recipient_id, item.sender_id) in found["blocks"]:
                     self._fail(item, Forbidden("this user has blocked you"))
                     continue
                 item.conv_key = private_key(item.sender_id, item.recipient_id)
             else:
-                if item.group_id not in live_groups:
+                if item.group_id not in found["groups"]:
                     self._fail(item, NotFound("no such group"))
                     continue
-                if (item.group_id, item.sender_id) not in members:
+                if (item.group_id, item.sender_id) not in found["members"]:
                     self._fail(item, Forbidden("you are not a member of this group"))
                     continue
                 item.conv_key = group_key(item.group_id)
             accepted.append(item)
-        self._mutual = self._mutual_follows(conn, accepted)
         return accepted
-
-    def _mutual_follows(self, conn: Connection, items: list[Outgoing]) -> set[tuple[int, int]]:
-        """The (sender, recipient) pairs among ``items`` that follow each other both ways."""
-        pairs = {(i.sender_id, i.recipient_id) for i in items
-                 if i.recipient_id is not None and i.recipient_id != i.sender_id}
-        if not pairs:
-            return set()
-        both = pairs | {(b, a) for a, b in pairs}
-        found = set(conn.execute(select(Follow.follower_id, Follow.followee_id).where(
-            tuple_(Follow.follower_id, Follow.followee_id).in_(list(both)))).all())
-        return {(a, b) for a, b in pairs if (a, b) in found and (b, a) in found}
 
     def _apply_stranger_rule(self, items: list[Outgoing]) -> list[Outgoing]:
         """The seed's rule: three messages to someone who has not written back.
@@ -356,7 +362,7 @@ class MessageCommitter:
             return items
         try:
             wrote_back = self._wrote_back(over)
-        except DATABASE_UNAVAILABLE:
+        except self.db_down:
             self._drop_connection()
             wrote_back, busy = set(), True
         else:
@@ -374,14 +380,10 @@ class MessageCommitter:
     def _wrote_back(self, items: list[Outgoing]) -> set[tuple[int, int]]:
         """The (sender, recipient) pairs whose recipient wrote to the sender within the TTL."""
         since = utcnow() - timedelta(seconds=self.stranger_ttl)
-        conn = self._connection()
-        rows = conn.execute(
-            select(Message.conv_key, Message.sender_id).distinct().where(
-                Message.conv_key.in_({i.conv_key for i in items}),
-                Message.sender_id.in_({i.recipient_id for i in items}),
-                Message.created_at >= since)).all()
-        conn.rollback()
-        found = {(r.conv_key, r.sender_id) for r in rows}
+        store = self._connection()
+        found = store.senders_since(list({i.conv_key for i in items}),
+                                    list({i.recipient_id for i in items}), since)
+        store.rollback()
         return {(i.sender_id, i.recipient_id) for i in items
                 if (i.conv_key, i.recipient_id) in found}
 
@@ -392,23 +394,20 @@ class MessageCommitter:
         sent_in_batch: dict[tuple[int, int], int] = {}
         try:
             wrote_back = self._wrote_back(watched)
-            conn = self._connection()
+            store = self._connection()
             for item in watched:
                 pair = (item.sender_id, item.recipient_id)
                 if pair in wrote_back:
                     continue
                 if pair not in sent_in_batch:
-                    sent_in_batch[pair] = conn.scalar(
-                        select(func.count()).select_from(Message).where(
-                            Message.conv_key == item.conv_key,
-                            Message.sender_id == item.sender_id, Message.created_at >= since))
+                    sent_in_batch[pair] = store.count_sent(item.conv_key, item.sender_id, since)
                 if sent_in_batch[pair] >= self.stranger_limit:
                     refused.add(id(item))
                     self._fail(item, StrangerLimit())
                 else:
                     sent_in_batch[pair] += 1
-            conn.rollback()
-        except DATABASE_UNAVAILABLE:
+            store.rollback()
+        except self.db_down:
             self._drop_connection()
             for item in items:
                 if id(item) not in refused:
@@ -416,30 +415,47 @@ class MessageCommitter:
                     self._fail(item, ServerBusy())
         return [i for i in items if id(i) not in refused]
 
-    # -- phase 3: write, ack, publish ---------------------------------------
+    # -- phase 2: write, ack, publish ---------------------------------------
 
     def _store_and_publish(self, items: list[Outgoing]) -> None:
-        online = self.bus.online(list({i.recipient_id for i in items
-                                       if i.recipient_id is not None
-                                       and i.recipient_id != i.sender_id}))
+        """Write the batch (under the order lock when other processes write too), then ack
+        and deliver, then unlock."""
+        channels: dict[str, None] = {}
         for item in items:
-            if item.recipient_id is None:
-                continue
-            if item.recipient_id == item.sender_id:
-                item.online = bool(self.bus.online([item.sender_id], exclude_conn=item.origin))
+            if item.group_id is not None:
+                channels[f"g:{item.group_id}"] = None
             else:
-                item.online = item.recipient_id in online
-        conn = self._connection()
+                channels[f"u:{item.sender_id}"] = channels[f"u:{item.recipient_id}"] = None
+        presence = self.bus.presence(list(channels))
+        for item in items:
+            if item.recipient_id is not None:
+                exclude = item.origin if item.recipient_id == item.sender_id else None
+                item.online = bool(self.bus.online([item.recipient_id], exclude_conn=exclude,
+                                                   presence=presence))
         locked = False
         try:
-            mysql = conn.dialect.name in ("mysql", "mariadb")
-            if mysql and self.order_lock:
-                locked = bool(conn.scalar(text("SELECT GET_LOCK(:name, 10)"),
-                                          {"name": self.lock_name}))
+            store = self._connection()
+            if store.dialect == "mysql" and self.order_lock and presence.others:
+                locked = store.lock(self.lock_name, 10)
                 if not locked:
                     raise ServerBusy("the message store is congested")
-            rows = self._write(conn, items)
-        except (*DATABASE_UNAVAILABLE, ServerBusy) as exc:
+            try:
+                rows = self._write(store, items)
+            except store.IntegrityError:
+                # A resend of the same client_id raced us from another connection or
+                # process: answer it from what is stored now, write the rest.
+                store.rollback()
+                stored = store.lookup(client_keys={(i.sender_id, i.client_id) for i in items
+                                                   if i.client_id is not None}, user_ids=[],
+                                      block_pairs=set(), follow_pairs=set(), group_ids=[],
+                                      member_pairs=set())["stored"]
+                items = self._answer_stored(store, stored, items)
+                if items:
+                    rows = self._write(store, items)
+                else:
+                    rows = []
+                    store.rollback()
+        except (*self.db_down, ServerBusy) as exc:
             log.warning("event=db_unavailable phase=commit error=%s",
                         type(getattr(exc, "orig", exc)).__name__)
             self._drop_connection()
@@ -451,16 +467,17 @@ class MessageCommitter:
             return
         try:
             with self.batch_scope():
-                self._answer_and_publish(items, rows)
+                self._answer_and_publish(items, rows, presence)
         finally:
             if locked:
                 try:
-                    conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": self.lock_name})
-                    conn.rollback()
-                except DATABASE_UNAVAILABLE:
+                    store.unlock(self.lock_name)
+                    store.rollback()
+                except self.db_down:
                     self._drop_connection()
 
-    def _answer_and_publish(self, items: list[Outgoing], rows: list[_Row]) -> None:
+    def _answer_and_publish(self, items: list[Outgoing], rows: list[_Row],
+                            presence: Presence) -> None:
         """Ack each sender, then publish each message (serialised once) to its channels."""
         events: list[Event] = []
         for item, row in zip(items, rows):
@@ -477,27 +494,22 @@ class MessageCommitter:
                 events.append(Event(f"u:{item.sender_id}", frame, exclude_conn=item.origin))
                 if item.recipient_id != item.sender_id:
                     events.append(Event(f"u:{item.recipient_id}", frame))
-        self.bus.publish(events)
+        self.bus.publish(events, presence)
 
-    def _write(self, conn: Connection, items: list[Outgoing]) -> list[_Row]:
+    def _write(self, store: MessageStore, items: list[Outgoing]) -> list[_Row]:
         """Allocate ids in commit order, INSERT the batch, create read cursors, COMMIT."""
-        count = len(items)
-        conn.execute(update(MessageSequence).where(MessageSequence.id == 1)
-                     .values(last_id=MessageSequence.last_id + count))
-        last = conn.scalar(select(MessageSequence.last_id).where(MessageSequence.id == 1))
-        first_id = last - count + 1
+        first_id = store.allocate_ids(len(items))
         now = utcnow()
+        stamp = db_time(now)
         rows: list[_Row] = []
         values = []
         for offset, item in enumerate(items):
             item.id = first_id + offset
             rows.append(_Row(item.id, item.sender_id, item.recipient_id, item.group_id,
                              item.content, item.client_id, now, self.names[item.sender_id]))
-            values.append({"id": item.id, "conv_key": item.conv_key,
-                           "sender_id": item.sender_id, "recipient_id": item.recipient_id,
-                           "group_id": item.group_id, "content": item.content,
-                           "client_id": item.client_id, "created_at": now})
-        conn.execute(insert(Message), values)
+            values.append((item.id, item.conv_key, item.sender_id, item.recipient_id,
+                           item.group_id, item.content, item.client_id, stamp))
+        store.insert_messages(values)
         new_pairs = {}
         for item in items:
             if item.recipient_id is not None and item.conv_key not in self.known_pairs:
@@ -505,15 +517,11 @@ class MessageCommitter:
         if new_pairs:
             cursors = []
             for key, item in new_pairs.items():
-                cursors.append({"user_id": item.sender_id, "conv_key": key,
-                                "peer_id": item.recipient_id, "group_id": None,
-                                "last_read_id": 0})
+                cursors.append((item.sender_id, key, item.recipient_id))
                 if item.recipient_id != item.sender_id:
-                    cursors.append({"user_id": item.recipient_id, "conv_key": key,
-                                    "peer_id": item.sender_id, "group_id": None,
-                                    "last_read_id": 0})
-            conn.execute(insert_ignore(ReadCursor.__table__, conn.dialect.name), cursors)
-        conn.commit()
+                    cursors.append((item.recipient_id, key, item.sender_id))
+            store.insert_cursors(cursors)
+        store.commit()
         if len(self.known_pairs) > 200_000:
             self.known_pairs.clear()
         self.known_pairs.update(new_pairs)

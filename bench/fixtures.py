@@ -1,0 +1,275 @@
+"""The benchmark's own database and users, built fast.
+
+A database of its own on the shared MariaDB (``chat_bench`` by default, dropped
+and created again for every run, schema from the migrations), and a Redis
+prefix of its own. A few users are registered through the HTTP API; the
+thousands the scenarios need are inserted in bulk with the same password hash
+and a token each (``auth_tokens`` keeps the SHA-256 of the token), since
+hashing 10,000 passwords one by one would take minutes.
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timezone
+
+import pymysql
+
+ROOT_URL = "mysql+pymysql://root@127.0.0.1:3306"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class BenchDB:
+    """The benchmark database: schema, bulk users, follows, groups, history rows."""
+
+    def __init__(self, name: str = "chat_bench", host: str = "127.0.0.1", port: int = 3306,
+                 user: str = "root", password: str = "") -> None:
+        self.name = name
+        self.host, self.port, self.user, self.password = host, port, user, password
+        self.users: list[tuple[int, str]] = []  # the bulk pool: (user id, token)
+        self.next_user = 0
+
+    @property
+    def url(self) -> str:
+        auth = self.user + (f":{self.password}" if self.password else "")
+        return f"mysql+pymysql://{auth}@{self.host}:{self.port}/{self.name}?charset=utf8mb4"
+
+    def connect(self, database: bool = True):
+        return pymysql.connect(host=self.host, port=self.port, user=self.user,
+                               password=self.password, database=self.name if database else None,
+                               charset="utf8mb4", autocommit=False)
+
+    # -- schema -----------------------------------------------------------------
+
+    def recreate(self) -> None:
+        """Drop the benchmark database if it exists (it is ours) and build it anew."""
+        conn = self.connect(database=False)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS `{self.name}`")
+                cur.execute(f"CREATE DATABASE `{self.name}` CHARACTER SET utf8mb4 "
+                            "COLLATE utf8mb4_bin")
+            conn.commit()
+        finally:
+            conn.close()
+        self.migrate()
+
+    def migrate(self) -> None:
+        """The schema, by the project's migrations (as production builds it)."""
+        from flask_migrate import upgrade
+
+        from app import create_app
+        app = create_app("testing", SQLALCHEMY_DATABASE_URI=self.url, REDIS_URL=None)
+        with app.app_context():
+            upgrade()
+            from chat.extensions import db
+            db.engine.dispose()
+
+    def drop(self) -> None:
+        """Remove the benchmark database."""
+        conn = self.connect(database=False)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS `{self.name}`")
+            conn.commit()
+        finally:
+            conn.close()
+
+    # -- users ------------------------------------------------------------------
+
+    def password_hash_of(self, user_id: int) -> str:
+        """The stored hash of a user registered through the API (reused for the pool)."""
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT password_hash FROM users WHERE id=%s", (user_id,))
+                return cur.fetchone()[0]
+        finally:
+            conn.close()
+
+    def create_pool(self, count: int, password_hash: str) -> None:
+        """``count`` users with a token each, in bulk."""
+        now = _now()
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT COALESCE(MAX(id), 0) FROM users")
+                base = cur.fetchone()[0] + 1
+                rows, tokens, pool = [], [], []
+                for i in range(count):
+                    uid = base + i
+                    name = f"bench{uid}"
+                    token = secrets.token_urlsafe(32)
+                    rows.append((uid, name, name, password_hash, now))
+                    tokens.append((uid, hashlib.sha256(token.encode()).hexdigest(), "api",
+                                   "bench", now))
+                    pool.append((uid, token))
+                for start in range(0, count, 2000):
+                    cur.executemany("INSERT INTO users (id, username, username_key, "
+                                    "password_hash, created_at) VALUES (%s,%s,%s,%s,%s)",
+                                    rows[start:start + 2000])
+                    cur.executemany("INSERT INTO auth_tokens (user_id, token_hash, kind, name, "
+                                    "created_at) VALUES (%s,%s,%s,%s,%s)",
+                                    tokens[start:start + 2000])
+            conn.commit()
+        finally:
+            conn.close()
+        self.users.extend(pool)
+
+    def take(self, count: int) -> list[tuple[int, str]]:
+        """The next ``count`` users of the pool (each scenario gets users of its own)."""
+        if self.next_user + count > len(self.users):
+            raise RuntimeError(f"user pool too small: need {count} more, "
+                               f"{len(self.users) - self.next_user} left")
+        block = self.users[self.next_user:self.next_user + count]
+        self.next_user += count
+        return block
+
+    def follow_both_ways(self, pairs: list[tuple[int, int]]) -> None:
+        """Mutual follows, so that the stranger rule stays out of the way."""
+        now = _now()
+        rows = [(a, b, now) for a, b in pairs] + [(b, a, now) for a, b in pairs]
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                for start in range(0, len(rows), 5000):
+                    cur.executemany("INSERT IGNORE INTO follows (follower_id, followee_id, "
+                                    "created_at) VALUES (%s,%s,%s)", rows[start:start + 5000])
+            conn.commit()
+        finally:
+            conn.close()
+
+    def create_group(self, name: str, member_ids: list[int]) -> int:
+        """A group owned by the first member, with memberships and read cursors."""
+        now = _now()
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("INSERT INTO chat_groups (name, description, icon, owner_id, "
+                            "created_at) VALUES (%s,%s,%s,%s,%s)",
+                            (name[:64], "benchmark group", "", member_ids[0], now))
+                gid = cur.lastrowid
+                cur.executemany("INSERT INTO memberships (group_id, user_id, role, joined_at) "
+                                "VALUES (%s,%s,%s,%s)",
+                                [(gid, uid, "owner" if i == 0 else "member", now)
+                                 for i, uid in enumerate(member_ids)])
+                cur.execute("SELECT last_id FROM message_sequence WHERE id=1")
+                last = cur.fetchone()[0]
+                cur.executemany("INSERT INTO read_cursors (user_id, conv_key, peer_id, group_id, "
+                                "last_read_id) VALUES (%s,%s,NULL,%s,%s)",
+                                [(uid, f"g:{gid}", gid, last) for uid in member_ids])
+            conn.commit()
+            return gid
+        finally:
+            conn.close()
+
+    # -- history ----------------------------------------------------------------
+
+    def fill_history(self, total: int, every: int, user_a: int, user_b: int,
+                     filler_base: int, filler_pairs: int = 500, chunk: int = 100_000) -> dict:
+        """``total`` messages; one in ``every`` is in the conversation of ``user_a`` and ``user_b``.
+
+        The rest are spread over ``filler_pairs`` private chats of pool users (with no
+        read cursors, so nobody's hello or sync sees them). Ids come after the
+        current ``message_sequence.last_id``, which is moved past them.
+        """
+        lo, hi = sorted((user_a, user_b))
+        conv = f"p:{lo}:{hi}"
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT last_id FROM message_sequence WHERE id=1 FOR UPDATE")
+                base = cur.fetchone()[0]
+                for start in range(1, total + 1, chunk):
+                    end = min(total, start + chunk - 1)
+                    cur.execute(
+                        f"""INSERT INTO messages (id, conv_key, sender_id, recipient_id, group_id,
+                                content, client_id, created_at)
+                        SELECT {base} + s.seq,
+                          IF(s.seq % {every} = 0, '{conv}',
+                             CONCAT('p:', {filler_base} + 2 * (s.seq % {filler_pairs}), ':',
+                                    {filler_base} + 2 * (s.seq % {filler_pairs}) + 1)),
+                          IF(s.seq % {every} = 0,
+                             IF((s.seq DIV {every}) % 2 = 0, {user_a}, {user_b}),
+                             {filler_base} + 2 * (s.seq % {filler_pairs}) + (s.seq % 2)),
+                          IF(s.seq % {every} = 0,
+                             IF((s.seq DIV {every}) % 2 = 0, {user_b}, {user_a}),
+                             {filler_base} + 2 * (s.seq % {filler_pairs}) + 1 - (s.seq % 2)),
+                          NULL,
+                          CONCAT('history message ', s.seq, ': lorem ipsum dolor sit amet'),
+                          NULL,
+                          NOW(6) - INTERVAL ({total} - s.seq) SECOND
+                        FROM seq_{start}_to_{end} AS s""")
+                    conn.commit()
+                cur.execute("UPDATE message_sequence SET last_id=%s WHERE id=1", (base + total,))
+                cur.execute("SELECT MIN(id), MAX(id), COUNT(*) FROM messages WHERE conv_key=%s",
+                            (conv,))
+                first, last, count = cur.fetchone()
+                for uid, peer in ((user_a, user_b), (user_b, user_a)):
+                    cur.execute("INSERT INTO read_cursors (user_id, conv_key, peer_id, group_id, "
+                                "last_read_id) VALUES (%s,%s,%s,NULL,%s) ON DUPLICATE KEY "
+                                "UPDATE last_read_id=VALUES(last_read_id)",
+                                (uid, conv, peer, last))
+            conn.commit()
+            with conn.cursor() as cur:
+                cur.execute("ANALYZE TABLE messages")
+                cur.fetchall()
+                cur.execute("SELECT COUNT(*) FROM messages")
+                table = cur.fetchone()[0]
+        finally:
+            conn.close()
+        return {"first_id": first, "last_id": last, "conversation_messages": count,
+                "table_messages": table}
+
+    def message_count(self) -> int:
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT COUNT(*) FROM messages")
+                return cur.fetchone()[0]
+        finally:
+            conn.close()
+
+
+def delete_redis_prefix(url: str, prefix: str) -> int:
+    """Remove the keys this run wrote (never FLUSHDB: the server is shared)."""
+    import redis
+    client = redis.Redis.from_url(url)
+    removed = 0
+    for key in client.scan_iter(match=prefix + "*", count=1000):
+        removed += client.delete(key)
+    return removed
+
+
+class ApiUser:
+    """A user made through the HTTP API: register, log in for a token (as a script would)."""
+
+    def __init__(self, base: str, username: str, password: str) -> None:
+        self.base = base
+        self.username = username
+        self.call("POST", "/api/register", {"username": username, "password": password},
+                  expect=201)
+        body = self.call("POST", "/api/tokens", {"username": username, "password": password},
+                         expect=201)
+        self.token: str = body["token"]
+        self.user_id: int = body["user_id"]
+
+    def call(self, method: str, path: str, body=None, expect: int = 200) -> dict:
+        import json
+        import urllib.request
+        req = urllib.request.Request(self.base + path, method=method,
+                                     data=json.dumps(body).encode() if body is not None else None)
+        req.add_header("Content-Type", "application/json")
+        if getattr(self, "token", None):
+            req.add_header("Authorization", f"Bearer {self.token}")
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            if resp.status != expect:
+                raise RuntimeError(f"{method} {path}: {resp.status}, wanted {expect}")
+            return json.loads(resp.read() or b"{}")
+
+    def follow(self, other: "ApiUser") -> None:
+        """PUT /api/users/<id>/follow."""
+        self.call("PUT", f"/api/users/{other.user_id}/follow")
