@@ -44,6 +44,18 @@ def _select_messages():
     return select(*_MESSAGE_COLUMNS).join(User, User.id == Message.sender_id)
 
 
+def _messages_in(page, descending: bool = False):
+    """The full rows of a page of ids (a LIMITed subquery), in id order.
+
+    Selecting the ids alone first keeps MariaDB on the ``(conv_key, id)`` index:
+    with the join to users in the same SELECT it read every match, then sorted.
+    """
+    ids = page.subquery()
+    order = Message.id.desc() if descending else Message.id
+    return db.session.execute(_select_messages().join(ids, ids.c.id == Message.id)
+                              .order_by(order)).all()
+
+
 def resolve_conversation(user_id: int, target_id, is_group: bool) -> tuple[str, int | None,
                                                                           int | None]:
     """The conversation key for a peer or a group the user may read: (key, peer, group)."""
@@ -68,13 +80,13 @@ def history(user_id: int, target_id, is_group: bool, before_id=None, before_time
               "group": is_group, "messages": [], "has_more": False}
     if before == 0:
         return result  # nothing lies before position 0
-    query = _select_messages().where(Message.conv_key == key)
+    page = select(Message.id).where(Message.conv_key == key)
     if before is not None:
-        query = query.where(Message.id < before)
+        page = page.where(Message.id < before)
     if before_time is not None:
         moment: datetime = validation.time_cursor(before_time)
-        query = query.where(Message.created_at < moment)
-    rows = db.session.execute(query.order_by(Message.id.desc()).limit(size + 1)).all()
+        page = page.where(Message.created_at < moment)
+    rows = _messages_in(page.order_by(Message.id.desc()).limit(size + 1), descending=True)
     result["has_more"] = len(rows) > size
     result["messages"] = [message_frame(r) for r in reversed(rows[:size])]
     return result
@@ -189,18 +201,21 @@ def mark_read(user_id: int, target_id, is_group: bool, last_read_id,
 
 def fetch_unread(user_id: int, origin: str | None = None) -> dict:
     """Every unread message, oldest first, and mark them read (as the seed does)."""
-    rows = db.session.execute(
-        _select_messages().add_columns(ReadCursor.peer_id, ReadCursor.conv_key)
+    rows = _messages_in(
+        select(Message.id)
         .join(ReadCursor, and_(ReadCursor.conv_key == Message.conv_key,
                                ReadCursor.user_id == user_id))
         .where(Message.id > ReadCursor.last_read_id, Message.sender_id != user_id)
-        .order_by(Message.id).limit(UNREAD_FETCH_MAX + 1)).all()
+        .order_by(Message.id).limit(UNREAD_FETCH_MAX + 1))
     kept = _within_answer_size(rows[:UNREAD_FETCH_MAX])
     has_more = len(rows) > len(kept)
     rows = kept
     newest: dict[str, tuple[int, int | None, int | None]] = {}
     for r in rows:
-        newest[r.conv_key] = (r.id, r.peer_id, r.group_id)
+        if r.group_id is not None:
+            newest[group_key(r.group_id)] = (r.id, None, r.group_id)
+        else:  # unread means written by the other one
+            newest[private_key(user_id, r.sender_id)] = (r.id, r.sender_id, None)
     events: list[Event] = []
     for key, (last_id, peer_id, group_id) in newest.items():
         value = _set_cursor(user_id, key, last_id, peer_id, group_id)
@@ -217,11 +232,11 @@ def sync(user_id: int, since_id, limit=None) -> dict:
     if since is None:
         raise BadRequest("since_id is required")
     size = validation.limit(limit, 1, 1000, 500)
-    rows = db.session.execute(
-        _select_messages()
+    rows = _messages_in(
+        select(Message.id)
         .join(ReadCursor, and_(ReadCursor.conv_key == Message.conv_key,
                                ReadCursor.user_id == user_id))
-        .where(Message.id > since).order_by(Message.id).limit(size + 1)).all()
+        .where(Message.id > since).order_by(Message.id).limit(size + 1))
     kept = _within_answer_size(rows[:size])
     return {"kind": "sync", "code": 200, "messages": [message_frame(r) for r in kept],
             "has_more": len(rows) > len(kept)}
