@@ -17,7 +17,7 @@ from gevent.pywsgi import WSGIServer  # noqa: E402
 
 def main() -> None:
     """Migrate, seed, serve."""
-    from app import create_app
+    from app import configure_logging, create_app
     from chat.cli import DEMO_PASSWORD, DEMO_USERS, seed_demo
 
     app = create_app(os.environ.get("CHAT_CONFIG", "development"))
@@ -26,6 +26,8 @@ def main() -> None:
     with app.app_context():
         upgrade()
         seeded = seed_demo() if os.environ.get("CHAT_SEED_DEMO", "1") == "1" else False
+    # Alembic's logging config replaced the root handlers while migrating: ours again.
+    configure_logging(app.config["CHAT_LOG_LEVEL"])
     runtime = app.extensions["chat"]
     runtime.start()
     server = WSGIServer((host, port), app, log=None)
