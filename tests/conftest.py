@@ -78,6 +78,20 @@ def any_server(request):
 
 
 @pytest.fixture
+def user(any_server):
+    """A factory of fresh users (with tokens) on ``any_server``."""
+    return lambda stem="u": Api.new_user(any_server.base, stem)
+
+
+@pytest.fixture
+def pair(user):
+    """Two users who follow each other (the stranger rule stays out of the way)."""
+    a, b = user("alice"), user("bob")
+    a.follow_each_other(b)
+    return a, b
+
+
+@pytest.fixture
 def api(server):
     """A factory of fresh users (with tokens) on the MariaDB server."""
     return lambda stem="u": Api.new_user(server.base, stem)

@@ -1,22 +1,6 @@
 """Messaging over HTTP (PROTOCOL.md section 4), on MariaDB + Redis and on SQLite."""
 from __future__ import annotations
 
-import pytest
-
-from tests.support import Api
-
-
-@pytest.fixture
-def user(any_server):
-    return lambda stem="u": Api.new_user(any_server.base, stem)
-
-
-@pytest.fixture
-def pair(user):
-    a, b = user("alice"), user("bob")
-    a.follow_each_other(b)
-    return a, b
-
 
 def test_post_message_acks_201_and_delivers_live(any_server, pair, connect):
     alice, bob = pair

@@ -8,20 +8,7 @@ import pytest
 import requests
 import websocket
 
-from tests.support import WS, Api
-
-
-@pytest.fixture
-def user(any_server):
-    return lambda stem="u": Api.new_user(any_server.base, stem)
-
-
-@pytest.fixture
-def pair(user):
-    """Two users who follow each other (the stranger rule stays out of the way)."""
-    a, b = user("alice"), user("bob")
-    a.follow_each_other(b)
-    return a, b
+from tests.support import WS
 
 
 def test_hello_counts_unread_and_newest_id(any_server, pair, connect):
