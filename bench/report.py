@@ -120,10 +120,8 @@ def _cell(v, unit: str = "") -> str:
     return _num(v)
 
 
-def markdown(results: dict) -> str:
-    """The report: the headline table, the details, the machine."""
-    m = results.get("machine", {})
-    cfg = results.get("config", {})
+def _headline(results: dict) -> list[str]:
+    """The title and the table of figures against their targets."""
     lines = [f"### Benchmark results ({results.get('mode')} run, {results.get('started')})", ""]
     lines.append("| Scenario | Metric | Ours | Bare relay | Ratio | Target | Pass |")
     lines.append("| --- | --- | ---: | ---: | ---: | --- | --- |")
@@ -132,6 +130,34 @@ def markdown(results: dict) -> str:
                      f"{_cell(r['baseline'], r['unit'])} | "
                      f"{'—' if r['ratio'] is None else r['ratio']} | {r['target']} | "
                      f"{_verdict(r['pass'])} |")
+    return lines
+
+
+def _machine_line(results: dict) -> str:
+    """Where and on what the run happened."""
+    m = results.get("machine", {})
+    cfg = results.get("config", {})
+    load0 = m.get("loadavg_start") or [0, 0, 0]
+    load1 = m.get("loadavg_end") or [0, 0, 0]
+    services = cfg.get("services", {})
+    return (f"Machine: {m.get('nproc')} CPUs ({m.get('cpu_model')}), "
+            f"{m.get('ram_gib')} GiB RAM, Python {m.get('python')}, Linux {m.get('kernel')}, "
+            f"MariaDB {m.get('mariadb')}, Redis {m.get('redis')}; commit "
+            f"{m.get('git_commit')}{' (+ uncommitted changes)' if m.get('git_dirty') else ''}. "
+            f"Server pinned to CPU {cfg.get('server_cpus')}, load generator to CPU "
+            f"{cfg.get('client_cpus')}; MariaDB and Redis are shared system services on CPUs "
+            f"{', '.join(sorted({c for s in services.values() for c in s.get('cpus', [])}))}. "
+            f"Load average {load0[0]:.2f} at the start, {load1[0]:.2f} at the end.")
+
+
+def brief(results: dict) -> str:
+    """The headline table and the machine line (the project README's copy)."""
+    return "\n".join(_headline(results) + ["", _machine_line(results)]) + "\n"
+
+
+def markdown(results: dict) -> str:
+    """The report: the headline table, the details, the machine."""
+    lines = _headline(results)
     lines += ["", "Latency and correctness at the highest clean rate (ms from the scheduled "
               "send to the recipient's receipt; CPU in cores):", "",
               "| Scenario | Server | Rate | Throughput | p50 | p90 | p99 | max | Lost | Dup | "
@@ -220,17 +246,7 @@ def markdown(results: dict) -> str:
         lines += ["", "Server trouble: " + "; ".join(
             f"{k}: {v.get('errors')} error lines, {v.get('worker_timeouts')} worker timeouts, "
             f"{v.get('worker_boots')} worker boots" for k, v in trouble.items())]
-    load0 = m.get("loadavg_start") or [0, 0, 0]
-    load1 = m.get("loadavg_end") or [0, 0, 0]
-    services = cfg.get("services", {})
-    lines += ["", f"Machine: {m.get('nproc')} CPUs ({m.get('cpu_model')}), "
-              f"{m.get('ram_gib')} GiB RAM, Python {m.get('python')}, Linux {m.get('kernel')}, "
-              f"MariaDB {m.get('mariadb')}, Redis {m.get('redis')}; commit "
-              f"{m.get('git_commit')}{' (+ uncommitted changes)' if m.get('git_dirty') else ''}. "
-              f"Server pinned to CPU {cfg.get('server_cpus')}, load generator to CPU "
-              f"{cfg.get('client_cpus')}; MariaDB and Redis are shared system services on CPUs "
-              f"{', '.join(sorted({c for s in services.values() for c in s.get('cpus', [])}))}. "
-              f"Load average {load0[0]:.2f} at the start, {load1[0]:.2f} at the end."]
+    lines += ["", _machine_line(results)]
     return "\n".join(lines) + "\n"
 
 

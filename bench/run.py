@@ -541,7 +541,8 @@ class Bench:
         (RESULTS / f"results{self.suffix}.md").write_text(md)
         if not self.suffix:
             report.update_readme(BENCH / "README.md", md)
-            report.update_readme(ROOT / "README.md", md, only_if_marked=True)
+            report.update_readme(ROOT / "README.md", report.brief(self.results),
+                                     only_if_marked=True)
         say(f"results: {out.relative_to(ROOT)}, bench/results/results{self.suffix}.md")
         print(md)
         return 0
