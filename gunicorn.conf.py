@@ -16,7 +16,11 @@ timeout = 30
 keepalive = 5
 backlog = 4096
 accesslog = os.environ.get("CHAT_ACCESS_LOG") or None
+# X-Forwarded-* is the app's business (werkzeug's ProxyFix, only with CHAT_TRUSTED_PROXIES):
+# gunicorn would otherwise take X-Forwarded-Proto from any local client and change the
+# scheme that the origin check and secure cookies rely on.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+secure_scheme_headers: dict = {}
 
 
 def post_worker_init(worker):

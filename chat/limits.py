@@ -155,37 +155,45 @@ def stranger_key(sender_id: int, recipient_id: int) -> str:
 
 
 class FloodLimiter:
-    """Frames per user per minute, in this process (a sliding pair of one-minute windows)."""
+    """Frames per user in the last minute, in this process, counted per second.
+
+    Sixty one-second buckets per active user: exact to the second, so a user who
+    was quiet for a minute has the whole allowance again.
+    """
 
     def __init__(self, per_minute: int) -> None:
         self.per_minute = per_minute
-        self.windows: dict[int, list] = {}  # user -> [window_start, count, previous_count]
+        # user -> [newest second seen, frames in the last 60 seconds, 60 buckets]
+        self.windows: dict[int, list] = {}
         self._last_sweep = monotonic()
 
     def hit(self, user_id: int) -> bool:
         """Count one frame; False when the user is over the limit."""
         if self.per_minute <= 0:
             return True
-        now = monotonic()
+        second = int(monotonic())
         entry = self.windows.get(user_id)
         if entry is None:
-            entry = self.windows[user_id] = [now, 0, 0]
-            if now - self._last_sweep > 120:
-                self._sweep(now)
-        elapsed = now - entry[0]
-        if elapsed >= 60:
-            # Start a new window; the previous one still weighs in for a minute.
-            entry[2] = entry[1] if elapsed < 120 else 0
-            entry[0] = now - (elapsed % 60)
-            entry[1] = 0
-            elapsed = now - entry[0]
-        weighted = entry[1] + entry[2] * (60 - elapsed) / 60
-        if weighted >= self.per_minute:
+            entry = self.windows[user_id] = [second, 0, [0] * 60]
+            if second - self._last_sweep > 120:
+                self._sweep(second)
+        newest, buckets = entry[0], entry[2]
+        if second != newest:
+            if second - newest >= 60:
+                buckets[:] = [0] * 60
+                entry[1] = 0
+            else:
+                for s in range(newest + 1, second + 1):  # the seconds that left the window
+                    entry[1] -= buckets[s % 60]
+                    buckets[s % 60] = 0
+            entry[0] = second
+        if entry[1] >= self.per_minute:
             return False
+        buckets[second % 60] += 1
         entry[1] += 1
         return True
 
     def _sweep(self, now: float) -> None:
         self._last_sweep = now
-        for uid in [u for u, e in self.windows.items() if now - e[0] > 120]:
+        for uid in [u for u, e in self.windows.items() if now - e[0] >= 60]:
             del self.windows[uid]

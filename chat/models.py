@@ -154,6 +154,8 @@ class Message(db.Model):
     group_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     content: Mapped[str] = mapped_column(Text().with_variant(mysql.MEDIUMTEXT(), "mysql",
                                                              "mariadb"))
+    # On MySQL/MariaDB a no-pad binary collation (migration 0002): "a1" and "a1 " are
+    # different keys, as they are to the service.
     client_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

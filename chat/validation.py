@@ -132,10 +132,11 @@ def time_cursor(value) -> datetime:
         text = text[:-1] + "+00:00"
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        if moment.tzinfo is not None:
+            # OverflowError: an offset that moves year 1 or 9999 past the calendar's ends.
+            moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    except (ValueError, OverflowError):
         raise BadRequest("content must be a time 'YYYY-MM-DD HH:MM:SS' or ISO 8601") from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
     return moment
 
 

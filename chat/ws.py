@@ -121,6 +121,9 @@ class FrameHandler:
             log.warning("event=db_unavailable user_id=%s type=%s error=%s", self.user_id, kind,
                         type(getattr(exc, "orig", exc)).__name__)
             self.error(ServerBusy(), ref)
+        except Exception:  # noqa: BLE001 - a bug in one handler must not cut the socket
+            log.exception("event=frame_failed user_id=%s type=%s", self.user_id, kind)
+            self.error(ServerBusy(), ref)
         finally:
             db.session.remove()
 

@@ -7,7 +7,9 @@ import time
 import requests
 import websocket
 
-from tests.support import PASSWORD, Api
+from chat import limits
+from tests.conftest import mysql_env
+from tests.support import PASSWORD, WS, Api, ServerProcess
 from tests.test_csrf import browser_login
 
 
@@ -120,3 +122,71 @@ def test_passwords_are_stored_hashed(mysql_url, api):
     engine.dispose()
     assert PASSWORD not in stored and re.match(r"(scrypt|pbkdf2)", stored)
     assert alice.token not in token_hashes and all(len(h) == 64 for h in token_hashes)
+
+
+def _origin_answer(proc, token: str, origin: str, forwarded: dict) -> int:
+    """The status of a WebSocket upgrade with this Origin and these X-Forwarded-* headers."""
+    headers = {"Upgrade": "websocket", "Connection": "Upgrade",
+               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13",
+               "Authorization": f"Bearer {token}", "Origin": origin, **forwarded}
+    try:
+        return requests.get(proc.base + "/ws", headers=headers, timeout=5).status_code
+    except requests.RequestException:
+        return 101  # the upgrade went through and requests could not read the socket
+
+
+def test_forwarded_headers_count_only_behind_a_configured_proxy(mysql_url, redis_prefix):
+    host = "chat.example"
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": host}
+    for proxies, https_origin_ok in ((0, False), (1, True)):
+        env = mysql_env(mysql_url, redis_prefix, CHAT_TRUSTED_PROXIES=proxies)
+        proc = ServerProcess(env, kind="gunicorn").start()
+        try:
+            me = Api.new_user(proc.base, "fwd")
+            status = _origin_answer(proc, me.token, f"https://{host}", forwarded)
+            assert (status == 101) is https_origin_ok, (proxies, status)
+            if not https_origin_ok:
+                assert status == 403
+                # Nor does the scheme alone change: the real origin still works.
+                status = _origin_answer(proc, me.token, proc.base, {"X-Forwarded-Proto": "https"})
+                assert status == 101, status
+        finally:
+            proc.stop()
+
+
+def test_flooding_frames_get_rate_limited_and_the_socket_stays(sqlite_url):
+    proc = ServerProcess({"DATABASE_URL": sqlite_url, "REDIS_URL": "",
+                          "CHAT_RATE_PER_MINUTE": "5"}).start()
+    try:
+        me = Api.new_user(proc.base, "flood")
+        ws = WS(proc.ws_url, me.token)
+        for _ in range(5):
+            assert ws.request({"type": 0}, "pong")
+        ws.send({"type": 1, "recipient_id": me.user_id, "content": "x", "client_id": "f6"})
+        err = ws.expect("error")
+        assert (err["code"], err["error"], err["ref"]) == (429, "rate_limited", "f6")
+        ws.send({"type": 0})
+        assert ws.expect("error")["error"] == "rate_limited"  # every frame over it, answered
+        # Nothing refused was stored.
+        assert me.get(f"/api/messages/{me.user_id}").json()["messages"] == []
+        ws.close()
+    finally:
+        proc.stop()
+
+
+def test_the_flood_window_slides_by_the_second(monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(limits, "monotonic", lambda: clock[0])
+    flood = limits.FloodLimiter(600)
+    assert all(flood.hit(7) for _ in range(600))  # a burst in the first second
+    assert not flood.hit(7)
+    clock[0] += 30
+    assert not flood.hit(7)  # the burst is still within the minute
+    assert flood.hit(8)  # others are not affected
+    clock[0] += 30
+    assert all(flood.hit(7) for _ in range(600))  # a quiet minute: the whole allowance
+    assert not flood.hit(7)
+    clock[0] += 59
+    assert not flood.hit(7)
+    clock[0] += 1
+    assert flood.hit(7)

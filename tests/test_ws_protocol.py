@@ -82,6 +82,22 @@ def test_retry_with_the_same_client_id_never_makes_two_rows(any_server, pair, co
     assert [m["content"] for m in msgs] == ["once"]
 
 
+def test_client_ids_differing_only_in_trailing_spaces_are_different_keys(any_server, pair,
+                                                                         connect):
+    alice, bob = pair
+    a = connect(any_server, alice)
+    plain = a.request({"type": 1, "recipient_id": bob.user_id, "content": "first",
+                       "client_id": "pad"}, "ack")
+    padded = a.request({"type": 1, "recipient_id": bob.user_id, "content": "second",
+                        "client_id": "pad "}, "ack")
+    assert padded["id"] != plain["id"]
+    again = a.request({"type": 1, "recipient_id": bob.user_id, "content": "resend",
+                       "client_id": "pad "}, "ack")
+    assert again["id"] == padded["id"]
+    msgs = bob.get(f"/api/messages/{alice.user_id}").json()["messages"]
+    assert [m["content"] for m in msgs] == ["first", "second"]
+
+
 def test_racing_retries_store_one_message(any_server, pair):
     alice, bob = pair
     sockets = [WS(any_server.ws_url, alice.token) for _ in range(4)]
@@ -396,6 +412,12 @@ def test_blocked_sender_gets_403_before_the_stranger_limit(any_server, user, con
     ('{"a":' * 3000 + '1' + '}' * 3000, None),
     ('{"type": 5, "recipient_id": 1}', 5),
     ('{"type": 3, "recipient_id": 1, "group": "yes"}', 3),
+    # Valid ISO 8601 whose offset moves it past year 1 or 9999.
+    ('{"type": 3, "recipient_id": 1, "content": "0001-01-01T00:00:00+01:00"}', 3),
+    ('{"type": 3, "recipient_id": 1, "content": "9999-12-31T23:59:59-01:00"}', 3),
+    # A mistyped field is 400 even when the peer does not exist.
+    ('{"type": 3, "recipient_id": 9007199254740991, "limit": 0}', 3),
+    ('{"type": 5, "recipient_id": 9007199254740991, "last_read_id": "x"}', 5),
 ])
 def test_bad_frames_get_400_and_the_connection_goes_on(any_server, user, connect, raw, ref):
     me = user()

@@ -74,11 +74,13 @@ def resolve_conversation(user_id: int, target_id, is_group: bool) -> tuple[str, 
 def history(user_id: int, target_id, is_group: bool, before_id=None, before_time=None,
             limit=None) -> dict:
     """The ``limit`` messages of a conversation before the cursor, oldest first."""
-    key, peer_id, group_id = resolve_conversation(user_id, target_id, is_group)
+    # The frame's own fields first: a mistyped field is 400 whoever the peer is.
     before = validation.cursor(before_id, "before_id")
     size = validation.limit(limit, 1, 100, 10)
     if before is not None and before_time is not None:
         raise BadRequest("give before_id or a time cursor, not both")
+    moment = None if before_time is None else db_time(validation.time_cursor(before_time))
+    key, peer_id, group_id = resolve_conversation(user_id, target_id, is_group)
     result = {"recipient_id": peer_id if peer_id is not None else group_id,
               "group": is_group, "messages": [], "has_more": False}
     if before == 0:
@@ -88,9 +90,9 @@ def history(user_id: int, target_id, is_group: bool, before_id=None, before_time
     if before is not None:
         page += " AND id < :before"
         params["before"] = before
-    if before_time is not None:
+    if moment is not None:
         page += " AND created_at < :moment"
-        params["moment"] = db_time(validation.time_cursor(before_time))
+        params["moment"] = moment
     rows = _messages_in(page + " ORDER BY id DESC LIMIT :n", params, descending=True)
     result["has_more"] = len(rows) > size
     result["messages"] = [message_frame(r) for r in reversed(rows[:size])]
@@ -192,10 +194,10 @@ def _read_events(user_id: int, peer_id: int | None, group_id: int | None, value:
 def mark_read(user_id: int, target_id, is_group: bool, last_read_id,
               origin: str | None = None) -> dict:
     """Move the user's cursor (clamped to the newest message); push ``read`` receipts."""
-    key, peer_id, group_id = resolve_conversation(user_id, target_id, is_group)
     wanted = validation.cursor(last_read_id, "last_read_id")
     if wanted is None:
         raise BadRequest("last_read_id is required")
+    key, peer_id, group_id = resolve_conversation(user_id, target_id, is_group)
     newest = db.session.scalar(select(func.max(Message.id))
                                .where(Message.conv_key == key)) or 0
     value = _set_cursor(user_id, key, min(wanted, newest), peer_id, group_id)

@@ -99,25 +99,42 @@ class MessageStore:
             for values in lists:
                 params.extend(values)
 
+        def pairs_branch(select: str, columns: tuple[str, str], pairs: set[tuple]) -> None:
+            # MySQL: a row IN list is one index dive per pair. Two plain IN lists would be
+            # one per combination (senders x client_ids): 20 ms instead of 2 for 400 keys.
+            # SQLite has no row-value lists; its two IN lists are filtered here anyway.
+            if self.dialect == "mysql":
+                pair = f"({self.mark},{self.mark})"
+                parts.append(f"{select} WHERE ({columns[0]}, {columns[1]}) IN "
+                             f"({','.join([pair] * len(pairs))})")
+                for a, b in sorted(pairs):
+                    params.extend((a, b))
+            else:
+                branch(f"{select} WHERE {columns[0]} IN ({{}}) AND {columns[1]} IN ({{}})",
+                       sorted({a for a, _ in pairs}), sorted({b for _, b in pairs}))
+
+        # The UNION's text column takes client_id (a no-pad collation on MySQL, migration
+        # 0002) and username (utf8mb4_bin): MySQL refuses to mix two collations there.
+        def text(column: str) -> str:
+            return f"CONVERT({column} USING utf8mb4)" if self.dialect == "mysql" else column
+
         if client_keys:
-            branch("SELECT 'd', id, sender_id, client_id FROM messages "
-                   "WHERE sender_id IN ({}) AND client_id IN ({})",
-                   sorted({s for s, _ in client_keys}), sorted({c for _, c in client_keys}))
+            pairs_branch(f"SELECT 'd', id, sender_id, {text('client_id')} FROM messages",
+                         ("sender_id", "client_id"), client_keys)
         if user_ids:
-            branch("SELECT 'u', id, 0, username FROM users WHERE id IN ({})", sorted(user_ids))
+            branch(f"SELECT 'u', id, 0, {text('username')} FROM users WHERE id IN ({{}})",
+                   sorted(user_ids))
         if block_pairs:
             branch("SELECT 'b', blocker_id, blocked_id, NULL FROM blocks WHERE blocker_id IN ({})",
                    sorted({a for a, _ in block_pairs}))
         if follow_pairs:
-            branch("SELECT 'f', follower_id, followee_id, NULL FROM follows "
-                   "WHERE follower_id IN ({}) AND followee_id IN ({})",
-                   sorted({a for a, _ in follow_pairs}), sorted({b for _, b in follow_pairs}))
+            pairs_branch("SELECT 'f', follower_id, followee_id, NULL FROM follows",
+                         ("follower_id", "followee_id"), follow_pairs)
         if group_ids:
             branch("SELECT 'g', id, 0, NULL FROM chat_groups WHERE id IN ({})", sorted(group_ids))
-        if member_pairs:
-            branch("SELECT 'm', group_id, user_id, NULL FROM memberships "
-                   "WHERE user_id IN ({}) AND group_id IN ({})",
-                   sorted({u for _, u in member_pairs}), sorted({g for g, _ in member_pairs}))
+        if member_pairs:  # (group_id, user_id): the primary key's order
+            pairs_branch("SELECT 'm', group_id, user_id, NULL FROM memberships",
+                         ("group_id", "user_id"), member_pairs)
         found: dict = {"stored": {}, "names": {}, "blocks": set(), "follows": set(),
                        "groups": set(), "members": set()}
         if not parts:
