@@ -19,7 +19,7 @@ accesslog = os.environ.get("CHAT_ACCESS_LOG") or None
 # X-Forwarded-* is the app's business (werkzeug's ProxyFix, only with CHAT_TRUSTED_PROXIES):
 # gunicorn would otherwise take X-Forwarded-Proto from any local client and change the
 # scheme that the origin check and secure cookies rely on.
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "")
 secure_scheme_headers: dict = {}
 
 
@@ -27,8 +27,8 @@ secure_scheme_headers: dict = {}
 # collection that reaches them walks them all again; with the default (700, 10, 10)
 # a reconnect storm spent about a third of its CPU in the collector. Reference
 # counting still frees everything at once; only cyclic garbage waits a little longer.
-GC_THRESHOLDS = tuple(int(v) for v in os.environ.get("CHAT_GC_THRESHOLDS", "50000,20,100")
-                      .split(","))
+GC_THRESHOLDS = tuple(int(v) for v in (os.environ.get("CHAT_GC_THRESHOLDS") or "50000,20,100")
+                      .split(",") if v.strip())[:3]
 
 
 def post_worker_init(worker):

@@ -72,3 +72,14 @@ def test_mariadb_tables_are_utf8mb4(mysql_url):
             "WHERE table_schema = DATABASE() AND table_name != 'alembic_version'").all()
     engine.dispose()
     assert rows and all(collation == "utf8mb4_bin" for _, collation in rows), rows
+
+
+def test_client_id_compares_exactly_on_mariadb(mysql_url):
+    # utf8mb4_bin pads with spaces: "a1" and "a1 " would be one key (migration 0002).
+    engine = sqlalchemy.create_engine(mysql_url)
+    with engine.connect() as conn:
+        collation = conn.exec_driver_sql(
+            "SELECT collation_name FROM information_schema.columns WHERE table_schema = "
+            "DATABASE() AND table_name = 'messages' AND column_name = 'client_id'").scalar()
+    engine.dispose()
+    assert collation == "utf8mb4_nopad_bin"

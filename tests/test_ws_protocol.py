@@ -191,9 +191,10 @@ def test_history_pages_by_before_id_and_by_time(any_server, pair, connect):
     future = ws.request({"type": 3, "recipient_id": alice.user_id,
                          "content": "2999-01-01 00:00:00", "limit": 3}, "history")
     assert [m["id"] for m in future["messages"]] == ids[-3:]
-    past = ws.request({"type": 3, "recipient_id": alice.user_id,
-                       "content": "2000-01-01T00:00:00Z"}, "history")
-    assert past["messages"] == [] and past["has_more"] is False
+    for long_ago in ("2000-01-01T00:00:00Z", "0050-01-01 00:00:00", "0999-12-31 23:59:59"):
+        past = ws.request({"type": 3, "recipient_id": alice.user_id, "content": long_ago},
+                          "history")
+        assert past["messages"] == [] and past["has_more"] is False, long_ago
     for bad in ({"limit": 0}, {"limit": 101}, {"limit": "5"}, {"before_id": -1},
                 {"content": "yesterday"}, {"before_id": 5, "content": "2020-01-01 00:00:00"}):
         err = ws.request({"type": 3, "recipient_id": alice.user_id, **bad}, "error")

@@ -4,9 +4,10 @@ SQLAlchemy Core costs several hundred microseconds of CPU per statement here
 (cache keys, parameter and result processing), more than MariaDB takes to answer;
 the committer runs about ten statements per batch, in the hottest loop of the
 server. So this module writes them by hand, once for MySQL/MariaDB (PyMySQL,
-``%s``) and SQLite (``?``). Every lookup of pairs selects by the leading column of
-an index and filters the pairs in Python: MariaDB reads ``(a, b) IN ((..), (..))``
-with a full index scan.
+``%s``) and SQLite (``?``). Pairs (sender and client_id, follower and followee,
+group and member) are looked up as a row list, ``(a, b) IN ((..), (..))``, on
+MySQL: a range read of one index entry per pair. Two plain ``IN`` lists would make
+MariaDB probe every combination of their values.
 """
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ def as_datetime(value) -> datetime:
 
 def db_time(moment: datetime) -> str:
     """A naive UTC datetime as both databases store it (microseconds kept)."""
-    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+    # isoformat pads the year to four digits; strftime("%Y") wrote year 50 as "50-...",
+    # which MariaDB reads as 2050 and SQLite sorts after "2026-...".
+    return moment.isoformat(" ", "microseconds")
 
 
 class MessageStore:
