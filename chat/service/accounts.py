@@ -17,6 +17,7 @@ from ..extensions import db
 from ..limits import CountersDown
 from ..models import AuthToken, User, utcnow
 from . import runtime
+from .sqlutil import read_rows
 
 # Checked against when the username does not exist, so both paths cost one hash.
 _DUMMY_HASH = generate_password_hash("not-a-real-password-0")
@@ -110,7 +111,8 @@ def resolve_secret(secret: str) -> tuple[User, int] | None:
     """The user (a detached copy: ids and names) and credential id for a live token."""
     if not secret or len(secret) > 128:
         return None
-    row = db.session.execute(_TOKEN_OWNER, {"token_hash": hash_secret(secret)}).first()
+    rows = read_rows(_TOKEN_OWNER, {"token_hash": hash_secret(secret)})
+    row = rows[0] if rows else None
     if row is None or row.revoked_at is not None:
         return None
     created = row.created_at

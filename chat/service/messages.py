@@ -15,7 +15,7 @@ from ..errors import BadRequest, Forbidden
 from ..extensions import db
 from ..models import Group, Message, ReadCursor, User, UTCDateTime, group_key, private_key
 from . import runtime
-from .sqlutil import insert_ignore
+from .sqlutil import insert_ignore, read_rows
 from .store import db_time
 from .groups import get_group, membership
 from .social import get_user, is_blocked
@@ -118,7 +118,7 @@ def hello_state(user_id: int) -> tuple[int, int, list[int]]:
 
     One query: a user's groups are the group rows among their read cursors.
     """
-    rows = _conversation_rows(user_id)
+    rows = read_rows(_CONVERSATION_ROWS, {"me": user_id})
     return (sum(r.unread for r in rows), max((r.last_id or 0 for r in rows), default=0),
             [r.group_id for r in rows if r.group_id is not None])
 
