@@ -187,6 +187,10 @@ class Traffic:
         except Exception:
             self.bad_frames += 1
             return
+        self.on_frame(conn, kind, d, now)
+
+    def on_frame(self, conn: Conn, kind: str, d: dict, now: int) -> None:
+        """One decoded server frame."""
         if kind == "message":
             self.delivery(conn.cl, d, now)
         elif kind == "ack":
@@ -691,13 +695,8 @@ class StormTraffic(Traffic):
                             return out
         return out
 
-    def on_text(self, conn: Conn, payload: bytes, now: int) -> None:
-        try:
-            d = loads(payload)
-            kind = d["kind"]
-        except Exception:
-            self.bad_frames += 1
-            return
+    def on_frame(self, conn: Conn, kind: str, d: dict, now: int) -> None:
+        """One decoded server frame; also the storm's hello -> sync -> synced round."""
         cl = conn.cl
         if kind == "message":
             mid = d.get("id") or 0

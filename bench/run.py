@@ -64,6 +64,11 @@ QUICK = {
 SCENARIOS = ("pairs", "group", "idle", "storm", "history")
 
 
+def relay_users(users: list) -> list:
+    """The same users for the bare relay, whose token is the user id (no secret)."""
+    return [[u, ""] for u, _ in users]
+
+
 def say(message: str) -> None:
     print(f"[bench] {message}", flush=True)
 
@@ -288,7 +293,15 @@ class Bench:
             raise RuntimeError(f"load generator failed for {name} (exit {proc.returncode})")
         return json.loads(out_path.read_text())
 
-    def record(self, scenario: str, who: str, result: dict, srv: Server | None = None) -> None:
+    def measure(self, kind: str, workers: int, label: str, name: str, spec: dict) -> dict:
+        """A fresh server, one load generator run against it, the server stopped."""
+        srv = self.server(kind, workers, label)
+        try:
+            return self.loadgen(name, spec, srv)
+        finally:
+            self.finish_server(srv)
+
+    def record(self, scenario: str, who: str, result: dict) -> None:
         self.results["scenarios"].setdefault(scenario, {})[who] = result
         self.save(partial=True)
 
@@ -350,14 +363,10 @@ class Bench:
         say(f"history: {info['table_messages']:,} messages in the table, "
             f"{info['conversation_messages']:,} in the measured conversation "
             f"({time.time() - t:.0f} s to insert)")
-        srv = self.server("chat", 1, "chat-history")
-        try:
-            res = self.loadgen("history", {
-                "scenario": "history", "user": [a.user_id, a.token], "peer_id": b.user_id,
-                "pages": s["history_pages"], "http_pages": s["history_http_pages"],
-                "limit": 50, **info}, srv)
-        finally:
-            self.finish_server(srv)
+        res = self.measure("chat", 1, "chat-history", "history", {
+            "scenario": "history", "user": [a.user_id, a.token], "peer_id": b.user_id,
+            "pages": s["history_pages"], "http_pages": s["history_http_pages"],
+            "limit": 50, **info})
         self.record("history", "ours_1w", res)
 
     def run_pairs(self) -> None:
@@ -366,22 +375,16 @@ class Bench:
             users = self.db.take(s["pairs_users"])
             self.db.follow_both_ways([(users[i][0], users[i + 1][0])
                                       for i in range(0, len(users) - 1, 2)])
-            label = f"chat-pairs-{workers}w"
-            srv = self.server("chat", workers, label)
             profile = None
-            if workers == 1 and self.args.profile and shutil.which("py-spy", path=str(
-                    Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")):
-                profile = {"seconds": s["profile_seconds"],
-                           "py_spy": shutil.which("py-spy", path=str(Path(sys.executable).parent)
-                                                  + os.pathsep + os.environ.get("PATH", "")),
+            py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent) + os.pathsep
+                                  + os.environ.get("PATH", ""))
+            if workers == 1 and self.args.profile and py_spy:
+                profile = {"seconds": s["profile_seconds"], "py_spy": py_spy,
                            "raw": str(RESULTS / f"profile-pairs{self.suffix}.txt"),
                            "svg": str(RESULTS / f"profile-pairs{self.suffix}.svg")}
-            try:
-                res = self.loadgen(f"pairs-{workers}w", {
-                    "scenario": "pairs", "users": users, "concurrency": 200,
-                    "search": self.search_params(s["pairs_start"]), "profile": profile}, srv)
-            finally:
-                self.finish_server(srv)
+            res = self.measure("chat", workers, f"chat-pairs-{workers}w", f"pairs-{workers}w", {
+                "scenario": "pairs", "users": users, "concurrency": 200,
+                "search": self.search_params(s["pairs_start"]), "profile": profile})
             if res.get("profile") and Path(res["profile"]["raw"]).exists():
                 res["profile"]["top"] = report.pyspy_top(res["profile"]["raw"])
             self.record("pairs", f"ours_{workers}w", res)
@@ -390,13 +393,9 @@ class Bench:
 
     def relay_pairs(self, users) -> None:
         s = self.size
-        srv = self.server("relay", 1, "relay-pairs")
-        try:
-            res = self.loadgen("pairs-relay", {
-                "scenario": "pairs", "users": [[u, ""] for u, _ in users], "concurrency": 200,
-                "search": self.search_params(s["pairs_start"])}, srv)
-        finally:
-            self.finish_server(srv)
+        res = self.measure("relay", 1, "relay-pairs", "pairs-relay", {
+            "scenario": "pairs", "users": relay_users(users), "concurrency": 200,
+            "search": self.search_params(s["pairs_start"])})
         self.record("pairs", "relay", res)
 
     def run_group(self) -> None:
@@ -413,19 +412,12 @@ class Bench:
                     gid = self.db.create_group(f"bench {size} {workers}w",
                                                [u for u, _ in members])
                     spec = {**spec, "group_id": gid, "members": members}
-                srv = self.server("chat", workers, f"chat-group{size}-{workers}w")
-                try:
-                    res = self.loadgen(f"group{size}-{workers}w", spec, srv)
-                finally:
-                    self.finish_server(srv)
+                res = self.measure("chat", workers, f"chat-group{size}-{workers}w",
+                                   f"group{size}-{workers}w", spec)
                 self.record(f"group_{size}", f"ours_{workers}w", res)
                 if workers == 1 and self.baseline:
-                    srv = self.server("relay", 1, f"relay-group{size}")
-                    try:
-                        res = self.loadgen(f"group{size}-relay", {
-                            **spec, "members": [[u, ""] for u, _ in members]}, srv)
-                    finally:
-                        self.finish_server(srv)
+                    res = self.measure("relay", 1, f"relay-group{size}", f"group{size}-relay",
+                                       {**spec, "members": relay_users(members)})
                     self.record(f"group_{size}", "relay", res)
 
     def run_idle(self) -> None:
@@ -434,14 +426,10 @@ class Bench:
         users = self.block[:tiers[-1]]
         kinds = [("chat", "ours_1w")] + ([("relay", "relay")] if self.baseline else [])
         for kind, who in kinds:
-            srv = self.server(kind, 1, f"{kind}-idle")
-            try:
-                res = self.loadgen(f"idle-{kind}", {
-                    "scenario": "idle", "deflate": True, "concurrency": 500, "tiers": tiers,
-                    "users": users if kind == "chat" else [[u, ""] for u, _ in users],
-                    "hold": s["idle_hold"], "settle": 3, "warm": 100}, srv)
-            finally:
-                self.finish_server(srv)
+            res = self.measure(kind, 1, f"{kind}-idle", f"idle-{kind}", {
+                "scenario": "idle", "deflate": True, "concurrency": 500, "tiers": tiers,
+                "users": users if kind == "chat" else relay_users(users),
+                "hold": s["idle_hold"], "settle": 3, "warm": 100})
             for n, tier in res["tiers"].items():
                 self.record(f"idle_{n}", who, {**tier, "closed_during_hold":
                                                res["closed_during_hold"] if int(n) == tiers[-1]
@@ -454,14 +442,10 @@ class Bench:
         per = len(storm) // len(writers)
         self.db.follow_both_ways([(w[0], t[0]) for j, w in enumerate(writers)
                                   for t in storm[j * per:(j + 1) * per]])
-        srv = self.server("chat", 1, "chat-storm")
-        try:
-            res = self.loadgen("storm", {
-                "scenario": "storm", "storm_users": storm, "writers": writers,
-                "rate": s["storm_rate"], "warm_seconds": s["storm_warm"],
-                "down_seconds": s["storm_down"], "timeout": 300, "concurrency": 500}, srv)
-        finally:
-            self.finish_server(srv)
+        res = self.measure("chat", 1, "chat-storm", "storm", {
+            "scenario": "storm", "storm_users": storm, "writers": writers,
+            "rate": s["storm_rate"], "warm_seconds": s["storm_warm"],
+            "down_seconds": s["storm_down"], "timeout": 300, "concurrency": 500})
         self.record("storm", "ours_1w", res)
 
     @property

@@ -76,10 +76,7 @@ def text_frame(payload: bytes) -> bytes:
 
 
 def parse_server_frames(data: bytes):
-    """Split unmasked frames out of ``data``: ([(b0, payload), ...], bytes left over).
-
-    A helper for tests and simple callers; the loop has its own inlined copy.
-    """
+    """Split unmasked frames out of ``data``: ([(b0, payload), ...], bytes left over)."""
     frames = []
     n = len(data)
     pos = 0
@@ -397,30 +394,11 @@ class Loop:
     def _frames(self, conn: Conn, data: bytes, now: int = 0) -> None:
         if conn.inbuf:
             data = conn.inbuf + data
-        n = len(data)
-        pos = 0
+        frames, rest = parse_server_frames(data)
         now = now or monotonic_ns()
         on_text = conn.handler.on_text
         count = 0
-        while n - pos >= 2:
-            b0 = data[pos]
-            ln = data[pos + 1] & 0x7F
-            h = 2
-            if ln == 126:
-                if n - pos < 4:
-                    break
-                ln = (data[pos + 2] << 8) | data[pos + 3]
-                h = 4
-            elif ln == 127:
-                if n - pos < 10:
-                    break
-                ln = int.from_bytes(data[pos + 2:pos + 10], "big")
-                h = 10
-            end = pos + h + ln
-            if end > n:
-                break
-            payload = data[pos + h:end]
-            pos = end
+        for b0, payload in frames:
             op = b0 & 0x0F
             if op == 1 or op == 2 or op == 0:
                 if not b0 & 0x80:  # a fragment: keep until the final one
@@ -450,4 +428,4 @@ class Loop:
                 self._lost(conn, f"close {conn.close_code}")
                 return
         self.frames_in += count
-        conn.inbuf = data[pos:] if pos < n else b""
+        conn.inbuf = rest
