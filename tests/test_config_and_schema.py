@@ -64,22 +64,25 @@ def test_migrations_match_the_models_on_sqlite(sqlite_url):
     assert _drift(sqlite_url) == []
 
 
-def test_mariadb_tables_are_utf8mb4(mysql_url):
+def _schema_rows(mysql_url: str, sql: str) -> list:
+    """Rows of a query on the migrated MariaDB database (information_schema)."""
     engine = sqlalchemy.create_engine(mysql_url)
     with engine.connect() as conn:
-        rows = conn.exec_driver_sql(
-            "SELECT table_name, table_collation FROM information_schema.tables "
-            "WHERE table_schema = DATABASE() AND table_name != 'alembic_version'").all()
+        rows = conn.exec_driver_sql(sql).all()
     engine.dispose()
+    return rows
+
+
+def test_mariadb_tables_are_utf8mb4(mysql_url):
+    rows = _schema_rows(mysql_url, "SELECT table_name, table_collation FROM "
+                        "information_schema.tables WHERE table_schema = DATABASE() "
+                        "AND table_name != 'alembic_version'")
     assert rows and all(collation == "utf8mb4_bin" for _, collation in rows), rows
 
 
 def test_client_id_compares_exactly_on_mariadb(mysql_url):
     # utf8mb4_bin pads with spaces: "a1" and "a1 " would be one key (migration 0002).
-    engine = sqlalchemy.create_engine(mysql_url)
-    with engine.connect() as conn:
-        collation = conn.exec_driver_sql(
-            "SELECT collation_name FROM information_schema.columns WHERE table_schema = "
-            "DATABASE() AND table_name = 'messages' AND column_name = 'client_id'").scalar()
-    engine.dispose()
-    assert collation == "utf8mb4_nopad_bin"
+    rows = _schema_rows(mysql_url, "SELECT collation_name FROM information_schema.columns "
+                        "WHERE table_schema = DATABASE() AND table_name = 'messages' "
+                        "AND column_name = 'client_id'")
+    assert rows == [("utf8mb4_nopad_bin",)]

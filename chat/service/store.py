@@ -118,14 +118,14 @@ class MessageStore:
 
         # The UNION's text column takes client_id (a no-pad collation on MySQL, migration
         # 0002) and username (utf8mb4_bin): MySQL refuses to mix two collations there.
-        def text(column: str) -> str:
+        def as_text(column: str) -> str:
             return f"CONVERT({column} USING utf8mb4)" if self.dialect == "mysql" else column
 
         if client_keys:
-            pairs_branch(f"SELECT 'd', id, sender_id, {text('client_id')} FROM messages",
+            pairs_branch(f"SELECT 'd', id, sender_id, {as_text('client_id')} FROM messages",
                          ("sender_id", "client_id"), client_keys)
         if user_ids:
-            branch(f"SELECT 'u', id, 0, {text('username')} FROM users WHERE id IN ({{}})",
+            branch(f"SELECT 'u', id, 0, {as_text('username')} FROM users WHERE id IN ({{}})",
                    sorted(user_ids))
         if block_pairs:
             branch("SELECT 'b', blocker_id, blocked_id, NULL FROM blocks WHERE blocker_id IN ({})",
