@@ -1,4 +1,8 @@
-"""The application factory: ``create_app()`` wires extensions, blueprints and the runtime."""
+"""The application factory: ``create_app()`` wires extensions, blueprints and the runtime.
+
+The runtime is created here but started only when a server starts
+(``ChatRuntime.start``), so tests and ``flask db upgrade`` spawn nothing.
+"""
 from __future__ import annotations
 
 import logging
@@ -43,21 +47,24 @@ def create_app(config_name: str | None = None, **overrides) -> Flask:
     login_manager.init_app(app)
     csrf.init_app(app)
 
-    from chat import api, auth, groups, health, pages, ws
+    # Imported here, so that nothing imports the factory (and no import cycle can form).
+    from chat.api import bp as api_bp
     from chat.errors import register_error_handlers
+    from chat.identity import check_csrf  # noqa: F401  (registers the login loaders)
+    from chat.ops import health
+    from chat.realtime import route as ws
     from chat.runtime import ChatRuntime
     from chat.security import register_security
-    import chat.service.runtime  # noqa: F401  (registers the publish-on-commit hooks)
+    from chat.web import auth, groups, pages
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(groups.bp)
-    app.register_blueprint(api.bp)
+    app.register_blueprint(api_bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(ws.bp)
-    ws.sock.init_app(app)
     if app.config["CHAT_ECHO_ROUTE"]:
-        from chat import echo
+        from chat.realtime import echo
         app.register_blueprint(echo.bp)
     register_error_handlers(app)
     register_security(app)

@@ -1,4 +1,4 @@
-"""Production entry point: ``gunicorn -c gunicorn.conf.py wsgi:app``.
+"""Production entry point: ``gunicorn -c deploy/gunicorn.conf.py wsgi:app``.
 
 gevent's monkey-patching must come before anything else is imported, so that
 sockets, locks and PyMySQL's I/O all cooperate with the event loop.

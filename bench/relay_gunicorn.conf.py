@@ -1,4 +1,4 @@
-"""gunicorn settings of the bare relay: the chat server's own (gunicorn.conf.py), minus the chat runtime."""
+"""gunicorn settings of the bare relay: the chat server's own (deploy/gunicorn.conf.py), minus the chat runtime."""
 import os
 
 bind = os.environ.get("CHAT_BIND", "127.0.0.1:8001")

@@ -137,7 +137,7 @@ class Server:
                     "CHAT_WORKERS": str(workers), "PYTHONUNBUFFERED": "1"}
         gunicorn = str(Path(sys.executable).parent / "gunicorn")
         if kind == "chat":
-            argv = [gunicorn, "-c", str(ROOT / "gunicorn.conf.py"), "wsgi:app"]
+            argv = [gunicorn, "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "wsgi:app"]
         else:
             argv = [gunicorn, "-c", str(BENCH / "relay_gunicorn.conf.py"), "bench.relay_app:app"]
         self.argv = (["taskset", "-c", cpus] if cpus else []) + argv

@@ -6,7 +6,8 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from .extensions import db
-from .models import User
+from .runtime import services
+from .store.models import User
 
 DEMO_PASSWORD = "demo-password"
 DEMO_USERS = ("alice", "bob", "carol", "dave")
@@ -14,8 +15,8 @@ DEMO_USERS = ("alice", "bob", "carol", "dave")
 
 def seed_demo() -> bool:
     """Create demo users who follow each other and a demo group; False if users exist."""
-    from .service import accounts, groups, social
-
+    svc = services()
+    accounts, groups, social = svc.accounts, svc.groups, svc.social
     if db.session.scalar(select(func.count()).select_from(User)):
         return False
     users = [accounts.register(name, DEMO_PASSWORD) for name in DEMO_USERS]
@@ -45,6 +46,5 @@ def register_cli(app: Flask) -> None:
     @click.password_option()
     def create_user(username, password):
         """Create an account."""
-        from .service import accounts
-        user = accounts.register(username, password)
+        user = services().accounts.register(username, password)
         click.echo(f"user {user.username} created with id {user.id}")

@@ -36,6 +36,17 @@ def env_bool(name: str, default: bool) -> bool:
     return raw.strip().lower() in ("1", "true", "yes", "on")
 
 
+def env_ints(name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    """A comma-separated list of integers; a malformed value stops the start-up."""
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return tuple(int(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise SystemExit(f"{name} must be integers separated by commas, got {raw!r}") from None
+
+
 def normalise_database_url(url: str) -> str:
     """Make a MySQL URL use PyMySQL and utf8mb4, so emoji and every CJK character round-trip."""
     if url.startswith("mysql://"):
@@ -100,6 +111,14 @@ class BaseConfig:
     CHAT_REDIS_PREFIX = env_str("CHAT_REDIS_PREFIX", "chat:")
     CHAT_SHUTDOWN_GRACE = env_int("CHAT_SHUTDOWN_GRACE", 10)
     CHAT_LOG_LEVEL = env_str("CHAT_LOG_LEVEL", "INFO")
+    # With several processes on MySQL, a named lock spans each batch's id allocation and
+    # its PUBLISH, so subscribers see every conversation in id order. Off only for tests
+    # that measure what it costs.
+    CHAT_ORDER_LOCK = env_bool("CHAT_ORDER_LOCK", True)
+    # When set, /metrics answers only to "Authorization: Bearer <this token>".
+    CHAT_METRICS_TOKEN = env_str("CHAT_METRICS_TOKEN")
+    # The server process's gc.set_threshold (see ChatRuntime.start).
+    CHAT_GC_THRESHOLDS = env_ints("CHAT_GC_THRESHOLDS", (50000, 20, 100))[:3]
     # Only for the transport conformance tests: mounts /_echo on our exact WebSocket stack.
     CHAT_ECHO_ROUTE = env_bool("CHAT_ECHO_ROUTE", False)
 

@@ -12,7 +12,31 @@ import signal  # noqa: E402
 
 import gevent  # noqa: E402
 from flask_migrate import upgrade  # noqa: E402
-from gevent.pywsgi import WSGIServer  # noqa: E402
+from gevent.pywsgi import WSGIHandler, WSGIServer  # noqa: E402
+
+
+class ChatWSGIHandler(WSGIHandler):
+    """gevent's handler, handing the application the client's socket for a WebSocket.
+
+    gunicorn puts it in the environ (``gunicorn.socket``); pywsgi does not, so we
+    do (``chat.socket``). After an upgrade the connection is the WebSocket's, and
+    pywsgi must not read it as HTTP again (it would parse the bytes a client sends
+    after its close frame as a new request).
+    """
+
+    def get_environ(self):
+        """The WSGI environ, plus the socket."""
+        environ = super().get_environ()
+        environ["chat.socket"] = self.socket
+        return environ
+
+    def run_application(self):
+        """Run the app; an upgraded connection ends with it."""
+        try:
+            super().run_application()
+        finally:
+            if self.environ.get("chat.upgraded"):
+                self.close_connection = True
 
 
 def main() -> None:
@@ -30,7 +54,7 @@ def main() -> None:
     configure_logging(app.config["CHAT_LOG_LEVEL"])
     runtime = app.extensions["chat"]
     runtime.start()
-    server = WSGIServer((host, port), app, log=None)
+    server = WSGIServer((host, port), app, log=None, handler_class=ChatWSGIHandler)
     server.start()
 
     def stop():

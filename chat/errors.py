@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, flash, redirect, render_template, request
+from flask import Flask, render_template, request
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
@@ -27,20 +27,18 @@ class ChatError(Exception):
     code = "bad_request"
     default_message = "bad request"
 
-    def __init__(self, message: str | None = None, *, ref=None):
+    def __init__(self, message: str | None = None):
         super().__init__(message or self.default_message)
         self.message = message or self.default_message
-        self.ref = ref
 
     def to_json(self) -> dict:
         """The HTTP error body."""
         return {"error": {"code": self.code, "message": self.message}}
 
     def to_frame(self, ref=None) -> dict:
-        """The WebSocket error frame."""
+        """The WebSocket error frame; ``ref`` names the frame it answers."""
         frame = {"kind": "error", "code": self.status, "error": self.code,
                  "content": self.message}
-        ref = self.ref if ref is None else ref
         if ref is not None:
             frame["ref"] = ref
         return frame
@@ -107,10 +105,7 @@ def register_error_handlers(app: Flask) -> None:
     def handle_chat_error(err: ChatError):
         if wants_json():
             return err.to_json(), err.status
-        if err.status in (400, 409, 429) and request.method == "POST":
-            # A form that failed: back to the page with the reason shown.
-            flash(err.message, "error")
-            return redirect(request.referrer or "/")
+        # Forms answer their own refusals (chat.web.forms); anything else is a page.
         return render_template("errors/error.html", status=err.status,
                                message=err.message), err.status
 

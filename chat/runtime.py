@@ -1,62 +1,78 @@
-"""The live parts of one server process, wired together: bus -> registry, committer, limits.
+"""The live parts of one app, wired once: bus -> registry, counters, services.
 
-Created by the factory (which is the only place that connects the bus to the
-registry); its greenlets start with the server (``start``), never in
-``create_app``, so tests and ``flask db upgrade`` spawn nothing.
+Created by the factory (the only place that connects the bus to the registry);
+its greenlets start when the server starts (``start``, called by gunicorn's
+``post_worker_init`` and by the development server), never in ``create_app``,
+so tests and ``flask db upgrade`` spawn nothing.
 """
 from __future__ import annotations
 
+import gc
 import logging
 
 import gevent
+from flask import Flask, current_app
 
-from .bus import Bus, LocalBus, RedisBus
-from .limits import Counters, FloodLimiter, MemoryCounters, RedisCounters
-from .registry import Registry, corked
-from .service.sending import MessageCommitter
+from .bus import Bus, make_bus
+from .extensions import db
+from .ops.metrics import SendStats
+from .realtime.registry import Registry
+from .service import Services, ServiceSettings
+from .service.limits import FloodLimiter
+from .store.counters import Counters, MemoryCounters, make_counters
 
 log = logging.getLogger("chat.runtime")
 
 
 class ChatRuntime:
-    """Bus, registry, counters, flood limiter and message committer of one app."""
+    """Bus, registry, counters, metrics and the services of one app."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app: Flask) -> None:
         cfg = app.config
         self.app = app
-        url = cfg.get("REDIS_URL")
         prefix = cfg["CHAT_REDIS_PREFIX"]
-        self.bus: Bus = RedisBus(url, prefix) if url else LocalBus()
-        self.counters: Counters = RedisCounters(url, prefix) if url else MemoryCounters()
-        # Stands in for Redis where a limit must hold even while Redis is down.
-        self.local_counters = MemoryCounters()
+        self.bus: Bus = make_bus(cfg.get("REDIS_URL"), prefix)
+        self.counters: Counters = make_counters(cfg.get("REDIS_URL"), prefix)
         self.registry = Registry()
-        self.flood = FloodLimiter(cfg["CHAT_RATE_PER_MINUTE"])
-        self.committer = MessageCommitter(app, self.bus, self.counters, batch_scope=corked)
+        self.stats = SendStats()
+        self.draining = False
+        self.services = Services(
+            app, settings=ServiceSettings.from_config(cfg), bus=self.bus,
+            counters=self.counters, local_counters=MemoryCounters(),
+            flood=FloodLimiter(cfg["CHAT_RATE_PER_MINUTE"]), stats=self.stats,
+            open_batch=self.registry.batch, draining=lambda: self.draining)
         # The only wiring between bus and registry.
         self.bus.attach(self.registry)
         self.registry.on_channel_added = self.bus.subscribe
         self.registry.on_channel_removed = self.bus.unsubscribe
         self.started = False
-        self.draining = False
         self._janitor: gevent.Greenlet | None = None
 
     def start(self) -> None:
-        """Start the bus listener, the pinger and the credential re-check (once)."""
+        """Start the bus listener, the pinger and the credential re-check, once per process.
+
+        Also tunes the garbage collector for a long-lived server (see CHAT_GC_THRESHOLDS).
+        """
         if self.started:
             return
         self.started = True
+        cfg = self.app.config
         self.bus.start()
-        self.registry.start_pinger(self.app.config["CHAT_PING_INTERVAL"])
-        interval = self.app.config["CHAT_AUTH_RECHECK_INTERVAL"]
+        self.registry.start_pinger(cfg["CHAT_PING_INTERVAL"])
+        interval = cfg["CHAT_AUTH_RECHECK_INTERVAL"]
         if interval > 0:
             self._janitor = gevent.spawn(self._recheck_credentials, interval)
+        # Everything loaded so far lives as long as the process: keep the cyclic collector
+        # from walking it again and again (its pauses showed as latency spikes), and make
+        # young collections rarer (a third of a reconnect storm's CPU was the collector
+        # re-walking the objects of thousands of live sockets).
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(*cfg["CHAT_GC_THRESHOLDS"])
 
     def _recheck_credentials(self, interval: float) -> None:
         """Close sockets whose session or token was revoked, even if the event was lost."""
-        from .extensions import db
-        from .service import accounts
-
+        accounts = self.services.accounts
         while True:
             gevent.sleep(interval)
             auth_ids = {c.auth_id for c in self.registry.connections() if c.auth_id}
@@ -76,7 +92,17 @@ class ChatRuntime:
     def shutdown(self, timeout: float) -> None:
         """Graceful stop: refuse new sends, store what is queued, close sockets with 1001."""
         self.draining = True
-        stored = self.committer.drain(timeout)
+        stored = self.services.committer.drain(timeout)
         log.info("event=shutdown drained=%s connections=%s", stored, len(self.registry))
         self.registry.close_all()
         gevent.sleep(0.5)
+
+
+def runtime() -> ChatRuntime:
+    """The current app's runtime (for the views: pages, API, WebSocket, health)."""
+    return current_app.extensions["chat"]
+
+
+def services() -> Services:
+    """The current app's services (for the views)."""
+    return runtime().services

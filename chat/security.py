@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Flask, request
 
-from .auth import check_csrf
+from .identity import check_csrf
 
 
 def content_security_policy() -> str:

@@ -123,7 +123,7 @@ class ServerProcess:
             self.argv = [sys.executable, "-m", "chat.devserver"]
         else:
             self.argv = [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", str(workers),
-                         "-c", str(ROOT / "gunicorn.conf.py"),
+                         "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
                          "-b", f"127.0.0.1:{self.port}", "wsgi:app"]
         self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"chat-server-{self.port}.log"
         self.proc: subprocess.Popen | None = None

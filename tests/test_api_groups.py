@@ -71,7 +71,10 @@ def test_only_the_owner_edits_adds_removes_and_deletes(api):
     bob.put(f"/api/groups/{gid}/members/{bob.user_id}")
     assert bob.patch(f"/api/groups/{gid}", json={"name": "mine now"}).status_code == 403
     assert bob.put(f"/api/groups/{gid}/members/{carol.user_id}").status_code == 403
-    assert bob.delete(f"/api/groups/{gid}/members/{alice.user_id}").status_code == 409
+    # Authorization first (PROTOCOL.md 6.6): a member removing the owner is 403, not 409;
+    # only the owner leaving their own group hears that the owner cannot leave.
+    assert bob.delete(f"/api/groups/{gid}/members/{alice.user_id}").status_code == 403
+    assert alice.delete(f"/api/groups/{gid}/members/{alice.user_id}").status_code == 409
     assert bob.delete(f"/api/groups/{gid}").status_code == 403
     assert alice.get(f"/api/groups/{gid}").json()["name"] == "Book club"
     r = alice.patch(f"/api/groups/{gid}", json={"name": "Readers", "description": "new",

@@ -47,7 +47,7 @@ def test_development_keeps_one_generated_key(tmp_path):
 
 def _drift(url: str) -> list:
     from chat.extensions import db
-    import chat.models  # noqa: F401
+    import chat.store.models  # noqa: F401
     engine = sqlalchemy.create_engine(url)
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})

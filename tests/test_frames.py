@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from chat.frames import FrameParser, ProtocolError, close_frame, text_frame, unmask
+from chat.realtime.frames import FrameParser, ProtocolError, close_frame, text_frame, unmask
 
 
 def client_frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0,

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import load_all_checks
 from schemathesis import checks as oa
 
-from chat.openapi import build_openapi
+from chat.api.openapi import build_openapi
 from tests.support import Api
 
 load_all_checks()

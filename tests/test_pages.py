@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from chat import i18n
+from chat.web import i18n
 from tests.support import PASSWORD, ROOT, Api, unique_name
 
 
@@ -184,7 +184,7 @@ def _msgids() -> dict[str, set[str]]:
     """Every msgid the interface uses: in templates and Python (_), in JavaScript (t)."""
     found = {"py": set(), "js": set()}
     quoted = r'"((?:[^"\\]|\\.)*)"'
-    for path in list((ROOT / "templates").rglob("*.html")) + [ROOT / "chat" / n for n in
+    for path in list((ROOT / "templates").rglob("*.html")) + [ROOT / "chat" / "web" / n for n in
                                                              ("pages.py", "groups.py", "auth.py")]:
         text = path.read_text()
         found["py"] |= set(re.findall(r"\b_n?\(\s*" + quoted, text))
@@ -194,7 +194,7 @@ def _msgids() -> dict[str, set[str]]:
         found["py"] |= set(re.findall(r"\btranslate\(\s*" + quoted, text))
     for path in (ROOT / "static" / "js").glob("*.js"):
         found["js"] |= set(re.findall(r"\bt\(\s*" + quoted, path.read_text()))
-    found["py"] |= set(re.findall(r':\s*"((?:[^"\\]|\\.)*)"', Path(ROOT / "chat" / "pages.py")
+    found["py"] |= set(re.findall(r':\s*"((?:[^"\\]|\\.)*)"', Path(ROOT / "chat" / "web" / "pages.py")
                                   .read_text().split("_RELATION_DONE = ", 1)[1].split("}")[0]))
     return found
 

@@ -7,7 +7,7 @@ import time
 import requests
 import websocket
 
-from chat import limits
+from chat.service import limits
 from tests.conftest import mysql_env
 from tests.support import PASSWORD, WS, Api, ServerProcess
 from tests.test_csrf import browser_login

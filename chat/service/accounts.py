@@ -4,20 +4,21 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-
 from datetime import datetime
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .. import validation
-from ..errors import Conflict, NotFound, RateLimited, Unauthorized
+from ..errors import BadRequest, Conflict, NotFound, RateLimited, Unauthorized
 from ..extensions import db
-from ..limits import CountersDown
-from ..models import AuthToken, User, utcnow
-from . import runtime
-from .sqlutil import read_rows
+from ..store import queries
+from ..store.counters import Counters, CountersDown
+from ..store.models import AuthToken, User, utcnow
+from . import validation
+from .events import Events
+from .settings import ServiceSettings
+from .shapes import iso
 
 # Checked against when the username does not exist, so both paths cost one hash.
 _DUMMY_HASH = generate_password_hash("not-a-real-password-0")
@@ -37,143 +38,137 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def user_json(user: User) -> dict:
-    """A user as PROTOCOL.md shows it."""
-    return {"id": user.id, "username": user.username,
-            "created_at": runtime.iso(user.created_at)}
-
-
-def register(username, password) -> User:
-    """Create an account; 409 when the name is taken (case-insensitively)."""
-    name = validation.username(username)
-    secret = validation.password(password)
-    user = User(username=name, username_key=name.lower(),
-                password_hash=generate_password_hash(secret))
-    db.session.add(user)
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        raise Conflict("that username is taken") from None
-    return user
-
-
-def _failure_key(username: str) -> str:
-    return "login-fail:" + username.lower()
-
-
-def authenticate(username, password) -> User:
-    """The user for these credentials; 401 when wrong, 429 after too many failures."""
-    if type(username) is not str or type(password) is not str:
-        raise validation.BadRequest("username and password must be strings")
-    if len(username) > 64 or len(password) > validation.PASSWORD_MAX:
-        raise Unauthorized("wrong username or password")
-    cfg = runtime.config()
-    key = _failure_key(username)
-    try:
-        failures = runtime.counters().get(key)
-    except CountersDown:  # Redis is down: count in this process meanwhile
-        failures = runtime.chat().local_counters.get(key)
-    if failures >= cfg["CHAT_LOGIN_MAX_FAILURES"]:
-        raise RateLimited("too many failed logins for this user; try again in 15 minutes")
-    user = db.session.scalar(select(User).where(User.username_key == username.lower()))
-    ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
-    if not user or not ok:
-        try:
-            runtime.counters().incr(key, cfg["CHAT_LOGIN_WINDOW"])
-        except CountersDown:
-            runtime.chat().local_counters.incr(key, cfg["CHAT_LOGIN_WINDOW"])
-        raise Unauthorized("wrong username or password")
-    return user
-
-
-def issue_credential(user_id: int, kind: str, name: str = "") -> Credential:
-    """Create a token (kind "api") or a browser session (kind "session")."""
-    secret = secrets.token_urlsafe(32)
-    row = AuthToken(user_id=user_id, token_hash=hash_secret(secret), kind=kind, name=name[:64])
-    db.session.add(row)
-    db.session.commit()
-    return Credential(row.id, user_id, secret)
-
-
 def session_key(cred: Credential) -> str:
     """What the Flask session keeps: the session row id and its secret."""
     return f"{cred.token_id}.{cred.secret}"
 
 
-# Runs for every API call and every socket: plain SQL, about a third of the ORM's cost.
-_TOKEN_OWNER = text(
-    "SELECT u.id, u.username, u.created_at, t.id AS token_id, t.revoked_at "
-    "FROM auth_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = :token_hash")
+class Accounts:
+    """Accounts and credentials; the login brake counts in Redis (or in this process)."""
 
+    def __init__(self, settings: ServiceSettings, counters: Counters,
+                 local_counters: Counters, events: Events) -> None:
+        self.settings = settings
+        self.counters = counters
+        # Stands in for Redis while it is down, so the brake still holds in this process.
+        self.local_counters = local_counters
+        self.events = events
 
-def resolve_secret(secret: str) -> tuple[User, int] | None:
-    """The user (a detached copy: ids and names) and credential id for a live token."""
-    if not secret or len(secret) > 128:
-        return None
-    rows = read_rows(_TOKEN_OWNER, {"token_hash": hash_secret(secret)})
-    row = rows[0] if rows else None
-    if row is None or row.revoked_at is not None:
-        return None
-    created = row.created_at
-    if isinstance(created, str):  # SQLite hands back text
-        created = datetime.fromisoformat(created)
-    return User(id=row.id, username=row.username, created_at=created), row.token_id
+    def register(self, username, password) -> User:
+        """Create an account; 409 when the name is taken (case-insensitively)."""
+        name = validation.username(username)
+        secret = validation.password(password)
+        user = User(username=name, username_key=name.lower(),
+                    password_hash=generate_password_hash(secret))
+        db.session.add(user)
+        try:
+            db.session.commit()
+        except IntegrityError:
+            db.session.rollback()
+            raise Conflict("that username is taken") from None
+        return user
 
+    def _failures(self, key: str) -> int:
+        try:
+            return self.counters.get(key)
+        except CountersDown:
+            return self.local_counters.get(key)
 
-def resolve_session_key(key: str) -> tuple[User, int] | None:
-    """The user for a session key kept in the cookie, or None once it was logged out."""
-    token_id, _, secret = (key or "").partition(".")
-    found = resolve_secret(secret)
-    if found is None or str(found[1]) != token_id:
-        return None
-    return found
+    def _count_failure(self, key: str) -> None:
+        try:
+            self.counters.incr(key, self.settings.login_window)
+        except CountersDown:
+            self.local_counters.incr(key, self.settings.login_window)
 
+    def authenticate(self, username, password) -> User:
+        """The user for these credentials; 401 when wrong, 429 after too many failures."""
+        if type(username) is not str or type(password) is not str:
+            raise BadRequest("username and password must be strings")
+        if len(username) > 64 or len(password) > validation.PASSWORD_MAX:
+            raise Unauthorized("wrong username or password")
+        key = "login-fail:" + username.lower()
+        if self._failures(key) >= self.settings.login_max_failures:
+            raise RateLimited("too many failed logins for this user; try again in 15 minutes")
+        user = db.session.scalar(select(User).where(User.username_key == username.lower()))
+        ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
+        if not user or not ok:
+            self._count_failure(key)
+            raise Unauthorized("wrong username or password")
+        return user
 
-def revoke(token_id: int, user_id: int) -> None:
-    """Revoke one of the user's credentials and close the sockets opened with it."""
-    row = db.session.get(AuthToken, token_id)
-    if row is None or row.user_id != user_id:
-        raise NotFound("no such token")
-    if row.revoked_at is None:
-        row.revoked_at = utcnow()
-        runtime.after_commit_close(user_id, token_id)
+    def issue_credential(self, user_id: int, kind: str, name: str = "") -> Credential:
+        """Create a token (kind "api") or a browser session (kind "session")."""
+        secret = secrets.token_urlsafe(32)
+        row = AuthToken(user_id=user_id, token_hash=hash_secret(secret), kind=kind,
+                        name=name[:64])
+        db.session.add(row)
         db.session.commit()
+        return Credential(row.id, user_id, secret)
 
+    @staticmethod
+    def resolve_secret(secret: str) -> tuple[User, int] | None:
+        """The user (a detached copy: ids and names) and credential id for a live token."""
+        if not secret or len(secret) > 128:
+            return None
+        row = queries.token_owner(hash_secret(secret))
+        if row is None or row.revoked_at is not None:
+            return None
+        created = row.created_at
+        if isinstance(created, str):  # SQLite hands back text
+            created = datetime.fromisoformat(created)
+        return User(id=row.id, username=row.username, created_at=created), row.token_id
 
-def list_tokens(user_id: int) -> list[dict]:
-    """The user's live API tokens (never their secrets)."""
-    rows = db.session.scalars(
-        select(AuthToken).where(AuthToken.user_id == user_id, AuthToken.kind == "api",
-                                AuthToken.revoked_at.is_(None)).order_by(AuthToken.id))
-    return [{"id": r.id, "name": r.name, "created_at": runtime.iso(r.created_at)} for r in rows]
+    def resolve_session_key(self, key: str) -> tuple[User, int] | None:
+        """The user for a session key kept in the cookie, or None once it was logged out."""
+        token_id, _, secret = (key or "").partition(".")
+        found = self.resolve_secret(secret)
+        if found is None or str(found[1]) != token_id:
+            return None
+        return found
 
+    def revoke(self, token_id: int, user_id: int) -> None:
+        """Revoke one of the user's credentials and close the sockets opened with it."""
+        row = db.session.get(AuthToken, token_id)
+        if row is None or row.user_id != user_id:
+            raise NotFound("no such token")
+        if row.revoked_at is None:
+            row.revoked_at = utcnow()
+            self.events.close_credential_after_commit(user_id, token_id)
+            db.session.commit()
 
-def revoked_among(token_ids: list[int]) -> set[int]:
-    """Which of these credential ids are revoked (or gone): their sockets must close."""
-    if not token_ids:
-        return set()
-    live = set(db.session.scalars(select(AuthToken.id).where(
-        AuthToken.id.in_(token_ids), AuthToken.revoked_at.is_(None))))
-    return set(token_ids) - live
+    @staticmethod
+    def list_tokens(user_id: int) -> list[dict]:
+        """The user's live API tokens (never their secrets)."""
+        rows = db.session.scalars(
+            select(AuthToken).where(AuthToken.user_id == user_id, AuthToken.kind == "api",
+                                    AuthToken.revoked_at.is_(None)).order_by(AuthToken.id))
+        return [{"id": r.id, "name": r.name, "created_at": iso(r.created_at)} for r in rows]
 
+    @staticmethod
+    def revoked_among(token_ids: list[int]) -> set[int]:
+        """Which of these credential ids are revoked (or gone): their sockets must close."""
+        if not token_ids:
+            return set()
+        live = set(db.session.scalars(select(AuthToken.id).where(
+            AuthToken.id.in_(token_ids), AuthToken.revoked_at.is_(None))))
+        return set(token_ids) - live
 
-def change_password(user: User, current, new) -> None:
-    """Change a password and end every other session and token of the user.
+    def change_password(self, user: User, current, new) -> None:
+        """Change a password and end every other session and token of the user.
 
-    The current password is checked like a login, brake included, so a stolen
-    token cannot be used to guess it at speed.
-    """
-    if type(current) is not str:
-        raise validation.BadRequest("current_password must be a string")
-    stored = authenticate(user.username, current)
-    stored.password_hash = generate_password_hash(validation.password(new))
-    others = list(db.session.scalars(select(AuthToken.id).where(
-        AuthToken.user_id == user.id, AuthToken.revoked_at.is_(None),
-        AuthToken.id != (user.auth_token_id or 0))))
-    if others:
-        db.session.execute(update(AuthToken).where(AuthToken.id.in_(others))
-                           .values(revoked_at=utcnow()))
-        for token_id in others:
-            runtime.after_commit_close(user.id, token_id)
-    db.session.commit()
+        The current password is checked like a login, brake included, so a stolen
+        token cannot be used to guess it at speed.
+        """
+        if type(current) is not str:
+            raise BadRequest("current_password must be a string")
+        stored = self.authenticate(user.username, current)
+        stored.password_hash = generate_password_hash(validation.password(new))
+        others = list(db.session.scalars(select(AuthToken.id).where(
+            AuthToken.user_id == user.id, AuthToken.revoked_at.is_(None),
+            AuthToken.id != (user.auth_token_id or 0))))
+        if others:
+            db.session.execute(update(AuthToken).where(AuthToken.id.in_(others))
+                               .values(revoked_at=utcnow()))
+            for token_id in others:
+                self.events.close_credential_after_commit(user.id, token_id)
+        db.session.commit()

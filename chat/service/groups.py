@@ -4,28 +4,15 @@ from __future__ import annotations
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from .. import validation
-from ..bus import Event
 from ..errors import BadRequest, Conflict, Forbidden, NotFound
 from ..extensions import db
-from ..models import Group, Membership, Message, ReadCursor, User, group_key, utcnow
-from . import notices, runtime
-from .accounts import user_json
-from .social import get_user, is_blocked
-
-
-def get_group(group_id) -> Group:
-    """The group with this id; 400 for a malformed id, 404 when there is none."""
-    gid = validation.entity_id(group_id, "group_id")
-    group = db.session.get(Group, gid)
-    if group is None:
-        raise NotFound("no such group")
-    return group
-
-
-def membership(group_id: int, user_id: int) -> Membership | None:
-    """The user's membership of the group, if any."""
-    return db.session.get(Membership, (group_id, user_id))
+from ..store.models import Group, Membership, Message, ReadCursor, User, group_conv_key, utcnow
+from ..store.queries import like_contains
+from . import policy, validation
+from .events import Events
+from .lookups import get_group, get_user, is_blocked, membership
+from .notices import Notices
+from .shapes import iso, user_json
 
 
 def member_count(group_id: int) -> int:
@@ -35,11 +22,11 @@ def member_count(group_id: int) -> int:
 
 
 def group_json(group: Group, viewer_id: int | None = None, count: int | None = None) -> dict:
-    """A group as PROTOCOL.md shows it, plus the viewer's role (or null)."""
+    """A group as the API shows it, plus the viewer's role (or null)."""
     data = {"id": group.id, "name": group.name, "description": group.description,
             "icon": group.icon, "owner_id": group.owner_id,
             "member_count": member_count(group.id) if count is None else count,
-            "created_at": runtime.iso(group.created_at)}
+            "created_at": iso(group.created_at)}
     if viewer_id is not None:
         mine = membership(group.id, viewer_id)
         data["role"] = mine.role if mine else None
@@ -48,22 +35,7 @@ def group_json(group: Group, viewer_id: int | None = None, count: int | None = N
 
 def _last_message_id(group_id: int) -> int:
     return db.session.scalar(select(func.max(Message.id))
-                             .where(Message.conv_key == group_key(group_id))) or 0
-
-
-def _enrol(group: Group, user_id: int, role: str) -> None:
-    """Add a member; only what arrives after joining counts as unread."""
-    db.session.add(Membership(group_id=group.id, user_id=user_id, role=role,
-                              joined_at=utcnow()))
-    db.session.merge(ReadCursor(user_id=user_id, conv_key=group_key(group.id),
-                                group_id=group.id, last_read_id=_last_message_id(group.id)))
-
-
-def _unenrol(group_id: int, user_id: int) -> None:
-    db.session.execute(delete(Membership).where(Membership.group_id == group_id,
-                                                Membership.user_id == user_id))
-    db.session.execute(delete(ReadCursor).where(ReadCursor.user_id == user_id,
-                                                ReadCursor.conv_key == group_key(group_id)))
+                             .where(Message.conv_key == group_conv_key(group_id))) or 0
 
 
 def _require_owner(group: Group, actor_id: int) -> None:
@@ -71,147 +43,165 @@ def _require_owner(group: Group, actor_id: int) -> None:
         raise Forbidden("only the group's owner can do that")
 
 
-def create(owner_id: int, name, description=None, icon=None) -> dict:
-    """Create a group; the creator owns it and is its first member."""
-    group = Group(name=validation.text_field(name, "name", validation.GROUP_NAME_MAX,
-                                             required=True).strip(),
-                  description=validation.text_field(description, "description",
-                                                    validation.GROUP_DESCRIPTION_MAX,
-                                                    required=False),
-                  icon=validation.icon_url(icon), owner_id=owner_id, created_at=utcnow())
-    db.session.add(group)
-    db.session.flush()
-    _enrol(group, owner_id, "owner")
-    runtime.after_commit(Event(f"u:{owner_id}", member=(group.id, True)))
-    db.session.commit()
-    return group_json(group, owner_id, count=1)
+class Groups:
+    """Group lifecycle and membership; members' processes learn of changes after commit."""
 
+    def __init__(self, notices: Notices, events: Events) -> None:
+        self.notices = notices
+        self.events = events
 
-def show(viewer_id: int, group_id) -> dict:
-    """Any user may see a group (to find and join it)."""
-    return group_json(get_group(group_id), viewer_id)
+    @staticmethod
+    def _enrol(group: Group, user_id: int, role: str) -> None:
+        """Add a member; only what arrives after joining counts as unread."""
+        db.session.add(Membership(group_id=group.id, user_id=user_id, role=role,
+                                  joined_at=utcnow()))
+        db.session.merge(ReadCursor(user_id=user_id, conv_key=group_conv_key(group.id),
+                                    group_id=group.id, last_read_id=_last_message_id(group.id)))
 
+    @staticmethod
+    def _unenrol(group_id: int, user_id: int) -> None:
+        db.session.execute(delete(Membership).where(Membership.group_id == group_id,
+                                                    Membership.user_id == user_id))
+        db.session.execute(delete(ReadCursor).where(ReadCursor.user_id == user_id,
+                                                    ReadCursor.conv_key == group_conv_key(group_id)))
 
-def list_mine(user_id: int) -> list[dict]:
-    """The groups the user belongs to, by name, with the user's role."""
-    rows = db.session.execute(
-        select(Group, Membership.role).join(Membership, Membership.group_id == Group.id)
-        .where(Membership.user_id == user_id).order_by(func.lower(Group.name), Group.id)).all()
-    counts = dict(db.session.execute(
-        select(Membership.group_id, func.count()).where(
-            Membership.group_id.in_([g.id for g, _ in rows])).group_by(Membership.group_id)
-    ).all()) if rows else {}
-    return [{**group_json(g, count=counts.get(g.id, 0)), "role": role} for g, role in rows]
+    def create(self, owner_id: int, name, description=None, icon=None) -> dict:
+        """Create a group; the creator owns it and is its first member."""
+        group = Group(name=validation.text_field(name, "name", validation.GROUP_NAME_MAX,
+                                                 required=True).strip(),
+                      description=validation.text_field(description, "description",
+                                                        validation.GROUP_DESCRIPTION_MAX,
+                                                        required=False),
+                      icon=validation.icon_url(icon), owner_id=owner_id, created_at=utcnow())
+        db.session.add(group)
+        db.session.flush()
+        self._enrol(group, owner_id, "owner")
+        self.events.membership_after_commit(owner_id, group.id, True)
+        db.session.commit()
+        return group_json(group, owner_id, count=1)
 
+    @staticmethod
+    def show(viewer_id: int, group_id) -> dict:
+        """Any user may see a group (to find and join it)."""
+        return group_json(get_group(group_id), viewer_id)
 
-def search(viewer_id: int, query: str | None, limit: int = 50) -> list[dict]:
-    """Groups whose name contains ``query``."""
-    text = (query or "").strip()
-    if len(text) > 64:
-        raise BadRequest("q is longer than 64 characters")
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    stmt = (select(Group).where(func.lower(Group.name).like(f"%{escaped.lower()}%",
-                                                            escape="\\"))
-            .order_by(Group.name, Group.id).limit(limit))
-    return [group_json(g, viewer_id) for g in db.session.scalars(stmt)]
+    @staticmethod
+    def list_mine(user_id: int) -> list[dict]:
+        """The groups the user belongs to, by name, with the user's role."""
+        rows = db.session.execute(
+            select(Group, Membership.role).join(Membership, Membership.group_id == Group.id)
+            .where(Membership.user_id == user_id).order_by(func.lower(Group.name), Group.id)).all()
+        counts = dict(db.session.execute(
+            select(Membership.group_id, func.count()).where(
+                Membership.group_id.in_([g.id for g, _ in rows])).group_by(Membership.group_id)
+        ).all()) if rows else {}
+        return [{**group_json(g, count=counts.get(g.id, 0)), "role": role} for g, role in rows]
 
+    @staticmethod
+    def search(viewer_id: int, query: str | None, limit: int = 50) -> list[dict]:
+        """Groups whose name contains ``query``."""
+        text = (query or "").strip()
+        if len(text) > 64:
+            raise BadRequest("q is longer than 64 characters")
+        stmt = (select(Group).where(func.lower(Group.name).like(like_contains(text.lower()),
+                                                                escape="\\"))
+                .order_by(Group.name, Group.id).limit(limit))
+        return [group_json(g, viewer_id) for g in db.session.scalars(stmt)]
 
-def update(actor_id: int, group_id, fields: dict) -> dict:
-    """Edit name, description, icon, or hand the group over (``owner_id``); owner only."""
-    group = get_group(group_id)
-    _require_owner(group, actor_id)
-    if "name" in fields and fields["name"] is not None:
-        group.name = validation.text_field(fields["name"], "name", validation.GROUP_NAME_MAX,
-                                           required=True).strip()
-    if "description" in fields and fields["description"] is not None:
-        group.description = validation.text_field(fields["description"], "description",
-                                                  validation.GROUP_DESCRIPTION_MAX,
-                                                  required=False)
-    if "icon" in fields and fields["icon"] is not None:
-        group.icon = validation.icon_url(fields["icon"])
-    if "owner_id" in fields and fields["owner_id"] is not None:
-        new_owner = validation.entity_id(fields["owner_id"], "owner_id")
-        if new_owner != group.owner_id:
-            target = membership(group.id, new_owner)
-            if target is None:
-                raise BadRequest("the new owner must be a member of the group")
-            membership(group.id, group.owner_id).role = "member"
-            target.role = "owner"
-            group.owner_id = new_owner
-    db.session.commit()
-    return group_json(group, actor_id)
-
-
-def delete_group(actor_id: int, group_id) -> dict:
-    """Delete a group with its messages; every other member gets ``group_deleted``."""
-    group = get_group(group_id)
-    _require_owner(group, actor_id)
-    member_ids = list(db.session.scalars(select(Membership.user_id)
-                                         .where(Membership.group_id == group.id)))
-    for uid in member_ids:
-        notices.add(uid, "group_deleted", actor_id, group.id, group.name,
-                    member=(group.id, False))
-    runtime.after_commit(Event(f"u:{actor_id}", member=(group.id, False)))
-    db.session.execute(delete(ReadCursor).where(ReadCursor.conv_key == group_key(group.id)))
-    db.session.execute(delete(Message).where(Message.conv_key == group_key(group.id)))
-    db.session.execute(delete(Membership).where(Membership.group_id == group.id))
-    db.session.delete(group)
-    db.session.commit()
-    return {"deleted": True, "id": group.id}
-
-
-def members(viewer_id: int, group_id) -> list[dict]:
-    """The group's members (owner first); only members may look."""
-    group = get_group(group_id)
-    if membership(group.id, viewer_id) is None:
-        raise Forbidden("only members can see who is in the group")
-    rows = db.session.execute(
-        select(User, Membership.role, Membership.joined_at)
-        .join(Membership, Membership.user_id == User.id)
-        .where(Membership.group_id == group.id)
-        .order_by((Membership.role != "owner"), User.username_key))
-    return [{**user_json(u), "role": role, "joined_at": runtime.iso(joined)}
-            for u, role, joined in rows]
-
-
-def add_member(actor_id: int, group_id, user_id) -> dict:
-    """Join (yourself) or add someone (owner only); idempotent."""
-    group = get_group(group_id)
-    target = get_user(user_id)
-    if target.id != actor_id:
+    @staticmethod
+    def update(actor_id: int, group_id, fields: dict) -> dict:
+        """Edit name, description, icon, or hand the group over (``owner_id``); owner only."""
+        group = get_group(group_id)
         _require_owner(group, actor_id)
-        if is_blocked(target.id, actor_id):
-            raise Forbidden("this user has blocked you")
-    if membership(group.id, target.id) is None:
-        _enrol(group, target.id, "member")
+        if fields.get("name") is not None:
+            group.name = validation.text_field(fields["name"], "name", validation.GROUP_NAME_MAX,
+                                               required=True).strip()
+        if fields.get("description") is not None:
+            group.description = validation.text_field(
+                fields["description"], "description", validation.GROUP_DESCRIPTION_MAX,
+                required=False)
+        if fields.get("icon") is not None:
+            group.icon = validation.icon_url(fields["icon"])
+        if fields.get("owner_id") is not None:
+            new_owner = validation.entity_id(fields["owner_id"], "owner_id")
+            if new_owner != group.owner_id:
+                target = membership(group.id, new_owner)
+                if target is None:
+                    raise BadRequest("the new owner must be a member of the group")
+                membership(group.id, group.owner_id).role = "member"
+                target.role = "owner"
+                group.owner_id = new_owner
+        db.session.commit()
+        return group_json(group, actor_id)
+
+    def delete_group(self, actor_id: int, group_id) -> dict:
+        """Delete a group with its messages; every other member gets ``group_deleted``."""
+        group = get_group(group_id)
+        _require_owner(group, actor_id)
+        member_ids = list(db.session.scalars(select(Membership.user_id)
+                                             .where(Membership.group_id == group.id)))
+        for uid in member_ids:
+            self.notices.add(uid, "group_deleted", actor_id, group.id, group.name,
+                             member=(group.id, False))
+        self.events.membership_after_commit(actor_id, group.id, False)
+        key = group_conv_key(group.id)
+        db.session.execute(delete(ReadCursor).where(ReadCursor.conv_key == key))
+        db.session.execute(delete(Message).where(Message.conv_key == key))
+        db.session.execute(delete(Membership).where(Membership.group_id == group.id))
+        db.session.delete(group)
+        db.session.commit()
+        return {"deleted": True, "id": group.id}
+
+    @staticmethod
+    def members(viewer_id: int, group_id) -> list[dict]:
+        """The group's members (owner first); only members may look."""
+        group = get_group(group_id)
+        if membership(group.id, viewer_id) is None:
+            raise Forbidden("only members can see who is in the group")
+        rows = db.session.execute(
+            select(User, Membership.role, Membership.joined_at)
+            .join(Membership, Membership.user_id == User.id)
+            .where(Membership.group_id == group.id)
+            .order_by((Membership.role != "owner"), User.username_key))
+        return [{**user_json(u), "role": role, "joined_at": iso(joined)}
+                for u, role, joined in rows]
+
+    def add_member(self, actor_id: int, group_id, user_id) -> dict:
+        """Join (yourself) or add someone (owner only); idempotent."""
+        group = get_group(group_id)
+        target = get_user(user_id)
+        if target.id != actor_id:
+            _require_owner(group, actor_id)
+            policy.check(policy.private_write(
+                recipient_exists=True, blocked_by_recipient=is_blocked(target.id, actor_id)))
+        if membership(group.id, target.id) is None:
+            self._enrol(group, target.id, "member")
+            if target.id == actor_id:
+                self.events.membership_after_commit(actor_id, group.id, True)
+            else:
+                self.notices.add(target.id, "group_added", actor_id, group.id, group.name,
+                                 member=(group.id, True))
+            try:
+                db.session.commit()
+            except IntegrityError:  # joined twice at once: same end state
+                db.session.rollback()
+        return group_json(group, actor_id)
+
+    def remove_member(self, actor_id: int, group_id, user_id) -> dict:
+        """Leave (yourself) or remove someone (owner only). The owner cannot leave."""
+        group = get_group(group_id)
+        target = get_user(user_id)
+        if target.id != actor_id:
+            _require_owner(group, actor_id)  # authorization first (PROTOCOL.md 6.6)
+        if target.id == group.owner_id:
+            raise Conflict("the owner cannot leave; hand the group over or delete it")
+        if membership(group.id, target.id) is None:
+            raise NotFound("that user is not a member of the group")
+        self._unenrol(group.id, target.id)
         if target.id == actor_id:
-            runtime.after_commit(Event(f"u:{actor_id}", member=(group.id, True)))
+            self.events.membership_after_commit(actor_id, group.id, False)
         else:
-            notices.add(target.id, "group_added", actor_id, group.id, group.name,
-                        member=(group.id, True))
-        try:
-            db.session.commit()
-        except IntegrityError:  # joined twice at once: same end state
-            db.session.rollback()
-    return group_json(group, actor_id)
-
-
-def remove_member(actor_id: int, group_id, user_id) -> dict:
-    """Leave (yourself) or remove someone (owner only). The owner cannot leave."""
-    group = get_group(group_id)
-    target = get_user(user_id)
-    if target.id == group.owner_id:
-        raise Conflict("the owner cannot leave; hand the group over or delete it")
-    if target.id != actor_id:
-        _require_owner(group, actor_id)
-    if membership(group.id, target.id) is None:
-        raise NotFound("that user is not a member of the group")
-    _unenrol(group.id, target.id)
-    if target.id == actor_id:
-        runtime.after_commit(Event(f"u:{actor_id}", member=(group.id, False)))
-    else:
-        notices.add(target.id, "group_removed", actor_id, group.id, group.name,
-                    member=(group.id, False))
-    db.session.commit()
-    return group_json(group, actor_id)
-
+            self.notices.add(target.id, "group_removed", actor_id, group.id, group.name,
+                             member=(group.id, False))
+        db.session.commit()
+        return group_json(group, actor_id)

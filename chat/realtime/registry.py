@@ -15,12 +15,14 @@ import os
 import secrets
 from contextlib import contextmanager
 from time import monotonic
-from typing import Callable, Iterable, Protocol
+from typing import Callable, Iterable, Iterator, Protocol
 
 import gevent
 from gevent.lock import RLock
 
-from .transport import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_TRY_AGAIN, text_frame
+from ..bus import GROUP, USER, Event, group_channel, parse_channel, user_channel
+from .frames import text_frame
+from .transport import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_TRY_AGAIN
 
 log = logging.getLogger("chat.registry")
 
@@ -28,54 +30,39 @@ _PROCESS_TAG = f"{os.getpid():x}{secrets.token_hex(3)}"
 _counter = itertools.count(1)
 
 
-class _Cork:
-    """While corked, connections that got frames wait to be flushed together."""
+class DeliveryBatch:
+    """The frames of one committed batch: queued as they come, written together at the end.
 
-    depth = 0
-    dirty: list["Connection"] = []
-
-
-@contextmanager
-def corked():
-    """Queue frames without writing; at the end, one write per connection that got any.
-
-    The committer corks around a batch: a sender's acks and a recipient's messages of
-    the same batch then leave in one system call, mostly without a writer greenlet.
+    A sender's acks and a recipient's messages of the same batch then leave in one
+    system call, mostly without a writer greenlet. Only frames given to this batch
+    wait; pings, error replies and other connections' traffic go out at once.
     """
-    _Cork.depth += 1
-    try:
-        yield
-    finally:
-        _Cork.depth -= 1
-        if _Cork.depth == 0 and _Cork.dirty:
-            dirty, _Cork.dirty = _Cork.dirty, []
-            for conn in dirty:
-                conn.flush()
+
+    __slots__ = ("dirty",)
+
+    def __init__(self) -> None:
+        self.dirty: list[Connection] = []
+
+    def flush(self) -> None:
+        """Write what each touched connection has queued."""
+        dirty, self.dirty = self.dirty, []
+        for conn in dirty:
+            conn.flush()
 
 
 class Transport(Protocol):
-    """What a connection needs from its socket (``transport.ChatSocket``)."""
+    """What a connection needs from its socket (``transport.WebSocket``)."""
 
-    sock: object
     connected: bool
     last_received: float
     pong_received: bool
     write: Callable[[bytes], None]
 
+    def try_send(self, data: bytes) -> int: ...
+    def send_all(self, data: bytes) -> None: ...
     def close_frame(self, code: int = 1000, reason: str = "") -> bytes: ...
     def ping_frame(self) -> bytes: ...
     def abort(self) -> None: ...
-
-
-class Event(Protocol):
-    """A routed event (``bus.Event``) as the registry reads it."""
-
-    channel: str
-    frame: bytes
-    exclude_conn: str | None
-    exclude_user: int | None
-    member: tuple[int, bool] | None
-    close_auth: int | None
 
 
 class Connection:
@@ -100,12 +87,15 @@ class Connection:
         self.dirty = False
         transport.write = self.enqueue
 
-    def send_payload(self, payload: bytes) -> None:
+    def send_payload(self, payload: bytes, batch: DeliveryBatch | None = None) -> None:
         """Queue one JSON frame (already serialised) for this connection."""
-        self.enqueue(text_frame(payload))
+        self.enqueue(text_frame(payload), batch)
 
-    def enqueue(self, wire: bytes) -> None:
-        """Queue wire bytes; a full queue closes the connection with 1013 (try again)."""
+    def enqueue(self, wire: bytes, batch: DeliveryBatch | None = None) -> None:
+        """Queue wire bytes and write them now, or when ``batch`` ends.
+
+        A full queue closes the connection with 1013 (try again).
+        """
         if self.closing or not wire:
             return
         # Any single frame fits into an empty queue (a big answer the client asked for
@@ -120,9 +110,9 @@ class Connection:
         self.queue.append(wire)
         self.queued_bytes += len(wire)
         if self.writer is None and not self.dirty:
-            if _Cork.depth:
+            if batch is not None:
                 self.dirty = True
-                _Cork.dirty.append(self)
+                batch.dirty.append(self)
             else:
                 self.flush()
 
@@ -137,17 +127,12 @@ class Connection:
             return
         data = self.queue[0] if len(self.queue) == 1 else b"".join(self.queue)
         self.queue = []
-        raw = getattr(self.transport.sock, "_sock", None)  # gevent's underlying socket
-        sent = 0
-        if raw is not None:
-            try:
-                sent = raw.send(data)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:
-                self.queued_bytes = 0
-                self.transport.abort()
-                return
+        try:
+            sent = self.transport.try_send(data)
+        except OSError:
+            self.queued_bytes = 0
+            self.transport.abort()
+            return
         self.queued_bytes -= sent
         if sent == len(data):
             self.sent_frames += 1
@@ -156,15 +141,15 @@ class Connection:
             self.writer = gevent.spawn(self._write_loop)
 
     def _write_loop(self) -> None:
-        """Drain the queue with sendall, up to 64 KiB per system call."""
-        sock = self.transport.sock
+        """Drain the queue, waiting for the peer, up to 64 frames per system call."""
+        send_all = self.transport.send_all
         try:
             while self.queue:
                 parts, self.queue = self.queue, []
                 for start in range(0, len(parts), 64):
                     chunk = b"".join(parts[start:start + 64]) if len(parts) > 1 else parts[0]
                     self.queued_bytes -= len(chunk)
-                    sock.sendall(chunk)
+                    send_all(chunk)
                     self.sent_frames += min(64, len(parts) - start)
         except OSError:
             # The peer is gone; the reader notices too and unregisters us.
@@ -232,7 +217,7 @@ class Registry:
             conns = self.users.get(conn.user_id)
             if conns is None:
                 conns = self.users[conn.user_id] = set()
-                added.append(f"u:{conn.user_id}")
+                added.append(user_channel(conn.user_id))
                 groups = self.user_groups[conn.user_id] = set()
                 for gid in group_ids:
                     groups.add(gid)
@@ -251,7 +236,7 @@ class Registry:
             conns.discard(conn)
             if not conns:
                 del self.users[conn.user_id]
-                removed.append(f"u:{conn.user_id}")
+                removed.append(user_channel(conn.user_id))
                 for gid in self.user_groups.pop(conn.user_id, ()):
                     removed.extend(self._leave_locked(conn.user_id, gid))
         for channel in removed:
@@ -261,7 +246,7 @@ class Registry:
         members = self.groups.get(group_id)
         if members is None:
             self.groups[group_id] = {user_id}
-            return [f"g:{group_id}"]
+            return [group_channel(group_id)]
         members.add(user_id)
         return []
 
@@ -272,7 +257,7 @@ class Registry:
         members.discard(user_id)
         if not members:
             del self.groups[group_id]
-            return [f"g:{group_id}"]
+            return [group_channel(group_id)]
         return []
 
     def set_membership(self, user_id: int, group_id: int, joined: bool) -> None:
@@ -296,7 +281,8 @@ class Registry:
     def channels(self) -> list[str]:
         """Every channel this process needs (for a bus that resubscribes)."""
         with self.lock:
-            return [f"u:{u}" for u in self.users] + [f"g:{g}" for g in self.groups]
+            return ([user_channel(u) for u in self.users]
+                    + [group_channel(g) for g in self.groups])
 
     def count(self, user_id: int, exclude_conn: str | None = None) -> int:
         """How many local connections the user has (not counting ``exclude_conn``)."""
@@ -315,11 +301,10 @@ class Registry:
 
     # -- delivery ----------------------------------------------------------
 
-    def dispatch(self, event: Event) -> None:
+    def dispatch(self, event: Event, batch: DeliveryBatch | None = None) -> None:
         """Apply one event from the bus to this process's connections."""
-        kind, _, ident = event.channel.partition(":")
-        target = int(ident)
-        if kind == "u":
+        kind, target = parse_channel(event.channel)
+        if kind == USER:
             if event.member is not None:
                 self.set_membership(target, event.member[0], event.member[1])
             conns = self.users.get(target)
@@ -331,26 +316,36 @@ class Registry:
                     if conn.auth_id == event.close_auth:
                         conn.close(CLOSE_POLICY, "logged out")
             if event.frame:
-                self._deliver(conns, event.frame, event.exclude_conn)
-        elif kind == "g":
+                self._deliver(conns, event.frame, event.exclude_conn, batch)
+        elif kind == GROUP:
             members = self.groups.get(target)
             if not members:
                 return
             conns = [c for uid in list(members) if uid != event.exclude_user
                      for c in self.users.get(uid, ())]
             if event.frame:
-                self._deliver(conns, event.frame, event.exclude_conn)
+                self._deliver(conns, event.frame, event.exclude_conn, batch)
 
-    def _deliver(self, conns: list[Connection], payload: bytes,
-                 exclude_conn: str | None) -> None:
+    def _deliver(self, conns: list[Connection], payload: bytes, exclude_conn: str | None,
+                 batch: DeliveryBatch | None) -> None:
         """Put the same wire bytes on every connection's queue."""
         wire = text_frame(payload)
         sent = 0
         for conn in conns:
             if conn.id != exclude_conn:
-                conn.enqueue(wire)
+                conn.enqueue(wire, batch)
                 sent += 1
         self.frames_out += sent
+
+    @staticmethod
+    @contextmanager
+    def batch() -> Iterator[DeliveryBatch]:
+        """Hold the frames given to the batch until it ends, then write them together."""
+        batch = DeliveryBatch()
+        try:
+            yield batch
+        finally:
+            batch.flush()
 
     # -- upkeep ------------------------------------------------------------
 

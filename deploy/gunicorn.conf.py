@@ -1,4 +1,4 @@
-"""gunicorn settings: ``gunicorn -c gunicorn.conf.py wsgi:app`` (gevent worker).
+"""gunicorn settings: ``gunicorn -c deploy/gunicorn.conf.py wsgi:app`` (gevent worker).
 
 Every value can be set from the environment; see README.md, "Deployment".
 """
@@ -23,31 +23,16 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "")
 secure_scheme_headers: dict = {}
 
 
-# Thousands of sockets keep tens of thousands of objects alive, and every young
-# collection that reaches them walks them all again; with the default (700, 10, 10)
-# a reconnect storm spent about a third of its CPU in the collector. Reference
-# counting still frees everything at once; only cyclic garbage waits a little longer.
-GC_THRESHOLDS = tuple(int(v) for v in (os.environ.get("CHAT_GC_THRESHOLDS") or "50000,20,100")
-                      .split(",") if v.strip())[:3]
-
-
 def post_worker_init(worker):
     """Start the chat runtime, and make SIGTERM close WebSockets with 1001 at once.
 
     gunicorn's gevent worker would otherwise wait ``graceful_timeout`` for the
     sockets to end by themselves and then cut them without a close frame.
     """
-    import gc
-
     import gevent
 
     runtime = worker.wsgi.extensions["chat"]
     runtime.start()
-    # Everything loaded so far lives as long as the worker: keep the cyclic garbage
-    # collector from walking it again and again (its pauses showed as latency spikes).
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
     grace = worker.wsgi.config["CHAT_SHUTDOWN_GRACE"]
 
     def graceful_stop():

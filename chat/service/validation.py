@@ -1,11 +1,14 @@
 """Checks of input values shared by the WebSocket frames and the HTTP API (PROTOCOL.md 5)."""
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
-from .errors import BadRequest
+import orjson
+
+from ..errors import BadRequest
 
 MAX_ID = 2**53 - 1
 USERNAME_RE = re.compile(r"[A-Za-z0-9_.\-]{3,32}")
@@ -21,6 +24,28 @@ def _has_lone_surrogate(text: str) -> bool:
     except UnicodeEncodeError:
         return True
     return False
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(raw: str | bytes, what: str = "frame") -> object:
+    """A JSON document (a socket frame or a request body); 400 when it is not JSON.
+
+    orjson refuses an escaped lone surrogate (``"\\ud800"``) as invalid JSON; such a
+    document is still JSON, so it is read again with the standard library, and the
+    field that holds it is refused by its own check, with the frame's ``client_id``
+    as ``ref`` (PROTOCOL.md 6.6).
+    """
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(raw, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        raise BadRequest(f"the {what} is not valid JSON") from None
 
 
 def entity_id(value, field: str) -> int:
@@ -68,6 +93,12 @@ def content(value, max_len: int) -> str:
     if _has_lone_surrogate(value):
         raise BadRequest("content is not valid Unicode")
     return value
+
+
+def is_client_id(value) -> bool:
+    """Whether ``value`` is a well-formed idempotency key (what ``client_id`` accepts)."""
+    return (type(value) is str and 1 <= len(value) <= CLIENT_ID_MAX
+            and not _has_lone_surrogate(value))
 
 
 def client_id(value) -> str | None:

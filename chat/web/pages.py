@@ -1,16 +1,14 @@
 """Server-rendered pages: the two-pane chat, people, profiles, notices, tokens, language."""
 from __future__ import annotations
 
-from functools import wraps
-from urllib.parse import urlsplit
-
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from ..errors import NotFound
+from ..runtime import services
 from . import i18n
-from .errors import ChatError, NotFound
+from .forms import back_to, form_view
 from .i18n import translate as _
-from .service import accounts, groups, messages, notices, social
 
 bp = Blueprint("pages", __name__)
 bp.app_context_processor(i18n.template_context)
@@ -22,41 +20,6 @@ def vary_on_language(response):
     if response.mimetype == "text/html":
         response.vary.add("Accept-Language")
     return response
-
-
-def back_to(fallback: str) -> str:
-    """Where a form came from (a path on this site), else ``fallback``."""
-    target = request.referrer or ""
-    parts = urlsplit(target)
-    if parts.netloc and parts.netloc != request.host:
-        return fallback
-    path = parts.path or ""
-    if not path.startswith("/") or path.startswith(("//", "/\\")):  # "/\\x" is "//x" to browsers
-        return fallback
-    return path + (f"?{parts.query}" if parts.query else "")
-
-
-def form_action(fallback_endpoint: str):
-    """For a form's POST view: an expected failure is flashed (translated) and sends you back."""
-    def decorate(view):
-        @wraps(view)
-        def wrapper(*args, **kwargs):
-            try:
-                return view(*args, **kwargs)
-            except ChatError as err:
-                if err.status in (401, 503):
-                    raise  # not the form's fault: the error page says what to do
-                flash(_(err.message), "error")
-                return redirect(back_to(url_for(fallback_endpoint, **_endpoint_args(
-                    fallback_endpoint, kwargs))))
-        return wrapper
-    return decorate
-
-
-def _endpoint_args(endpoint: str, view_args: dict) -> dict:
-    """The view's URL arguments that the fallback endpoint also takes."""
-    wanted = {"groups.show": ("group_id",), "pages.profile": ("user_id",)}.get(endpoint, ())
-    return {k: view_args[k] for k in wanted if k in view_args}
 
 
 # -- language -------------------------------------------------------------------
@@ -76,7 +39,7 @@ def set_language():
 
 def _chat_page(kind: str | None = None, target: dict | None = None):
     """The two-pane chat: the conversation list, and the open conversation if any."""
-    convs = messages.conversations(current_user.id)
+    convs = services().reading.conversations(current_user.id)
     last_id = max((c["last_message"]["id"] for c in convs if c["last_message"]), default=0)
     return render_template("pages/chat.html", conversations=convs, last_id=last_id,
                            kind=kind, target=target)
@@ -93,7 +56,7 @@ def home():
 @login_required
 def private_chat(user_id: int):
     """The private chat with one user."""
-    peer = social.profile(current_user.id, user_id)
+    peer = services().social.profile(current_user.id, user_id)
     return _chat_page("private", {"id": peer["id"], "name": peer["username"],
                                   "self": peer["id"] == current_user.id})
 
@@ -102,7 +65,7 @@ def private_chat(user_id: int):
 @login_required
 def group_chat(group_id: int):
     """A group's chat (members only; others are sent to the group page to join)."""
-    group = groups.show(current_user.id, group_id)
+    group = services().groups.show(current_user.id, group_id)
     if group["role"] is None:
         flash(_("Join the group to read and write in it."), "error")
         return redirect(url_for("groups.show", group_id=group_id))
@@ -117,31 +80,31 @@ def group_chat(group_id: int):
 def find_users():
     """Find people by name."""
     query = request.args.get("q", "")
-    return render_template("pages/users.html", q=query, users=social.search(query[:32]))
+    return render_template("pages/users.html", q=query,
+                           users=services().social.search(query[:32]))
 
 
 @bp.get("/users/<int:user_id>")
 @login_required
 def profile(user_id: int):
     """A profile: who follows whom, and follow / unfollow / block."""
-    return render_template("pages/profile.html", profile=social.profile(current_user.id, user_id))
+    profile_data = services().social.profile(current_user.id, user_id)
+    return render_template("pages/profile.html", profile=profile_data)
 
 
-_RELATION_ACTIONS = {"follow": social.follow, "unfollow": social.unfollow,
-                     "block": social.block, "unblock": social.unblock}
+_RELATION_ACTIONS = ("follow", "unfollow", "block", "unblock")
 _RELATION_DONE = {"follow": "You follow {name} now.", "unfollow": "You no longer follow {name}.",
                   "block": "{name} is blocked.", "unblock": "{name} is no longer blocked."}
 
 
 @bp.post("/users/<int:user_id>/<action>")
 @login_required
-@form_action("pages.profile")
+@form_view(fallback="pages.profile")
 def relation(user_id: int, action: str):
     """Follow, unfollow, block or unblock from a profile page."""
-    act = _RELATION_ACTIONS.get(action)
-    if act is None:
+    if action not in _RELATION_ACTIONS:
         raise NotFound()
-    result = act(current_user.id, user_id)
+    result = getattr(services().social, action)(current_user.id, user_id)
     flash(_(_RELATION_DONE[action], name=result["username"]), "ok")
     return redirect(url_for("pages.profile", user_id=user_id))
 
@@ -152,14 +115,8 @@ def relation(user_id: int, action: str):
 @login_required
 def notice_list():
     """The user's notices, newest first."""
-    data = notices.listing(current_user.id, unread_only=False)
-    names = {}
-    for actor_id in {n["actor_id"] for n in data["notices"]}:
-        try:
-            names[actor_id] = social.profile(current_user.id, actor_id)["username"]
-        except NotFound:  # the actor's account is gone
-            pass
-    return render_template("pages/notices.html", notices=data["notices"], names=names,
+    data = services().notices.listing(current_user.id, unread_only=False)
+    return render_template("pages/notices.html", notices=data["notices"],
                            unread=data["unread"])
 
 
@@ -167,7 +124,7 @@ def notice_list():
 @login_required
 def notices_read():
     """Mark every notice read."""
-    notices.mark_read(current_user.id, None)
+    services().notices.mark_read(current_user.id, None)
     flash(_("Notices marked read."), "ok")
     return redirect(url_for("pages.notice_list"))
 
@@ -181,17 +138,18 @@ def tokens():
     new_secret = None
     if request.method == "POST":
         name = request.form.get("name", "").strip()[:64] or "script"
-        new_secret = accounts.issue_credential(current_user.id, "api", name).secret
+        new_secret = services().accounts.issue_credential(current_user.id, "api", name).secret
         flash(_("Token created. Copy it now: it is not shown again."), "ok")
-    return render_template("pages/tokens.html", tokens=accounts.list_tokens(current_user.id),
+    return render_template("pages/tokens.html",
+                           tokens=services().accounts.list_tokens(current_user.id),
                            new_secret=new_secret)
 
 
 @bp.post("/settings/tokens/<int:token_id>/revoke")
 @login_required
-@form_action("pages.tokens")
+@form_view(fallback="pages.tokens")
 def revoke_token(token_id: int):
     """Revoke one of the user's tokens."""
-    accounts.revoke(token_id, current_user.id)
+    services().accounts.revoke(token_id, current_user.id)
     flash(_("Token revoked."), "ok")
     return redirect(url_for("pages.tokens"))

@@ -1,7 +1,8 @@
 """The OpenAPI 3 document of /api, served at /api/openapi.json and kept true by the tests."""
 from __future__ import annotations
 
-MAX_ID = 2**53 - 1
+from ..service.validation import MAX_ID
+from . import bp
 
 _ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 _CURSOR = {"type": "integer", "minimum": 0, "maximum": MAX_ID}
@@ -226,3 +227,9 @@ def build_openapi() -> dict:
                                             "name": "session"}}},
         "security": [{"bearer": []}, {"session": []}],
     }
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The OpenAPI 3 document of this API."""
+    return build_openapi()

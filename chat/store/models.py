@@ -13,7 +13,7 @@ from sqlalchemy import (BigInteger, DateTime, ForeignKey, Index, Integer, String
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .extensions import db
+from ..extensions import db
 
 # Millisecond timestamps on MySQL too (DATETIME has no fraction by default).
 UTCDateTime = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
@@ -29,14 +29,14 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def private_key(a: int, b: int) -> str:
-    """The conversation key of the private chat between users ``a`` and ``b``."""
+def private_conv_key(a: int, b: int) -> str:
+    """The storage key of the private chat between users ``a`` and ``b`` (``p:<lo>:<hi>``)."""
     lo, hi = (a, b) if a <= b else (b, a)
     return f"p:{lo}:{hi}"
 
 
-def group_key(group_id: int) -> str:
-    """The conversation key of a group chat."""
+def group_conv_key(group_id: int) -> str:
+    """The storage key of a group chat (``g:<id>``)."""
     return f"g:{group_id}"
 
 

@@ -1,4 +1,4 @@
-"""The committer's SQL, on the bare DB-API connection.
+"""The message committer's SQL, on one bare DB-API connection.
 
 SQLAlchemy Core costs several hundred microseconds of CPU per statement here
 (cache keys, parameter and result processing), more than MariaDB takes to answer;
@@ -161,6 +161,11 @@ class MessageStore:
         found["follows"] &= follow_pairs
         found["members"] &= member_pairs
         return found
+
+    def stored_client_ids(self, client_keys: set[tuple[int, str]]) -> dict[tuple[int, str], int]:
+        """``{(sender, client_id): id}`` of the keys already stored."""
+        return self.lookup(client_keys=client_keys, user_ids=[], block_pairs=set(),
+                           follow_pairs=set(), group_ids=[], member_pairs=set())["stored"]
 
     def messages_by_id(self, ids: Sequence[int]) -> list[tuple]:
         """(id, sender_id, recipient_id, group_id, client_id, created_at) of stored messages."""

@@ -1,11 +1,9 @@
-"""Counters behind the limits: Redis INCR/EXPIRE, or an in-process twin with the same rules.
+"""Counters with expiry behind the limits: Redis INCR/EXPIRE, or an in-process twin.
 
-* The stranger rule (the seed's): per ordered pair of users a counter, INCR on
-  every private message and a 90-day EXPIRE, compared as integers (the seed
-  compared strings, so "10" < "3").
-* Failed logins per username.
-* The flood limit counts frames per user per minute in this process: a Redis
-  round trip per frame would cost more than the frame itself.
+They hold the stranger rule's per-pair counts (the seed's rule, compared as
+integers: the seed compared strings, so "10" < "3") and the failed logins. The
+rules themselves live in the service (``chat.service.committer``,
+``chat.service.accounts``); this module only counts.
 """
 from __future__ import annotations
 
@@ -154,46 +152,6 @@ def stranger_key(sender_id: int, recipient_id: int) -> str:
     return f"stranger:{sender_id}:{recipient_id}"
 
 
-class FloodLimiter:
-    """Frames per user in the last minute, in this process, counted per second.
-
-    Sixty one-second buckets per active user: exact to the second, so a user who
-    was quiet for a minute has the whole allowance again.
-    """
-
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
-        # user -> [newest second seen, frames in the last 60 seconds, 60 buckets]
-        self.windows: dict[int, list] = {}
-        self._last_sweep = monotonic()
-
-    def hit(self, user_id: int) -> bool:
-        """Count one frame; False when the user is over the limit."""
-        if self.per_minute <= 0:
-            return True
-        second = int(monotonic())
-        entry = self.windows.get(user_id)
-        if entry is None:
-            entry = self.windows[user_id] = [second, 0, [0] * 60]
-            if second - self._last_sweep > 120:
-                self._sweep(second)
-        newest, buckets = entry[0], entry[2]
-        if second != newest:
-            if second - newest >= 60:
-                buckets[:] = [0] * 60
-                entry[1] = 0
-            else:
-                for s in range(newest + 1, second + 1):  # the seconds that left the window
-                    entry[1] -= buckets[s % 60]
-                    buckets[s % 60] = 0
-            entry[0] = second
-        if entry[1] >= self.per_minute:
-            return False
-        buckets[second % 60] += 1
-        entry[1] += 1
-        return True
-
-    def _sweep(self, now: float) -> None:
-        self._last_sweep = now
-        for uid in [u for u, e in self.windows.items() if now - e[0] >= 60]:
-            del self.windows[uid]
+def make_counters(redis_url: str | None, prefix: str) -> Counters:
+    """Redis when a URL is configured, else the in-process twin."""
+    return RedisCounters(redis_url, prefix) if redis_url else MemoryCounters()

@@ -5,14 +5,16 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from .errors import BadRequest, ChatError, NotFound
-from .extensions import db
+from ..errors import BadRequest, NotFound
+from ..extensions import db
+from ..runtime import services
+from ..store.models import User
+from .forms import form_view
 from .i18n import translate as _
-from .models import User
-from .pages import form_action
-from .service import groups as group_service
 
 bp = Blueprint("groups", __name__, url_prefix="/groups")
+
+_GROUP_FIELDS = ("name", "description", "icon")
 
 
 @bp.get("/")
@@ -20,25 +22,21 @@ bp = Blueprint("groups", __name__, url_prefix="/groups")
 def index():
     """My groups, and a search over all groups."""
     query = request.args.get("q")
-    found = group_service.search(current_user.id, query[:64]) if query else None
-    return render_template("groups/index.html", mine=group_service.list_mine(current_user.id),
+    found = services().groups.search(current_user.id, query[:64]) if query else None
+    return render_template("groups/index.html",
+                           mine=services().groups.list_mine(current_user.id),
                            q=query or "", found=found)
 
 
 @bp.route("/new", methods=["GET", "POST"])
 @login_required
+@form_view(template="groups/new.html", fields=_GROUP_FIELDS)
 def create():
     """Create a group; a refused form comes back filled in, with the reason."""
-    form = {k: request.form.get(k, "") for k in ("name", "description", "icon")}
+    form = {k: request.form.get(k, "") for k in _GROUP_FIELDS}
     if request.method == "POST":
-        try:
-            group = group_service.create(current_user.id, form["name"], form["description"],
+        group = services().groups.create(current_user.id, form["name"], form["description"],
                                          form["icon"])
-        except ChatError as err:
-            if err.status not in (400, 409):
-                raise
-            flash(_(err.message), "error")
-            return render_template("groups/new.html", form=form), 400
         flash(_("Group “{name}” created.", name=group["name"]), "ok")
         return redirect(url_for("pages.group_chat", group_id=group["id"]))
     return render_template("groups/new.html", form=form)
@@ -48,37 +46,37 @@ def create():
 @login_required
 def show(group_id: int):
     """A group: details, members (for members), and the owner's settings."""
-    group = group_service.show(current_user.id, group_id)
-    members = group_service.members(current_user.id, group_id) if group["role"] else []
+    group = services().groups.show(current_user.id, group_id)
+    members = services().groups.members(current_user.id, group_id) if group["role"] else []
     return render_template("groups/show.html", group=group, members=members)
 
 
 @bp.post("/<int:group_id>/join")
 @login_required
-@form_action("groups.show")
+@form_view(fallback="groups.show")
 def join(group_id: int):
     """Join a group."""
-    group_service.add_member(current_user.id, group_id, current_user.id)
+    services().groups.add_member(current_user.id, group_id, current_user.id)
     flash(_("You joined the group."), "ok")
     return redirect(url_for("pages.group_chat", group_id=group_id))
 
 
 @bp.post("/<int:group_id>/leave")
 @login_required
-@form_action("groups.show")
+@form_view(fallback="groups.show")
 def leave(group_id: int):
     """Leave a group."""
-    group_service.remove_member(current_user.id, group_id, current_user.id)
+    services().groups.remove_member(current_user.id, group_id, current_user.id)
     flash(_("You left the group."), "ok")
     return redirect(url_for("groups.index"))
 
 
 @bp.post("/<int:group_id>/edit")
 @login_required
-@form_action("groups.show")
+@form_view(fallback="groups.show")
 def edit(group_id: int):
     """Edit name, description and icon (owner)."""
-    group_service.update(current_user.id, group_id, {
+    services().groups.update(current_user.id, group_id, {
         "name": request.form.get("name"), "description": request.form.get("description"),
         "icon": request.form.get("icon")})
     flash(_("Group saved."), "ok")
@@ -96,43 +94,43 @@ def _user_by_name(name: str | None) -> User:
 
 @bp.post("/<int:group_id>/members")
 @login_required
-@form_action("groups.show")
+@form_view(fallback="groups.show")
 def add_member(group_id: int):
     """Add a member by username (owner)."""
     user = _user_by_name(request.form.get("username"))
-    group_service.add_member(current_user.id, group_id, user.id)
+    services().groups.add_member(current_user.id, group_id, user.id)
     flash(_("{name} was added.", name=user.username), "ok")
     return redirect(url_for("groups.show", group_id=group_id))
 
 
 @bp.post("/<int:group_id>/members/<int:user_id>/remove")
 @login_required
-@form_action("groups.show")
+@form_view(fallback="groups.show")
 def remove_member(group_id: int, user_id: int):
     """Remove a member (owner)."""
-    group_service.remove_member(current_user.id, group_id, user_id)
+    services().groups.remove_member(current_user.id, group_id, user_id)
     flash(_("Member removed."), "ok")
     return redirect(url_for("groups.show", group_id=group_id))
 
 
 @bp.post("/<int:group_id>/transfer")
 @login_required
-@form_action("groups.show")
+@form_view(fallback="groups.show")
 def transfer(group_id: int):
     """Hand the group over to another member (owner)."""
     new_owner = request.form.get("owner_id", "")
     if not new_owner.isdigit():
         raise BadRequest(_("Choose a member."))
-    group_service.update(current_user.id, group_id, {"owner_id": int(new_owner)})
+    services().groups.update(current_user.id, group_id, {"owner_id": int(new_owner)})
     flash(_("The group has a new owner."), "ok")
     return redirect(url_for("groups.show", group_id=group_id))
 
 
 @bp.post("/<int:group_id>/delete")
 @login_required
-@form_action("groups.show")
+@form_view(fallback="groups.show")
 def delete(group_id: int):
     """Delete the group (owner)."""
-    group_service.delete_group(current_user.id, group_id)
+    services().groups.delete_group(current_user.id, group_id)
     flash(_("Group deleted."), "ok")
     return redirect(url_for("groups.index"))

@@ -1,147 +1,24 @@
-"""The bus carries events between server processes: in-process, or Redis pub/sub.
+"""Redis pub/sub between processes, with a listener that never dies.
 
-Both buses share one interface. Events are routed on per-user ("u:<id>") and
-per-group ("g:<id>") channels, and a process subscribes only to the channels of
-the users connected to it and of their groups. A message therefore costs one
-PUBLISH whatever the number of processes, and only the processes that hold a
-recipient receive it. Redis pub/sub is at most once; MariaDB is the record and
-clients recover anything missed through ``sync``.
-
-The bus knows no models and no sockets: it delivers to a ``Sink`` (the registry),
-wired by the factory.
+A message costs at most one PUBLISH per channel whatever the number of
+processes, and only the processes that hold a recipient receive it. Redis
+pub/sub is at most once; MariaDB is the record and clients recover anything
+missed through ``sync``.
 """
 from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
 from time import monotonic
-from typing import Protocol, Sequence
+from typing import Sequence
 
 import gevent
-import orjson
 from gevent.event import AsyncResult
 from gevent.lock import Semaphore
 
+from .base import Batch, Event, Presence, Sink, deliver_locally, user_channel
+
 log = logging.getLogger("chat.bus")
-
-
-@dataclass(slots=True)
-class Event:
-    """Something to deliver on one channel.
-
-    ``frame`` is the serialised JSON frame (built once, whatever the number of
-    recipients); ``member`` updates the registry's view of a user's groups;
-    ``close_auth`` closes the sockets opened with a revoked credential.
-    """
-
-    channel: str
-    frame: bytes = b""
-    exclude_conn: str | None = None
-    exclude_user: int | None = None
-    member: tuple[int, bool] | None = None
-    close_auth: int | None = None
-
-    def encode(self, origin: str | None = None) -> bytes:
-        """Header line (JSON) + newline + frame: orjson never writes a raw newline."""
-        header = {"o": origin} if origin else {}
-        if self.exclude_conn is not None:
-            header["x"] = self.exclude_conn
-        if self.exclude_user is not None:
-            header["xu"] = self.exclude_user
-        if self.member is not None:
-            header["m"] = [self.member[0], self.member[1]]
-        if self.close_auth is not None:
-            header["c"] = self.close_auth
-        return orjson.dumps(header) + b"\n" + self.frame
-
-    @classmethod
-    def decode(cls, channel: str, data: bytes) -> tuple["Event", str | None]:
-        """The inverse of ``encode``: the event and the tag of the process that sent it."""
-        head, _, frame = data.partition(b"\n")
-        header = orjson.loads(head)
-        member = header.get("m")
-        return cls(channel, frame, header.get("x"), header.get("xu"),
-                   (member[0], member[1]) if member else None, header.get("c")), header.get("o")
-
-
-@dataclass(slots=True)
-class Presence:
-    """Who listens where, asked once per batch: other live processes, and the channels
-    (of those asked about) that some other process subscribes to."""
-
-    others: int = 0
-    remote: frozenset[str] = frozenset()
-
-
-class Sink(Protocol):
-    """Where a bus delivers (the registry)."""
-
-    def dispatch(self, event: Event) -> None: ...
-    def channels(self) -> list[str]: ...
-    def count(self, user_id: int, exclude_conn: str | None = None) -> int: ...
-
-
-class Bus(Protocol):
-    """What the service and the factory use."""
-
-    def attach(self, sink: Sink) -> None: ...
-    def presence(self, channels: Sequence[str]) -> Presence: ...
-    def publish(self, events: Sequence[Event], presence: Presence | None = None) -> None: ...
-    def online(self, user_ids: Sequence[int], exclude_conn: str | None = None,
-               presence: Presence | None = None) -> set[int]: ...
-    def subscribe(self, channel: str) -> None: ...
-    def unsubscribe(self, channel: str) -> None: ...
-    def start(self) -> None: ...
-    def status(self) -> str: ...
-
-
-class LocalBus:
-    """One process: publishing is delivering."""
-
-    def __init__(self) -> None:
-        self.sink: Sink | None = None
-        self.published = 0
-
-    def attach(self, sink: Sink) -> None:
-        """Deliver to ``sink`` from now on."""
-        self.sink = sink
-
-    def presence(self, channels: Sequence[str]) -> Presence:
-        """Nobody else: one process."""
-        return Presence()
-
-    def publish(self, events: Sequence[Event], presence: Presence | None = None) -> None:
-        """Deliver each event to this process's connections, in order."""
-        sink = self.sink
-        if sink is None:
-            return
-        for event in events:
-            self.published += 1
-            try:
-                sink.dispatch(event)
-            except Exception:
-                log.exception("event=dispatch_failed channel=%s", event.channel)
-
-    def online(self, user_ids: Sequence[int], exclude_conn: str | None = None,
-               presence: Presence | None = None) -> set[int]:
-        """The users among ``user_ids`` with a live connection (other than ``exclude_conn``)."""
-        if self.sink is None:
-            return set()
-        return {u for u in user_ids if self.sink.count(u, exclude_conn) > 0}
-
-    def subscribe(self, channel: str) -> None:
-        """Nothing to do in one process."""
-
-    def unsubscribe(self, channel: str) -> None:
-        """Nothing to do in one process."""
-
-    def start(self) -> None:
-        """Nothing to start."""
-
-    def status(self) -> str:
-        """The in-process bus is always there."""
-        return "off"
 
 
 class RedisBus:
@@ -222,7 +99,8 @@ class RedisBus:
             if subscribers - (1 if channel in self.subscribed else 0) > 0)
         return Presence(others, remote)
 
-    def publish(self, events: Sequence[Event], presence: Presence | None = None) -> None:
+    def publish(self, events: Sequence[Event], presence: Presence | None = None,
+                batch: Batch | None = None) -> None:
         """Deliver here at once; PUBLISH (pipelined) what other processes need."""
         if not events:
             return
@@ -234,7 +112,7 @@ class RedisBus:
             except self.redis_module.RedisError as exc:
                 log.warning("event=redis_publish_failed error=%s", type(exc).__name__)
                 self._mark_down()
-        self._deliver_locally(events)
+        deliver_locally(self.sink, events, batch, log)
         if not presence.remote or not self.up:
             return
         try:
@@ -259,15 +137,6 @@ class RedisBus:
         finally:
             self._fences.pop(token, None)
 
-    def _deliver_locally(self, events: Sequence[Event]) -> None:
-        if self.sink is None:
-            return
-        for event in events:
-            try:
-                self.sink.dispatch(event)
-            except Exception:
-                log.exception("event=dispatch_failed channel=%s", event.channel)
-
     def online(self, user_ids: Sequence[int], exclude_conn: str | None = None,
                presence: Presence | None = None) -> set[int]:
         """Users connected here or on any process subscribed to their channel."""
@@ -280,8 +149,8 @@ class RedisBus:
                 remote.append(uid)
         if remote:
             if presence is None:
-                presence = self.presence([f"u:{u}" for u in remote])
-            found.update(u for u in remote if f"u:{u}" in presence.remote)
+                presence = self.presence([user_channel(u) for u in remote])
+            found.update(u for u in remote if user_channel(u) in presence.remote)
         return found
 
     def subscribe(self, channel: str) -> None:

@@ -1,22 +1,23 @@
 """A test-only echo route on exactly our WebSocket stack, for the Autobahn conformance cases.
 
 Mounted only when ``CHAT_ECHO_ROUTE`` is set (the conformance tests set it): it
-shares ``ChatSocket``, ``Connection`` and its writer with /ws, and echoes every
+shares ``WebSocket``, ``Connection`` and its writer with /ws, and echoes every
 message back as it came, text or binary.
 """
 from __future__ import annotations
 
 from flask import Blueprint, current_app
 
+from .frames import ProtocolError, binary_frame, text_frame
 from .registry import Connection
-from .transport import ChatSocket, ProtocolError, binary_frame, text_frame
-from .ws import _finish, sock
+from .route import finish, sock
+from .transport import WebSocket
 
 bp = Blueprint("echo", __name__)
 
 
 @sock.route("/_echo", bp=bp)
-def echo(ws: ChatSocket) -> None:
+def echo(ws: WebSocket) -> None:
     """Echo each message back."""
     conn = Connection(0, None, ws, current_app.config["CHAT_SEND_QUEUE_BYTES"])
     try:
@@ -28,4 +29,4 @@ def echo(ws: ChatSocket) -> None:
     except ProtocolError as err:  # 1002, 1007, or 1009 for a frame over the limit
         conn.close(err.code, err.reason)
     finally:
-        _finish(conn)
+        finish(conn)

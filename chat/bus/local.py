@@ -1,0 +1,51 @@
+"""The in-process bus: one process, so publishing is delivering."""
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+from .base import Batch, Event, Presence, Sink, deliver_locally
+
+log = logging.getLogger("chat.bus")
+
+
+class LocalBus:
+    """The embedded default, and the twin of ``RedisBus`` for a single process."""
+
+    def __init__(self) -> None:
+        self.sink: Sink | None = None
+        self.published = 0
+
+    def attach(self, sink: Sink) -> None:
+        """Deliver to ``sink`` from now on."""
+        self.sink = sink
+
+    def presence(self, channels: Sequence[str]) -> Presence:
+        """Nobody else: one process."""
+        return Presence()
+
+    def publish(self, events: Sequence[Event], presence: Presence | None = None,
+                batch: Batch | None = None) -> None:
+        """Deliver each event to this process's connections, in order."""
+        self.published += len(events)
+        deliver_locally(self.sink, events, batch, log)
+
+    def online(self, user_ids: Sequence[int], exclude_conn: str | None = None,
+               presence: Presence | None = None) -> set[int]:
+        """The users among ``user_ids`` with a live connection (other than ``exclude_conn``)."""
+        if self.sink is None:
+            return set()
+        return {u for u in user_ids if self.sink.count(u, exclude_conn) > 0}
+
+    def subscribe(self, channel: str) -> None:
+        """Nothing to do in one process."""
+
+    def unsubscribe(self, channel: str) -> None:
+        """Nothing to do in one process."""
+
+    def start(self) -> None:
+        """Nothing to start."""
+
+    def status(self) -> str:
+        """The in-process bus is always there."""
+        return "off"

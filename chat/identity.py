@@ -1,0 +1,90 @@
+"""Who is making this request: a browser session or a bearer token, and CSRF for sessions.
+
+Used by all three ways in (pages, the JSON API, the WebSocket). Identity comes
+only from a session or a token, never from a parameter naming a user.
+"""
+from __future__ import annotations
+
+from functools import wraps
+
+from flask import current_app, g, redirect, request, url_for
+from flask_login import current_user
+
+from .errors import Unauthorized
+from .extensions import csrf, login_manager
+from .runtime import services
+
+login_manager.login_view = "auth.login"
+login_manager.session_protection = "basic"
+login_manager.login_message = None
+
+_WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def bearer_token() -> str | None:
+    """The token of an ``Authorization: Bearer`` header, or on /ws a ``?token=``."""
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    if request.path == "/ws":
+        return request.args.get("token") or None
+    return None
+
+
+@login_manager.user_loader
+def load_session_user(key: str):
+    """The session's user, unless the request carries a bearer token (which then wins)."""
+    if bearer_token() is not None:
+        return None
+    found = services().accounts.resolve_session_key(key)
+    if found is None:
+        return None
+    user, token_id = found
+    user.auth_token_id, user.auth_session_key = token_id, key
+    g.auth_kind = "session"
+    return user
+
+
+@login_manager.request_loader
+def load_token_user(req):
+    """The user of a bearer token (scripts, and WebSockets opened with ``?token=``)."""
+    token = bearer_token()
+    if token is None:
+        return None
+    found = services().accounts.resolve_secret(token)
+    if found is None:
+        return None
+    user, token_id = found
+    user.auth_token_id = token_id
+    g.auth_kind = "token"
+    return user
+
+
+@login_manager.unauthorized_handler
+def unauthorized():
+    """JSON 401 for the API; the login page for pages."""
+    if request.path.startswith(("/api/", "/ws")):
+        raise Unauthorized()
+    return redirect(url_for("auth.login", next=request.full_path))
+
+
+def check_csrf() -> None:
+    """CSRF on every write made with the session cookie; bearer-token calls are exempt."""
+    if request.method not in _WRITE_METHODS:
+        return
+    if bearer_token() is not None:
+        return
+    has_session_cookie = current_app.config["SESSION_COOKIE_NAME"] in request.cookies
+    if request.path.startswith("/api/") and not has_session_cookie:
+        return  # a script without cookies: nothing a foreign site could ride on
+    csrf.protect()
+
+
+def api_login_required(view):
+    """Like ``login_required`` but always answers 401 JSON."""
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if not current_user.is_authenticated:
+            raise Unauthorized()
+        return view(*args, **kwargs)
+    return wrapper

@@ -1,0 +1,158 @@
+"""GET /ws: origin and identity checked before the upgrade, then one connection's life.
+
+flask-sock provides the routing (a ``Sock`` whose blueprint the factory
+registers, and Werkzeug's ``websocket=True`` rule). Its ``Sock.route`` builds a
+``simple_websocket.Server`` for each request; ``ChatSock.route`` below is the one
+place where we replace that, whole, with our own ``transport.WebSocket`` (why:
+see that module).
+"""
+from __future__ import annotations
+
+import logging
+from functools import wraps
+
+import gevent
+import orjson
+from flask import Blueprint, Response, current_app, g, request
+from flask_login import current_user
+from flask_sock import Sock
+
+from ..errors import DATABASE_UNAVAILABLE, BadRequest, Forbidden, ServerBusy, Unauthorized
+from ..extensions import db
+from ..identity import bearer_token
+from ..runtime import runtime
+from .frames import ProtocolError
+from .handler import FrameHandler
+from .registry import Connection
+from .transport import CLOSE_TRY_AGAIN, WebSocket, upgrade_socket, valid_upgrade
+
+log = logging.getLogger("chat.ws")
+
+_DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
+
+
+class ChatSock(Sock):
+    """flask-sock, handing each route our ``WebSocket`` instead of simple-websocket's."""
+
+    def route(self, path, bp=None, **kwargs):
+        """Like ``Sock.route``: the handler gets an accepted ``WebSocket`` and runs until
+        the connection ends; the socket is always dropped afterwards."""
+        def decorator(handler):
+            @wraps(handler)
+            def websocket_route(*args, **kw):
+                sock = upgrade_socket(request.environ)
+                if sock is None:
+                    raise RuntimeError("WebSockets need the gevent worker: gunicorn -k gevent "
+                                       "or python -m chat.devserver")
+                if not valid_upgrade(request.environ):
+                    raise BadRequest("not a WebSocket upgrade request")
+                ws = WebSocket(sock, current_app.config["CHAT_MAX_FRAME_BYTES"])
+                ws.accept(request.environ["HTTP_SEC_WEBSOCKET_KEY"])
+                # Our development server stops reading this connection as HTTP.
+                request.environ["chat.upgraded"] = True
+                try:
+                    handler(ws, *args, **kw)
+                finally:
+                    ws.abort()
+                return _UpgradedResponse()
+
+            if bp is None:
+                raise TypeError("our WebSocket routes live on a blueprint: pass bp=")
+            kwargs["websocket"] = True
+            bp.route(path, **kwargs)(websocket_route)
+            return websocket_route
+        return decorator
+
+
+class _UpgradedResponse(Response):
+    """Nothing more to write: the connection was upgraded, and is closed by now."""
+
+    def __call__(self, environ, start_response):
+        if "gunicorn.socket" in environ:
+            # gunicorn's worker ends the connection, without writing, on StopIteration
+            # (what flask-sock does too).
+            raise StopIteration()
+        return []
+
+
+bp = Blueprint("ws", __name__)
+sock = ChatSock()
+
+
+def _normalise_origin(origin: str) -> str:
+    """scheme://host[:port] in lower case, without a default port."""
+    scheme, sep, rest = origin.strip().lower().partition("://")
+    if not sep:
+        return ""
+    host = rest.split("/", 1)[0]
+    if host.endswith(":" + _DEFAULT_PORTS.get(scheme, "")):
+        host = host.rsplit(":", 1)[0]
+    return f"{scheme}://{host}"
+
+
+def origin_allowed(origin: str) -> bool:
+    """The request's own origin, or one listed in CHAT_ALLOWED_ORIGINS; never "null"."""
+    wanted = _normalise_origin(origin)
+    if not wanted or wanted == "null":
+        return False
+    own = _normalise_origin(f"{request.scheme}://{request.host}")
+    if wanted == own:
+        return True
+    listed = current_app.config.get("CHAT_ALLOWED_ORIGINS") or ""
+    return wanted in {_normalise_origin(o) for o in listed.split(",") if o.strip()}
+
+
+@bp.before_request
+def guard_upgrade():
+    """401 without identity, 403 from a foreign origin: before anything is accepted."""
+    origin = request.headers.get("Origin")
+    if origin is not None and not origin_allowed(origin):
+        log.info("event=ws_origin_refused origin=%r", origin[:100])
+        raise Forbidden("origin not allowed")
+    if origin is None and bearer_token() is None:
+        # Not a browser: only a token identifies it (a bare cookie could be replayed).
+        raise Unauthorized("a token is required")
+    if not current_user.is_authenticated:
+        raise Unauthorized()
+
+
+@sock.route("/ws", bp=bp)
+def websocket(ws: WebSocket) -> None:
+    """One connection: hello, then frames until it ends."""
+    chat = runtime()
+    cfg = current_app.config
+    user_id = current_user.id
+    conn = Connection(user_id, current_user.auth_token_id, ws, cfg["CHAT_SEND_QUEUE_BYTES"])
+    g.pop("_login_user", None)  # ids are all we keep: the ORM object would live for hours
+    try:
+        unread, last_id, group_ids = chat.services.reading.hello_state(user_id)
+    except DATABASE_UNAVAILABLE:
+        conn.send_payload(orjson.dumps(ServerBusy().to_frame()))
+        conn.close(CLOSE_TRY_AGAIN, "database unavailable")
+        finish(conn)
+        return
+    finally:
+        db.session.remove()
+    conn.send_payload(orjson.dumps({"kind": "hello", "code": 200, "user_id": user_id,
+                                    "unread": unread, "last_id": last_id,
+                                    "content": "connected"}))
+    chat.registry.add(conn, group_ids)
+    log.info("event=ws_open user_id=%s conn=%s", user_id, conn.id)
+    handler = FrameHandler(conn, chat.services, chat.stats, cfg["CHAT_MAX_INFLIGHT"])
+    try:
+        for message in ws.messages():
+            handler.handle(message)
+    except ProtocolError as err:  # 1002, 1007, or 1009 for a frame over the limit
+        conn.close(err.code, err.reason)
+    finally:
+        chat.registry.remove(conn)
+        log.info("event=ws_close user_id=%s conn=%s code=%s", user_id, conn.id, ws.close_code)
+        finish(conn)
+
+
+def finish(conn: Connection) -> None:
+    """Let the writer flush a close frame (briefly) before the socket is dropped."""
+    writer = conn.writer
+    if writer is not None:
+        writer.join(timeout=2)
+    gevent.sleep(0)

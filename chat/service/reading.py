@@ -1,0 +1,207 @@
+"""Reading messages: history, unread, read cursors, sync, conversations, typing.
+
+A user's conversations are their ``read_cursors`` rows (one per private chat
+and per group), so unread counts are index ranges above each cursor and cost
+the same in a 2-person chat and a 5,000-member group.
+"""
+from __future__ import annotations
+
+from sqlalchemy import func, select, update
+
+from ..bus import Event, group_channel, user_channel
+from ..errors import BadRequest
+from ..extensions import db
+from ..store import queries
+from ..store.committer_sql import db_time
+from ..store.models import Group, Message, ReadCursor, User, group_conv_key, private_conv_key
+from . import validation
+from .events import Events
+from .lookups import get_user, member_group, writable_peer
+from .shapes import dumps, message_frame, read_frame, typing_frame
+
+UNREAD_FETCH_MAX = 5000
+# A sync or unread answer stops short of this many bytes of content (and says has_more),
+# so that one frame never outgrows a connection's send queue or a reconnect storm's memory.
+ANSWER_MAX_BYTES = 4 * 1024 * 1024
+
+
+def resolve_conversation(user_id: int, target_id, is_group: bool) -> tuple[str, int | None,
+                                                                          int | None]:
+    """The storage key for a peer or a group the user may read: (key, peer, group)."""
+    if is_group:
+        group = member_group(user_id, target_id)
+        return group_conv_key(group.id), None, group.id
+    peer = get_user(target_id)
+    return private_conv_key(user_id, peer.id), peer.id, None
+
+
+def _within_answer_size(rows: list) -> list:
+    """The first rows whose content fits in ANSWER_MAX_BYTES (at least one)."""
+    total = 0
+    for i, row in enumerate(rows):
+        text = row.content
+        total += (len(text) if text.isascii() else len(text.encode())) + 300  # + other fields
+        if total > ANSWER_MAX_BYTES and i > 0:
+            return rows[:i]
+    return rows
+
+
+def _set_cursor(user_id: int, key: str, value: int, peer_id: int | None,
+                group_id: int | None) -> int:
+    """Move a read cursor forward to ``value`` (never back); returns where it stands."""
+    db.session.execute(queries.insert_ignore(ReadCursor.__table__).values(
+        user_id=user_id, conv_key=key, peer_id=peer_id, group_id=group_id, last_read_id=0))
+    db.session.execute(
+        update(ReadCursor).where(ReadCursor.user_id == user_id, ReadCursor.conv_key == key,
+                                 ReadCursor.last_read_id < value)
+        .values(last_read_id=value))
+    return db.session.scalar(select(ReadCursor.last_read_id).where(
+        ReadCursor.user_id == user_id, ReadCursor.conv_key == key))
+
+
+def _read_events(user_id: int, peer_id: int | None, group_id: int | None, value: int,
+                 origin: str | None) -> list[Event]:
+    """The ``read`` receipt, to the reader's other connections and to a private peer."""
+    frame = dumps(read_frame(user_id, peer_id, group_id, value))
+    events = [Event(user_channel(user_id), frame, exclude_conn=origin)]
+    if peer_id is not None and peer_id != user_id:
+        events.append(Event(user_channel(peer_id), frame))
+    return events
+
+
+class Reading:
+    """Everything that reads messages or moves read cursors."""
+
+    def __init__(self, events: Events) -> None:
+        self.events = events
+
+    @staticmethod
+    def history(user_id: int, target_id, is_group: bool, before_id=None, before_time=None,
+                limit=None) -> dict:
+        """The ``limit`` messages of a conversation before the cursor, oldest first."""
+        # The frame's own fields first: a mistyped field is 400 whoever the peer is.
+        before = validation.cursor(before_id, "before_id")
+        size = validation.limit(limit, 1, 100, 10)
+        if before is not None and before_time is not None:
+            raise BadRequest("give before_id or a time cursor, not both")
+        moment = None if before_time is None else db_time(validation.time_cursor(before_time))
+        key, peer_id, group_id = resolve_conversation(user_id, target_id, is_group)
+        result = {"recipient_id": peer_id if peer_id is not None else group_id,
+                  "group": is_group, "messages": [], "has_more": False}
+        if before == 0:
+            return result  # nothing lies before position 0
+        rows = queries.history_rows(key, before, moment, size + 1)
+        result["has_more"] = len(rows) > size
+        result["messages"] = [message_frame(r) for r in reversed(rows[:size])]
+        return result
+
+    @staticmethod
+    def hello_state(user_id: int) -> tuple[int, int, list[int]]:
+        """(unread messages from others, newest message id the user can see, the user's groups).
+
+        One query: a user's groups are the group rows among their read cursors.
+        """
+        rows = queries.conversation_rows(user_id, pooled=True)
+        return (sum(r.unread for r in rows), max((r.last_id or 0 for r in rows), default=0),
+                [r.group_id for r in rows if r.group_id is not None])
+
+    @staticmethod
+    def conversations(user_id: int, unread_only: bool = False) -> list[dict]:
+        """The user's private chats and groups, newest first, with last message and unread."""
+        rows = [r for r in queries.conversation_rows(user_id) if not unread_only or r.unread]
+        last = {r.id: message_frame(r) for r in queries.message_rows_by_id(
+            [r.last_id for r in rows if r.last_id])}
+        peer_ids = [r.peer_id for r in rows if r.peer_id is not None]
+        group_ids = [r.group_id for r in rows if r.group_id is not None]
+        names = dict(db.session.execute(select(User.id, User.username)
+                                        .where(User.id.in_(peer_ids))).all()) if peer_ids else {}
+        groups = {g.id: g for g in db.session.scalars(
+            select(Group).where(Group.id.in_(group_ids)))} if group_ids else {}
+        peer_read = dict(db.session.execute(
+            select(ReadCursor.conv_key, ReadCursor.last_read_id).where(
+                ReadCursor.conv_key.in_([r.conv_key for r in rows if r.peer_id is not None]),
+                ReadCursor.user_id != user_id)).all()) if peer_ids else {}
+        items = []
+        for r in rows:
+            if r.group_id is None and not r.last_id:
+                continue  # a private chat with nothing in it yet
+            item = {"kind": "group" if r.group_id is not None else "private",
+                    "last_message": last.get(r.last_id), "unread": r.unread,
+                    "last_read_id": r.last_read_id}
+            if r.group_id is not None:
+                group = groups.get(r.group_id)
+                if group is None:
+                    continue
+                item.update(group_id=r.group_id, name=group.name, icon=group.icon)
+            else:
+                item.update(user_id=r.peer_id, name=names.get(r.peer_id, ""),
+                            peer_last_read_id=(r.last_read_id if r.peer_id == user_id
+                                               else peer_read.get(r.conv_key, 0)))
+            items.append(item)
+        items.sort(key=lambda i: (i["last_message"]["id"] if i["last_message"] else 0),
+                   reverse=True)
+        return items
+
+    def unread_summary(self, user_id: int) -> dict:
+        """``{"total", "conversations"}`` of what is unread; marks nothing read."""
+        convs = self.conversations(user_id, unread_only=True)
+        return {"total": sum(c["unread"] for c in convs), "conversations": convs}
+
+    def mark_read(self, user_id: int, target_id, is_group: bool, last_read_id,
+                  origin: str | None = None) -> dict:
+        """Move the user's cursor (clamped to the newest message); push ``read`` receipts."""
+        wanted = validation.cursor(last_read_id, "last_read_id")
+        if wanted is None:
+            raise BadRequest("last_read_id is required")
+        key, peer_id, group_id = resolve_conversation(user_id, target_id, is_group)
+        newest = db.session.scalar(select(func.max(Message.id))
+                                   .where(Message.conv_key == key)) or 0
+        value = _set_cursor(user_id, key, min(wanted, newest), peer_id, group_id)
+        self.events.after_commit(*_read_events(user_id, peer_id, group_id, value, origin))
+        db.session.commit()
+        return read_frame(user_id, peer_id, group_id, value)
+
+    def fetch_unread(self, user_id: int, origin: str | None = None) -> dict:
+        """Every unread message, oldest first, and mark them read (as the seed does)."""
+        rows = queries.unread_rows(user_id, UNREAD_FETCH_MAX + 1)
+        kept = _within_answer_size(rows[:UNREAD_FETCH_MAX])
+        has_more = len(rows) > len(kept)
+        newest: dict[str, tuple[int, int | None, int | None]] = {}
+        for r in kept:
+            if r.group_id is not None:
+                newest[group_conv_key(r.group_id)] = (r.id, None, r.group_id)
+            else:  # unread means written by the other one
+                newest[private_conv_key(user_id, r.sender_id)] = (r.id, r.sender_id, None)
+        events: list[Event] = []
+        for key, (last_id, peer_id, group_id) in newest.items():
+            value = _set_cursor(user_id, key, last_id, peer_id, group_id)
+            events.extend(_read_events(user_id, peer_id, group_id, value, origin))
+        self.events.after_commit(*events)
+        db.session.commit()
+        return {"kind": "unread", "code": 200, "messages": [message_frame(r) for r in kept],
+                "has_more": has_more}
+
+    @staticmethod
+    def sync(user_id: int, since_id, limit=None) -> dict:
+        """Every message the user can see with ``id > since_id``, oldest first."""
+        since = validation.cursor(since_id, "since_id")
+        if since is None:
+            raise BadRequest("since_id is required")
+        size = validation.limit(limit, 1, 1000, 500)
+        rows = queries.sync_rows(user_id, since, size + 1)
+        kept = _within_answer_size(rows[:size])
+        return {"kind": "sync", "code": 200, "messages": [message_frame(r) for r in kept],
+                "has_more": len(rows) > len(kept)}
+
+    def typing(self, user_id: int, target_id, is_group: bool) -> None:
+        """Tell the other party (or the group's other members) that the user is typing."""
+        if is_group:
+            group = member_group(user_id, target_id)
+            self.events.now(Event(group_channel(group.id),
+                                  dumps(typing_frame(user_id, None, group.id)),
+                                  exclude_user=user_id))
+            return
+        peer = writable_peer(user_id, target_id)
+        if peer.id != user_id:
+            self.events.now(Event(user_channel(peer.id),
+                                  dumps(typing_frame(user_id, peer.id, None))))

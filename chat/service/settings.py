@@ -1,0 +1,31 @@
+"""The settings the service reads, taken from the app's config once, at start."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSettings:
+    """Limits and switches of the service layer (see ``chat.config`` for each variable)."""
+
+    max_content: int = 5000
+    stranger_limit: int = 3
+    stranger_ttl: int = 90 * 24 * 3600
+    login_max_failures: int = 10
+    login_window: int = 15 * 60
+    batch_max: int = 500
+    order_lock: bool = True
+    order_lock_name: str = "chat:message-order"
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> "ServiceSettings":
+        """Read every field from a Flask config."""
+        return cls(max_content=config["CHAT_MAX_CONTENT"],
+                   stranger_limit=config["CHAT_STRANGER_LIMIT"],
+                   stranger_ttl=config["CHAT_STRANGER_TTL"],
+                   login_max_failures=config["CHAT_LOGIN_MAX_FAILURES"],
+                   login_window=config["CHAT_LOGIN_WINDOW"],
+                   batch_max=config["CHAT_BATCH_MAX"],
+                   order_lock=config["CHAT_ORDER_LOCK"],
+                   order_lock_name=config["CHAT_REDIS_PREFIX"] + "message-order")

@@ -1,0 +1,78 @@
+"""How the service's results look on the wire: messages, acks, users, notices, times.
+
+Every frame and API answer is built here, so a field is named in one place.
+Frames are serialised once (``dumps``) and the same bytes go to every recipient.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+_last_iso: list = [None, None]  # a batch shares one timestamp: format it once
+
+
+def iso(moment: datetime | None) -> str | None:
+    """A stored naive-UTC time as ISO 8601 with milliseconds and Z."""
+    if moment is None:
+        return None
+    if moment == _last_iso[0]:
+        return _last_iso[1]
+    text = (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:"
+            f"{moment.minute:02d}:{moment.second:02d}.{moment.microsecond // 1000:03d}Z")
+    _last_iso[0], _last_iso[1] = moment, text
+    return text
+
+
+def dumps(frame: dict) -> bytes:
+    """Serialise a frame once (orjson: fast, and never a raw newline)."""
+    return orjson.dumps(frame)
+
+
+def message_frame(row: Any) -> dict:
+    """A stored message as the ``message`` frame (and as history, unread and sync items)."""
+    target = f"g{row.group_id}" if row.group_id is not None else str(row.recipient_id)
+    return {"kind": "message", "code": 200, "id": row.id,
+            "from": f"{row.sender_id}->{target}", "sender_id": row.sender_id,
+            "sender_name": row.sender_name, "recipient_id": row.recipient_id,
+            "group_id": row.group_id, "content": row.content,
+            "created_at": iso(row.created_at), "client_id": row.client_id}
+
+
+def ack_frame(row: Any, online: bool | None) -> dict:
+    """The ack of a stored message (also the body of ``POST /api/messages``)."""
+    ack = {"kind": "ack", "code": 200, "id": row.id, "client_id": row.client_id,
+           "created_at": iso(row.created_at), "recipient_id": row.recipient_id,
+           "group_id": row.group_id}
+    if row.group_id is None:
+        ack["online"] = bool(online)
+        ack["content"] = "recipient online" if online else "recipient offline"
+    else:
+        ack["content"] = "sent"
+    return ack
+
+
+def read_frame(user_id: int, peer_id: int | None, group_id: int | None, value: int) -> dict:
+    """A read receipt: ``user_id`` has read the conversation up to ``value``."""
+    return {"kind": "read", "code": 200, "user_id": user_id, "recipient_id": peer_id,
+            "group_id": group_id, "last_read_id": value}
+
+
+def typing_frame(user_id: int, peer_id: int | None, group_id: int | None) -> dict:
+    """``user_id`` is typing in a private chat (``peer_id``) or a group."""
+    return {"kind": "typing", "code": 200, "user_id": user_id, "recipient_id": peer_id,
+            "group_id": group_id}
+
+
+def user_json(user: Any) -> dict:
+    """A user as the API shows it."""
+    return {"id": user.id, "username": user.username, "created_at": iso(user.created_at)}
+
+
+def notice_frame(notice: Any, actor_name: str | None) -> dict:
+    """A notice as the ``notice`` frame and the API show it."""
+    return {"kind": "notice", "code": 200, "id": notice.id, "notice": notice.kind,
+            "actor_id": notice.actor_id, "actor_name": actor_name, "group_id": notice.group_id,
+            "group_name": notice.group_name, "created_at": iso(notice.created_at),
+            "read": notice.read_at is not None}
