@@ -1,6 +1,7 @@
 """Configuration: one class per environment, every value from an environment variable."""
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -45,6 +46,16 @@ def env_ints(name: str, default: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(int(part) for part in raw.split(",") if part.strip())
     except ValueError:
         raise SystemExit(f"{name} must be integers separated by commas, got {raw!r}") from None
+
+
+def env_networks(name: str, default: str) -> tuple:
+    """Comma-separated addresses or networks (``10.0.0.0/8``); a malformed one stops the start."""
+    raw = env_str(name, default)
+    try:
+        return tuple(ipaddress.ip_network(part.strip(), strict=False)
+                     for part in raw.split(",") if part.strip())
+    except ValueError as exc:
+        raise SystemExit(f"{name}: {exc}") from None
 
 
 def normalise_database_url(url: str) -> str:
@@ -93,6 +104,15 @@ class BaseConfig:
     }
     SQLALCHEMY_POOL_SIZE = env_int("CHAT_DB_POOL_SIZE", 20)
     SQLALCHEMY_MAX_OVERFLOW = env_int("CHAT_DB_MAX_OVERFLOW", 20)
+    # A database that hangs (rather than dies) must not hang the server: every statement
+    # gets this many seconds to answer (PyMySQL's read and write timeouts; 0: none), and a
+    # request waits at most CHAT_DB_POOL_TIMEOUT for a pooled connection (a connect storm
+    # of thousands of sockets queues on the pool for several seconds: keep it generous).
+    CHAT_DB_TIMEOUT = env_int("CHAT_DB_TIMEOUT", 10)
+    CHAT_DB_POOL_TIMEOUT = env_int("CHAT_DB_POOL_TIMEOUT", 30)
+    # A send not committed within this many seconds is answered 503 (retry with the same
+    # client_id): it is dropped if it has not been written yet.
+    CHAT_SEND_TIMEOUT = env_int("CHAT_SEND_TIMEOUT", 10)
 
     CHAT_MAX_FRAME_BYTES = env_int("CHAT_MAX_FRAME_BYTES", 65536)
     CHAT_MAX_CONTENT = env_int("CHAT_MAX_CONTENT", 5000)
@@ -104,10 +124,26 @@ class BaseConfig:
     CHAT_PING_INTERVAL = env_int("CHAT_PING_INTERVAL", 25)
     CHAT_AUTH_RECHECK_INTERVAL = env_int("CHAT_AUTH_RECHECK_INTERVAL", 30)
     CHAT_SEND_QUEUE_BYTES = env_int("CHAT_SEND_QUEUE_BYTES", 8 * 1024 * 1024)
+    # All the connection queues of one process together; past it the biggest are closed
+    # with 1013 first.
+    CHAT_SEND_QUEUE_TOTAL_BYTES = env_int("CHAT_SEND_QUEUE_TOTAL_BYTES", 256 * 1024 * 1024)
+    # A socket with more than this many bytes of answers still queued gets no further
+    # history, unread or sync answer until its client has read them (back-pressure).
+    CHAT_MAX_UNREAD_ANSWER_BYTES = env_int("CHAT_MAX_UNREAD_ANSWER_BYTES", 1024 * 1024)
+    # The kernel's send buffer per socket (0: the kernel's own autotuning, up to 4 MiB).
+    CHAT_SOCKET_SEND_BUFFER = env_int("CHAT_SOCKET_SEND_BUFFER", 256 * 1024)
+    # Live sockets per user across every process (0: no cap); a new one past it is refused.
+    CHAT_MAX_SOCKETS_PER_USER = env_int("CHAT_MAX_SOCKETS_PER_USER", 20)
     CHAT_MAX_INFLIGHT = env_int("CHAT_MAX_INFLIGHT", 256)
     CHAT_BATCH_MAX = env_int("CHAT_BATCH_MAX", 500)
+    # Failed logins per (username, address), and per address, in CHAT_LOGIN_WINDOW.
     CHAT_LOGIN_MAX_FAILURES = env_int("CHAT_LOGIN_MAX_FAILURES", 10)
+    CHAT_LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("CHAT_LOGIN_MAX_FAILURES_PER_ADDRESS", 100)
     CHAT_LOGIN_WINDOW = env_int("CHAT_LOGIN_WINDOW", 15 * 60)
+    # Logins and sign-ups per address per minute (each costs a password hash); 0: off.
+    CHAT_AUTH_ATTEMPTS_PER_MINUTE = env_int("CHAT_AUTH_ATTEMPTS_PER_MINUTE", 30)
+    # Threads that hash passwords, off the event loop (their number bounds the CPU taken).
+    CHAT_HASH_THREADS = env_int("CHAT_HASH_THREADS", 1)
     CHAT_REDIS_PREFIX = env_str("CHAT_REDIS_PREFIX", "chat:")
     CHAT_SHUTDOWN_GRACE = env_int("CHAT_SHUTDOWN_GRACE", 10)
     CHAT_LOG_LEVEL = env_str("CHAT_LOG_LEVEL", "INFO")
@@ -115,8 +151,11 @@ class BaseConfig:
     # its PUBLISH, so subscribers see every conversation in id order. Off only for tests
     # that measure what it costs.
     CHAT_ORDER_LOCK = env_bool("CHAT_ORDER_LOCK", True)
-    # When set, /metrics answers only to "Authorization: Bearer <this token>".
+    # When set, /metrics answers only to "Authorization: Bearer <this token>"; when not, only
+    # to the addresses (or networks) in CHAT_METRICS_ALLOW (behind a proxy, the client's
+    # address as CHAT_TRUSTED_PROXIES says).
     CHAT_METRICS_TOKEN = env_str("CHAT_METRICS_TOKEN")
+    CHAT_METRICS_ALLOW = env_networks("CHAT_METRICS_ALLOW", "127.0.0.1/32,::1/128")
     # The server process's gc.set_threshold (see ChatRuntime.start).
     CHAT_GC_THRESHOLDS = env_ints("CHAT_GC_THRESHOLDS", (50000, 20, 100))[:3]
     # Only for the transport conformance tests: mounts /_echo on our exact WebSocket stack.
@@ -130,11 +169,20 @@ class BaseConfig:
         if not url.startswith("sqlite"):
             opts.setdefault("pool_size", app.config["SQLALCHEMY_POOL_SIZE"])
             opts.setdefault("max_overflow", app.config["SQLALCHEMY_MAX_OVERFLOW"])
-        if url.startswith(("mysql+pymysql://", "mariadb+pymysql://")) and "ssl" not in url:
-            # PyMySQL otherwise tries TLS without checking the certificate, which costs
-            # 80 ms of CPU per connection (it loads the CA bundle each time) and stops no
-            # active attacker. Ask for real TLS in the URL: ?ssl_ca=/path/to/ca.pem
-            opts["connect_args"] = {**opts.get("connect_args", {}), "ssl_disabled": True}
+            opts.setdefault("pool_timeout", app.config["CHAT_DB_POOL_TIMEOUT"])
+        if url.startswith(("mysql+pymysql://", "mariadb+pymysql://")):
+            args = dict(opts.get("connect_args", {}))
+            timeout = app.config["CHAT_DB_TIMEOUT"]
+            if timeout > 0:
+                args.setdefault("connect_timeout", min(timeout, 5))
+                args.setdefault("read_timeout", timeout)
+                args.setdefault("write_timeout", timeout)
+            if "ssl" not in url:
+                # PyMySQL otherwise tries TLS without checking the certificate, which costs
+                # 80 ms of CPU per connection (it loads the CA bundle each time) and stops no
+                # active attacker. Ask for real TLS in the URL: ?ssl_ca=/path/to/ca.pem
+                args["ssl_disabled"] = True
+            opts["connect_args"] = args
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = opts
 
 
@@ -157,6 +205,9 @@ class TestingConfig(BaseConfig):
     NAME = "testing"
     SECRET_KEY = env_str("SECRET_KEY", "testing-" + secrets.token_hex(16))
     CHAT_LOGIN_MAX_FAILURES = env_int("CHAT_LOGIN_MAX_FAILURES", 10)
+    # The suite registers and logs in hundreds of users from 127.0.0.1; the tests of
+    # this limit set it themselves.
+    CHAT_AUTH_ATTEMPTS_PER_MINUTE = env_int("CHAT_AUTH_ATTEMPTS_PER_MINUTE", 0)
 
 
 class ProductionConfig(BaseConfig):

@@ -10,7 +10,7 @@ from functools import wraps
 from flask import current_app, g, redirect, request, url_for
 from flask_login import current_user
 
-from .errors import Unauthorized
+from .errors import RateLimited, Unauthorized
 from .extensions import csrf, login_manager
 from .runtime import services
 
@@ -78,6 +78,19 @@ def check_csrf() -> None:
     if request.path.startswith("/api/") and not has_session_cookie:
         return  # a script without cookies: nothing a foreign site could ride on
     csrf.protect()
+
+
+def check_flood() -> None:
+    """Every state-changing call of a signed-in user counts against the flood limit.
+
+    The same per-user limit as the socket's frames (CHAT_RATE_PER_MINUTE): follows,
+    blocks, group changes, read cursors, messages. Anonymous calls (login, sign-up)
+    have their own per-address limit in the accounts service.
+    """
+    if request.method not in _WRITE_METHODS or not current_user.is_authenticated:
+        return
+    if not services().flood.hit(current_user.id):
+        raise RateLimited()
 
 
 def api_login_required(view):

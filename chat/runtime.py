@@ -15,13 +15,19 @@ from flask import Flask, current_app
 
 from .bus import Bus, make_bus
 from .extensions import db
+from .ops.dbcheck import DatabaseCheck
 from .ops.metrics import SendStats
+from .realtime.quota import SocketQuota
 from .realtime.registry import Registry
 from .service import Services, ServiceSettings
 from .service.limits import FloodLimiter
 from .store.counters import Counters, MemoryCounters, make_counters
+from .store.slots import make_slots
 
 log = logging.getLogger("chat.runtime")
+
+SLOT_REFRESH_EVERY = 20.0
+SLOT_STALE_AFTER = 3 * SLOT_REFRESH_EVERY
 
 
 class ChatRuntime:
@@ -33,8 +39,12 @@ class ChatRuntime:
         prefix = cfg["CHAT_REDIS_PREFIX"]
         self.bus: Bus = make_bus(cfg.get("REDIS_URL"), prefix)
         self.counters: Counters = make_counters(cfg.get("REDIS_URL"), prefix)
-        self.registry = Registry()
+        self.registry = Registry(cfg["CHAT_SEND_QUEUE_TOTAL_BYTES"])
+        # A process that dies keeps its slots until they are this old (refreshed every 20 s).
+        self.quota = SocketQuota(make_slots(cfg.get("REDIS_URL"), prefix, SLOT_STALE_AFTER),
+                                 cfg["CHAT_MAX_SOCKETS_PER_USER"])
         self.stats = SendStats()
+        self.database_check = DatabaseCheck(app)
         self.draining = False
         self.services = Services(
             app, settings=ServiceSettings.from_config(cfg), bus=self.bus,
@@ -62,6 +72,7 @@ class ChatRuntime:
         interval = cfg["CHAT_AUTH_RECHECK_INTERVAL"]
         if interval > 0:
             self._janitor = gevent.spawn(self._recheck_credentials, interval)
+        gevent.spawn(self._refresh_socket_slots)
         # Everything loaded so far lives as long as the process: keep the cyclic collector
         # from walking it again and again (its pauses showed as latency spikes), and make
         # young collections rarer (a third of a reconnect storm's CPU was the collector
@@ -88,6 +99,15 @@ class ChatRuntime:
             if revoked:
                 log.info("event=revoked_sockets_closed count=%s", len(revoked))
                 self.registry.close_auth(revoked)
+
+    def _refresh_socket_slots(self) -> None:
+        """Vouch for this process's sockets in the shared slot store, every 20 seconds."""
+        while True:
+            gevent.sleep(SLOT_REFRESH_EVERY)
+            try:
+                self.quota.refresh([(c.user_id, c.id) for c in self.registry.connections()])
+            except Exception:
+                log.exception("event=slot_refresh_failed")
 
     def shutdown(self, timeout: float) -> None:
         """Graceful stop: refuse new sends, store what is queued, close sockets with 1001."""

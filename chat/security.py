@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Flask, request
 
-from .identity import check_csrf
+from .identity import check_csrf, check_flood
 
 
 def content_security_policy() -> str:
@@ -16,6 +16,8 @@ def content_security_policy() -> str:
 
 def register_security(app: Flask) -> None:
     """Install the CSRF guard and the security headers."""
+    # The flood limit comes first of all (PROTOCOL.md 6.6), then CSRF.
+    app.before_request(check_flood)
     app.before_request(check_csrf)
 
     @app.after_request

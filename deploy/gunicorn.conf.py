@@ -4,6 +4,7 @@ Every value can be set from the environment; see README.md, "Deployment".
 """
 import os
 import signal
+from pathlib import Path
 
 bind = os.environ.get("CHAT_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("CHAT_WORKERS", "1"))
@@ -21,6 +22,10 @@ accesslog = os.environ.get("CHAT_ACCESS_LOG") or None
 # scheme that the origin check and secure cookies rely on.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "")
 secure_scheme_headers: dict = {}
+# gunicornc's control socket: one per deployment (gunicorn's default, ~/.gunicorn/gunicorn.ctl,
+# is shared by every deployment of the same user on the host).
+control_socket = os.environ.get("CHAT_CONTROL_SOCKET") or str(
+    Path(__file__).resolve().parent.parent / "instance" / "gunicorn.ctl")
 
 
 def post_worker_init(worker):

@@ -1,7 +1,9 @@
 import logging
 from logging.config import fileConfig
 
+import sqlalchemy
 from flask import current_app
+from sqlalchemy.pool import NullPool
 
 from alembic import context
 
@@ -9,14 +11,21 @@ from alembic import context
 # access to the values within the .ini file in use.
 config = context.config
 
-# Interpret the config file for Python logging.
-# This line sets up loggers basically.
-fileConfig(config.config_file_name, disable_existing_loggers=False)
+# Interpret the config file for Python logging, unless the app configured it already
+# (a second root handler would print every server log line twice).
+if not logging.getLogger().handlers:
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger('alembic.env')
 
 
 def get_engine():
-    return current_app.extensions['migrate'].db.engine
+    """The app's database, without the server's per-statement socket timeouts: one
+    migration may run a long ALTER TABLE."""
+    engine = current_app.extensions['migrate'].db.engine
+    args = dict(current_app.config["SQLALCHEMY_ENGINE_OPTIONS"].get("connect_args", {}))
+    args.pop("read_timeout", None)
+    args.pop("write_timeout", None)
+    return sqlalchemy.create_engine(engine.url, connect_args=args, poolclass=NullPool)
 
 
 def get_engine_url():

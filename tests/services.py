@@ -79,8 +79,18 @@ class PrivateMariaDB:
             self.proc.send_signal(sig)
             self.proc.wait(30)
 
+    def pause(self) -> None:
+        """Freeze it (SIGSTOP): it hangs rather than dies, connections stay open."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Thaw it (SIGCONT)."""
+        self.proc.send_signal(signal.SIGCONT)
+
     def destroy(self) -> None:
         """Stop and delete the data directory."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a frozen process cannot die of SIGKILL's wait
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -126,6 +126,7 @@ class ServerProcess:
                          "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
                          "-b", f"127.0.0.1:{self.port}", "wsgi:app"]
         self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"chat-server-{self.port}.log"
+        self.env.setdefault("CHAT_CONTROL_SOCKET", str(self.log_path.with_suffix(".ctl")))
         self.proc: subprocess.Popen | None = None
 
     @property

@@ -16,7 +16,8 @@ def register():
     """Create an account."""
     data = body()
     require(data, "username", "password")
-    return user_json(services().accounts.register(data["username"], data["password"])), 201
+    user = services().accounts.register(data["username"], data["password"], request.remote_addr)
+    return user_json(user), 201
 
 
 @bp.post("/tokens")
@@ -30,7 +31,7 @@ def create_token():
     if name is not None and (type(name) is not str or len(name) > 64):
         raise BadRequest("name must be a string of at most 64 characters")
     accounts = services().accounts
-    user = accounts.authenticate(data["username"], data["password"])
+    user = accounts.authenticate(data["username"], data["password"], request.remote_addr)
     cred = accounts.issue_credential(user.id, "api", name or "")
     return {"token": cred.secret, "user_id": user.id, "id": cred.token_id}, 201
 
@@ -74,5 +75,5 @@ def change_password():
     data = body()
     require(data, "current_password", "new_password")
     services().accounts.change_password(current_user, data["current_password"],
-                                        data["new_password"])
+                                        data["new_password"], request.remote_addr)
     return {"changed": True}

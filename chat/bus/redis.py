@@ -60,6 +60,7 @@ class RedisBus:
         self.published = 0
         self.received = 0
         self.reconnects = 0
+        self.missed = False  # set while events may have been lost; cleared on reconnect
         self.tag = f"{id(self):x}{random.getrandbits(32):x}"
         self._control = f"{prefix}ctl:{self.tag}"
         self._processes = f"{prefix}processes"  # every listener subscribes: NUMSUB counts them
@@ -185,10 +186,28 @@ class RedisBus:
         """"ok" while connected to Redis, "down" otherwise."""
         return "ok" if self.up else "down"
 
-    def _mark_down(self) -> None:
-        if self.up:
-            log.warning("event=redis_down")
+    def _lost(self, reason: str) -> None:
+        """The connection to Redis is gone: say so once, and tell clients to catch up.
+
+        Whatever other processes publish from now on cannot reach this process's
+        clients until the listener is back; they sync now, and again once it is.
+        """
+        self.missed = True
+        if not self.up:
+            return
+        log.warning("event=redis_down reason=%s", reason)
         self.up = False
+        self._tell_clients_to_catch_up()
+
+    def _tell_clients_to_catch_up(self) -> None:
+        if self.sink is not None:
+            try:
+                self.sink.catch_up()
+            except Exception:
+                log.exception("event=catch_up_failed")
+
+    def _mark_down(self) -> None:
+        self._lost("command_failed")
         pubsub = self.pubsub
         if pubsub is not None:
             try:
@@ -204,9 +223,7 @@ class RedisBus:
                 self._listen_once()
                 delay = 0.2
             except Exception as exc:
-                if self.up:
-                    log.warning("event=redis_listener_lost error=%s", type(exc).__name__)
-                self.up = False
+                self._lost(type(exc).__name__)
             gevent.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 5.0)
 
@@ -221,10 +238,13 @@ class RedisBus:
                 self.subscribed = set(channels)
             self.pubsub = pubsub
             if not self.up:
-                if self.reconnects:
-                    log.info("event=redis_reconnected channels=%s", len(channels))
                 self.reconnects += 1
             self.up = True
+            if self.missed:
+                self.missed = False
+                # Messages published while we were away were not delivered here.
+                log.info("event=redis_reconnected channels=%s", len(channels))
+                self._tell_clients_to_catch_up()
             plen = len(self.prefix)
             for message in pubsub.listen():
                 if message.get("type") != "message":

@@ -26,15 +26,18 @@ PING, PRIVATE_MESSAGE, FETCH_UNREAD, HISTORY, GROUP_MESSAGE, MARK_READ, TYPING, 
 class FrameHandler:
     """Reads one connection's frames and answers them; one per connection."""
 
-    __slots__ = ("conn", "services", "stats", "user_id", "max_inflight", "inflight",
-                 "slot_free")
+    __slots__ = ("conn", "services", "stats", "user_id", "max_inflight", "max_unread_answer",
+                 "inflight", "slot_free")
 
-    def __init__(self, conn: Connection, services: Services, stats, max_inflight: int) -> None:
+    def __init__(self, conn: Connection, services: Services, stats, max_inflight: int,
+                 max_unread_answer: int = 1 << 20) -> None:
         self.conn = conn
         self.services = services
         self.stats = stats
         self.user_id = conn.user_id
         self.max_inflight = max_inflight
+        # Bytes of answers a client may leave unread before it is served again.
+        self.max_unread_answer = max_unread_answer
         self.inflight = 0
         self.slot_free: GeventEvent | None = None  # made when back-pressure first bites
 
@@ -153,12 +156,14 @@ class FrameHandler:
 
     def unread(self, frame: dict) -> None:
         """Type 2: every unread message, marked read."""
+        self.conn.wait_until_read(self.max_unread_answer)
         self.send(self.services.reading.fetch_unread(self.user_id, origin=self.conn.id))
 
     def history(self, frame: dict) -> None:
         """Type 3: a page of history, by ``before_id`` or by the seed's time cursor."""
         is_group = validation.flag(frame.get("group"), "group")
         target = validation.entity_id(frame.get("recipient_id"), "recipient_id")
+        self.conn.wait_until_read(self.max_unread_answer)
         page = self.services.reading.history(
             self.user_id, target, is_group, before_id=frame.get("before_id"),
             before_time=frame.get("content"), limit=frame.get("limit"))
@@ -179,6 +184,7 @@ class FrameHandler:
 
     def sync(self, frame: dict) -> None:
         """Type 7: everything after ``since_id``."""
+        self.conn.wait_until_read(self.max_unread_answer)
         self.send(self.services.reading.sync(self.user_id, frame.get("since_id"),
                                              frame.get("limit")))
 

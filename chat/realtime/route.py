@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from functools import wraps
 
-import gevent
 import orjson
 from flask import Blueprint, Response, current_app, g, request
 from flask_login import current_user
@@ -23,6 +22,7 @@ from ..identity import bearer_token
 from ..runtime import runtime
 from .frames import ProtocolError
 from .handler import FrameHandler
+from .quota import CLOSE_TOO_MANY, TOO_MANY_REASON
 from .registry import Connection
 from .transport import CLOSE_TRY_AGAIN, WebSocket, upgrade_socket, valid_upgrade
 
@@ -46,8 +46,10 @@ class ChatSock(Sock):
                                        "or python -m chat.devserver")
                 if not valid_upgrade(request.environ):
                     raise BadRequest("not a WebSocket upgrade request")
-                ws = WebSocket(sock, current_app.config["CHAT_MAX_FRAME_BYTES"])
-                ws.accept(request.environ["HTTP_SEC_WEBSOCKET_KEY"])
+                cfg = current_app.config
+                ws = WebSocket(sock, cfg["CHAT_MAX_FRAME_BYTES"])
+                ws.accept(request.environ["HTTP_SEC_WEBSOCKET_KEY"],
+                          cfg["CHAT_SOCKET_SEND_BUFFER"])
                 # Our development server stops reading this connection as HTTP.
                 request.environ["chat.upgraded"] = True
                 try:
@@ -122,8 +124,23 @@ def websocket(ws: WebSocket) -> None:
     chat = runtime()
     cfg = current_app.config
     user_id = current_user.id
-    conn = Connection(user_id, current_user.auth_token_id, ws, cfg["CHAT_SEND_QUEUE_BYTES"])
+    conn = Connection(user_id, current_user.auth_token_id, ws, cfg["CHAT_SEND_QUEUE_BYTES"],
+                      chat.registry.budget)
     g.pop("_login_user", None)  # ids are all we keep: the ORM object would live for hours
+    if not chat.quota.claim(user_id, conn.id):
+        log.info("event=ws_refused_too_many user_id=%s", user_id)
+        conn.close(CLOSE_TOO_MANY, f"{TOO_MANY_REASON} ({chat.quota.cap})")
+        finish(conn)
+        return
+    try:
+        serve(chat, conn, ws, user_id)
+    finally:
+        chat.quota.release(user_id, conn.id)
+
+
+def serve(chat, conn: Connection, ws: WebSocket, user_id: int) -> None:
+    """Hello, register, then answer frames until the connection ends."""
+    cfg = current_app.config
     try:
         unread, last_id, group_ids = chat.services.reading.hello_state(user_id)
     except DATABASE_UNAVAILABLE:
@@ -138,7 +155,8 @@ def websocket(ws: WebSocket) -> None:
                                     "content": "connected"}))
     chat.registry.add(conn, group_ids)
     log.info("event=ws_open user_id=%s conn=%s", user_id, conn.id)
-    handler = FrameHandler(conn, chat.services, chat.stats, cfg["CHAT_MAX_INFLIGHT"])
+    handler = FrameHandler(conn, chat.services, chat.stats, cfg["CHAT_MAX_INFLIGHT"],
+                           cfg["CHAT_MAX_UNREAD_ANSWER_BYTES"])
     try:
         for message in ws.messages():
             handler.handle(message)
@@ -151,8 +169,10 @@ def websocket(ws: WebSocket) -> None:
 
 
 def finish(conn: Connection) -> None:
-    """Let the writer flush a close frame (briefly) before the socket is dropped."""
+    """Let the writer flush a close frame and the peer answer it (briefly), then drop the
+    socket and whatever is still queued."""
     writer = conn.writer
     if writer is not None:
         writer.join(timeout=2)
-    gevent.sleep(0)
+    conn.transport.linger(1.0)
+    conn.discard()

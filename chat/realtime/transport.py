@@ -29,6 +29,8 @@ import socket
 from time import monotonic
 from typing import Callable, Iterator
 
+import gevent
+
 from .frames import FrameParser, ProtocolError, accept_token, close_frame, ping_frame, pong_frame
 
 __all__ = ["WebSocket", "ProtocolError", "CLOSE_NORMAL", "CLOSE_GOING_AWAY", "CLOSE_POLICY",
@@ -79,7 +81,7 @@ class WebSocket:
     """
 
     __slots__ = ("sock", "parser", "receive_bytes", "connected", "last_received",
-                 "pong_received", "close_sent", "close_code", "write")
+                 "pong_received", "close_sent", "close_code", "broken", "write")
 
     def __init__(self, sock: socket.socket, max_message_size: int,
                  receive_bytes: int = 16384) -> None:
@@ -90,19 +92,26 @@ class WebSocket:
         self.last_received = monotonic()
         self.pong_received = True
         self.close_sent = False
-        self.close_code: int | None = None
+        self.close_code: int | None = None  # the peer's close code, once it sent one
+        self.broken = False  # the peer broke the protocol: its bytes can no longer be parsed
         self.write: Callable[[bytes], None] = self.send_all
 
     # -- handshake ---------------------------------------------------------
 
-    def accept(self, key: str) -> None:
-        """Answer the upgrade (no extension, so no permessage-deflate), written whole."""
+    def accept(self, key: str, send_buffer: int = 0) -> None:
+        """Answer the upgrade (no extension, so no permessage-deflate), written whole.
+
+        ``send_buffer`` caps the kernel's send buffer for this socket (0: the kernel's
+        autotuning, which lets each socket a client does not read hold up to 4 MiB).
+        """
         try:
             # Frames are small and written as they come: without TCP_NODELAY, Nagle's
             # algorithm holds each one until the previous is acknowledged (tens of ms).
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass  # not a TCP socket (a Unix socket behind a proxy)
+        if send_buffer > 0:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
         self.sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                           b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
                           + accept_token(key) + b"\r\n\r\n")
@@ -127,7 +136,12 @@ class WebSocket:
                 self.connected = False
                 return
             self.last_received = monotonic()
-            for event in parser.feed(data):
+            try:
+                events = parser.feed(data)
+            except ProtocolError:
+                self.broken = True
+                raise
+            for event in events:
                 kind = event[0]
                 if kind == "text" or kind == "binary":
                     yield event[1]
@@ -168,6 +182,34 @@ class WebSocket:
     def ping_frame(self) -> bytes:
         """A ping frame; the peer's pong sets ``pong_received``."""
         return b"" if self.close_sent else ping_frame()
+
+    def linger(self, timeout: float, limit: int = 1 << 20) -> None:
+        """After our close frame, let the peer finish: read (and drop) what it still sends
+        until its close frame, its end of the stream, ``timeout`` or ``limit`` bytes.
+
+        Dropping the TCP connection at once would reset it under a peer still writing
+        (the rest of an oversized frame, or its own close frame), and the peer would see
+        a broken pipe instead of our close code.
+        """
+        if not self.close_sent or self.close_code is not None:
+            return
+        received = 0
+        with gevent.Timeout(timeout, False):
+            while received < limit:
+                try:
+                    data = self.sock.recv(self.receive_bytes)
+                except OSError:
+                    return
+                if not data:
+                    return
+                received += len(data)
+                if self.broken:
+                    continue
+                try:
+                    if any(event[0] == "close" for event in self.parser.feed(data)):
+                        return
+                except ProtocolError:
+                    self.broken = True
 
     def abort(self) -> None:
         """Drop the TCP connection at once (the reader's recv ends with an error)."""

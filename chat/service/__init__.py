@@ -17,6 +17,7 @@ from .events import Events
 from .groups import Groups
 from .limits import FloodLimiter
 from .notices import Notices
+from .passwords import PasswordHasher
 from .reading import Reading
 from .sending import Sending
 from .settings import ServiceSettings
@@ -36,7 +37,8 @@ class Services:
         self.flood = flood
         self.events = Events(bus)
         self.notices = Notices(self.events)
-        self.accounts = Accounts(settings, counters, local_counters, self.events)
+        self.accounts = Accounts(settings, counters, local_counters, self.events,
+                                 PasswordHasher(settings.hash_threads))
         self.social = Social(self.notices)
         self.groups = Groups(self.notices, self.events)
         self.reading = Reading(self.events)

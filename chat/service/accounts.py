@@ -8,7 +8,6 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..errors import BadRequest, Conflict, NotFound, RateLimited, Unauthorized
 from ..extensions import db
@@ -17,11 +16,12 @@ from ..store.counters import Counters, CountersDown
 from ..store.models import AuthToken, User, utcnow
 from . import validation
 from .events import Events
+from .passwords import PasswordHasher
 from .settings import ServiceSettings
 from .shapes import iso
 
-# Checked against when the username does not exist, so both paths cost one hash.
-_DUMMY_HASH = generate_password_hash("not-a-real-password-0")
+TOO_MANY_ATTEMPTS = "too many login or sign-up attempts from your address; try again in a minute"
+TOO_MANY_FAILURES = "too many failed logins; try again in 15 minutes"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,19 +47,46 @@ class Accounts:
     """Accounts and credentials; the login brake counts in Redis (or in this process)."""
 
     def __init__(self, settings: ServiceSettings, counters: Counters,
-                 local_counters: Counters, events: Events) -> None:
+                 local_counters: Counters, events: Events, hasher: PasswordHasher) -> None:
         self.settings = settings
         self.counters = counters
-        # Stands in for Redis while it is down, so the brake still holds in this process.
+        # Stands in for Redis while it is down, so the limits still hold in this process.
         self.local_counters = local_counters
         self.events = events
+        self.hasher = hasher
 
-    def register(self, username, password) -> User:
+    def _count(self, key: str, ttl: int) -> int:
+        """Add one to a counter (Redis, or this process while Redis is down)."""
+        try:
+            return self.counters.incr(key, ttl)
+        except CountersDown:
+            return self.local_counters.incr(key, ttl)
+
+    def _value(self, key: str) -> int:
+        try:
+            return self.counters.get(key)
+        except CountersDown:
+            return self.local_counters.get(key)
+
+    def _attempt(self, address: str | None) -> None:
+        """Count a login or sign-up from ``address``: 429 past the per-minute limit.
+
+        Every attempt costs a password hash, so one address cannot keep the hashing
+        threads busy for everyone else.
+        """
+        limit = self.settings.auth_attempts_per_minute
+        if address is None or limit <= 0:
+            return
+        if self._count("auth-attempts:" + address, 60) > limit:
+            raise RateLimited(TOO_MANY_ATTEMPTS)
+
+    def register(self, username, password, address: str | None = None) -> User:
         """Create an account; 409 when the name is taken (case-insensitively)."""
         name = validation.username(username)
         secret = validation.password(password)
+        self._attempt(address)
         user = User(username=name, username_key=name.lower(),
-                    password_hash=generate_password_hash(secret))
+                    password_hash=self.hasher.hash(secret))
         db.session.add(user)
         try:
             db.session.commit()
@@ -68,31 +95,29 @@ class Accounts:
             raise Conflict("that username is taken") from None
         return user
 
-    def _failures(self, key: str) -> int:
-        try:
-            return self.counters.get(key)
-        except CountersDown:
-            return self.local_counters.get(key)
+    def authenticate(self, username, password, address: str | None = None) -> User:
+        """The user for these credentials; 401 when wrong, 429 after too many failures.
 
-    def _count_failure(self, key: str) -> None:
-        try:
-            self.counters.incr(key, self.settings.login_window)
-        except CountersDown:
-            self.local_counters.incr(key, self.settings.login_window)
-
-    def authenticate(self, username, password) -> User:
-        """The user for these credentials; 401 when wrong, 429 after too many failures."""
+        Failures are counted per (username, address) and per address, never per
+        username alone: someone guessing elsewhere cannot lock a user out, while
+        guessing from one address stays slow.
+        """
         if type(username) is not str or type(password) is not str:
             raise BadRequest("username and password must be strings")
         if len(username) > 64 or len(password) > validation.PASSWORD_MAX:
             raise Unauthorized("wrong username or password")
-        key = "login-fail:" + username.lower()
-        if self._failures(key) >= self.settings.login_max_failures:
-            raise RateLimited("too many failed logins for this user; try again in 15 minutes")
+        where = address or "-"
+        pair_key = f"login-fail:{username.lower()}:{where}"
+        address_key = f"login-fail-address:{where}"
+        if (self._value(pair_key) >= self.settings.login_max_failures
+                or self._value(address_key) >= self.settings.login_max_failures_per_address):
+            raise RateLimited(TOO_MANY_FAILURES)
+        self._attempt(address)
         user = db.session.scalar(select(User).where(User.username_key == username.lower()))
-        ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, password)
+        ok = self.hasher.check(user.password_hash if user else None, password)
         if not user or not ok:
-            self._count_failure(key)
+            self._count(pair_key, self.settings.login_window)
+            self._count(address_key, self.settings.login_window)
             raise Unauthorized("wrong username or password")
         return user
 
@@ -153,7 +178,7 @@ class Accounts:
             AuthToken.id.in_(token_ids), AuthToken.revoked_at.is_(None))))
         return set(token_ids) - live
 
-    def change_password(self, user: User, current, new) -> None:
+    def change_password(self, user: User, current, new, address: str | None = None) -> None:
         """Change a password and end every other session and token of the user.
 
         The current password is checked like a login, brake included, so a stolen
@@ -161,8 +186,8 @@ class Accounts:
         """
         if type(current) is not str:
             raise BadRequest("current_password must be a string")
-        stored = self.authenticate(user.username, current)
-        stored.password_hash = generate_password_hash(validation.password(new))
+        stored = self.authenticate(user.username, current, address)
+        stored.password_hash = self.hasher.hash(validation.password(new))
         others = list(db.session.scalars(select(AuthToken.id).where(
             AuthToken.user_id == user.id, AuthToken.revoked_at.is_(None),
             AuthToken.id != (user.auth_token_id or 0))))

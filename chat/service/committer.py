@@ -26,7 +26,7 @@ import logging
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
-from time import perf_counter
+from time import monotonic, perf_counter
 from typing import Any, Callable
 
 import gevent
@@ -48,6 +48,7 @@ log = logging.getLogger("chat.committer")
 # the frames of one committed batch until they are written together (None otherwise).
 Reply = Callable[[dict | None, ChatError | None, bool, Batch | None], None]
 OpenBatch = Callable[[], AbstractContextManager]
+NOT_IN_TIME = "the message could not be stored in time; retry with the same client_id"
 
 
 @dataclass(slots=True)
@@ -65,6 +66,7 @@ class Outgoing:
     client_id: Any
     origin: str | None
     reply: Reply
+    deadline: float = 0.0  # monotonic time after which it is refused unwritten (503)
     conv_key: str = ""
     id: int = 0
     counted: str | None = None  # the stranger counter this send incremented
@@ -133,20 +135,27 @@ class MessageCommitter:
 
     def submit(self, item: Outgoing) -> None:
         """Queue a message; its ``reply`` is called once it is stored or refused."""
+        if not item.deadline:
+            item.deadline = monotonic() + self.settings.send_timeout
         if self.greenlet is None:
             self.greenlet = gevent.spawn(self._run)
         self.stats.messages_in += 1
         self.queue.put(item)
 
-    def submit_and_wait(self, item: Outgoing, timeout: float = 30.0) -> tuple[dict, bool]:
-        """Submit and block this greenlet until the ack: (ack, created) or raises ChatError."""
+    def submit_and_wait(self, item: Outgoing) -> tuple[dict, bool]:
+        """Submit and block this greenlet until the ack: (ack, created) or raises ChatError.
+
+        A message not answered by its deadline is given up (503): the committer drops it
+        if it has not begun writing it, so a retry with the same client_id is safe.
+        """
         result = AsyncResult()
         item.reply = lambda ack, err, created, batch: result.set((ack, err, created))
         self.submit(item)
         try:
-            ack, err, created = result.get(timeout=timeout)
+            ack, err, created = result.get(timeout=max(0.0, item.deadline - monotonic()))
         except gevent.Timeout:
-            raise ServerBusy("the message could not be stored in time") from None
+            item.deadline = 0.0  # expired: refused if it has not been picked up yet
+            raise ServerBusy(NOT_IN_TIME) from None
         if err is not None:
             raise err
         return ack, created
@@ -199,6 +208,9 @@ class MessageCommitter:
                 log.exception("event=reply_failed")
 
     def _process(self, batch: list[Outgoing]) -> None:
+        batch = self._refuse_late(batch)
+        if not batch:
+            return
         try:
             store = self._connection()
             pending = self._check(store, self._collapse(batch))
@@ -222,6 +234,14 @@ class MessageCommitter:
                 self.store.rollback()
         except self.db_down:
             self._drop_connection()
+
+    def _refuse_late(self, batch: list[Outgoing]) -> list[Outgoing]:
+        """Messages past their deadline (the database was hung) get 503, unwritten."""
+        now = monotonic()
+        late = [item for item in batch if item.deadline <= now]
+        for item in late:
+            self._fail(item, ServerBusy(NOT_IN_TIME))
+        return [item for item in batch if item.deadline > now] if late else batch
 
     # -- phase 1: collapse ----------------------------------------------------
 
@@ -330,13 +350,21 @@ class MessageCommitter:
         if not watched:
             return items
         ttl, limit = self.settings.stranger_ttl, self.settings.stranger_limit
+        keys = [stranger_key(i.sender_id, i.recipient_id) for i in watched]
         try:
             replied = self.counters.get_many(
                 [stranger_key(i.recipient_id, i.sender_id) for i in watched])
-            counts = self.counters.incr_many(
-                [stranger_key(i.sender_id, i.recipient_id) for i in watched], ttl)
+            counts = self.counters.incr_existing_many(keys, ttl)
+            if None in counts:
+                counts = self._rebuild_counters(watched, keys, counts)
         except CountersDown:
             return self._apply_stranger_rule_from_database(items, watched)
+        except self.db_down:
+            self._drop_connection()
+            for item in watched:
+                self._fail(item, ServerBusy())
+            refused = {id(i) for i in watched}
+            return [i for i in items if id(i) not in refused]
         over = []
         for item, back, count in zip(watched, replied, counts):
             item.counted = stranger_key(item.sender_id, item.recipient_id)
@@ -360,6 +388,29 @@ class MessageCommitter:
             item.counted = None
             self._fail(item, ServerBusy() if busy else StrangerLimit())
         return [i for i in items if id(i) not in refused]
+
+    def _rebuild_counters(self, watched: list[Outgoing], keys: list[str],
+                          counts: list[int | None]) -> list[int]:
+        """Counters that Redis does not hold (new pairs, or lost in a Redis restart) are
+        rebuilt from the stored messages, so the rule survives a Redis without persistence."""
+        since = utcnow() - timedelta(seconds=self.settings.stranger_ttl)
+        missing = {(watched[n].conv_key, watched[n].sender_id)
+                   for n, count in enumerate(counts) if count is None}
+        store = self._connection()
+        sent = store.counts_sent(missing, since)
+        store.rollback()
+        running: dict[str, list[int]] = {}  # key -> [count so far, added in this batch]
+        filled: list[int] = []
+        for item, key, count in zip(watched, keys, counts):
+            if count is None:
+                entry = running.setdefault(key, [sent.get((item.conv_key, item.sender_id), 0), 0])
+                entry[0] += 1
+                entry[1] += 1
+                count = entry[0]
+            filled.append(count)
+        self.counters.seed_many({key: (total, added) for key, (total, added) in running.items()},
+                                self.settings.stranger_ttl)
+        return filled
 
     def _wrote_back(self, items: list[Outgoing]) -> set[tuple[int, int]]:
         """The (sender, recipient) pairs whose recipient wrote to the sender within the TTL."""

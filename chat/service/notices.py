@@ -1,6 +1,8 @@
 """Notices, the seed's notification system: stored, then pushed live after commit."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import func, select, update
 
 from ..extensions import db
@@ -34,6 +36,14 @@ class Notices:
         actor = db.session.get(User, actor_id)
         self.events.after_commit(self.events.to_user(
             user_id, notice_frame(notice, actor and actor.username), member=member))
+
+    @staticmethod
+    def recent(user_id: int, kind: str, actor_id: int, seconds: int) -> bool:
+        """Whether ``user_id`` got a ``kind`` notice from ``actor_id`` in the last ``seconds``."""
+        since = utcnow() - timedelta(seconds=seconds)
+        return db.session.scalar(select(Notice.id).where(
+            Notice.user_id == user_id, Notice.actor_id == actor_id, Notice.kind == kind,
+            Notice.created_at >= since).limit(1)) is not None
 
     @staticmethod
     def listing(user_id: int, unread_only: bool, limit: int = 100) -> dict:

@@ -16,7 +16,7 @@ from ..store.committer_sql import db_time
 from ..store.models import Group, Message, ReadCursor, User, group_conv_key, private_conv_key
 from . import validation
 from .events import Events
-from .lookups import get_user, member_group, writable_peer
+from .lookups import get_user, is_blocked, member_group, writable_peer
 from .shapes import dumps, message_frame, read_frame, typing_frame
 
 UNREAD_FETCH_MAX = 5000
@@ -61,10 +61,11 @@ def _set_cursor(user_id: int, key: str, value: int, peer_id: int | None,
 
 def _read_events(user_id: int, peer_id: int | None, group_id: int | None, value: int,
                  origin: str | None) -> list[Event]:
-    """The ``read`` receipt, to the reader's other connections and to a private peer."""
+    """The ``read`` receipt, to the reader's other connections and to a private peer
+    (unless the peer has blocked the reader: then nothing of the reader reaches them)."""
     frame = dumps(read_frame(user_id, peer_id, group_id, value))
     events = [Event(user_channel(user_id), frame, exclude_conn=origin)]
-    if peer_id is not None and peer_id != user_id:
+    if peer_id is not None and peer_id != user_id and not is_blocked(peer_id, user_id):
         events.append(Event(user_channel(peer_id), frame))
     return events
 

@@ -14,9 +14,13 @@ class ServiceSettings:
     stranger_ttl: int = 90 * 24 * 3600
     login_max_failures: int = 10
     login_window: int = 15 * 60
+    login_max_failures_per_address: int = 100
+    auth_attempts_per_minute: int = 30
+    hash_threads: int = 1
     batch_max: int = 500
     order_lock: bool = True
     order_lock_name: str = "chat:message-order"
+    send_timeout: float = 10.0
 
     @classmethod
     def from_config(cls, config: Mapping) -> "ServiceSettings":
@@ -26,6 +30,10 @@ class ServiceSettings:
                    stranger_ttl=config["CHAT_STRANGER_TTL"],
                    login_max_failures=config["CHAT_LOGIN_MAX_FAILURES"],
                    login_window=config["CHAT_LOGIN_WINDOW"],
+                   login_max_failures_per_address=config["CHAT_LOGIN_MAX_FAILURES_PER_ADDRESS"],
+                   auth_attempts_per_minute=config["CHAT_AUTH_ATTEMPTS_PER_MINUTE"],
+                   hash_threads=config["CHAT_HASH_THREADS"],
                    batch_max=config["CHAT_BATCH_MAX"],
                    order_lock=config["CHAT_ORDER_LOCK"],
-                   order_lock_name=config["CHAT_REDIS_PREFIX"] + "message-order")
+                   order_lock_name=config["CHAT_REDIS_PREFIX"] + "message-order",
+                   send_timeout=config["CHAT_SEND_TIMEOUT"])

@@ -14,6 +14,9 @@ from .notices import Notices
 from .shapes import user_json
 
 
+FOLLOW_NOTICE_EVERY = 3600  # seconds
+
+
 class Social:
     """Follows, blocks and profiles."""
 
@@ -33,17 +36,16 @@ class Social:
 
     @staticmethod
     def relation(viewer_id: int, other_id: int) -> dict:
-        """Who follows whom between two users, and whether the viewer blocks the other."""
+        """Who follows whom between two users, and whether the viewer blocks the other.
+
+        Whether the other blocks the viewer is never shown: it would tell a harasser.
+        """
         follows = set(db.session.execute(select(Follow.follower_id, Follow.followee_id).where(
             ((Follow.follower_id == viewer_id) & (Follow.followee_id == other_id))
             | ((Follow.follower_id == other_id) & (Follow.followee_id == viewer_id)))).all())
-        blocks = set(db.session.execute(select(Block.blocker_id, Block.blocked_id).where(
-            ((Block.blocker_id == viewer_id) & (Block.blocked_id == other_id))
-            | ((Block.blocker_id == other_id) & (Block.blocked_id == viewer_id)))).all())
         return {"following": (viewer_id, other_id) in follows,
                 "followed_by": (other_id, viewer_id) in follows,
-                "blocking": (viewer_id, other_id) in blocks,
-                "blocked_by": (other_id, viewer_id) in blocks}
+                "blocking": is_blocked(viewer_id, other_id)}
 
     def profile(self, viewer_id: int, user_id) -> dict:
         """A user with ``following`` / ``followed_by`` seen from the viewer."""
@@ -61,7 +63,9 @@ class Social:
             db.session.add(Follow(follower_id=actor_id, followee_id=target.id))
             try:
                 db.session.flush()
-                self.notices.add(target.id, "follow", actor_id)
+                # Follow, unfollow, follow again: at most one notice per pair per hour.
+                if not self.notices.recent(target.id, "follow", actor_id, FOLLOW_NOTICE_EVERY):
+                    self.notices.add(target.id, "follow", actor_id)
                 db.session.commit()
             except IntegrityError:  # a concurrent follow won the race: same end state
                 db.session.rollback()

@@ -181,6 +181,19 @@ class MessageStore:
             f"AND created_at >= %s", [*conv_keys, *senders, db_time(since)])
         return {tuple(r) for r in found}
 
+    def counts_sent(self, pairs: set[tuple[str, int]], since: datetime) -> dict[tuple[str, int], int]:
+        """How many messages each (conversation, sender) pair has sent since ``since``."""
+        if not pairs:
+            return {}
+        conv_keys = sorted({c for c, _ in pairs})
+        senders = sorted({s for _, s in pairs})
+        found = self.rows(
+            f"SELECT conv_key, sender_id, COUNT(*) FROM messages WHERE conv_key IN "
+            f"({self._marks(len(conv_keys))}) AND sender_id IN ({self._marks(len(senders))}) "
+            f"AND created_at >= %s GROUP BY conv_key, sender_id",
+            [*conv_keys, *senders, db_time(since)])
+        return {(c, int(s)): int(n) for c, s, n in found if (c, int(s)) in pairs}
+
     def count_sent(self, conv_key: str, sender_id: int, since: datetime) -> int:
         """How many messages a sender wrote in a conversation since ``since``."""
         return self.rows("SELECT COUNT(*) FROM messages WHERE conv_key = %s AND sender_id = %s "

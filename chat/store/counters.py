@@ -11,7 +11,9 @@ import logging
 from time import monotonic
 from typing import Protocol, Sequence
 
-log = logging.getLogger("chat.limits")
+from .redis_client import make_client
+
+log = logging.getLogger("chat.counters")
 
 
 class CountersDown(Exception):
@@ -26,6 +28,8 @@ class Counters(Protocol):
     def get_many(self, keys: Sequence[str]) -> list[int]: ...
     def incr_many(self, keys: Sequence[str], ttl: int) -> list[int]: ...
     def decr_many(self, keys: Sequence[str]) -> None: ...
+    def incr_existing_many(self, keys: Sequence[str], ttl: int) -> list[int | None]: ...
+    def seed_many(self, seeds: dict[str, tuple[int, int]], ttl: int) -> None: ...
     def status(self) -> str: ...
 
 
@@ -71,6 +75,24 @@ class MemoryCounters:
             if entry is not None:
                 self.values[key] = (max(0, entry[0] - 1), entry[1])
 
+    def incr_existing_many(self, keys: Sequence[str], ttl: int) -> list[int | None]:
+        """Increment the counters that exist; ``None`` for one that does not."""
+        out: list[int | None] = []
+        for key in keys:
+            entry = self.values.get(key)
+            if entry is None or entry[1] <= monotonic():
+                out.append(None)
+            else:
+                out.append(self.incr(key, ttl))
+        return out
+
+    def seed_many(self, seeds: dict[str, tuple[int, int]], ttl: int) -> None:
+        """Set each missing counter to its first value, or add its increment if it exists."""
+        for key, (value, increment) in seeds.items():
+            entry = self.values.get(key)
+            live = entry is not None and entry[1] > monotonic()
+            self.values[key] = ((entry[0] + increment) if live else value, monotonic() + ttl)
+
     def _sweep(self) -> None:
         now = monotonic()
         for key in [k for k, (_, exp) in self.values.items() if exp <= now]:
@@ -81,6 +103,23 @@ class MemoryCounters:
         return "off"
 
 
+_INCR_EXISTING = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local value = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return value
+"""
+_SEED = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('INCRBY', KEYS[1], ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+
 class RedisCounters:
     """Counters in Redis, shared by every process; pipelined by the batch."""
 
@@ -89,8 +128,10 @@ class RedisCounters:
 
         self.redis_module = redis
         self.prefix = prefix
-        self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=1,
-                                           health_check_interval=0)
+        self.client = make_client(url)
+        # One key per script call, so each call stays on one shard of a cluster.
+        self._incr_existing = self.client.register_script(_INCR_EXISTING)
+        self._seed = self.client.register_script(_SEED)
 
     def _call(self, fn):
         try:
@@ -137,6 +178,34 @@ class RedisCounters:
             pipe.execute()
         except self.redis_module.RedisError:
             log.warning("event=counter_undo_failed keys=%s", len(keys))
+
+    def incr_existing_many(self, keys: Sequence[str], ttl: int) -> list[int | None]:
+        """Increment the counters that exist, in one pipeline; ``None`` for a missing one.
+
+        A missing counter is either new or lost (Redis restarted without persistence):
+        the caller rebuilds it from what it knows (the stored messages).
+        """
+        if not keys:
+            return []
+
+        def run():
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                self._incr_existing(keys=[self.prefix + key], args=[ttl], client=pipe)
+            return pipe.execute()
+        return [None if int(v) < 0 else int(v) for v in self._call(run)]
+
+    def seed_many(self, seeds: dict[str, tuple[int, int]], ttl: int) -> None:
+        """Set each missing counter to ``value``, or add ``increment`` if it appeared meanwhile."""
+        if not seeds:
+            return
+
+        def run():
+            pipe = self.client.pipeline(transaction=False)
+            for key, (value, increment) in seeds.items():
+                self._seed(keys=[self.prefix + key], args=[value, increment, ttl], client=pipe)
+            return pipe.execute()
+        self._call(run)
 
     def status(self) -> str:
         """"ok" when Redis answers a PING."""

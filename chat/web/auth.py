@@ -44,7 +44,8 @@ def login():
         return redirect(url_for("pages.home"))
     if request.method == "POST":
         user = services().accounts.authenticate(request.form.get("username", ""),
-                                                request.form.get("password", ""))
+                                                request.form.get("password", ""),
+                                                request.remote_addr)
         start_session(user)
         return redirect(_safe_next(request.args.get("next")))
     return render_template("auth/login.html", form={"username": ""})
@@ -60,7 +61,7 @@ def register():
         if request.form.get("password") != request.form.get("password2"):
             raise BadRequest("The two passwords differ.")
         user = services().accounts.register(request.form.get("username"),
-                                            request.form.get("password"))
+                                            request.form.get("password"), request.remote_addr)
         start_session(user)
         flash(_("Welcome, {name}!", name=user.username), "ok")
         return redirect(url_for("pages.home"))
