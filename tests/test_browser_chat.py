@@ -67,7 +67,7 @@ class Tab:
                                                             timeout=timeout)
 
     def conv(self, key: str):
-        """The conversation list's row for "u:<id>" or "g:<id>"."""
+        """The conversation list's row for "private:<user id>" or "group:<group id>"."""
         return self.page.locator(f'.conv[data-key="{key}"]')
 
     def send(self, text: str) -> None:
@@ -144,7 +144,7 @@ def test_private_chat_live_unread_seen_typing(server, tabs):
     expect(mine.locator(".msg-state")).to_have_attribute("title", "Sent")
     expect(a.page.locator("#text")).to_have_value("")
 
-    row = b.conv(f"u:{ann.user_id}")
+    row = b.conv(f"private:{ann.user_id}")
     expect(row.locator(".badge")).to_have_text("1")
     expect(row.locator(".conv-preview")).to_have_text("Hello Ben")
     expect(b.page).to_have_title(re.compile(r"^\(1\) "))
@@ -170,8 +170,8 @@ def test_private_chat_live_unread_seen_typing(server, tabs):
     expect(a.page.locator("#typing")).to_have_text("")
     expect(a.page.locator("#messages .seen")).to_have_count(0)  # Ben wrote after it
     # Ann has the chat open: Ben's reply is read at once, no badge.
-    expect(a.conv(f"u:{ben.user_id}").locator(".conv-preview")).to_have_text("line one line two")
-    expect(a.conv(f"u:{ben.user_id}").locator(".badge")).to_have_count(0)
+    expect(a.conv(f"private:{ben.user_id}").locator(".conv-preview")).to_have_text("line one line two")
+    expect(a.conv(f"private:{ben.user_id}").locator(".badge")).to_have_count(0)
     eventually(lambda: ann.get("/api/unread").json()["total"] == 0)
     # Day separators and times in the viewer's zone.
     expect(a.page.locator("#messages .day").first).to_have_text("Today")
@@ -201,7 +201,7 @@ def test_group_chat_among_three(server, tabs):
 
     for tab in (p1, p2):  # the notice arrives live, and the group joins the list
         expect(tab.page.locator("#notice-count")).to_have_text("1")
-        expect(tab.conv(f"g:{group_id}").locator(".conv-name")).to_have_text(name)
+        expect(tab.conv(f"group:{group_id}").locator(".conv-name")).to_have_text(name)
     p1.page.locator("#notice-button").click()
     expect(p1.page.locator("#notice-list li").first).to_have_text(
         re.compile(re.escape(f"{owner.username} added you to {name}.")))
@@ -211,7 +211,7 @@ def test_group_chat_among_three(server, tabs):
 
     o.goto(f"/chat/g/{group_id}")
     for tab in (p1, p2):
-        tab.conv(f"g:{group_id}").locator("a").click()
+        tab.conv(f"group:{group_id}").locator("a").click()
         expect(tab.page.locator("#thread-title")).to_have_text(name)
 
     o.send("hello trio")
@@ -251,7 +251,7 @@ def test_history_loads_when_scrolling_up(server, tabs):
     ids = a.ids()
     assert ids == sorted(ids) and len(set(ids)) == 75
     # Reading the open chat marked everything read.
-    expect(a.conv(f"u:{ben.user_id}").locator(".badge")).to_have_count(0)
+    expect(a.conv(f"private:{ben.user_id}").locator(".badge")).to_have_count(0)
 
 
 def test_markup_in_messages_and_names_is_text(server, tabs):
@@ -265,11 +265,11 @@ def test_markup_in_messages_and_names_is_text(server, tabs):
     b = tabs(server, ben)
 
     a.send(evil)
-    expect(b.conv(f"u:{ann.user_id}").locator(".conv-preview")).to_have_text(evil)
-    b.conv(f"u:{ann.user_id}").locator("a").click()
+    expect(b.conv(f"private:{ann.user_id}").locator(".conv-preview")).to_have_text(evil)
+    b.conv(f"private:{ann.user_id}").locator("a").click()
     expect(b.page.locator("#messages .msg-text")).to_have_text(evil)
     ben.post("/api/messages", json={"group_id": group["id"], "content": evil + " <b>x</b>"})
-    expect(a.conv(f"g:{group['id']}").locator(".conv-name")).to_have_text("<img src=x onerror=alert(2)>")
+    expect(a.conv(f"group:{group['id']}").locator(".conv-name")).to_have_text("<img src=x onerror=alert(2)>")
     a.goto(f"/chat/g/{group['id']}")
     expect(a.page.locator("#messages .msg-text")).to_have_text(evil + " <b>x</b>")
     a.goto(f"/groups/{group['id']}")
@@ -341,10 +341,10 @@ def test_phone_width_in_chinese(server, tabs):
     expect(a.page.locator("#sidebar-title")).to_have_text("会话")
     expect(a.page.locator(".sidebar")).to_be_visible()
     expect(a.page.locator("#thread")).to_be_hidden()
-    for part in (".sidebar-actions", f'.conv[data-key="u:{ben.user_id}"] .badge'):
+    for part in (".sidebar-actions", f'.conv[data-key="private:{ben.user_id}"] .badge'):
         box = a.page.locator(part).bounding_box()
         assert box and box["x"] + box["width"] <= PHONE["width"], (part, box)  # nothing cut off
-    a.conv(f"u:{ben.user_id}").locator("a").click()
+    a.conv(f"private:{ben.user_id}").locator("a").click()
     expect(a.page.locator(".sidebar")).to_be_hidden()
     expect(a.page.locator("#messages .msg-text")).to_have_text(long_text)
     expect(a.page.locator("#messages .day")).to_have_text("今天")

@@ -322,7 +322,7 @@ def test_chat_page_lists_conversations_with_unread_and_previews(server, people):
     v = Visitor(server.base).login(owner)
     r = v.get("/")
     assert f'data-last-id="{last["id"]}"' in r.text
-    row = r.text.split(f'data-key="u:{friend.user_id}"', 1)[1].split("</li>", 1)[0]
+    row = r.text.split(f'data-key="private:{friend.user_id}"', 1)[1].split("</li>", 1)[0]
     assert f'href="/chat/u/{friend.user_id}"' in row
     assert '<span class="badge" aria-hidden="true">2</span>' in row
     assert '<span class="visually-hidden">2 unread</span>' in row  # what a screen reader says

@@ -5,13 +5,14 @@
 // de-duplicates by id, nothing shows twice.
 
 import {Socket, socketUrl} from "./net.js";
-import {ConversationList, conversationKey, conversationUrl} from "./conversations.js";
+import {ConversationList, conversationAt, conversationKey, conversationUrl, messageKey} from "./conversations.js";
 import {Thread} from "./thread.js";
 import {Outbox} from "./outbox.js";
 import {NoticeMenu} from "./notices.js";
 import {Names} from "./names.js";
 import {localiseTimes, t} from "./i18n.js";
-import {el} from "./dom.js";
+import {badgeText, el} from "./dom.js";
+import {Conversation, Frame, Kind, Notice} from "./protocol.js";
 
 const me = Number(document.body.dataset.me);
 const myName = document.body.dataset.username;
@@ -28,7 +29,6 @@ class ConnectionBanner {
   constructor(node) {
     this.node = node;
     this.ticker = null;
-    this.everOpen = false;
   }
 
   // Show the socket's state: nothing when open, a countdown while offline, a login link when ended.
@@ -36,7 +36,6 @@ class ConnectionBanner {
     clearInterval(this.ticker);
     const node = this.node;
     if (state === "open") {
-      this.everOpen = true;
       node.hidden = true;
       return;
     }
@@ -73,7 +72,7 @@ const list = new ConversationList({listEl: chatRoot ? document.getElementById("c
                                    emptyEl: document.getElementById("conv-empty"), me, onChange: updateCounts});
 const outbox = new Outbox(socket, (item) => thread && thread.outgoingChanged(item));
 const thread = chatRoot ? new Thread({me, myName, socket, outbox, list, names}) : null;
-const notices = new NoticeMenu({names});
+const notices = new NoticeMenu();
 
 start();
 
@@ -91,14 +90,15 @@ async function start() {
   }
   maxSeen = Math.max(maxSeen, list.maxId());
   for (const conv of list.items.values()) {
-    if (conv.kind === "private") { names.remember(conv.id, conv.name); }
+    if (conv.kind === Conversation.PRIVATE) { names.remember(conv.id, conv.name); }
   }
   notices.load().catch(() => {});
   if (chatRoot) {
     wireNavigation();
     if (chatRoot.dataset.kind) {
       const {kind, target, name} = chatRoot.dataset;
-      openConversation({kind, id: Number(target), name, key: `${kind === "group" ? "g" : "u"}:${target}`}, false);
+      const id = Number(target);
+      openConversation({kind, id, name, key: conversationKey(kind, id)}, false);
     }
   }
   document.addEventListener("visibilitychange", () => {
@@ -116,14 +116,14 @@ function connectionChanged(state) {
 // Route each server frame to the part of the page it concerns.
 function handleFrame(frame) {
   switch (frame.kind) {
-    case "hello": return greeted(frame);
-    case "sync": return synced(frame);
-    case "message": return received(frame);
-    case "ack": return acknowledged(frame);
-    case "error": return refused(frame);
-    case "read": return readReceipt(frame);
-    case "typing": return thread && thread.typing(frame);
-    case "notice": return noticed(frame);
+    case Kind.HELLO: return greeted(frame);
+    case Kind.SYNC: return synced(frame);
+    case Kind.MESSAGE: return received(frame);
+    case Kind.ACK: return acknowledged(frame);
+    case Kind.ERROR: return refused(frame);
+    case Kind.READ: return readReceipt(frame);
+    case Kind.TYPING: return thread && thread.typing(frame);
+    case Kind.NOTICE: return noticed(frame);
     default: return undefined;  // pong, and kinds a newer server may add
   }
 }
@@ -132,14 +132,14 @@ function handleFrame(frame) {
 function greeted(hello) {
   if (!listLoaded && !maxSeen) { maxSeen = hello.last_id; }  // no list to start from: from now on
   if (thread) { thread.forgetReadSent(); }
-  socket.send({type: 7, since_id: maxSeen});
+  socket.send({type: Frame.SYNC, since_id: maxSeen});
 }
 
 // A page of missed messages; follow has_more, then resend what still waits for an ack.
 function synced(frame) {
   for (const message of frame.messages) { received(message); }
   if (frame.has_more && frame.messages.length) {
-    socket.send({type: 7, since_id: frame.messages[frame.messages.length - 1].id});
+    socket.send({type: Frame.SYNC, since_id: frame.messages[frame.messages.length - 1].id});
     return;
   }
   outbox.resendPending();
@@ -160,7 +160,7 @@ function received(message) {
   if (message.sender_id === me && message.client_id && outbox.has(message.client_id)) {
     outbox.settle(message.client_id);  // stored, though its ack was lost with the old socket
   }
-  const key = conversationKey(message, me);
+  const key = messageKey(message, me);
   const reading = Boolean(thread && thread.isReading(key));
   if (thread && thread.accepts(message)) { thread.insert([message], {live: true}); }
   list.applyMessage(message, reading);
@@ -172,8 +172,8 @@ function received(message) {
 function acknowledged(ack) {
   const item = outbox.settle(ack.client_id);
   if (!item) { return; }
-  const isGroup = item.frame.type === 4;
-  const message = {kind: "message", id: ack.id, sender_id: me, sender_name: myName,
+  const isGroup = item.frame.type === Frame.GROUP_MESSAGE;
+  const message = {kind: Kind.MESSAGE, id: ack.id, sender_id: me, sender_name: myName,
                    recipient_id: isGroup ? null : item.frame.recipient_id,
                    group_id: isGroup ? item.frame.recipient_id : null,
                    content: item.content, created_at: ack.created_at, client_id: item.cid};
@@ -190,20 +190,21 @@ function refused(frame) {
 // Read receipts: ours from another device clear unread; the peer's turn on "Seen".
 function readReceipt(frame) {
   if (frame.user_id === me) {
-    const key = frame.group_id !== null ? `g:${frame.group_id}` : `u:${frame.recipient_id}`;
+    const key = frame.group_id !== null ? conversationKey(Conversation.GROUP, frame.group_id)
+      : conversationKey(Conversation.PRIVATE, frame.recipient_id);
     list.markRead(key, frame.last_read_id);
     return;
   }
-  list.setPeerRead(`u:${frame.user_id}`, frame.last_read_id);
+  list.setPeerRead(conversationKey(Conversation.PRIVATE, frame.user_id), frame.last_read_id);
   if (thread) { thread.peerRead(frame); }
 }
 
 // A notice: into the menu; group changes also change the list (and may lock the open group).
 function noticed(frame) {
   notices.add(frame);
-  const key = `g:${frame.group_id}`;
-  if (frame.notice === "group_added") { list.refreshSoon(); }
-  if (frame.notice === "group_removed" || frame.notice === "group_deleted") {
+  const key = conversationKey(Conversation.GROUP, frame.group_id);
+  if (frame.notice === Notice.GROUP_ADDED) { list.refreshSoon(); }
+  if (frame.notice === Notice.GROUP_REMOVED || frame.notice === Notice.GROUP_DELETED) {
     list.remove(key);
     if (thread && thread.conv && thread.conv.key === key) {
       thread.setLocked(true, t("You are no longer a member of this group."));
@@ -217,7 +218,7 @@ function updateCounts() {
   const badge = document.getElementById("nav-unread");
   if (badge) {
     badge.hidden = total === 0;
-    badge.textContent = total > 99 ? "99+" : String(total);
+    badge.textContent = badgeText(total);
     document.getElementById("nav-unread-text").textContent = total ? t("{n} unread", {n: total}) : "";
   }
   document.title = total ? `(${total}) ${baseTitle}` : baseTitle;
@@ -231,7 +232,7 @@ function setBaseTitle(name) {
 
 // Open a conversation in place (no page load); `push` adds it to the browser history.
 function openConversation(conv, push) {
-  if (push) { history.pushState({key: conv.key}, "", conversationUrl(conv)); }
+  if (push) { history.pushState(null, "", conversationUrl(conv)); }
   list.setActive(conv.key);
   setBaseTitle(conv.name);
   thread.open({kind: conv.kind, id: conv.id, name: conv.name});
@@ -251,7 +252,7 @@ function wireNavigation() {
   document.getElementById("thread-back").addEventListener("click", (event) => {
     if (!plainClick(event)) { return; }
     event.preventDefault();
-    history.pushState({}, "", "/");
+    history.pushState(null, "", "/");
     showListOnly();
   });
   window.addEventListener("popstate", () => routeFromAddress());
@@ -266,20 +267,19 @@ function showListOnly() {
 
 // Show what the address bar says (after Back or Forward).
 async function routeFromAddress() {
-  const match = location.pathname.match(/^\/chat\/(u|g)\/(\d+)$/);
-  if (!match) {
+  const wanted = conversationAt(location.pathname);
+  if (!wanted) {
     showListOnly();
     return;
   }
-  const key = `${match[1]}:${match[2]}`;
-  const id = Number(match[2]);
-  let conv = list.get(key);
-  if (!conv && match[1] === "g") {
+  const conv = list.get(wanted.key);
+  if (conv) {
+    openConversation(conv, false);
+  } else if (wanted.kind === Conversation.GROUP) {
     location.reload();  // a group we are not in (any more): the server page explains
-    return;
+  } else {
+    openConversation({...wanted, name: await names.get(wanted.id)}, false);
   }
-  if (!conv) { conv = {key, kind: "private", id, name: await names.get(id)}; }
-  openConversation(conv, false);
 }
 
 // The account menu (a <details>) closes on a click elsewhere or on Escape, like other menus.

@@ -4,24 +4,39 @@
 import {api} from "./net.js";
 import {avatar, el} from "./dom.js";
 import {formatFull, formatShort, t} from "./i18n.js";
+import {Conversation} from "./protocol.js";
 
-// "u:<peer id>" or "g:<group id>": the conversation a message belongs to, seen from `me`.
-export function conversationKey(message, me) {
-  if (message.group_id !== null && message.group_id !== undefined) { return `g:${message.group_id}`; }
-  const peer = message.sender_id === me ? message.recipient_id : message.sender_id;
-  return `u:${peer}`;
+const {PRIVATE, GROUP} = Conversation;
+
+// "private:<peer id>" or "group:<group id>": how the client names a conversation.
+export function conversationKey(kind, id) {
+  return `${kind}:${id}`;
 }
 
-// The page address of a conversation.
+// The key of the conversation a message belongs to, seen from `me`.
+export function messageKey(message, me) {
+  if (message.group_id !== null && message.group_id !== undefined) { return conversationKey(GROUP, message.group_id); }
+  return conversationKey(PRIVATE, message.sender_id === me ? message.recipient_id : message.sender_id);
+}
+
+// The page address of a conversation: /chat/u/<peer id> or /chat/g/<group id>.
 export function conversationUrl(conv) {
-  return conv.kind === "group" ? `/chat/g/${conv.id}` : `/chat/u/${conv.id}`;
+  return `/chat/${conv.kind === GROUP ? "g" : "u"}/${conv.id}`;
+}
+
+// The conversation ({kind, id, key}) a page address names, or null for any other page.
+export function conversationAt(path) {
+  const match = path.match(/^\/chat\/(u|g)\/(\d+)$/);
+  if (!match) { return null; }
+  const kind = match[1] === "g" ? GROUP : PRIVATE;
+  const id = Number(match[2]);
+  return {kind, id, key: conversationKey(kind, id)};
 }
 
 // The API's conversation object in the client's shape.
 function fromApi(item) {
-  const isGroup = item.kind === "group";
-  const id = isGroup ? item.group_id : item.user_id;
-  return {key: `${isGroup ? "g" : "u"}:${id}`, kind: item.kind, id, name: item.name,
+  const id = item.kind === GROUP ? item.group_id : item.user_id;
+  return {key: conversationKey(item.kind, id), kind: item.kind, id, name: item.name,
           last: item.last_message || null, unread: item.unread || 0,
           peerLastRead: item.peer_last_read_id || 0};
 }
@@ -41,7 +56,7 @@ export class ConversationList {
   // Fetch the list from the API and show it.
   async load() {
     const data = await api("GET", "/api/conversations");
-    this.items = new Map(data.conversations.map((item) => [fromApi(item).key, fromApi(item)]));
+    this.items = new Map(data.conversations.map(fromApi).map((conv) => [conv.key, conv]));
     this.render();
   }
 
@@ -72,7 +87,7 @@ export class ConversationList {
 
   // A new message (live or from sync): new preview, one more unread unless it is being read.
   applyMessage(message, beingRead) {
-    const key = conversationKey(message, this.me);
+    const key = messageKey(message, this.me);
     let conv = this.items.get(key);
     if (!conv) {
       if (message.group_id === null && message.sender_id === this.me && message.recipient_id !== this.me) {
@@ -80,7 +95,7 @@ export class ConversationList {
         return;
       }
       const isGroup = message.group_id !== null;
-      conv = {key, kind: isGroup ? "group" : "private", id: isGroup ? message.group_id : message.sender_id,
+      conv = {key, kind: isGroup ? GROUP : PRIVATE, id: isGroup ? message.group_id : message.sender_id,
               name: isGroup ? "" : message.sender_name, last: null, unread: 0, peerLastRead: 0};
       this.items.set(key, conv);
       if (isGroup) { this.refreshSoon(); }  // the group's name comes with the list
@@ -151,7 +166,7 @@ export class ConversationList {
                     el("span", {class: "visually-hidden", text: t("{n} unread", {n: conv.unread})}));
     }
     const link = el("a", {href: conversationUrl(conv), "aria-current": active ? "page" : null},
-                    avatar(conv.id, conv.name, conv.kind === "group"),
+                    avatar(conv.id, conv.name, conv.kind === GROUP),
                     el("span", {class: "conv-main"}, top, bottom));
     return el("li", {class: `conv${conv.unread ? " has-unread" : ""}${active ? " active" : ""}`,
                      dataset: {key: conv.key}}, link);
@@ -161,7 +176,7 @@ export class ConversationList {
   preview(conv, last) {
     const text = last.content.replace(/\s+/g, " ").slice(0, 120);
     if (last.sender_id === this.me) { return `${t("You")}: ${text}`; }
-    if (conv.kind === "group") { return `${last.sender_name}: ${text}`; }
+    if (conv.kind === GROUP) { return `${last.sender_name}: ${text}`; }
     return text;
   }
 }

@@ -23,6 +23,11 @@ export function avatar(id, name, isGroup = false) {
                      "aria-hidden": "true", text: initial});
 }
 
+// A count as a badge shows it: up to 99, then "99+".
+export function badgeText(count) {
+  return count > 99 ? "99+" : String(count);
+}
+
 // Say something to screen readers without showing it (the page's polite live region).
 export function announce(text) {
   const region = document.getElementById("announce");

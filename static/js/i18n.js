@@ -2,7 +2,7 @@
 // dates and times are formatted by Intl in the browser's own time zone.
 
 const catalog = readCatalog();
-export const locale = document.documentElement.lang || "en";
+const locale = document.documentElement.lang || "en";
 
 const timeFormat = new Intl.DateTimeFormat(locale, {hour: "numeric", minute: "2-digit"});
 const weekdayFormat = new Intl.DateTimeFormat(locale, {weekday: "long", month: "long", day: "numeric"});
@@ -66,7 +66,7 @@ export function localiseTimes(root = document) {
     const style = node.dataset.format;
     node.textContent = style === "short" ? formatShort(date)
       : style === "date" ? dateFormat.format(date) : dateTimeFormat.format(date);
-    node.title = dateTimeFormat.format(date);
+    node.title = formatFull(date);
   }
 }
 

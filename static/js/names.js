@@ -1,5 +1,6 @@
-// User names by id, for typing indicators and notices (frames carry ids only): remembered
-// from messages and the conversation list, otherwise looked up once via GET /api/users/<id>.
+// User names by id, for the typing indicator (typing frames carry ids only) and a private chat
+// opened by its address: remembered from messages and the conversation list, otherwise looked
+// up once via GET /api/users/<id>.
 
 import {api} from "./net.js";
 import {t} from "./i18n.js";

@@ -1,5 +1,7 @@
 // Talking to the server: JSON over fetch (with the CSRF header) and one self-healing WebSocket.
 
+import {Frame, Kind} from "./protocol.js";
+
 const csrfToken = document.querySelector('meta[name="csrf-token"]')?.content || "";
 
 // An HTTP error with the API's error code (PROTOCOL.md section 4) and its message.
@@ -101,7 +103,7 @@ export class Socket {
     this.heard();
     let frame;
     try { frame = JSON.parse(event.data); } catch (e) { return; }
-    if (frame.kind === "hello") {
+    if (frame.kind === Kind.HELLO) {
       this.attempt = 0;
       this.setState("open");
     }
@@ -164,7 +166,7 @@ export class Socket {
 
   // Ping a quiet line; no answer in time means a dead socket the browser has not noticed.
   probe() {
-    if (!this.send({type: 0})) { return; }
+    if (!this.send({type: Frame.PING})) { return; }
     this.deadTimer = setTimeout(() => this.abandon(), PONG_WITHIN);
   }
 

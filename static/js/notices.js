@@ -1,35 +1,40 @@
 // The notice menu in the top bar: follows and group changes, live, with their own unread count.
 
 import {api} from "./net.js";
-import {announce, avatar, el} from "./dom.js";
+import {announce, avatar, badgeText, el} from "./dom.js";
 import {formatFull, formatShort, t} from "./i18n.js";
+import {conversationUrl} from "./conversations.js";
+import {Conversation, Notice} from "./protocol.js";
 
 const SHOWN = 20;  // notices kept in the menu (the Notices page has them all)
 
-// The sentence for one notice, e.g. "alice added you to Lobby."
-function noticeText(notice, actor) {
+// The sentence for one notice, e.g. "alice added you to Lobby." (as on the Notices page:
+// "someone" when the actor's account is gone and the notice carries no actor_name).
+function noticeText(notice) {
+  const name = notice.actor_name || t("someone");
   const group = notice.group_name || t("a group");
   switch (notice.notice) {
-    case "follow": return t("{name} followed you.", {name: actor});
-    case "group_added": return t("{name} added you to {group}.", {name: actor, group});
-    case "group_removed": return t("{name} removed you from {group}.", {name: actor, group});
-    case "group_deleted": return t("{name} deleted the group {group}.", {name: actor, group});
+    case Notice.FOLLOW: return t("{name} followed you.", {name});
+    case Notice.GROUP_ADDED: return t("{name} added you to {group}.", {name, group});
+    case Notice.GROUP_REMOVED: return t("{name} removed you from {group}.", {name, group});
+    case Notice.GROUP_DELETED: return t("{name} deleted the group {group}.", {name, group});
     default: return notice.notice;
   }
 }
 
 // Where a notice leads: the follower's profile, or the chat of the group we were added to.
 function noticeLink(notice) {
-  if (notice.notice === "follow") { return `/users/${notice.actor_id}`; }
-  if (notice.notice === "group_added" && notice.group_id) { return `/chat/g/${notice.group_id}`; }
+  if (notice.notice === Notice.FOLLOW && notice.actor_name) { return `/users/${notice.actor_id}`; }
+  if (notice.notice === Notice.GROUP_ADDED && notice.group_id) {
+    return conversationUrl({kind: Conversation.GROUP, id: notice.group_id});
+  }
   return null;
 }
 
 // The bell, its badge and its drop-down list.
 export class NoticeMenu {
-  constructor({names}) {
+  constructor() {
     const $ = (id) => document.getElementById(id);
-    this.names = names;
     this.button = $("notice-button");
     this.panel = $("notice-panel");
     this.listEl = $("notice-list");
@@ -64,18 +69,18 @@ export class NoticeMenu {
     const data = await api("GET", "/api/notices");
     this.notices = data.notices.slice(0, SHOWN);
     this.unread = data.unread;
-    await this.render();
+    this.render();
   }
 
   // A live notice frame: first in the menu, one more unread, read out to screen readers.
-  async add(notice) {
+  add(notice) {
     if (this.notices.some((n) => n.id === notice.id)) { return; }
     this.notices.unshift({...notice, read: false});
     this.notices.length = Math.min(this.notices.length, SHOWN);
     this.unread += 1;
-    await this.render();
+    this.render();
     if (!this.panel.hidden) { this.markAllRead(true); }
-    announce(noticeText(notice, await this.names.get(notice.actor_id)));
+    announce(noticeText(notice));
   }
 
   // Open or close the menu. Opening marks its notices read on the server; their highlight
@@ -104,27 +109,26 @@ export class NoticeMenu {
     }
     this.unread = 0;
     if (!keepHighlight) { this.notices.forEach((n) => { n.read = true; }); }
-    await this.render();
+    this.render();
   }
 
   // The badge on the bell.
   updateCount() {
     this.countEl.hidden = this.unread === 0;
-    this.countEl.textContent = this.unread > 99 ? "99+" : String(this.unread);
+    this.countEl.textContent = badgeText(this.unread);
     this.countText.textContent = this.unread ? t("{n} unread", {n: this.unread}) : "";
   }
 
-  // Draw the menu's list (the actors' names are looked up and cached).
-  async render() {
-    const actors = await Promise.all(this.notices.map((n) => this.names.get(n.actor_id)));
-    const items = this.notices.map((notice, i) => {
+  // Draw the menu's list.
+  render() {
+    const items = this.notices.map((notice) => {
       const when = new Date(notice.created_at);
-      const text = noticeText(notice, actors[i]);
+      const text = noticeText(notice);
       const href = noticeLink(notice);
       const body = el("span", {class: "notice-text"},
                       href ? el("a", {href, text}) : el("span", {text}),
                       el("time", {datetime: notice.created_at, title: formatFull(when), text: formatShort(when)}));
-      return el("li", {class: notice.read ? "" : "unread"}, avatar(notice.actor_id, actors[i]), body);
+      return el("li", {class: notice.read ? "" : "unread"}, avatar(notice.actor_id, notice.actor_name), body);
     });
     if (!items.length) { items.push(el("li", {class: "empty", text: t("No notices.")})); }
     this.listEl.replaceChildren(...items);

@@ -1,9 +1,12 @@
 // Messages we sent that the server has not acknowledged yet. Each keeps its client_id,
-// so a resend (after a reconnect, or the Retry button) can never store it twice.
+// so a resend (after a reconnect, a busy server, or the Retry button) can never store it twice.
 
+import {backoff} from "./net.js";
+import {ErrorName, Frame, errorName, retryOutlook} from "./protocol.js";
 import {t} from "./i18n.js";
 
 const ACK_WITHIN = 10000;  // ms an open socket has to acknowledge a message
+const AUTO_RESENDS = 3;    // a busy server or a flood refusal: resent this often before it shows as failed
 
 // A fresh client_id: random, so no other tab or device picks the same one.
 function newClientId() {
@@ -11,18 +14,20 @@ function newClientId() {
   return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
 }
 
-// The readable reason for an error frame (PROTOCOL.md's error names), in the viewer's language.
-export function errorText(frame) {
-  switch (frame.error) {
-    case "forbidden": return t("You cannot message this user.");
-    case "stranger_limit": return t("You can send 3 messages until they reply or you follow each other.");
-    case "rate_limited": return t("You are sending too fast. Wait a moment and retry.");
-    case "server_busy": return t("The server is busy; nothing was stored. Retry in a moment.");
-    case "not_found": return t("Not found.");
-    case "bad_request":
-      if (/longer than/.test(frame.content || "")) { return t("The message is too long."); }
-      return t("Something went wrong: {reason}", {reason: frame.content || frame.error});
-    default: return t("Something went wrong: {reason}", {reason: frame.content || frame.error});
+// The readable reason for an error frame about a message we sent, in the viewer's language.
+// The error's name decides; the server's own (English) `content` is shown only as the
+// reason of an error this client has no words of its own for.
+function errorText(error, frame) {
+  switch (errorName(error)) {
+    case ErrorName.FORBIDDEN:
+      return frame.type === Frame.GROUP_MESSAGE ? t("You are no longer a member of this group.")
+        : t("You cannot message this user.");
+    case ErrorName.STRANGER_LIMIT:
+      return t("You can send 3 messages until they reply or you follow each other.");
+    case ErrorName.RATE_LIMITED: return t("You are sending too fast. Wait a moment and retry.");
+    case ErrorName.SERVER_BUSY: return t("The server is busy; nothing was stored. Retry in a moment.");
+    case ErrorName.NOT_FOUND: return t("Not found.");
+    default: return t("Something went wrong: {reason}", {reason: error.content || error.error});
   }
 }
 
@@ -31,7 +36,8 @@ export class Outbox {
   constructor(socket, onChange) {
     this.socket = socket;
     this.onChange = onChange;  // (item) after a state change: the thread redraws it
-    this.items = new Map();    // client_id -> {cid, key, frame, content, state, error, sentAt, createdAt}
+    // client_id -> {cid, key, frame, content, state, error, canRetry, sentAt, createdAt, resends, timer}
+    this.items = new Map();
     setInterval(() => this.expire(), 2000);
   }
 
@@ -39,7 +45,8 @@ export class Outbox {
   add(key, frame) {
     const cid = newClientId();
     const item = {cid, key, frame: {...frame, client_id: cid}, content: frame.content,
-                  state: "pending", error: null, sentAt: 0, createdAt: new Date()};
+                  state: "pending", error: null, canRetry: true, sentAt: 0, createdAt: new Date(),
+                  resends: 0, timer: null};
     this.items.set(cid, item);
     this.transmit(item);
     return item;
@@ -47,6 +54,7 @@ export class Outbox {
 
   // Send (or send again) one message; while offline it just waits for the reconnect.
   transmit(item) {
+    clearTimeout(item.timer);
     item.state = "pending";
     item.error = null;
     item.sentAt = this.socket.send(item.frame) ? Date.now() : 0;
@@ -56,6 +64,7 @@ export class Outbox {
   retry(cid) {
     const item = this.items.get(cid);
     if (!item) { return; }
+    item.resends = 0;
     this.transmit(item);
     this.onChange(item);
   }
@@ -70,16 +79,28 @@ export class Outbox {
   // The server stored it (an ack, or our own message seen in a sync): forget it, hand it back.
   settle(cid) {
     const item = this.items.get(cid);
-    if (item) { this.items.delete(cid); }
-    return item || null;
+    if (!item) { return null; }
+    clearTimeout(item.timer);
+    this.items.delete(cid);
+    return item;
   }
 
-  // An error frame about one of ours: show it as failed with the reason, offer Retry.
-  fail(cid, frame) {
+  // An error frame about one of ours. A busy server or a flood refusal: still pending, sent
+  // again after a back-off (a few times). Anything else, or too many of those: failed, with
+  // the reason, and Retry where a retry can ever succeed.
+  fail(cid, error) {
     const item = this.items.get(cid);
     if (!item) { return false; }
+    const outlook = retryOutlook(error);
+    if (outlook === "soon" && item.resends < AUTO_RESENDS) {
+      item.sentAt = 0;  // not waiting for an ack until it is sent again
+      item.timer = setTimeout(() => this.transmit(item), backoff(item.resends));
+      item.resends += 1;
+      return true;
+    }
     item.state = "failed";
-    item.error = errorText(frame);
+    item.error = errorText(error, item.frame);
+    item.canRetry = outlook !== "never";
     this.onChange(item);
     return true;
   }
@@ -92,6 +113,7 @@ export class Outbox {
       if (item.state === "pending" && item.sentAt && now - item.sentAt > ACK_WITHIN) {
         item.state = "failed";
         item.error = t("No answer from the server. Check your connection and retry.");
+        item.canRetry = true;
         this.onChange(item);
       }
     }

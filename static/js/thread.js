@@ -4,8 +4,9 @@
 
 import {api} from "./net.js";
 import {announce, avatar, el} from "./dom.js";
-import {conversationKey} from "./conversations.js";
+import {conversationKey, messageKey} from "./conversations.js";
 import {dayKey, formatDay, formatFull, formatTime, t} from "./i18n.js";
+import {Conversation, Frame} from "./protocol.js";
 
 const PAGE = 30;                   // messages per history page
 const GROUP_GAP = 5 * 60 * 1000;   // same sender within 5 minutes: drawn as one run
@@ -39,6 +40,8 @@ export class Thread {
                 older: $("older"), note: $("history-note"), jump: $("jump"), typing: $("typing"),
                 form: $("composer"), text: $("text"), send: $("send"), hint: $("composer-hint")};
     this.hintText = this.dom.hint.textContent;
+    // The server's content limit in code points (CHAT_MAX_CONTENT), checked before sending.
+    this.maxContent = Number(this.dom.layout.dataset.maxContent) || Infinity;
     this.conv = null;
     this.generation = 0;
     this.lastTypingSent = 0;
@@ -73,7 +76,11 @@ export class Thread {
       event.preventDefault();
       this.submit();
     });
-    text.addEventListener("input", () => { this.autosize(); this.sendTyping(); });
+    text.addEventListener("input", () => {
+      text.setCustomValidity("");
+      this.autosize();
+      this.sendTyping();
+    });
     scroller.addEventListener("scroll", () => this.scrolled(), {passive: true});
     older.addEventListener("click", () => this.loadPage(this.oldestId));
     jump.addEventListener("click", () => { this.scrollToBottom(); this.dom.text.focus(); });
@@ -82,7 +89,7 @@ export class Thread {
   // Open a conversation ({kind, id, name}): header, waiting messages, newest history page.
   async open(conv) {
     this.reset();
-    this.conv = {...conv, key: `${conv.kind === "group" ? "g" : "u"}:${conv.id}`};
+    this.conv = {...conv, key: conversationKey(conv.kind, conv.id)};
     this.showHeader();
     this.dom.messages.replaceChildren();
     this.dom.typing.textContent = "";
@@ -112,7 +119,7 @@ export class Thread {
   // Title, picture, subtitle and the profile / group-info link of the open conversation.
   showHeader() {
     const {kind, id, name} = this.conv;
-    const isGroup = kind === "group";
+    const isGroup = kind === Conversation.GROUP;
     this.dom.title.textContent = name;
     this.dom.avatar.replaceChildren(avatar(id, name, isGroup));
     this.dom.info.href = isGroup ? `/groups/${id}` : `/users/${id}`;
@@ -131,7 +138,7 @@ export class Thread {
   // The API path of a history page (the newest one, or the one before `before`).
   historyPath(before) {
     const {kind, id} = this.conv;
-    const base = kind === "group" ? `/api/groups/${id}/messages` : `/api/messages/${id}`;
+    const base = kind === Conversation.GROUP ? `/api/groups/${id}/messages` : `/api/messages/${id}`;
     return `${base}?limit=${PAGE}${before ? `&before_id=${before}` : ""}`;
   }
 
@@ -178,7 +185,7 @@ export class Thread {
 
   // Whether a message belongs to the open conversation.
   accepts(message) {
-    return Boolean(this.conv) && conversationKey(message, this.me) === this.conv.key;
+    return Boolean(this.conv) && messageKey(message, this.me) === this.conv.key;
   }
 
   // Whether the viewer is looking at conversation `key` now (new messages there count as read).
@@ -245,7 +252,7 @@ export class Thread {
     const li = el("li", {class: `msg mine ${item.state}`,
                          dataset: {cid: item.cid, sender: this.me, at: item.createdAt.getTime()}});
     this.fill(li, {mine: true, sender: this.myName, content: item.content, when: item.createdAt,
-                   state: item.state, error: item.error, cid: item.cid});
+                   state: item.state, error: item.error, cid: item.canRetry ? item.cid : null});
     const old = this.byCid.get(item.cid);
     if (old) { old.replaceWith(li); } else { this.dom.messages.append(li); }
     this.byCid.set(item.cid, li);
@@ -257,9 +264,10 @@ export class Thread {
     if (this.conv && item.key === this.conv.key && this.byCid.has(item.cid)) { this.showOutgoing(item); }
   }
 
-  // The inside of a message <li>: sender (groups), bubble with text, time and state, error + Retry.
+  // The inside of a message <li>: sender (groups), bubble with text, time and state, and for a
+  // failed one the reason, with Retry when given the client_id to retry.
   fill(li, {mine, sender, content, when, state, error, cid}) {
-    if (this.conv.kind === "group" && !mine) {
+    if (this.conv.kind === Conversation.GROUP && !mine) {
       li.append(el("span", {class: "msg-sender", "aria-hidden": "true", text: sender}));
     }
     const meta = el("span", {class: "msg-meta"},
@@ -271,8 +279,8 @@ export class Thread {
     if (state === "failed") {
       li.append(el("div", {class: "msg-error", role: "alert"},
                    el("span", {text: `${t("Not sent")}: ${error}`}),
-                   el("button", {type: "button", class: "secondary small retry", text: t("Retry"),
-                                 onclick: () => this.outbox.retry(cid)})));
+                   cid && el("button", {type: "button", class: "secondary small retry", text: t("Retry"),
+                                        onclick: () => this.outbox.retry(cid)})));
     }
   }
 
@@ -301,7 +309,7 @@ export class Thread {
   // "Seen" under our newest private message once the other side has read it.
   updateSeen() {
     this.dom.messages.querySelector(".seen")?.remove();
-    if (!this.conv || this.conv.kind !== "private" || this.conv.id === this.me) { return; }
+    if (!this.conv || this.conv.kind !== Conversation.PRIVATE || this.conv.id === this.me) { return; }
     const stored = this.dom.messages.querySelectorAll(":scope > .msg[data-id]");
     const last = stored[stored.length - 1];
     if (last && last.classList.contains("mine") && Number(last.dataset.id) <= this.peerLastRead) {
@@ -311,7 +319,7 @@ export class Thread {
 
   // A read receipt: the other side of this private chat read up to last_read_id.
   peerRead(frame) {
-    if (!this.conv || this.conv.kind !== "private" || frame.user_id !== this.conv.id) { return; }
+    if (!this.conv || this.conv.kind !== Conversation.PRIVATE || frame.user_id !== this.conv.id) { return; }
     if (frame.last_read_id > this.peerLastRead) {
       this.peerLastRead = frame.last_read_id;
       this.updateSeen();
@@ -321,8 +329,8 @@ export class Thread {
   // Tell the server (and the list) that we have read the open conversation up to its newest message.
   markRead() {
     if (!this.isReading(this.conv?.key) || !this.newestId) { return; }
-    if (this.newestId > this.readSent && this.socket.send({type: 5, recipient_id: this.conv.id,
-                                                           group: this.conv.kind === "group",
+    if (this.newestId > this.readSent && this.socket.send({type: Frame.MARK_READ, recipient_id: this.conv.id,
+                                                           group: this.conv.kind === Conversation.GROUP,
                                                            last_read_id: this.newestId})) {
       this.readSent = this.newestId;
     }
@@ -345,7 +353,13 @@ export class Thread {
     const {text} = this.dom;
     const content = text.value;
     if (!this.conv || this.locked || !content.trim()) { return; }
-    const frame = {type: this.conv.kind === "group" ? 4 : 1, recipient_id: this.conv.id, content};
+    if ([...content].length > this.maxContent) {  // the server would refuse it: keep it here to shorten
+      text.setCustomValidity(t("The message is too long."));
+      text.reportValidity();
+      return;
+    }
+    const isGroup = this.conv.kind === Conversation.GROUP;
+    const frame = {type: isGroup ? Frame.GROUP_MESSAGE : Frame.PRIVATE_MESSAGE, recipient_id: this.conv.id, content};
     const item = this.outbox.add(this.conv.key, frame);
     this.showOutgoing(item);
     text.value = "";
@@ -357,10 +371,11 @@ export class Thread {
   // Let the others know we are typing (at most one frame every few seconds).
   sendTyping() {
     if (!this.conv || this.locked || !this.dom.text.value.trim()) { return; }
-    if (this.conv.kind === "private" && this.conv.id === this.me) { return; }
+    if (this.conv.kind === Conversation.PRIVATE && this.conv.id === this.me) { return; }
     const now = Date.now();
     if (now - this.lastTypingSent < TYPING_EVERY) { return; }
-    if (this.socket.send({type: 6, recipient_id: this.conv.id, group: this.conv.kind === "group"})) {
+    if (this.socket.send({type: Frame.TYPING, recipient_id: this.conv.id,
+                          group: this.conv.kind === Conversation.GROUP})) {
       this.lastTypingSent = now;
     }
   }
@@ -368,7 +383,7 @@ export class Thread {
   // Someone is typing: show it for a few seconds (several people in a group are listed).
   typing(frame) {
     if (!this.conv || frame.user_id === this.me) { return; }
-    const here = this.conv.kind === "group" ? frame.group_id === this.conv.id
+    const here = this.conv.kind === Conversation.GROUP ? frame.group_id === this.conv.id
       : frame.group_id === null && frame.user_id === this.conv.id;
     if (!here) { return; }
     clearTimeout(this.typers.get(frame.user_id));
