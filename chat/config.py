@@ -142,6 +142,8 @@ class BaseConfig:
     CHAT_LOGIN_WINDOW = env_int("CHAT_LOGIN_WINDOW", 15 * 60)
     # Logins and sign-ups per address per minute (each costs a password hash); 0: off.
     CHAT_AUTH_ATTEMPTS_PER_MINUTE = env_int("CHAT_AUTH_ATTEMPTS_PER_MINUTE", 30)
+    # A session or API token unused for this many days expires (0: never).
+    CHAT_SESSION_IDLE_DAYS = env_int("CHAT_SESSION_IDLE_DAYS", 30)
     # Threads that hash passwords, off the event loop (their number bounds the CPU taken).
     CHAT_HASH_THREADS = env_int("CHAT_HASH_THREADS", 1)
     CHAT_REDIS_PREFIX = env_str("CHAT_REDIS_PREFIX", "chat:")

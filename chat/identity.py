@@ -31,10 +31,22 @@ def bearer_token() -> str | None:
     return None
 
 
+def ws_ticket() -> str | None:
+    """On /ws, a single-use ``?ticket=`` (from ``POST /api/ws-ticket``)."""
+    if request.path == "/ws":
+        return request.args.get("ticket") or None
+    return None
+
+
+def script_credential() -> bool:
+    """Whether the request names a credential of its own (a token, or a ticket on /ws)."""
+    return bearer_token() is not None or ws_ticket() is not None
+
+
 @login_manager.user_loader
 def load_session_user(key: str):
-    """The session's user, unless the request carries a bearer token (which then wins)."""
-    if bearer_token() is not None:
+    """The session's user, unless the request carries a token or ticket (which then wins)."""
+    if script_credential():
         return None
     found = services().accounts.resolve_session_key(key)
     if found is None:
@@ -47,11 +59,15 @@ def load_session_user(key: str):
 
 @login_manager.request_loader
 def load_token_user(req):
-    """The user of a bearer token (scripts, and WebSockets opened with ``?token=``)."""
+    """The user of a bearer token (scripts, WebSockets opened with ``?token=``) or of a
+    WebSocket ticket (``?ticket=``, good once)."""
     token = bearer_token()
-    if token is None:
+    if token is not None:
+        found = services().accounts.resolve_secret(token)
+    elif ws_ticket() is not None:
+        found = services().accounts.redeem_ticket(ws_ticket())
+    else:
         return None
-    found = services().accounts.resolve_secret(token)
     if found is None:
         return None
     user, token_id = found

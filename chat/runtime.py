@@ -23,6 +23,7 @@ from .service import Services, ServiceSettings
 from .service.limits import FloodLimiter
 from .store.counters import Counters, MemoryCounters, make_counters
 from .store.slots import make_slots
+from .store.tickets import make_tickets
 
 log = logging.getLogger("chat.runtime")
 
@@ -49,6 +50,7 @@ class ChatRuntime:
         self.services = Services(
             app, settings=ServiceSettings.from_config(cfg), bus=self.bus,
             counters=self.counters, local_counters=MemoryCounters(),
+            tickets=make_tickets(cfg.get("REDIS_URL"), prefix),
             flood=FloodLimiter(cfg["CHAT_RATE_PER_MINUTE"]), stats=self.stats,
             open_batch=self.registry.batch, draining=lambda: self.draining)
         # The only wiring between bus and registry.

@@ -17,6 +17,8 @@ timeout = 30
 keepalive = 5
 backlog = 4096
 accesslog = os.environ.get("CHAT_ACCESS_LOG") or None
+# The access log never holds a token or ticket from a /ws?token=... request line.
+logger_class = "chat.ops.accesslog.ScrubbingLogger"
 # X-Forwarded-* is the app's business (werkzeug's ProxyFix, only with CHAT_TRUSTED_PROXIES):
 # gunicorn would otherwise take X-Forwarded-Proto from any local client and change the
 # scheme that the origin check and secure cookies rely on.

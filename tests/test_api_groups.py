@@ -86,6 +86,8 @@ def test_only_the_owner_edits_adds_removes_and_deletes(api):
 
 def test_add_remove_delete_make_notices(api):
     alice, bob, carol = api("alice"), api("bob"), api("carol")
+    for follower in (bob, carol):  # followers of the owner are added at once
+        assert follower.put(f"/api/users/{alice.user_id}/follow").status_code == 200
     gid = make_group(alice)["id"]
     assert alice.put(f"/api/groups/{gid}/members/{bob.user_id}").status_code == 200
     assert alice.put(f"/api/groups/{gid}/members/{carol.user_id}").status_code == 200
@@ -101,7 +103,8 @@ def test_add_remove_delete_make_notices(api):
     assert [n["notice"] for n in carol.get("/api/notices?unread=1").json()["notices"]] == [
         "group_deleted", "group_added"]
     assert alice.get(f"/api/groups/{gid}").status_code == 404
-    assert alice.get("/api/notices").json()["notices"] == []
+    # alice's own notices are the follows, never her own group actions.
+    assert {n["notice"] for n in alice.get("/api/notices").json()["notices"]} == {"follow"}
     # Marking read: up to an id, then all.
     notes = carol.get("/api/notices").json()["notices"]
     oldest = min(n["id"] for n in notes)
@@ -121,3 +124,42 @@ def test_group_errors(api):
     gid = make_group(alice)["id"]
     assert alice.put(f"/api/groups/{gid}/members/999999999").status_code == 404
     assert alice.delete(f"/api/groups/{gid}/members/999999999").status_code == 404
+
+
+def test_someone_who_does_not_follow_the_owner_is_invited_not_added(api):
+    """PROTOCOL.md 6.5: nobody is put in a group, and sent its messages, without saying yes."""
+    owner, invitee, fan = api("owner"), api("invitee"), api("fan")
+    assert fan.put(f"/api/users/{owner.user_id}/follow").status_code == 200
+    gid = make_group(owner)["id"]
+    r = owner.put(f"/api/groups/{gid}/members/{invitee.user_id}")
+    assert r.status_code == 202 and r.json()["invited"] is True
+    notices = invitee.get("/api/notices").json()["notices"]
+    assert [(n["notice"], n["group_id"], n["actor_id"]) for n in notices] == [
+        ("group_invited", gid, owner.user_id)]
+    # Asking again changes nothing: still invited, no second notice.
+    assert owner.put(f"/api/groups/{gid}/members/{invitee.user_id}").status_code == 202
+    assert len(invitee.get("/api/notices").json()["notices"]) == 1
+    # Not a member yet: the group's messages do not reach them.
+    for n in range(5):
+        owner.post("/api/messages", json={"group_id": gid, "content": f"spam {n}"})
+    assert invitee.get(f"/api/groups/{gid}/messages").status_code == 403
+    assert invitee.get("/api/unread").json()["total"] == 0
+    members = {m["id"] for m in owner.get(f"/api/groups/{gid}/members").json()["members"]}
+    assert invitee.user_id not in members
+    # A follower of the owner is added at once, as in version 1.
+    assert owner.put(f"/api/groups/{gid}/members/{fan.user_id}").status_code == 200
+    # The invitee says yes: a member, with only what comes next unread.
+    assert invitee.put(f"/api/groups/{gid}/members/{invitee.user_id}").status_code == 200
+    assert invitee.get(f"/api/groups/{gid}/messages").status_code == 200
+    assert invitee.get("/api/unread").json()["total"] == 0
+
+
+def test_an_invitation_can_be_declined(api):
+    owner, invitee = api("owner"), api("invitee")
+    gid = make_group(owner)["id"]
+    assert owner.put(f"/api/groups/{gid}/members/{invitee.user_id}").status_code == 202
+    r = invitee.delete(f"/api/groups/{gid}/members/{invitee.user_id}")
+    assert r.status_code == 200 and r.json()["declined"] is True
+    # Declined: nothing left to decline, and not a member.
+    assert invitee.delete(f"/api/groups/{gid}/members/{invitee.user_id}").status_code == 404
+    assert invitee.get(f"/api/groups/{gid}/messages").status_code == 403

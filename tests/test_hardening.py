@@ -394,3 +394,65 @@ def test_each_gunicorn_deployment_has_its_own_control_socket(mysql_url, redis_pr
             time.sleep(0.1)
     finally:
         server.stop()
+
+
+# -- 9. tokens in logs --------------------------------------------------------------------
+
+def test_a_ws_ticket_opens_one_socket_once_and_no_token_reaches_the_access_log(
+        mysql_url, redis_prefix, tmp_path):
+    access = tmp_path / "access.log"
+    server = ServerProcess(mysql_env(mysql_url, redis_prefix, CHAT_ACCESS_LOG=access),
+                           kind="gunicorn").start()
+    try:
+        me = Api.new_user(server.base, "ticketed")
+        r = me.post("/api/ws-ticket")
+        assert r.status_code == 201 and r.json()["expires_in"] == 30
+        ticket = r.json()["ticket"]
+        url = f"{server.ws_url}?ticket={ticket}"
+        ws = websocket.create_connection(url, timeout=10, suppress_origin=True)
+        assert '"hello"' in ws.recv()
+        ws.close()
+        with pytest.raises(websocket.WebSocketBadStatusException) as again:
+            websocket.create_connection(url, timeout=10, suppress_origin=True)
+        assert again.value.status_code == 401  # single use
+        # ?token= still works, and is never written down (a refused one is logged, blanked).
+        ws = websocket.create_connection(f"{server.ws_url}?token={me.token}", timeout=10,
+                                         suppress_origin=True)
+        assert '"hello"' in ws.recv()
+        ws.close()
+        wrong = "not-" + me.token
+        upgrade = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+                   "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+        assert requests.get(f"{server.base}/ws?x=1&token={wrong}",
+                            headers=upgrade).status_code == 401
+        time.sleep(0.5)
+    finally:
+        server.stop()
+    log = access.read_text()
+    assert "/ws?x=1&token=*** " in log and "/ws?ticket=*** " in log
+    assert me.token not in log and ticket not in log
+
+
+# -- 12. sessions and tokens expire when idle ------------------------------------------------
+
+def test_a_credential_unused_for_the_idle_period_stops_working(server, api, mysql_url):
+    import sqlalchemy
+
+    idle, busy = api("idle"), api("busy")
+    assert idle.get("/api/me").status_code == 200 and busy.get("/api/me").status_code == 200
+    engine = sqlalchemy.create_engine(mysql_url)
+    with engine.begin() as conn:
+        # idle's token was last used 31 days ago; busy's 29 days ago (both past the hour,
+        # so the next use is recorded).
+        for user, days in ((idle, 31), (busy, 29)):
+            conn.exec_driver_sql(
+                "UPDATE auth_tokens SET last_used_at = UTC_TIMESTAMP(6) - INTERVAL %s DAY "
+                "WHERE user_id = %s", (days, user.user_id))
+    assert idle.get("/api/me").status_code == 401
+    assert busy.get("/api/me").status_code == 200
+    with engine.connect() as conn:
+        age = conn.exec_driver_sql(
+            "SELECT TIMESTAMPDIFF(SECOND, last_used_at, UTC_TIMESTAMP(6)) FROM auth_tokens "
+            "WHERE user_id = %s", (busy.user_id,)).scalar()
+    engine.dispose()
+    assert age < 60, "using a token did not record its use"

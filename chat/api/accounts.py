@@ -5,6 +5,7 @@ from flask import request
 from flask_login import current_user, logout_user
 
 from ..identity import api_login_required
+from ..service.accounts import TICKET_TTL
 from ..service.shapes import user_json
 from ..service.validation import BadRequest
 from . import bp
@@ -59,6 +60,14 @@ def revoke_token(token_id: str):
     """Revoke one of the caller's tokens; another user's token is 404."""
     services().accounts.revoke(path_id(token_id, "token_id"), me())
     return {"revoked": True}
+
+
+@bp.post("/ws-ticket")
+@api_login_required
+def ws_ticket():
+    """A single-use ticket that opens one WebSocket within 30 s: ``/ws?ticket=...``."""
+    ticket = services().accounts.issue_ticket(me(), current_user.auth_token_id)
+    return {"ticket": ticket, "expires_in": TICKET_TTL}, 201
 
 
 @bp.get("/me")

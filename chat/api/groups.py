@@ -65,14 +65,15 @@ def group_members(group_id: str):
 @bp.put("/groups/<group_id>/members/<user_id>")
 @api_login_required
 def add_member(group_id: str, user_id: str):
-    """Join (yourself) or add (owner)."""
-    return services().groups.add_member(me(), path_id(group_id, "group_id"),
-                                        path_id(user_id, "user_id"))
+    """Join (yourself) or add (owner): 202 when the person was invited instead."""
+    result = services().groups.add_member(me(), path_id(group_id, "group_id"),
+                                          path_id(user_id, "user_id"))
+    return result, 202 if result.get("invited") else 200
 
 
 @bp.delete("/groups/<group_id>/members/<user_id>")
 @api_login_required
 def remove_member(group_id: str, user_id: str):
-    """Leave (yourself) or remove (owner)."""
+    """Leave (yourself), remove (owner), or decline an invitation (yourself)."""
     return services().groups.remove_member(me(), path_id(group_id, "group_id"),
                                            path_id(user_id, "user_id"))

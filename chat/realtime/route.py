@@ -18,7 +18,7 @@ from flask_sock import Sock
 
 from ..errors import DATABASE_UNAVAILABLE, BadRequest, Forbidden, ServerBusy, Unauthorized
 from ..extensions import db
-from ..identity import bearer_token
+from ..identity import script_credential
 from ..runtime import runtime
 from .frames import ProtocolError
 from .handler import FrameHandler
@@ -111,8 +111,9 @@ def guard_upgrade():
     if origin is not None and not origin_allowed(origin):
         log.info("event=ws_origin_refused origin=%r", origin[:100])
         raise Forbidden("origin not allowed")
-    if origin is None and bearer_token() is None:
-        # Not a browser: only a token identifies it (a bare cookie could be replayed).
+    if origin is None and not script_credential():
+        # Not a browser: only a token or a ticket identifies it (a bare cookie could be
+        # replayed).
         raise Unauthorized("a token is required")
     if not current_user.is_authenticated:
         raise Unauthorized()

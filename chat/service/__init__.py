@@ -11,6 +11,7 @@ from typing import Callable
 
 from ..bus import Bus
 from ..store.counters import Counters
+from ..store.tickets import Tickets
 from .accounts import Accounts
 from .committer import MessageCommitter
 from .events import Events
@@ -30,7 +31,7 @@ class Services:
     """Every service of one app, each given its collaborators explicitly."""
 
     def __init__(self, app, *, settings: ServiceSettings, bus: Bus, counters: Counters,
-                 local_counters: Counters, flood: FloodLimiter, stats,
+                 local_counters: Counters, tickets: Tickets, flood: FloodLimiter, stats,
                  open_batch: Callable[[], AbstractContextManager],
                  draining: Callable[[], bool]) -> None:
         self.settings = settings
@@ -38,7 +39,7 @@ class Services:
         self.events = Events(bus)
         self.notices = Notices(self.events)
         self.accounts = Accounts(settings, counters, local_counters, self.events,
-                                 PasswordHasher(settings.hash_threads))
+                                 PasswordHasher(settings.hash_threads), tickets)
         self.social = Social(self.notices)
         self.groups = Groups(self.notices, self.events)
         self.reading = Reading(self.events)

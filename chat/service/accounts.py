@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -12,7 +12,9 @@ from sqlalchemy.exc import IntegrityError
 from ..errors import BadRequest, Conflict, NotFound, RateLimited, Unauthorized
 from ..extensions import db
 from ..store import queries
+from ..store.committer_sql import as_datetime, db_time
 from ..store.counters import Counters, CountersDown
+from ..store.tickets import Tickets
 from ..store.models import AuthToken, User, utcnow
 from . import validation
 from .events import Events
@@ -20,6 +22,8 @@ from .passwords import PasswordHasher
 from .settings import ServiceSettings
 from .shapes import iso
 
+TICKET_TTL = 30  # seconds a WebSocket ticket is valid
+CREDENTIAL_TOUCH_EVERY = timedelta(hours=1)
 TOO_MANY_ATTEMPTS = "too many login or sign-up attempts from your address; try again in a minute"
 TOO_MANY_FAILURES = "too many failed logins; try again in 15 minutes"
 
@@ -47,8 +51,10 @@ class Accounts:
     """Accounts and credentials; the login brake counts in Redis (or in this process)."""
 
     def __init__(self, settings: ServiceSettings, counters: Counters,
-                 local_counters: Counters, events: Events, hasher: PasswordHasher) -> None:
+                 local_counters: Counters, events: Events, hasher: PasswordHasher,
+                 tickets: Tickets) -> None:
         self.settings = settings
+        self.tickets = tickets
         self.counters = counters
         # Stands in for Redis while it is down, so the limits still hold in this process.
         self.local_counters = local_counters
@@ -130,18 +136,50 @@ class Accounts:
         db.session.commit()
         return Credential(row.id, user_id, secret)
 
-    @staticmethod
-    def resolve_secret(secret: str) -> tuple[User, int] | None:
-        """The user (a detached copy: ids and names) and credential id for a live token."""
+    def resolve_secret(self, secret: str) -> tuple[User, int] | None:
+        """The user (a detached copy: ids and names) and credential id for a live token.
+
+        A credential unused for CHAT_SESSION_IDLE_DAYS is expired; using one moves its
+        last use forward (written at most once an hour).
+        """
         if not secret or len(secret) > 128:
             return None
         row = queries.token_owner(hash_secret(secret))
         if row is None or row.revoked_at is not None:
             return None
-        created = row.created_at
-        if isinstance(created, str):  # SQLite hands back text
-            created = datetime.fromisoformat(created)
-        return User(id=row.id, username=row.username, created_at=created), row.token_id
+        now = utcnow()
+        last_used = as_datetime(row.last_used_at or row.issued_at)
+        if self.settings.idle_expiry and now - last_used > timedelta(
+                seconds=self.settings.idle_expiry):
+            return None
+        if now - last_used > CREDENTIAL_TOUCH_EVERY:
+            queries.touch_credential(row.token_id, db_time(now))
+        return (User(id=row.id, username=row.username, created_at=as_datetime(row.created_at)),
+                row.token_id)
+
+    def issue_ticket(self, user_id: int, token_id: int) -> str:
+        """A single-use secret that opens one WebSocket within TICKET_TTL seconds.
+
+        For clients that cannot set headers on a WebSocket: no long-lived secret ever
+        goes in a URL (where access logs would keep it).
+        """
+        ticket = secrets.token_urlsafe(24)
+        self.tickets.put(hash_secret(ticket), f"{user_id}:{token_id}", TICKET_TTL)
+        return ticket
+
+    def redeem_ticket(self, ticket: str) -> tuple[User, int] | None:
+        """The user and credential a ticket was issued for; a ticket works once."""
+        if not ticket or len(ticket) > 64:
+            return None
+        found = self.tickets.take(hash_secret(ticket))
+        if found is None:
+            return None
+        user_id, _, token_id = found.partition(":")
+        row = queries.credential_owner(int(token_id))
+        if row is None or row.revoked_at is not None or row.id != int(user_id):
+            return None
+        return User(id=row.id, username=row.username,
+                    created_at=as_datetime(row.created_at)), int(token_id)
 
     def resolve_session_key(self, key: str) -> tuple[User, int] | None:
         """The user for a session key kept in the cookie, or None once it was logged out."""

@@ -6,11 +6,12 @@ from sqlalchemy.exc import IntegrityError
 
 from ..errors import BadRequest, Conflict, Forbidden, NotFound
 from ..extensions import db
-from ..store.models import Group, Membership, Message, ReadCursor, User, group_conv_key, utcnow
+from ..store.models import (Group, Invitation, Membership, Message, ReadCursor, User,
+                            group_conv_key, utcnow)
 from ..store.queries import like_contains
 from . import policy, validation
 from .events import Events
-from .lookups import get_group, get_user, is_blocked, membership
+from .lookups import follows, get_group, get_user, is_blocked, membership
 from .notices import Notices
 from .shapes import iso, user_json
 
@@ -148,6 +149,7 @@ class Groups:
         db.session.execute(delete(ReadCursor).where(ReadCursor.conv_key == key))
         db.session.execute(delete(Message).where(Message.conv_key == key))
         db.session.execute(delete(Membership).where(Membership.group_id == group.id))
+        db.session.execute(delete(Invitation).where(Invitation.group_id == group.id))
         db.session.delete(group)
         db.session.commit()
         return {"deleted": True, "id": group.id}
@@ -167,36 +169,81 @@ class Groups:
                 for u, role, joined in rows]
 
     def add_member(self, actor_id: int, group_id, user_id) -> dict:
-        """Join (yourself) or add someone (owner only); idempotent."""
+        """Join (yourself), or add someone (owner only); idempotent.
+
+        Nobody is put in a group without saying yes (PROTOCOL.md 6.5): someone the
+        owner adds who does not follow the owner is invited instead (``{"invited":
+        true}``, and a ``group_invited`` notice), and joins by adding themself.
+        """
+        group = get_group(group_id)
+        target = get_user(user_id)
+        if target.id == actor_id:
+            return self._join(group, actor_id)
+        _require_owner(group, actor_id)
+        policy.check(policy.private_write(
+            recipient_exists=True, blocked_by_recipient=is_blocked(target.id, actor_id)))
+        if membership(group.id, target.id) is not None:
+            return group_json(group, actor_id)
+        if not follows(target.id, group.owner_id):
+            return self._invite(group, actor_id, target.id)
+        self._enrol(group, target.id, "member")
+        db.session.execute(delete(Invitation).where(Invitation.group_id == group.id,
+                                                    Invitation.user_id == target.id))
+        self.notices.add(target.id, "group_added", actor_id, group.id, group.name,
+                         member=(group.id, True))
+        self._commit_idempotent()
+        return group_json(group, actor_id)
+
+    def _join(self, group: Group, user_id: int) -> dict:
+        """The user joins (a public group, or one they were invited to)."""
+        if membership(group.id, user_id) is None:
+            self._enrol(group, user_id, "member")
+            db.session.execute(delete(Invitation).where(Invitation.group_id == group.id,
+                                                        Invitation.user_id == user_id))
+            self.events.membership_after_commit(user_id, group.id, True)
+            self._commit_idempotent()
+        return group_json(group, user_id)
+
+    def _invite(self, group: Group, actor_id: int, user_id: int) -> dict:
+        """Invite (once: asking again changes nothing and makes no second notice)."""
+        if db.session.get(Invitation, (group.id, user_id)) is None:
+            db.session.add(Invitation(group_id=group.id, user_id=user_id, inviter_id=actor_id,
+                                      created_at=utcnow()))
+            self.notices.add(user_id, "group_invited", actor_id, group.id, group.name)
+            self._commit_idempotent()
+        return {"invited": True, "group_id": group.id, "user_id": user_id}
+
+    @staticmethod
+    def _commit_idempotent() -> None:
+        try:
+            db.session.commit()
+        except IntegrityError:  # the same change twice at once: same end state
+            db.session.rollback()
+
+    @staticmethod
+    def invitation(group_id: int, user_id: int) -> Invitation | None:
+        """The user's pending invitation to the group, if any."""
+        return db.session.get(Invitation, (group_id, user_id))
+
+    def remove_member(self, actor_id: int, group_id, user_id) -> dict:
+        """Leave (yourself) or remove someone (owner only); decline an invitation (yourself).
+
+        Authorization comes first (PROTOCOL.md 6.6): a member removing the owner is 403;
+        only the owner leaving their own group hears that the owner cannot leave.
+        """
         group = get_group(group_id)
         target = get_user(user_id)
         if target.id != actor_id:
             _require_owner(group, actor_id)
-            policy.check(policy.private_write(
-                recipient_exists=True, blocked_by_recipient=is_blocked(target.id, actor_id)))
-        if membership(group.id, target.id) is None:
-            self._enrol(group, target.id, "member")
-            if target.id == actor_id:
-                self.events.membership_after_commit(actor_id, group.id, True)
-            else:
-                self.notices.add(target.id, "group_added", actor_id, group.id, group.name,
-                                 member=(group.id, True))
-            try:
-                db.session.commit()
-            except IntegrityError:  # joined twice at once: same end state
-                db.session.rollback()
-        return group_json(group, actor_id)
-
-    def remove_member(self, actor_id: int, group_id, user_id) -> dict:
-        """Leave (yourself) or remove someone (owner only). The owner cannot leave."""
-        group = get_group(group_id)
-        target = get_user(user_id)
-        if target.id != actor_id:
-            _require_owner(group, actor_id)  # authorization first (PROTOCOL.md 6.6)
         if target.id == group.owner_id:
             raise Conflict("the owner cannot leave; hand the group over or delete it")
         if membership(group.id, target.id) is None:
-            raise NotFound("that user is not a member of the group")
+            pending = self.invitation(group.id, target.id)
+            if pending is None:
+                raise NotFound("that user is not a member of the group")
+            db.session.delete(pending)  # declined (or withdrawn by the owner)
+            db.session.commit()
+            return {"declined": True, "group_id": group.id, "user_id": target.id}
         self._unenrol(group.id, target.id)
         if target.id == actor_id:
             self.events.membership_after_commit(actor_id, group.id, False)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..errors import NotFound
 from ..extensions import db
-from ..store.models import Block, Group, Membership, User
+from ..store.models import Block, Follow, Group, Membership, User
 from . import policy, validation
 
 
@@ -31,6 +31,11 @@ def membership(group_id: int, user_id: int) -> Membership | None:
 def is_blocked(recipient_id: int, sender_id: int) -> bool:
     """Whether ``recipient_id`` blocks ``sender_id``."""
     return db.session.get(Block, (recipient_id, sender_id)) is not None
+
+
+def follows(follower_id: int, followee_id: int) -> bool:
+    """Whether ``follower_id`` follows ``followee_id``."""
+    return db.session.get(Follow, (follower_id, followee_id)) is not None
 
 
 def writable_peer(sender_id: int, peer_id) -> User:

@@ -11,7 +11,7 @@ from . import validation
 from .events import Events
 from .shapes import notice_frame
 
-KINDS = ("follow", "group_added", "group_removed", "group_deleted")
+KINDS = ("follow", "group_added", "group_removed", "group_deleted", "group_invited")
 
 
 class Notices:

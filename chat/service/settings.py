@@ -17,6 +17,7 @@ class ServiceSettings:
     login_max_failures_per_address: int = 100
     auth_attempts_per_minute: int = 30
     hash_threads: int = 1
+    idle_expiry: int = 30 * 24 * 3600  # seconds a session or token may go unused (0: never)
     batch_max: int = 500
     order_lock: bool = True
     order_lock_name: str = "chat:message-order"
@@ -33,6 +34,7 @@ class ServiceSettings:
                    login_max_failures_per_address=config["CHAT_LOGIN_MAX_FAILURES_PER_ADDRESS"],
                    auth_attempts_per_minute=config["CHAT_AUTH_ATTEMPTS_PER_MINUTE"],
                    hash_threads=config["CHAT_HASH_THREADS"],
+                   idle_expiry=config["CHAT_SESSION_IDLE_DAYS"] * 24 * 3600,
                    batch_max=config["CHAT_BATCH_MAX"],
                    order_lock=config["CHAT_ORDER_LOCK"],
                    order_lock_name=config["CHAT_REDIS_PREFIX"] + "message-order",

@@ -73,6 +73,8 @@ class AuthToken(db.Model):
     kind: Mapped[str] = mapped_column(String(16))  # "api" or "session"
     name: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Moved forward (at most hourly) when the credential is used; an idle one expires.
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
@@ -128,6 +130,20 @@ class Membership(db.Model):
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     role: Mapped[str] = mapped_column(String(16), default="member")
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Invitation(db.Model):
+    """An owner asked someone to join a group; they join or decline (PROTOCOL.md 6.5)."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (Index("ix_invitations_user", "user_id"), MYSQL_TABLE)
+
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("chat_groups.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    inviter_id: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Message(db.Model):
@@ -190,7 +206,8 @@ class ReadCursor(db.Model):
 
 
 class Notice(db.Model):
-    """Something that happened to a user: follow, group_added, group_removed, group_deleted."""
+    """Something that happened to a user: follow, group_added, group_removed, group_deleted,
+    group_invited."""
 
     __tablename__ = "notices"
     __table_args__ = (Index("ix_notices_user_id", "user_id", "id"), MYSQL_TABLE)

@@ -35,9 +35,12 @@ _CONVERSATION_ROWS = text(
     "FROM read_cursors rc WHERE rc.user_id = :me")
 
 # Runs for every API call and every socket.
-_TOKEN_OWNER = text(
-    "SELECT u.id, u.username, u.created_at, t.id AS token_id, t.revoked_at "
-    "FROM auth_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = :token_hash")
+_OWNER_COLUMNS = ("SELECT u.id, u.username, u.created_at, t.id AS token_id, t.revoked_at, "
+                  "t.created_at AS issued_at, t.last_used_at "
+                  "FROM auth_tokens t JOIN users u ON u.id = t.user_id ")
+_TOKEN_OWNER = text(_OWNER_COLUMNS + "WHERE t.token_hash = :token_hash")
+_CREDENTIAL_OWNER = text(_OWNER_COLUMNS + "WHERE t.id = :token_id")
+_TOUCH_CREDENTIAL = text("UPDATE auth_tokens SET last_used_at = :now WHERE id = :token_id")
 
 _UNREAD_IDS = ("SELECT m.id FROM messages m JOIN read_cursors rc ON rc.conv_key = m.conv_key "
                "AND rc.user_id = :me WHERE m.id > rc.last_read_id AND m.sender_id != :me "
@@ -79,9 +82,22 @@ def conversation_rows(user_id: int, pooled: bool = False) -> list[Row]:
 
 
 def token_owner(token_hash: str) -> Row | None:
-    """(id, username, created_at, token_id, revoked_at) of a credential, on a pooled connection."""
+    """The user and credential of a token's hash (id, username, created_at, token_id,
+    revoked_at, issued_at, last_used_at), on a pooled connection."""
     rows = pooled_rows(_TOKEN_OWNER, {"token_hash": token_hash})
     return rows[0] if rows else None
+
+
+def credential_owner(token_id: int) -> Row | None:
+    """The same as ``token_owner``, by the credential's id."""
+    rows = pooled_rows(_CREDENTIAL_OWNER, {"token_id": token_id})
+    return rows[0] if rows else None
+
+
+def touch_credential(token_id: int, now: str) -> None:
+    """Record that a credential was used now (its own short transaction)."""
+    with db.engine.begin() as conn:
+        conn.execute(_TOUCH_CREDENTIAL, {"token_id": token_id, "now": now})
 
 
 def _messages_in(page_sql: str, params: dict, descending: bool = False) -> list[Row]:

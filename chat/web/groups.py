@@ -96,10 +96,13 @@ def _user_by_name(name: str | None) -> User:
 @login_required
 @form_view(fallback="groups.show")
 def add_member(group_id: int):
-    """Add a member by username (owner)."""
+    """Add a member by username (owner); someone who does not follow you is invited."""
     user = _user_by_name(request.form.get("username"))
-    services().groups.add_member(current_user.id, group_id, user.id)
-    flash(_("{name} was added.", name=user.username), "ok")
+    result = services().groups.add_member(current_user.id, group_id, user.id)
+    if result.get("invited"):
+        flash(_("{name} was invited.", name=user.username), "ok")
+    else:
+        flash(_("{name} was added.", name=user.username), "ok")
     return redirect(url_for("groups.show", group_id=group_id))
 
 

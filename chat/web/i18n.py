@@ -182,6 +182,8 @@ ZH: dict[str, str] = {
     "You left the group.": "你已退出群组。",
     "Group saved.": "群组已保存。",
     "{name} was added.": "已添加 {name}。",
+    "{name} was invited.": "已邀请 {name}。",
+    "{name} invited you to {group}.": "{name} 邀请你加入 {group}。",
     "Member removed.": "成员已移除。",
     "The group has a new owner.": "群组已转让。",
     "Group deleted.": "群组已解散。",
@@ -262,6 +264,7 @@ JS_MSGIDS = (
     "No conversations yet.", "Find people or groups to start one.", "Notes to self",
     "Group info", "Profile", "group", "{n} member", "{n} members",
     "No notices.", "{name} followed you.", "{name} added you to {group}.",
+    "{name} invited you to {group}.",
     "{name} removed you from {group}.", "{name} deleted the group {group}.", "someone",
     "a group", "Cancel", "Confirm", "Chats", "Log in",
 )

@@ -124,6 +124,7 @@ function handleFrame(frame) {
     case Kind.READ: return readReceipt(frame);
     case Kind.TYPING: return thread && thread.typing(frame);
     case Kind.NOTICE: return noticed(frame);
+    case Kind.CATCH_UP: return socket.send({type: Frame.SYNC, since_id: maxSeen});
     default: return undefined;  // pong, and kinds a newer server may add
   }
 }

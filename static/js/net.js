@@ -1,6 +1,6 @@
 // Talking to the server: JSON over fetch (with the CSRF header) and one self-healing WebSocket.
 
-import {Frame, Kind} from "./protocol.js";
+import {Close, Frame, Kind} from "./protocol.js";
 
 const csrfToken = document.querySelector('meta[name="csrf-token"]')?.content || "";
 
@@ -46,7 +46,7 @@ export function backoff(attempt) {
 
 const PING_EVERY = 25000;   // ms of silence before we check the line ourselves
 const PONG_WITHIN = 10000;  // ms the server has to answer before we call the socket dead
-const POLICY_CLOSE = 1008;  // the server closes with this when the session was ended
+const CROWDED_RETRY = 30000;  // ms to wait when the user already holds the most sockets
 
 // One WebSocket to /ws that reconnects by itself and reports its state:
 // "connecting", "open" (after hello), "offline" (waiting to retry) or "ended" (logged out).
@@ -115,16 +115,17 @@ export class Socket {
     if (ws !== this.ws) { return; }
     this.ws = null;
     this.stopHeartbeat();
-    if (event.code === POLICY_CLOSE) {
+    if (event.code === Close.LOGGED_OUT) {
       this.setState("ended");
       return;
     }
-    this.scheduleReconnect();
+    // Too many tabs open: trying again at once would only be refused again.
+    this.scheduleReconnect(event.code === Close.TOO_MANY_SOCKETS ? CROWDED_RETRY : 0);
   }
 
   // Wait (with back-off and jitter) and connect again; now and then ask whether we are still logged in.
-  scheduleReconnect() {
-    const delay = backoff(this.attempt);
+  scheduleReconnect(atLeast = 0) {
+    const delay = Math.max(atLeast, backoff(this.attempt));
     this.attempt += 1;
     this.retryAt = Date.now() + delay;
     this.setState("offline");

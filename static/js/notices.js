@@ -18,6 +18,7 @@ function noticeText(notice) {
     case Notice.GROUP_ADDED: return t("{name} added you to {group}.", {name, group});
     case Notice.GROUP_REMOVED: return t("{name} removed you from {group}.", {name, group});
     case Notice.GROUP_DELETED: return t("{name} deleted the group {group}.", {name, group});
+    case Notice.GROUP_INVITED: return t("{name} invited you to {group}.", {name, group});
     default: return notice.notice;
   }
 }
@@ -27,6 +28,9 @@ function noticeLink(notice) {
   if (notice.notice === Notice.FOLLOW && notice.actor_name) { return `/users/${notice.actor_id}`; }
   if (notice.notice === Notice.GROUP_ADDED && notice.group_id) {
     return conversationUrl({kind: Conversation.GROUP, id: notice.group_id});
+  }
+  if (notice.notice === Notice.GROUP_INVITED && notice.group_id) {
+    return `/groups/${notice.group_id}`;  // where the invitation is joined or declined
   }
   return null;
 }

@@ -25,6 +25,13 @@ export const Kind = Object.freeze({
   TYPING: "typing",
   SYNC: "sync",
   NOTICE: "notice",
+  CATCH_UP: "catch_up",  // live frames may have been missed: answer with SYNC
+});
+
+// Close codes the server uses that the client treats apart.
+export const Close = Object.freeze({
+  LOGGED_OUT: 1008,        // the session or token was revoked
+  TOO_MANY_SOCKETS: 4008,  // the user already holds the most sockets allowed
 });
 
 // The `error` of an error frame (also the `code` of an HTTP error body).
@@ -49,6 +56,7 @@ export const Notice = Object.freeze({
   GROUP_ADDED: "group_added",
   GROUP_REMOVED: "group_removed",
   GROUP_DELETED: "group_deleted",
+  GROUP_INVITED: "group_invited",
 });
 
 // The error's name; for a name this client does not know (a newer server), the known name of
