@@ -23,86 +23,27 @@ fence does the rest; see ``chat.bus.redis``).
 from __future__ import annotations
 
 import logging
-from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
-from datetime import timedelta
+from contextlib import nullcontext
 from time import monotonic, perf_counter
-from typing import Any, Callable
 
 import gevent
 from gevent.event import AsyncResult
 from gevent.queue import SimpleQueue
 
 from ..bus import Batch, Bus, Event, Presence, group_channel, user_channel
-from ..errors import DATABASE_UNAVAILABLE, ChatError, ServerBusy, StrangerLimit
+from ..errors import DATABASE_UNAVAILABLE, ChatError, ServerBusy
 from ..store.committer_sql import MessageStore, as_datetime, db_time
-from ..store.counters import Counters, CountersDown, stranger_key
+from ..store.counters import Counters
 from ..store.models import group_conv_key, private_conv_key, utcnow
 from . import policy, validation
 from .settings import ServiceSettings
+from .outgoing import OpenBatch, Outgoing, Row, Stored
 from .shapes import ack_frame, dumps, message_frame
+from .stranger import StrangerRule
 
 log = logging.getLogger("chat.committer")
 
-# reply(ack, error, created, batch): exactly one of ack and error is set; ``batch`` holds
-# the frames of one committed batch until they are written together (None otherwise).
-Reply = Callable[[dict | None, ChatError | None, bool, Batch | None], None]
-OpenBatch = Callable[[], AbstractContextManager]
 NOT_IN_TIME = "the message could not be stored in time; retry with the same client_id"
-
-
-@dataclass(slots=True)
-class Outgoing:
-    """One message on its way in; ``reply`` is called exactly once.
-
-    ``content`` and ``client_id`` are as the client sent them: they are checked in
-    the batch, after the recipient (PROTOCOL.md 6.6: permission before fields).
-    """
-
-    sender_id: int
-    recipient_id: int | None
-    group_id: int | None
-    content: Any
-    client_id: Any
-    origin: str | None
-    reply: Reply
-    deadline: float = 0.0  # monotonic time after which it is refused unwritten (503)
-    conv_key: str = ""
-    id: int = 0
-    counted: str | None = None  # the stranger counter this send incremented
-    online: bool | None = None
-    duplicates: list["Outgoing"] = field(default_factory=list)
-
-    @property
-    def key(self) -> str | None:
-        """The idempotency key, when the client_id is a well-formed one."""
-        return self.client_id if validation.is_client_id(self.client_id) else None
-
-
-@dataclass(slots=True)
-class _Stored:
-    """A message found stored under a resent client_id (what an ack needs)."""
-
-    id: int
-    sender_id: int
-    recipient_id: int | None
-    group_id: int | None
-    client_id: str | None
-    created_at: object
-
-
-@dataclass(slots=True)
-class _Row:
-    """What ``message_frame`` reads, without a round trip to fetch it back."""
-
-    id: int
-    sender_id: int
-    recipient_id: int | None
-    group_id: int | None
-    content: str
-    client_id: str | None
-    created_at: object
-    sender_name: str
 
 
 class MessageCommitter:
@@ -126,6 +67,7 @@ class MessageCommitter:
         from ..extensions import db
         with app.app_context():
             self.db_down = (*DATABASE_UNAVAILABLE, db.engine.dialect.loaded_dbapi.Error)
+        self.stranger = StrangerRule(settings, counters, self)
         self.names: dict[int, str] = {}
         self.known_pairs: set[str] = set()
         self.inflight = 0
@@ -187,6 +129,18 @@ class MessageCommitter:
                     self.inflight = 0
                 self.stats.batches += 1
                 self.stats.observe(perf_counter() - started, len(batch))
+
+    def connection(self) -> MessageStore:
+        """The committer's own database connection (opened again after a failure)."""
+        return self._connection()
+
+    def drop_connection(self) -> None:
+        """Throw the connection away after an error (it may be dead)."""
+        self._drop_connection()
+
+    def fail(self, item: "Outgoing", error: ChatError) -> None:
+        """Answer a message (and its repeats in the batch) with an error."""
+        self._fail(item, error)
 
     def _connection(self) -> MessageStore:
         if self.store is None or self.store.closed:
@@ -265,7 +219,7 @@ class MessageCommitter:
         """Resends of stored client_ids get the stored message's ack; the rest go on."""
         if not stored:
             return items
-        rows = {r[0]: _Stored(*r[:5], as_datetime(r[5]))
+        rows = {r[0]: Stored(*r[:5], as_datetime(r[5]))
                 for r in store.messages_by_id(list(stored.values()))}
         rest = []
         for item in items:
@@ -336,119 +290,8 @@ class MessageCommitter:
         return None
 
     def _apply_stranger_rule(self, items: list[Outgoing]) -> list[Outgoing]:
-        """The seed's rule: three messages to someone who has not written back.
-
-        Pairs who follow each other both ways are never counted (no Redis work for
-        them). For the others one pipeline per batch reads the reply counter and
-        INCRs (with the 90-day EXPIRE) the sender's. Past the limit the stored
-        messages have the last word, since a reply written while the two still
-        followed each other was not counted.
-        """
-        watched = [i for i in items if i.recipient_id is not None
-                   and i.recipient_id != i.sender_id
-                   and (i.sender_id, i.recipient_id) not in self._mutual]
-        if not watched:
-            return items
-        ttl, limit = self.settings.stranger_ttl, self.settings.stranger_limit
-        keys = [stranger_key(i.sender_id, i.recipient_id) for i in watched]
-        try:
-            replied = self.counters.get_many(
-                [stranger_key(i.recipient_id, i.sender_id) for i in watched])
-            counts = self.counters.incr_existing_many(keys, ttl)
-            if None in counts:
-                counts = self._rebuild_counters(watched, keys, counts)
-        except CountersDown:
-            return self._apply_stranger_rule_from_database(items, watched)
-        except self.db_down:
-            self._drop_connection()
-            for item in watched:
-                self._fail(item, ServerBusy())
-            refused = {id(i) for i in watched}
-            return [i for i in items if id(i) not in refused]
-        over = []
-        for item, back, count in zip(watched, replied, counts):
-            item.counted = stranger_key(item.sender_id, item.recipient_id)
-            if count > limit and back <= 0:
-                over.append(item)
-        if not over:
-            return items
-        try:
-            wrote_back = self._wrote_back(over)
-        except self.db_down:
-            self._drop_connection()
-            wrote_back, busy = set(), True
-        else:
-            busy = False
-        refused: set[int] = set()
-        for item in over:
-            if (item.sender_id, item.recipient_id) in wrote_back:
-                continue
-            refused.add(id(item))
-            self.counters.decr_many([item.counted])
-            item.counted = None
-            self._fail(item, ServerBusy() if busy else StrangerLimit())
-        return [i for i in items if id(i) not in refused]
-
-    def _rebuild_counters(self, watched: list[Outgoing], keys: list[str],
-                          counts: list[int | None]) -> list[int]:
-        """Counters that Redis does not hold (new pairs, or lost in a Redis restart) are
-        rebuilt from the stored messages, so the rule survives a Redis without persistence."""
-        since = utcnow() - timedelta(seconds=self.settings.stranger_ttl)
-        missing = {(watched[n].conv_key, watched[n].sender_id)
-                   for n, count in enumerate(counts) if count is None}
-        store = self._connection()
-        sent = store.counts_sent(missing, since)
-        store.rollback()
-        running: dict[str, list[int]] = {}  # key -> [count so far, added in this batch]
-        filled: list[int] = []
-        for item, key, count in zip(watched, keys, counts):
-            if count is None:
-                entry = running.setdefault(key, [sent.get((item.conv_key, item.sender_id), 0), 0])
-                entry[0] += 1
-                entry[1] += 1
-                count = entry[0]
-            filled.append(count)
-        self.counters.seed_many({key: (total, added) for key, (total, added) in running.items()},
-                                self.settings.stranger_ttl)
-        return filled
-
-    def _wrote_back(self, items: list[Outgoing]) -> set[tuple[int, int]]:
-        """The (sender, recipient) pairs whose recipient wrote to the sender within the TTL."""
-        since = utcnow() - timedelta(seconds=self.settings.stranger_ttl)
-        store = self._connection()
-        found = store.senders_since(list({i.conv_key for i in items}),
-                                    list({i.recipient_id for i in items}), since)
-        store.rollback()
-        return {(i.sender_id, i.recipient_id) for i in items
-                if (i.conv_key, i.recipient_id) in found}
-
-    def _apply_stranger_rule_from_database(self, items, watched) -> list[Outgoing]:
-        """Redis is down: answer the rule from the stored messages, which hold the truth."""
-        since = utcnow() - timedelta(seconds=self.settings.stranger_ttl)
-        refused: set[int] = set()
-        sent_in_batch: dict[tuple[int, int], int] = {}
-        try:
-            wrote_back = self._wrote_back(watched)
-            store = self._connection()
-            for item in watched:
-                pair = (item.sender_id, item.recipient_id)
-                if pair in wrote_back:
-                    continue
-                if pair not in sent_in_batch:
-                    sent_in_batch[pair] = store.count_sent(item.conv_key, item.sender_id, since)
-                if sent_in_batch[pair] >= self.settings.stranger_limit:
-                    refused.add(id(item))
-                    self._fail(item, StrangerLimit())
-                else:
-                    sent_in_batch[pair] += 1
-            store.rollback()
-        except self.db_down:
-            self._drop_connection()
-            for item in items:
-                if id(item) not in refused:
-                    refused.add(id(item))
-                    self._fail(item, ServerBusy())
-        return [i for i in items if id(i) not in refused]
+        """Phase 2's last check: the seed's stranger rule (``chat.service.stranger``)."""
+        return self.stranger.apply(items, self._mutual)
 
     # -- phases 3 and 4: write, then answer and publish ---------------------------
 
@@ -510,7 +353,7 @@ class MessageCommitter:
                 except self.db_down:
                     self._drop_connection()
 
-    def _answer_and_publish(self, items: list[Outgoing], rows: list[_Row],
+    def _answer_and_publish(self, items: list[Outgoing], rows: list[Row],
                             presence: Presence, batch: Batch | None) -> None:
         """Ack each sender, then publish each message (serialised once) to its channels."""
         events: list[Event] = []
@@ -532,16 +375,16 @@ class MessageCommitter:
                     events.append(Event(user_channel(item.recipient_id), frame))
         self.bus.publish(events, presence, batch)
 
-    def _write(self, store: MessageStore, items: list[Outgoing]) -> list[_Row]:
+    def _write(self, store: MessageStore, items: list[Outgoing]) -> list[Row]:
         """Allocate ids in commit order, INSERT the batch, create read cursors, COMMIT."""
         first_id = store.allocate_ids(len(items))
         now = utcnow()
         stamp = db_time(now)
-        rows: list[_Row] = []
+        rows: list[Row] = []
         values = []
         for offset, item in enumerate(items):
             item.id = first_id + offset
-            rows.append(_Row(item.id, item.sender_id, item.recipient_id, item.group_id,
+            rows.append(Row(item.id, item.sender_id, item.recipient_id, item.group_id,
                              item.content, item.client_id, now, self.names[item.sender_id]))
             values.append((item.id, item.conv_key, item.sender_id, item.recipient_id,
                            item.group_id, item.content, item.client_id, stamp))

@@ -14,7 +14,8 @@ from typing import Any, Callable
 
 from ..errors import ServerBusy
 from . import validation
-from .committer import MessageCommitter, Outgoing, Reply
+from .committer import MessageCommitter
+from .outgoing import Outgoing, Reply
 
 RESTARTING = "the server is restarting; retry with the same client_id"
 
