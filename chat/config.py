@@ -116,6 +116,9 @@ class BaseConfig:
 
     CHAT_MAX_FRAME_BYTES = env_int("CHAT_MAX_FRAME_BYTES", 65536)
     CHAT_MAX_CONTENT = env_int("CHAT_MAX_CONTENT", 5000)
+    # Seconds after sending within which the sender may edit (or recall) a message; 0: any time.
+    CHAT_EDIT_WINDOW = env_int("CHAT_EDIT_WINDOW", 48 * 3600)
+    CHAT_RECALL_WINDOW = env_int("CHAT_RECALL_WINDOW", 24 * 3600)
     CHAT_RATE_PER_MINUTE = env_int("CHAT_RATE_PER_MINUTE", 600)
     CHAT_STRANGER_LIMIT = env_int("CHAT_STRANGER_LIMIT", 3)
     CHAT_STRANGER_TTL = env_int("CHAT_STRANGER_TTL", 90 * 24 * 3600)

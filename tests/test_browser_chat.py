@@ -180,6 +180,8 @@ def test_private_chat_live_unread_seen_typing(server, tabs):
 def test_group_chat_among_three(server, tabs):
     """Create a group in the UI, add two members in its settings; all three chat live."""
     owner, m1, m2 = (Api.new_user(server.base, s) for s in ("olga", "mia", "max"))
+    for member in (m1, m2):  # followers of the owner are added at once, not invited
+        assert member.put(f"/api/users/{owner.user_id}/follow").status_code == 200
     o = tabs(server, owner, "/groups/new")
     p1 = tabs(server, m1)
     p2 = tabs(server, m2)

@@ -256,11 +256,13 @@ def test_group_pages_create_edit_members_transfer_delete(server, people):
     r = v.post(f"/groups/{gid}/members", {"username": "nobody_here_at_all"})
     assert r.url == f"{server.base}/groups/{gid}"
     assert v.flashes(r) == ["There is no user called “nobody_here_at_all”."]
-    for user in (friend, stranger):
-        r = v.post(f"/groups/{gid}/members", {"username": user.username.upper()})
-        assert v.flashes(r) == [f"{user.username} was added."]
+    r = v.post(f"/groups/{gid}/members", {"username": friend.username.upper()})
+    assert v.flashes(r) == [f"{friend.username} was added."]
+    # Someone who does not follow the owner is invited, and the invitation can be withdrawn.
+    r = v.post(f"/groups/{gid}/members", {"username": stranger.username.upper()})
+    assert v.flashes(r) == [f"{stranger.username} was invited."]
     r = v.post(f"/groups/{gid}/members/{stranger.user_id}/remove")
-    assert v.flashes(r) == ["Member removed."]
+    assert v.flashes(r) == ["Invitation withdrawn."]
     assert stranger.username not in r.text.split('id="members"', 1)[1]
     r = v.post(f"/groups/{gid}/leave")
     assert v.flashes(r) == ["the owner cannot leave; hand the group over or delete it"]

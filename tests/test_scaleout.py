@@ -83,10 +83,11 @@ def test_group_read_typing_and_notices_cross_processes(two):
     s1.expect("message")
     s1.send({"type": 5, "recipient_id": owner.user_id, "last_read_id": pm["id"]})
     assert o.expect("read")["last_read_id"] == pm["id"]
-    # And a follow notice (they followed each other already: unfollow, then follow again).
-    m2.delete(f"/api/users/{owner.user_id}/follow")
-    m2.put(f"/api/users/{owner.user_id}/follow")
-    assert o.expect("notice")["actor_id"] == m2.user_id
+    # And a follow notice, made on the other process (a new follower: a follow again
+    # within the hour makes none).
+    fan = Api.new_user(p2.base, "fan")
+    fan.put(f"/api/users/{owner.user_id}/follow")
+    assert o.expect("notice")["actor_id"] == fan.user_id
     for ws in (o, s1, s2):
         ws.close()
 

@@ -316,6 +316,15 @@ def test_follow_and_group_notices_are_pushed_live(any_server, user, connect):
     assert notice["actor_name"] == alice.username
     assert isinstance(notice["id"], int) and notice["created_at"].endswith("Z")
     gid = alice.post("/api/groups", json={"name": "g"}).json()["id"]
+    # bob does not follow alice: he is invited, and is not in the group yet.
+    assert alice.put(f"/api/groups/{gid}/members/{bob.user_id}").status_code == 202
+    invited = b.expect("notice")
+    assert (invited["notice"], invited["group_id"]) == ("group_invited", gid)
+    alice.post("/api/messages", json={"group_id": gid, "content": "not for bob yet"})
+    b.nothing("message")
+    assert bob.delete(f"/api/groups/{gid}/members/{bob.user_id}").status_code == 200
+    # Once he follows her, she adds him at once.
+    bob.put(f"/api/users/{alice.user_id}/follow")
     alice.put(f"/api/groups/{gid}/members/{bob.user_id}")
     added = b.expect("notice")
     assert (added["notice"], added["group_id"]) == ("group_added", gid)

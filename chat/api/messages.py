@@ -43,9 +43,40 @@ def send_message():
     svc = services()
     data = body()
     field, target = one_target(data)
-    ack, created = svc.sending.send(me(), **{field: target}, content=data.get("content"),
-                                    client_id=data.get("client_id"))
+    ack, created = svc.sending.send(me(), **{field: target}, fields=data)
     return ack, 201 if created else 200
+
+
+@bp.patch("/messages/<message_id>")
+@api_login_required
+def edit_message(message_id: str):
+    """Edit one's own message: ``{"content", "client_id"}``; the ack body."""
+    return services().sending.change(me(), "edit", path_id(message_id, "message_id"),
+                                     fields=body())[0]
+
+
+@bp.delete("/messages/<message_id>")
+@api_login_required
+def recall_message(message_id: str):
+    """Take a message back (idempotent); the ack body."""
+    return services().sending.change(me(), "recall", path_id(message_id, "message_id"),
+                                     fields={})[0]
+
+
+@bp.put("/messages/<message_id>/reactions/<path:emoji>")
+@api_login_required
+def add_reaction(message_id: str, emoji: str):
+    """React with one emoji (percent-encoded in the path); idempotent."""
+    return services().sending.change(me(), "reaction", path_id(message_id, "message_id"),
+                                     fields={"emoji": emoji, "on": True})[0]
+
+
+@bp.delete("/messages/<message_id>/reactions/<path:emoji>")
+@api_login_required
+def remove_reaction(message_id: str, emoji: str):
+    """Take one's reaction back; idempotent."""
+    return services().sending.change(me(), "reaction", path_id(message_id, "message_id"),
+                                     fields={"emoji": emoji, "on": False})[0]
 
 
 @bp.get("/unread")

@@ -19,8 +19,9 @@ from .registry import Connection, DeliveryBatch
 
 log = logging.getLogger("chat.ws")
 
-# Client frame types (PROTOCOL.md, "Client -> server frames").
-PING, PRIVATE_MESSAGE, FETCH_UNREAD, HISTORY, GROUP_MESSAGE, MARK_READ, TYPING, SYNC = range(8)
+# Client frame types (PROTOCOL.md, "Client -> server frames", and 6.2).
+(PING, PRIVATE_MESSAGE, FETCH_UNREAD, HISTORY, GROUP_MESSAGE, MARK_READ, TYPING, SYNC, EDIT,
+ RECALL, REACT) = range(11)
 
 
 class FrameHandler:
@@ -121,16 +122,36 @@ class FrameHandler:
     def _submit(self, frame: dict, recipient_id: Any = None, group_id: int | None = None) -> None:
         self._wait_for_slot()
         self.inflight += 1
-        client_id = frame.get("client_id")
-        ref = client_id if client_id is not None else frame.get("type")
         try:
             self.services.sending.submit(
-                self.user_id, recipient_id=recipient_id, group_id=group_id,
-                content=frame.get("content"), client_id=client_id, origin=self.conn.id,
-                reply=self._replier(ref))
+                self.user_id, recipient_id=recipient_id, group_id=group_id, fields=frame,
+                origin=self.conn.id, answer=self._answerer(frame))
         except ChatError:
             self._slot_done()
             raise
+
+    def _change(self, frame: dict, kind: str) -> None:
+        self._wait_for_slot()
+        self.inflight += 1
+        try:
+            self.services.sending.submit_change(
+                self.user_id, kind, frame.get("message_id"), fields=frame, origin=self.conn.id,
+                answer=self._answerer(frame))
+        except ChatError:
+            self._slot_done()
+            raise
+
+    def edit(self, frame: dict) -> None:
+        """Type 8: edit one's own message."""
+        self._change(frame, "edit")
+
+    def recall(self, frame: dict) -> None:
+        """Type 9: take a message back."""
+        self._change(frame, "recall")
+
+    def react(self, frame: dict) -> None:
+        """Type 10: add (or, with ``on: false``, remove) a reaction."""
+        self._change(frame, "reaction")
 
     def _wait_for_slot(self) -> None:
         """Back-pressure: stop reading this socket until earlier sends are stored."""
@@ -145,14 +166,17 @@ class FrameHandler:
         if self.slot_free is not None:
             self.slot_free.set()
 
-    def _replier(self, ref: Any) -> Callable:
-        def reply(ack, err, created, batch) -> None:
+    def _answerer(self, frame: dict) -> Callable:
+        client_id = frame.get("client_id")
+        ref = client_id if client_id is not None else frame.get("type")
+
+        def answer(ack, err, created, batch) -> None:
             self._slot_done()
             if err is not None:
                 self.send(err.to_frame(ref), batch)
             else:
                 self.send(ack, batch)
-        return reply
+        return answer
 
     def unread(self, frame: dict) -> None:
         """Type 2: every unread message, marked read."""
@@ -193,4 +217,5 @@ class FrameHandler:
 ROUTES = {PING: FrameHandler.ping, PRIVATE_MESSAGE: FrameHandler.private_message,
           FETCH_UNREAD: FrameHandler.unread, HISTORY: FrameHandler.history,
           GROUP_MESSAGE: FrameHandler.group_message, MARK_READ: FrameHandler.mark_read,
-          TYPING: FrameHandler.typing, SYNC: FrameHandler.sync}
+          TYPING: FrameHandler.typing, SYNC: FrameHandler.sync, EDIT: FrameHandler.edit,
+          RECALL: FrameHandler.recall, REACT: FrameHandler.react}

@@ -1,24 +1,26 @@
-"""The message committer: every message of this process is checked, stored and answered here.
+"""The message committer: every message and change of this process is checked, stored
+and answered here.
 
-Every send from every connection of this process (and ``POST /api/messages``)
-goes through one ``MessageCommitter`` (via ``chat.service.sending``). It takes
-whatever has queued up while the previous batch was being written (a group
-commit: no artificial wait) and runs the batch through its phases:
+Every send and every edit, recall or reaction, from every connection of this
+process and from the HTTP API, goes through one ``MessageCommitter`` (via
+``chat.service.sending``). It takes whatever has queued up while the previous
+batch was being written (a group commit: no artificial wait) and runs the batch
+through its phases:
 
 1. **collapse**: repeats of one ``(sender, client_id)`` in the batch share one answer;
-2. **check**: one query finds resent client_ids (answered with the stored ack),
-   recipients, groups, blocks, memberships and follows; then each message is
-   checked in PROTOCOL.md's order: existence and permission (``policy``), its
-   fields (``validation``), the stranger rule (one Redis pipeline per batch);
-3. **write**: ids allocated in commit order, one multi-row INSERT, one COMMIT;
-4. **answer**: each sender gets its ack, then each message is published once.
+2. **check** (``chat.service.checks``): resends answered from the store, then each
+   message and change checked in PROTOCOL.md's order, then the stranger rule
+   (``chat.service.stranger``);
+3. **write**: ids allocated in commit order for the messages and the changes that
+   changed something, one multi-row INSERT, the changes' rows, one COMMIT;
+4. **answer**: each sender gets its ack, then each message and update is published once.
 
 Ordering across processes: ids come from the ``message_sequence`` row, whose
 lock is held until COMMIT, so ids follow commit order and ``sync`` from the
-largest id a client saw never skips a message that committed late. On MySQL a
-named lock is also held from the id allocation until the batch is delivered and
-published, so batches are delivered in id order across processes (the bus's
-fence does the rest; see ``chat.bus.redis``).
+largest id a client saw never skips a message or update that committed late. On
+MySQL a named lock is also held from the id allocation until the batch is
+delivered and published, so batches are delivered in id order across processes
+(the bus's fence does the rest; see ``chat.bus.redis``).
 """
 from __future__ import annotations
 
@@ -27,30 +29,35 @@ from contextlib import nullcontext
 from time import monotonic, perf_counter
 
 import gevent
+import orjson
 from gevent.event import AsyncResult
 from gevent.queue import SimpleQueue
 
-from ..bus import Batch, Bus, Event, Presence, group_channel, user_channel
+from ..bus import Batch, Bus, Event, Presence, group_channel, parse_channel, user_channel
 from ..errors import DATABASE_UNAVAILABLE, ChatError, ServerBusy
 from ..store.committer_sql import MessageStore, as_datetime, db_time
 from ..store.counters import Counters
-from ..store.models import group_conv_key, private_conv_key, utcnow
-from . import policy, validation
+from ..store.models import utcnow
+from . import rich
+from .changes import Applied, reply_refresh
+from .checks import BatchChecks, Checked
+from .outgoing import Change, OpenBatch, Outgoing, Row, Stored
 from .settings import ServiceSettings
-from .outgoing import OpenBatch, Outgoing, Row, Stored
-from .shapes import ack_frame, dumps, message_frame
+from .shapes import ack_frame, change_ack, dumps, message_frame, update_frame
 from .stranger import StrangerRule
 
 log = logging.getLogger("chat.committer")
 
 NOT_IN_TIME = "the message could not be stored in time; retry with the same client_id"
+Item = Outgoing | Change
 
 
 class MessageCommitter:
-    """The single writer of messages in this process (a group commit loop)."""
+    """The single writer of messages and changes in this process (a group commit loop)."""
 
     def __init__(self, app, settings: ServiceSettings, bus: Bus, counters: Counters,
-                 stats, open_batch: OpenBatch = nullcontext) -> None:
+                 stats, open_batch: OpenBatch = nullcontext,
+                 files: rich.FileResolver = rich.no_files) -> None:
         self.app = app
         self.settings = settings
         self.bus = bus
@@ -67,16 +74,17 @@ class MessageCommitter:
         from ..extensions import db
         with app.app_context():
             self.db_down = (*DATABASE_UNAVAILABLE, db.engine.dialect.loaded_dbapi.Error)
-        self.stranger = StrangerRule(settings, counters, self)
         self.names: dict[int, str] = {}
+        self.checks = BatchChecks(settings, self.names, self._fail, files)
+        self.stranger = StrangerRule(settings, counters, self)
         self.known_pairs: set[str] = set()
         self.inflight = 0
-        self._mutual: set[tuple[int, int]] = set()
+        self._now = utcnow()  # the time of the batch being written
 
     # -- the public face ----------------------------------------------------
 
-    def submit(self, item: Outgoing) -> None:
-        """Queue a message; its ``reply`` is called once it is stored or refused."""
+    def submit(self, item: Item) -> None:
+        """Queue a message or change; its ``answer`` is called once it is stored or refused."""
         if not item.deadline:
             item.deadline = monotonic() + self.settings.send_timeout
         if self.greenlet is None:
@@ -84,14 +92,14 @@ class MessageCommitter:
         self.stats.messages_in += 1
         self.queue.put(item)
 
-    def submit_and_wait(self, item: Outgoing) -> tuple[dict, bool]:
+    def submit_and_wait(self, item: Item) -> tuple[dict, bool]:
         """Submit and block this greenlet until the ack: (ack, created) or raises ChatError.
 
-        A message not answered by its deadline is given up (503): the committer drops it
+        An item not answered by its deadline is given up (503): the committer drops it
         if it has not begun writing it, so a retry with the same client_id is safe.
         """
         result = AsyncResult()
-        item.reply = lambda ack, err, created, batch: result.set((ack, err, created))
+        item.answer = lambda ack, err, created, batch: result.set((ack, err, created))
         self.submit(item)
         try:
             ack, err, created = result.get(timeout=max(0.0, item.deadline - monotonic()))
@@ -108,6 +116,25 @@ class MessageCommitter:
         while (not self.queue.empty() or self.inflight) and perf_counter() < deadline:
             gevent.sleep(0.05)
         return self.queue.empty() and not self.inflight
+
+    # -- what the stranger rule uses --------------------------------------------
+
+    def connection(self) -> MessageStore:
+        """The committer's own database connection (opened again after a failure)."""
+        if self.store is None or self.store.closed:
+            from ..extensions import db
+            self.store = MessageStore(db.engine)
+        return self.store
+
+    def drop_connection(self) -> None:
+        """Throw the connection away after an error (it may be dead)."""
+        store, self.store = self.store, None
+        if store is not None:
+            store.discard()
+
+    def fail(self, item: Item, error: ChatError) -> None:
+        """Answer an item (and its repeats in the batch) with an error."""
+        self._fail(item, error)
 
     # -- the loop -----------------------------------------------------------
 
@@ -130,56 +157,45 @@ class MessageCommitter:
                 self.stats.batches += 1
                 self.stats.observe(perf_counter() - started, len(batch))
 
-    def connection(self) -> MessageStore:
-        """The committer's own database connection (opened again after a failure)."""
-        return self._connection()
-
-    def drop_connection(self) -> None:
-        """Throw the connection away after an error (it may be dead)."""
-        self._drop_connection()
-
-    def fail(self, item: "Outgoing", error: ChatError) -> None:
-        """Answer a message (and its repeats in the batch) with an error."""
-        self._fail(item, error)
-
-    def _connection(self) -> MessageStore:
-        if self.store is None or self.store.closed:
-            from ..extensions import db
-            self.store = MessageStore(db.engine)
-        return self.store
-
-    def _drop_connection(self) -> None:
-        store, self.store = self.store, None
-        if store is not None:
-            store.discard()
-
-    def _fail(self, item: Outgoing, error: ChatError) -> None:
+    def _fail(self, item: Item, error: ChatError) -> None:
         self.stats.error(error.code, 1 + len(item.duplicates))
+        self._answer(item, None, error, False, None)
+
+    @staticmethod
+    def _answer(item: Item, ack: dict | None, error: ChatError | None, created: bool,
+                batch: Batch | None) -> None:
         for each in (item, *item.duplicates):
             try:
-                each.reply(None, error, False, None)
+                each.answer(ack, error, created and each is item, batch)
             except Exception:
-                log.exception("event=reply_failed")
+                log.exception("event=answer_failed")
 
-    def _process(self, batch: list[Outgoing]) -> None:
+    def _process(self, batch: list[Item]) -> None:
         batch = self._refuse_late(batch)
         if not batch:
             return
+        messages = self._collapse([i for i in batch if isinstance(i, Outgoing)], "sender_id")
+        changes = self._collapse([i for i in batch if isinstance(i, Change)], "actor_id")
         try:
-            store = self._connection()
-            pending = self._check(store, self._collapse(batch))
+            store = self.connection()
+            checked = self.checks.check(store, messages, changes)
+            self._answer_stored(store, checked, messages, changes)
         except self.db_down as exc:
             log.warning("event=db_unavailable phase=check error=%s",
                         type(getattr(exc, "orig", exc)).__name__)
-            self._drop_connection()
-            for item in batch:
+            self.drop_connection()
+            for item in (*messages, *changes):
                 self._fail(item, ServerBusy())
             return
-        pending = self._apply_stranger_rule(pending)
-        if pending:
-            self._store_and_publish(pending)  # ends the transaction with its COMMIT
+        checked.messages = self.stranger.apply(checked.messages, checked.mutual)
+        if checked.messages or any(a.payload is not None for a in checked.applied):
+            self._store_and_publish(checked)  # ends the transaction with its COMMIT
         else:
             self._end_read()
+            for applied in checked.applied:  # changes that changed nothing
+                self._answer(applied.change, change_ack(None, applied.state.id,
+                                                        applied.change.client_id),
+                             None, False, None)
 
     def _end_read(self) -> None:
         """End the lookup's transaction, or the next batch would read an old snapshot."""
@@ -187,10 +203,10 @@ class MessageCommitter:
             if self.store is not None:
                 self.store.rollback()
         except self.db_down:
-            self._drop_connection()
+            self.drop_connection()
 
-    def _refuse_late(self, batch: list[Outgoing]) -> list[Outgoing]:
-        """Messages past their deadline (the database was hung) get 503, unwritten."""
+    def _refuse_late(self, batch: list[Item]) -> list[Item]:
+        """Items past their deadline (the database was hung) get 503, unwritten."""
         now = monotonic()
         late = [item for item in batch if item.deadline <= now]
         for item in late:
@@ -200,111 +216,59 @@ class MessageCommitter:
     # -- phase 1: collapse ----------------------------------------------------
 
     @staticmethod
-    def _collapse(batch: list[Outgoing]) -> list[Outgoing]:
-        """One item per (sender, client_id): repeats in the same batch share its answer."""
-        first: dict[tuple[int, str], Outgoing] = {}
-        items: list[Outgoing] = []
+    def _collapse(batch: list, author: str) -> list:
+        """One item per (author, client_id): repeats in the same batch share its answer."""
+        first: dict[tuple[int, str], Item] = {}
+        items = []
         for item in batch:
             key = item.key
             if key is not None:
-                if (item.sender_id, key) in first:
-                    first[(item.sender_id, key)].duplicates.append(item)
+                pair = (getattr(item, author), key)
+                if pair in first:
+                    first[pair].duplicates.append(item)
                     continue
-                first[(item.sender_id, key)] = item
+                first[pair] = item
             items.append(item)
         return items
 
-    def _answer_stored(self, store: MessageStore, stored: dict[tuple[int, str], int],
-                       items: list[Outgoing]) -> list[Outgoing]:
-        """Resends of stored client_ids get the stored message's ack; the rest go on."""
-        if not stored:
-            return items
-        rows = {r[0]: Stored(*r[:5], as_datetime(r[5]))
-                for r in store.messages_by_id(list(stored.values()))}
-        rest = []
-        for item in items:
-            message_id = stored.get((item.sender_id, item.key))
-            row = rows.get(message_id) if message_id is not None else None
-            if row is None:
-                rest.append(item)
-                continue
-            online = None
-            if row.group_id is None:
-                online = bool(self.bus.online([row.recipient_id], exclude_conn=item.origin))
-            ack = ack_frame(row, online)
-            for each in (item, *item.duplicates):
-                each.reply(ack, None, False, None)
-        return rest
-
-    # -- phase 2: who may send what ---------------------------------------------
-
-    def _check(self, store: MessageStore, items: list[Outgoing]) -> list[Outgoing]:
-        """Resends answered; then per message: permission (``policy``), then its fields.
-
-        One round trip for the whole batch (``MessageStore.lookup``); it also fills
-        the sender names and the follows that the stranger rule needs.
-        """
-        private = [i for i in items if i.recipient_id is not None]
-        groups = [i for i in items if i.group_id is not None]
-        user_ids = {i.sender_id for i in items} | {i.recipient_id for i in private}
-        pairs = {(i.sender_id, i.recipient_id) for i in private
-                 if i.recipient_id != i.sender_id}
-        found = store.lookup(
-            client_keys={(i.sender_id, i.key) for i in items if i.key is not None},
-            user_ids=[u for u in user_ids if u not in self.names],  # names never change
-            block_pairs={(b, a) for a, b in pairs},
-            follow_pairs=pairs | {(b, a) for a, b in pairs},
-            group_ids=list({i.group_id for i in groups}),
-            member_pairs={(i.group_id, i.sender_id) for i in groups})
-        self.names.update(found["names"])
-        items = self._answer_stored(store, found["stored"], items)
-        follows = found["follows"]
-        self._mutual = {(a, b) for a, b in pairs if (a, b) in follows and (b, a) in follows}
-        accepted = []
-        for item in items:
-            if item.recipient_id is not None:
-                error = policy.private_write(
-                    recipient_exists=item.recipient_id in self.names,
-                    blocked_by_recipient=(item.recipient_id, item.sender_id) in found["blocks"])
-                item.conv_key = private_conv_key(item.sender_id, item.recipient_id)
-            else:
-                error = policy.group_write(
-                    group_exists=item.group_id in found["groups"],
-                    is_member=(item.group_id, item.sender_id) in found["members"])
-                item.conv_key = group_conv_key(item.group_id)
-            if error is None:
-                error = self._field_error(item)
-            if error is not None:
-                self._fail(item, error)
-                continue
-            accepted.append(item)
-        return accepted
-
-    def _field_error(self, item: Outgoing) -> ChatError | None:
-        """The message's own fields, checked once it is known who may send it."""
-        try:
-            item.content = validation.content(item.content, self.settings.max_content)
-            validation.client_id(item.client_id)
-        except ChatError as err:
-            return err
-        return None
-
-    def _apply_stranger_rule(self, items: list[Outgoing]) -> list[Outgoing]:
-        """Phase 2's last check: the seed's stranger rule (``chat.service.stranger``)."""
-        return self.stranger.apply(items, self._mutual)
+    def _answer_stored(self, store: MessageStore, checked: Checked, messages: list[Outgoing],
+                       changes: list[Change]) -> None:
+        """Resends of stored client_ids get the stored message's (or change's) ack."""
+        if checked.stored:
+            rows = {r[0]: Stored(*r[:5], as_datetime(r[5]))
+                    for r in store.messages_by_id(list(checked.stored.values()))}
+            for item in messages:
+                row = rows.get(checked.stored.get((item.sender_id, item.key)))
+                if row is None:
+                    continue
+                online = None
+                if row.group_id is None:
+                    online = bool(self.bus.online([row.recipient_id], exclude_conn=item.origin))
+                self._answer(item, ack_frame(row, online), None, False, None)
+        for change in changes:
+            stored = checked.stored_changes.get((change.actor_id, change.key))
+            if stored is not None:
+                self._answer(change, change_ack(stored[0], stored[1], change.client_id), None,
+                             False, None)
 
     # -- phases 3 and 4: write, then answer and publish ---------------------------
 
-    def _store_and_publish(self, items: list[Outgoing]) -> None:
+    def _store_and_publish(self, checked: Checked) -> None:
         """Write the batch (under the order lock when other processes write too), then ack
         and deliver, then unlock."""
+        items, applied = checked.messages, [a for a in checked.applied if a.payload is not None]
+        for each in checked.applied:
+            if each.payload is None:  # changed nothing: acked with the message's id, now
+                self._answer(each.change, change_ack(None, each.state.id, each.change.client_id),
+                             None, False, None)
         channels: dict[str, None] = {}
         for item in items:
-            if item.group_id is not None:
-                channels[group_channel(item.group_id)] = None
-            else:
-                channels[user_channel(item.sender_id)] = None
-                channels[user_channel(item.recipient_id)] = None
+            for channel in self._channels(item.sender_id, item.recipient_id, item.group_id):
+                channels[channel] = None
+        for each in applied:
+            state = each.state
+            for channel in self._channels(state.sender_id, state.recipient_id, state.group_id):
+                channels[channel] = None
         presence = self.bus.presence(list(channels))
         for item in items:
             if item.recipient_id is not None:
@@ -313,82 +277,121 @@ class MessageCommitter:
                                                    presence=presence))
         locked = False
         try:
-            store = self._connection()
+            store = self.connection()
             if store.dialect == "mysql" and self.settings.order_lock and presence.others:
                 locked = store.lock(self.settings.order_lock_name, 10)
                 if not locked:
                     raise ServerBusy("the message store is congested")
             try:
-                rows = self._write(store, items)
+                rows = self._write(store, items, applied)
             except store.IntegrityError:
                 # A resend of the same client_id raced us from another connection or
                 # process: answer it from what is stored now, write the rest.
                 store.rollback()
-                stored = store.stored_client_ids({(i.sender_id, i.key) for i in items
-                                                  if i.key is not None})
-                items = self._answer_stored(store, stored, items)
-                if items:
-                    rows = self._write(store, items)
-                else:
-                    rows = []
+                checked.stored = store.stored_client_ids(
+                    {(i.sender_id, i.key) for i in items if i.key is not None})
+                checked.stored_changes = store.stored_changes(
+                    {(a.change.actor_id, a.change.key) for a in applied if a.change.key})
+                self._answer_stored(store, checked, items, [a.change for a in applied])
+                for each in applied:  # their messages' state was read under locks now gone
+                    if (each.change.actor_id, each.change.key) not in checked.stored_changes:
+                        self._fail(each.change, ServerBusy())
+                items = [i for i in items if (i.sender_id, i.key) not in checked.stored]
+                applied = []
+                rows = self._write(store, items, applied) if items else []
+                if not items:
                     store.rollback()
         except (*self.db_down, ServerBusy) as exc:
             log.warning("event=db_unavailable phase=commit error=%s",
                         type(getattr(exc, "orig", exc)).__name__)
-            self._drop_connection()
+            self.drop_connection()
             undo = [i.counted for i in items if i.counted is not None]
             if undo:
                 self.counters.decr_many(undo)
-            for item in items:
+            for item in (*items, *(a.change for a in applied)):
                 self._fail(item, ServerBusy())
             return
         try:
             with self.open_batch() as batch:
-                self._answer_and_publish(items, rows, presence, batch)
+                self._answer_and_publish(items, rows, applied, presence, batch)
         finally:
             if locked:
                 try:
                     store.unlock(self.settings.order_lock_name)
                     store.rollback()
                 except self.db_down:
-                    self._drop_connection()
+                    self.drop_connection()
+
+    @staticmethod
+    def _channels(sender_id: int, recipient_id: int | None, group_id: int | None) -> list[str]:
+        if group_id is not None:
+            return [group_channel(group_id)]
+        if recipient_id == sender_id:
+            return [user_channel(sender_id)]
+        return [user_channel(sender_id), user_channel(recipient_id)]
 
     def _answer_and_publish(self, items: list[Outgoing], rows: list[Row],
-                            presence: Presence, batch: Batch | None) -> None:
-        """Ack each sender, then publish each message (serialised once) to its channels."""
+                            changes: list[Applied], presence: Presence,
+                            batch: Batch | None) -> None:
+        """Ack each sender, then publish each message and update (serialised once)."""
         events: list[Event] = []
         for item, row in zip(items, rows):
-            ack = ack_frame(row, item.online)
-            for each in (item, *item.duplicates):
-                try:
-                    each.reply(ack, None, each is item, batch)
-                except Exception:
-                    log.exception("event=reply_failed")
-            frame = dumps(message_frame(row))
-            if item.group_id is not None:
-                events.append(Event(group_channel(item.group_id), frame,
-                                    exclude_conn=item.origin))
-            else:
-                events.append(Event(user_channel(item.sender_id), frame,
-                                    exclude_conn=item.origin))
-                if item.recipient_id != item.sender_id:
-                    events.append(Event(user_channel(item.recipient_id), frame))
+            self._answer(item, ack_frame(row, item.online), None, True, batch)
+            self._events(events, dumps(message_frame(row)), item.sender_id, item.sender_id,
+                         item.recipient_id, item.group_id, item.origin)
+        for each in changes:
+            change, state = each.change, each.state
+            self._answer(change, change_ack(change.id, state.id, change.client_id), None, True,
+                         batch)
+            frame = update_frame(change.id, change.kind, state, change.actor_id,
+                                 self._now, each.payload)
+            self._events(events, dumps(frame), change.actor_id, state.sender_id,
+                         state.recipient_id, state.group_id, change.origin)
         self.bus.publish(events, presence, batch)
 
-    def _write(self, store: MessageStore, items: list[Outgoing]) -> list[Row]:
-        """Allocate ids in commit order, INSERT the batch, create read cursors, COMMIT."""
-        first_id = store.allocate_ids(len(items))
-        now = utcnow()
+    def _events(self, events: list[Event], frame: bytes, actor_id: int, sender_id: int,
+                recipient_id: int | None, group_id: int | None, origin: str | None) -> None:
+        """One frame to every connection of the conversation but the one that sent it."""
+        for channel in self._channels(sender_id, recipient_id, group_id):
+            mine = group_id is not None or parse_channel(channel)[1] == actor_id
+            events.append(Event(channel, frame, exclude_conn=origin if mine else None))
+
+    def _write(self, store: MessageStore, items: list[Outgoing],
+               applied: list[Applied]) -> list[Row]:
+        """Allocate ids in commit order, INSERT the messages, write the changes, COMMIT."""
+        first_id = store.allocate_ids(len(items) + len(applied))
+        self._now = now = utcnow()
         stamp = db_time(now)
+        rich_batch = any(rich.is_rich(item) for item in items)
         rows: list[Row] = []
-        values = []
+        values, mentions = [], []
         for offset, item in enumerate(items):
             item.id = first_id + offset
-            rows.append(Row(item.id, item.sender_id, item.recipient_id, item.group_id,
-                             item.content, item.client_id, now, self.names[item.sender_id]))
-            values.append((item.id, item.conv_key, item.sender_id, item.recipient_id,
-                           item.group_id, item.content, item.client_id, stamp))
-        store.insert_messages(values)
+            row = Row(item.id, item.sender_id, item.recipient_id, item.group_id, item.content,
+                      item.client_id, now, self.names[item.sender_id])
+            value = (item.id, item.conv_key, item.sender_id, item.recipient_id, item.group_id,
+                     item.content, item.client_id, stamp)
+            if rich_batch:
+                extra = rich.stored_columns(item)
+                (row.reply_to_id, row.reply_sender_id, row.reply_excerpt, row.reply_recalled,
+                 row.mentions, row.mention_all, row.attachments) = extra
+                value += extra
+                mentions.extend(rich.mention_rows(item))
+            rows.append(row)
+            values.append(value)
+        if values:
+            store.insert_messages(values, rich_batch)
+        store.insert_mentions(mentions)
+        new_pairs = self._write_cursors(store, items)
+        self._write_changes(store, applied, first_id + len(items), stamp)
+        store.commit()
+        if len(self.known_pairs) > 200_000:
+            self.known_pairs.clear()
+        self.known_pairs.update(new_pairs)
+        return rows
+
+    def _write_cursors(self, store: MessageStore, items: list[Outgoing]) -> dict:
+        """Read cursors for private chats seen for the first time (a group's exist)."""
         new_pairs = {}
         for item in items:
             if item.recipient_id is not None and item.conv_key not in self.known_pairs:
@@ -400,8 +403,26 @@ class MessageCommitter:
                 if item.recipient_id != item.sender_id:
                     cursors.append((item.recipient_id, key, item.sender_id))
             store.insert_cursors(cursors)
-        store.commit()
-        if len(self.known_pairs) > 200_000:
-            self.known_pairs.clear()
-        self.known_pairs.update(new_pairs)
-        return rows
+        return new_pairs
+
+    @staticmethod
+    def _write_changes(store: MessageStore, applied: list[Applied], first_id: int,
+                       stamp: str) -> None:
+        """The updates' rows, and each changed message's new state (and what follows)."""
+        if not applied:
+            return
+        updates, states = [], {}
+        for offset, each in enumerate(applied):
+            change = each.change
+            change.id = first_id + offset
+            updates.append((change.id, each.state.conv_key, each.state.id, change.kind,
+                            change.actor_id, change.key, orjson.dumps(each.payload).decode(),
+                            stamp))
+            states[each.state.id] = each.state
+        store.insert_updates(updates)
+        changed = [s for s in states.values() if s.changed]
+        store.save_states([s.stored() for s in changed])
+        store.refresh_replies([reply_refresh(s) for s in changed if s.edited or s.recalled_now])
+        recalled = [s for s in changed if s.recalled_now]
+        store.delete_mentions([key for s in recalled for key in s.forgotten_mentions])
+        store.scrub_edits([s.id for s in recalled])

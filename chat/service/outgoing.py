@@ -17,7 +17,7 @@ OpenBatch = Callable[[], AbstractContextManager]
 
 @dataclass(slots=True)
 class Outgoing:
-    """One message on its way in; ``reply`` is called exactly once.
+    """One message on its way in; ``answer`` is called exactly once.
 
     ``content`` and ``client_id`` are as the client sent them: they are checked in
     the batch, after the recipient (PROTOCOL.md 6.6: permission before fields).
@@ -29,13 +29,53 @@ class Outgoing:
     content: Any
     client_id: Any
     origin: str | None
-    reply: Reply
+    answer: Reply
     deadline: float = 0.0  # monotonic time after which it is refused unwritten (503)
+    # Version 2 (PROTOCOL.md 6.2): ids already well-formed, checked in the batch.
+    reply_to: int | None = None
+    mentions: list[int] = field(default_factory=list)
+    mention_all: bool = False
+    attachments: list[int] = field(default_factory=list)
     conv_key: str = ""
     id: int = 0
     counted: str | None = None  # the stranger counter this send incremented
     online: bool | None = None
+    reply: "ReplyTo | None" = None
+    files: list[dict] = field(default_factory=list)  # the attachments' file objects
     duplicates: list["Outgoing"] = field(default_factory=list)
+
+    @property
+    def key(self) -> str | None:
+        """The idempotency key, when the client_id is a well-formed one."""
+        return self.client_id if validation.is_client_id(self.client_id) else None
+
+
+@dataclass(slots=True)
+class ReplyTo:
+    """The message a new one answers, as the new one's row keeps it."""
+
+    id: int
+    sender_id: int
+    excerpt: str
+    recalled: bool
+
+
+@dataclass(slots=True)
+class Change:
+    """An edit, recall or reaction on its way in; ``answer`` is called exactly once."""
+
+    actor_id: int
+    kind: str  # "edit", "recall" or "reaction"
+    message_id: int
+    client_id: Any
+    origin: str | None
+    answer: Reply
+    content: Any = None  # edit
+    emoji: Any = None  # reaction
+    on: Any = None  # reaction: True adds (the default), False removes
+    deadline: float = 0.0
+    id: int = 0  # the update's id, once it changed something
+    duplicates: list["Change"] = field(default_factory=list)
 
     @property
     def key(self) -> str | None:
@@ -67,3 +107,13 @@ class Row:
     client_id: str | None
     created_at: object
     sender_name: str
+    reply_to_id: int | None = None
+    reply_sender_id: int | None = None
+    reply_excerpt: str | None = None
+    reply_recalled: bool = False
+    mentions: str | None = None  # JSON, as stored
+    mention_all: bool = False
+    attachments: str | None = None
+    reactions: str | None = None
+    edited_at: object = None
+    recalled: bool = False

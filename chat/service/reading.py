@@ -6,6 +6,9 @@ the same in a 2-person chat and a 5,000-member group.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import orjson
 from sqlalchemy import func, select, update
 
 from ..bus import Event, group_channel, user_channel
@@ -17,7 +20,7 @@ from ..store.models import Group, Message, ReadCursor, User, group_conv_key, pri
 from . import validation
 from .events import Events
 from .lookups import get_user, is_blocked, member_group, writable_peer
-from .shapes import dumps, message_frame, read_frame, typing_frame
+from .shapes import dumps, message_frame, read_frame, typing_frame, update_frame
 
 UNREAD_FETCH_MAX = 5000
 # A sync or unread answer stops short of this many bytes of content (and says has_more),
@@ -35,11 +38,28 @@ def resolve_conversation(user_id: int, target_id, is_group: bool) -> tuple[str, 
     return private_conv_key(user_id, peer.id), peer.id, None
 
 
+def _update(row) -> dict:
+    """A stored update (``queries.sync_updates``) as the ``update`` frame."""
+    message = _UpdatedMessage(row.message_id, row.sender_id, row.recipient_id, row.group_id)
+    return update_frame(row.id, row.kind, message, row.actor_id, row.created_at,
+                        orjson.loads(row.payload))
+
+
+@dataclass(slots=True)
+class _UpdatedMessage:
+    """What an update frame says of its message."""
+
+    id: int
+    sender_id: int
+    recipient_id: int | None
+    group_id: int | None
+
+
 def _within_answer_size(rows: list) -> list:
     """The first rows whose content fits in ANSWER_MAX_BYTES (at least one)."""
     total = 0
     for i, row in enumerate(rows):
-        text = row.content
+        text = getattr(row, "content", None) or getattr(row, "payload", "")
         total += (len(text) if text.isascii() else len(text.encode())) + 300  # + other fields
         if total > ANSWER_MAX_BYTES and i > 0:
             return rows[:i]
@@ -102,8 +122,9 @@ class Reading:
 
         One query: a user's groups are the group rows among their read cursors.
         """
-        rows = queries.conversation_rows(user_id, pooled=True)
-        return (sum(r.unread for r in rows), max((r.last_id or 0 for r in rows), default=0),
+        rows = queries.hello_rows(user_id)
+        return (sum(r.unread for r in rows),
+                max((max(r.last_id or 0, r.last_update_id or 0) for r in rows), default=0),
                 [r.group_id for r in rows if r.group_id is not None])
 
     @staticmethod
@@ -128,7 +149,7 @@ class Reading:
                 continue  # a private chat with nothing in it yet
             item = {"kind": "group" if r.group_id is not None else "private",
                     "last_message": last.get(r.last_id), "unread": r.unread,
-                    "last_read_id": r.last_read_id}
+                    "mentions": r.mentions, "last_read_id": r.last_read_id}
             if r.group_id is not None:
                 group = groups.get(r.group_id)
                 if group is None:
@@ -184,15 +205,25 @@ class Reading:
 
     @staticmethod
     def sync(user_id: int, since_id, limit=None) -> dict:
-        """Every message the user can see with ``id > since_id``, oldest first."""
+        """Every message and update the user can see with ``id > since_id``, oldest first.
+
+        ``limit`` and ``has_more`` count messages and updates together: the client's
+        next cursor is the largest id of either list.
+        """
         since = validation.cursor(since_id, "since_id")
         if since is None:
             raise BadRequest("since_id is required")
         size = validation.limit(limit, 1, 1000, 500)
-        rows = queries.sync_rows(user_id, since, size + 1)
-        kept = _within_answer_size(rows[:size])
-        return {"kind": "sync", "code": 200, "messages": [message_frame(r) for r in kept],
-                "has_more": len(rows) > len(kept)}
+        messages = queries.sync_rows(user_id, since, size + 1)
+        updates = queries.sync_updates(user_id, since, size + 1)
+        merged = sorted([(r.id, 0, r) for r in messages] + [(u.id, 1, u) for u in updates],
+                        key=lambda entry: entry[0])
+        kept = _within_answer_size([r for _, _, r in merged[:size]])
+        kept_ids = {r.id for r in kept}
+        return {"kind": "sync", "code": 200,
+                "messages": [message_frame(r) for r in messages if r.id in kept_ids],
+                "updates": [_update(u) for u in updates if u.id in kept_ids],
+                "has_more": len(merged) > len(kept)}
 
     def typing(self, user_id: int, target_id, is_group: bool) -> None:
         """Tell the other party (or the group's other members) that the user is typing."""

@@ -10,6 +10,8 @@ class ServiceSettings:
     """Limits and switches of the service layer (see ``chat.config`` for each variable)."""
 
     max_content: int = 5000
+    edit_window: int = 48 * 3600  # seconds; 0: no limit
+    recall_window: int = 24 * 3600
     stranger_limit: int = 3
     stranger_ttl: int = 90 * 24 * 3600
     login_max_failures: int = 10
@@ -27,6 +29,8 @@ class ServiceSettings:
     def from_config(cls, config: Mapping) -> "ServiceSettings":
         """Read every field from a Flask config."""
         return cls(max_content=config["CHAT_MAX_CONTENT"],
+                   edit_window=config["CHAT_EDIT_WINDOW"],
+                   recall_window=config["CHAT_RECALL_WINDOW"],
                    stranger_limit=config["CHAT_STRANGER_LIMIT"],
                    stranger_ttl=config["CHAT_STRANGER_TTL"],
                    login_max_failures=config["CHAT_LOGIN_MAX_FAILURES"],

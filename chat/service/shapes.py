@@ -30,14 +30,52 @@ def dumps(frame: dict) -> bytes:
     return orjson.dumps(frame)
 
 
+def _json_list(text: str | None) -> list:
+    return orjson.loads(text) if text else []
+
+
+def reactions_list(summary: list) -> list[dict]:
+    """The stored summary ``[[emoji, [user ids]], ...]`` as the wire shows it."""
+    return [{"emoji": emoji, "count": len(users), "user_ids": users} for emoji, users in summary]
+
+
 def message_frame(row: Any) -> dict:
-    """A stored message as the ``message`` frame (and as history, unread and sync items)."""
+    """A stored message as the ``message`` frame (and as history, unread and sync items):
+    as it is now, recalled ones with their text, files, mentions and reactions gone."""
     target = f"g{row.group_id}" if row.group_id is not None else str(row.recipient_id)
+    recalled = bool(row.recalled)
+    reply = None
+    if row.reply_to_id is not None:
+        reply = {"id": row.reply_to_id, "sender_id": row.reply_sender_id,
+                 "excerpt": "" if row.reply_recalled else (row.reply_excerpt or ""),
+                 "recalled": bool(row.reply_recalled)}
     return {"kind": "message", "code": 200, "id": row.id,
             "from": f"{row.sender_id}->{target}", "sender_id": row.sender_id,
             "sender_name": row.sender_name, "recipient_id": row.recipient_id,
-            "group_id": row.group_id, "content": row.content,
-            "created_at": iso(row.created_at), "client_id": row.client_id}
+            "group_id": row.group_id, "content": "" if recalled else row.content,
+            "created_at": iso(row.created_at), "client_id": row.client_id,
+            "reply_to": reply,
+            "mentions": [] if recalled else _json_list(row.mentions),
+            "mention_all": bool(row.mention_all) and not recalled,
+            "attachments": [] if recalled else _json_list(row.attachments),
+            "edited_at": iso(row.edited_at), "recalled": recalled,
+            "reactions": [] if recalled else reactions_list(_json_list(row.reactions))}
+
+
+def update_frame(update_id: int, kind: str, message: Any, actor_id: int, created_at,
+                 payload: dict) -> dict:
+    """An edit, recall or reaction, as pushed live and returned by ``sync``."""
+    return {"kind": "update", "code": 200, "id": update_id, "update": kind,
+            "message_id": message.id, "actor_id": actor_id, "sender_id": message.sender_id,
+            "recipient_id": message.recipient_id, "group_id": message.group_id,
+            "created_at": iso(created_at), **payload}
+
+
+def change_ack(update_id: int | None, message_id: int, client_id: Any) -> dict:
+    """The ack of an edit, recall or reaction: the update's id, or the message's when
+    nothing changed."""
+    return {"kind": "ack", "code": 200, "id": update_id if update_id else message_id,
+            "message_id": message_id, "client_id": client_id}
 
 
 def ack_frame(row: Any, online: bool | None) -> dict:

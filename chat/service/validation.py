@@ -55,6 +55,22 @@ def entity_id(value, field: str) -> int:
     return value
 
 
+def optional_id(value, field: str) -> int | None:
+    """An id that may be absent (``None``)."""
+    return None if value is None else entity_id(value, field)
+
+
+def id_list(value, field: str, most: int) -> list[int]:
+    """A list of at most ``most`` ids (absent: empty), in the order given."""
+    if value is None:
+        return []
+    if type(value) is not list:
+        raise BadRequest(f"{field} must be a list of ids")
+    if len(value) > most:
+        raise BadRequest(f"{field} holds at most {most} ids")
+    return [entity_id(v, field) for v in value]
+
+
 def cursor(value, field: str, default: int | None = None) -> int | None:
     """A position such as ``since_id``: an integer from 0 to 2^53-1 (``None`` -> default)."""
     if value is None:
@@ -82,8 +98,13 @@ def flag(value, field: str) -> bool:
     return value
 
 
-def content(value, max_len: int) -> str:
-    """Message text: 1..max_len code points, not only white space, valid Unicode."""
+def content(value, max_len: int, may_be_empty: bool = False) -> str:
+    """Message text: 1..max_len code points, not only white space, valid Unicode.
+
+    ``may_be_empty``: a message with attachments may have no text at all (``""``).
+    """
+    if may_be_empty and (value is None or value == ""):
+        return ""
     if type(value) is not str:
         raise BadRequest("content must be a string")
     if not value or value.isspace():

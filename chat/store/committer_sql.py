@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Sequence
 
-_CURSOR_INSERT = {"mysql": "INSERT IGNORE", "sqlite": "INSERT OR IGNORE"}
+from .committer_writes import MessageWrites
 
 
 def as_datetime(value) -> datetime:
@@ -29,16 +29,20 @@ def db_time(moment: datetime) -> str:
     return moment.isoformat(" ", "microseconds")
 
 
-class MessageStore:
+class MessageStore(MessageWrites):
     """One DB-API connection of the pool, used by the committer greenlet only."""
 
     def __init__(self, engine) -> None:
         self.raw = engine.raw_connection()  # pre-pinged on checkout, like any pooled one
         name = engine.dialect.name
         self.dialect = "mysql" if name in ("mysql", "mariadb") else name
-        if self.dialect not in _CURSOR_INSERT:
+        if self.dialect not in ("mysql", "sqlite"):
             raise NotImplementedError(f"no message store for {name}")
         self.mark = "%s" if self.dialect == "mysql" else "?"
+        if self.dialect == "mysql":
+            # Read committed: no gap locks, so locking the rows a batch changes (even ids
+            # that do not exist) never holds up another process's INSERT of new messages.
+            self.run("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
         self.Error = engine.dialect.loaded_dbapi.Error
         self.IntegrityError = engine.dialect.loaded_dbapi.IntegrityError
         self.closed = False
@@ -92,7 +96,7 @@ class MessageStore:
         """Everything a batch must know, in one round trip (a UNION ALL of index lookups).
 
         Returns ``{"stored": {(sender, client_id): id}, "names": {id: name},
-        "blocks": pairs, "follows": pairs, "groups": ids, "members": pairs}``.
+        "blocks": pairs, "follows": pairs, "groups": {id: owner id}, "members": pairs}``.
         """
         parts: list[str] = []
         params: list = []
@@ -134,12 +138,13 @@ class MessageStore:
             pairs_branch("SELECT 'f', follower_id, followee_id, NULL FROM follows",
                          ("follower_id", "followee_id"), follow_pairs)
         if group_ids:
-            branch("SELECT 'g', id, 0, NULL FROM chat_groups WHERE id IN ({})", sorted(group_ids))
+            branch("SELECT 'g', id, owner_id, NULL FROM chat_groups WHERE id IN ({})",
+                   sorted(group_ids))
         if member_pairs:  # (group_id, user_id): the primary key's order
             pairs_branch("SELECT 'm', group_id, user_id, NULL FROM memberships",
                          ("group_id", "user_id"), member_pairs)
         found: dict = {"stored": {}, "names": {}, "blocks": set(), "follows": set(),
-                       "groups": set(), "members": set()}
+                       "groups": {}, "members": set()}
         if not parts:
             return found
         for tag, a, b, c in self.rows(" UNION ALL ".join(parts), params):
@@ -154,7 +159,7 @@ class MessageStore:
             elif tag == "f":
                 found["follows"].add((a, b))
             elif tag == "g":
-                found["groups"].add(a)
+                found["groups"][a] = b  # group id -> owner id
             elif tag == "m":
                 found["members"].add((a, b))
         found["blocks"] &= block_pairs
@@ -166,6 +171,45 @@ class MessageStore:
         """``{(sender, client_id): id}`` of the keys already stored."""
         return self.lookup(client_keys=client_keys, user_ids=[], block_pairs=set(),
                            follow_pairs=set(), group_ids=[], member_pairs=set())["stored"]
+
+    def targets(self, ids: Sequence[int], lock: bool) -> dict[int, tuple]:
+        """The current state of messages that a batch replies to or changes, by id:
+        (id, conv_key, sender_id, recipient_id, group_id, content, created_at, recalled,
+        reactions, attachments, mentions, mention_all, edited_at).
+
+        ``lock``: FOR UPDATE on MySQL, so that changes to one message from several
+        processes apply one after the other (the read, then the write of its
+        reactions summary, under the row's lock until COMMIT).
+        """
+        if not ids:
+            return {}
+        sql = (f"SELECT id, conv_key, sender_id, recipient_id, group_id, content, created_at, "
+               f"recalled, reactions, attachments, mentions, mention_all, edited_at "
+               f"FROM messages WHERE id IN ({self._marks(len(ids))})")
+        if lock and self.dialect == "mysql":
+            sql += " FOR UPDATE"
+        return {int(r[0]): r for r in self.rows(sql, sorted(ids))}
+
+    def stored_changes(self, keys: set[tuple[int, str]]) -> dict[tuple[int, str], tuple]:
+        """``{(actor, client_id): (update id, message id)}`` of change keys already used."""
+        if not keys:
+            return {}
+        if self.dialect == "mysql":
+            pair = f"({self.mark},{self.mark})"
+            sql = (f"SELECT actor_id, client_id, id, message_id FROM message_updates WHERE "
+                   f"(actor_id, client_id) IN ({','.join([pair] * len(keys))})")
+            params = [v for key in sorted(keys) for v in key]
+        else:
+            actors, cids = sorted({a for a, _ in keys}), sorted({c for _, c in keys})
+            sql = (f"SELECT actor_id, client_id, id, message_id FROM message_updates WHERE "
+                   f"actor_id IN ({self._marks(len(actors))}) AND client_id IN "
+                   f"({self._marks(len(cids))})")
+            params = [*actors, *cids]
+        found = {}
+        for actor, cid, update_id, message_id in self.rows(sql, params):
+            if (int(actor), cid) in keys:
+                found[(int(actor), cid)] = (int(update_id), int(message_id))
+        return found
 
     def messages_by_id(self, ids: Sequence[int]) -> list[tuple]:
         """(id, sender_id, recipient_id, group_id, client_id, created_at) of stored messages."""
@@ -198,68 +242,3 @@ class MessageStore:
         """How many messages a sender wrote in a conversation since ``since``."""
         return self.rows("SELECT COUNT(*) FROM messages WHERE conv_key = %s AND sender_id = %s "
                          "AND created_at >= %s", [conv_key, sender_id, db_time(since)])[0][0]
-
-    # -- writing --------------------------------------------------------------
-
-    def lock(self, name: str, timeout: int) -> bool:
-        """Take a MySQL named lock (held by this connection until ``unlock``)."""
-        return self.rows("SELECT GET_LOCK(%s, %s)", [name, timeout])[0][0] == 1
-
-    def unlock(self, name: str) -> None:
-        """Release a named lock."""
-        self.rows("SELECT RELEASE_LOCK(%s)", [name])
-
-    def allocate_ids(self, count: int) -> int:
-        """Reserve ``count`` message ids; returns the first. The row stays locked to COMMIT.
-
-        One round trip: MySQL hands the new value back through LAST_INSERT_ID(expr),
-        SQLite through RETURNING.
-        """
-        cur = self.raw.cursor()
-        try:
-            if self.dialect == "mysql":
-                cur.execute("UPDATE message_sequence SET last_id = LAST_INSERT_ID(last_id + %s) "
-                            "WHERE id = 1", [count])
-                last = cur.lastrowid
-            else:
-                cur.execute("UPDATE message_sequence SET last_id = last_id + ? WHERE id = 1 "
-                            "RETURNING last_id", [count])
-                last = cur.fetchone()[0]
-        finally:
-            cur.close()
-        return last - count + 1
-
-    def insert_messages(self, rows: list[tuple]) -> None:
-        """One multi-row INSERT.
-
-        On MySQL the VALUES are rendered here: PyMySQL's generic escaping of every
-        parameter was a quarter of the committer's time. Numbers are ints we made,
-        text goes through the driver's own quoting (``Connection.escape``, which
-        follows the server's NO_BACKSLASH_ESCAPES mode).
-        """
-        insert = ("INSERT INTO messages (id, conv_key, sender_id, recipient_id, group_id, "
-                  "content, client_id, created_at) VALUES ")
-        cur = self.raw.cursor()
-        try:
-            if self.dialect == "mysql":
-                quote = self.raw.driver_connection.escape
-                values = ",".join(
-                    f"({mid},'{conv}',{sender},{'NULL' if to is None else to},"
-                    f"{'NULL' if group is None else group},{quote(content)},"
-                    f"{'NULL' if cid is None else quote(cid)},'{stamp}')"
-                    for mid, conv, sender, to, group, content, cid, stamp in rows)
-                cur.execute(insert + values)
-            else:
-                cur.executemany(insert + "(?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        finally:
-            cur.close()
-
-    def insert_cursors(self, rows: list[tuple]) -> None:
-        """Read cursors for new private chats; existing ones are left alone."""
-        cur = self.raw.cursor()
-        try:
-            cur.executemany(self._sql(
-                f"{_CURSOR_INSERT[self.dialect]} INTO read_cursors (user_id, conv_key, peer_id, "
-                f"group_id, last_read_id) VALUES (%s, %s, %s, NULL, 0)"), rows)
-        finally:
-            cur.close()

@@ -8,8 +8,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from flask_login import UserMixin
-from sqlalchemy import (BigInteger, DateTime, ForeignKey, Index, Integer, String, Text,
-                        UniqueConstraint)
+from sqlalchemy import (BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String,
+                        Text, UniqueConstraint, false)
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -157,7 +157,11 @@ class Message(db.Model):
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("sender_id", "client_id", name="uq_messages_sender_client"),
-        Index("ix_messages_conv_id_sender", "conv_key", "id", "sender_id"),
+        # Covers history pages, sync, and unread counts (which leave out recalled ones).
+        Index("ix_messages_conv_id_sender_recalled", "conv_key", "id", "sender_id",
+              "recalled"),
+        # An edit or recall of a message updates the excerpt kept on its replies.
+        Index("ix_messages_reply_to", "reply_to_id"),
         MYSQL_TABLE,
     )
 
@@ -174,6 +178,59 @@ class Message(db.Model):
     # different keys, as they are to the service.
     client_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # What a history page shows lives on the row, so a page is one index range: the
+    # message this one answers, with the original's sender and current excerpt (kept up
+    # to date when the original is edited or recalled), mentions, files, and the
+    # reactions (JSON: [[emoji, [user ids in the order they reacted]], ...] in the order
+    # each emoji was first used; changed under the row's lock), and whether it was
+    # edited or recalled.
+    reply_to_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    reply_sender_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reply_excerpt: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    reply_recalled: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                 server_default=false())
+    mentions: Mapped[str | None] = mapped_column(Text, nullable=True)
+    mention_all: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    attachments: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reactions: Mapped[str | None] = mapped_column(Text, nullable=True)
+    edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    recalled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class MessageUpdate(db.Model):
+    """An edit, recall or reaction: ordered with the messages (ids from the same sequence)
+    so that ``sync`` returns both, and idempotent by the actor's ``client_id``."""
+
+    __tablename__ = "message_updates"
+    __table_args__ = (
+        UniqueConstraint("actor_id", "client_id", name="uq_updates_actor_client"),
+        Index("ix_message_updates_conv_id", "conv_key", "id"),
+        Index("ix_message_updates_message", "message_id"),
+        MYSQL_TABLE,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    conv_key: Mapped[str] = mapped_column(String(24))
+    message_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[int] = mapped_column(Integer)
+    # No-pad binary collation on MySQL/MariaDB (as messages.client_id).
+    client_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The update frame's own fields (content and edited_at, emoji/on/reactions), as JSON.
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Mention(db.Model):
+    """A message that mentions a user (``user_id`` 0: the whole group), for unread counts."""
+
+    __tablename__ = "mentions"
+    __table_args__ = (MYSQL_TABLE,)
+
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    conv_key: Mapped[str] = mapped_column(String(24), primary_key=True)
+    message_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    sender_id: Mapped[int] = mapped_column(Integer)
 
 
 class MessageSequence(db.Model):

@@ -26,12 +26,22 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from ..extensions import db
 from .models import UTCDateTime
 
-# Every connect and every conversation list runs this.
-_CONVERSATION_ROWS = text(
+# Every connect and every conversation list runs these: per conversation, the newest
+# message, the newest update (edit, recall, reaction), and what is unread from others
+# (recalled messages left out: the index covers it).
+_CONVERSATION_COLUMNS = (
     "SELECT rc.conv_key, rc.peer_id, rc.group_id, rc.last_read_id, "
     "(SELECT MAX(m.id) FROM messages m WHERE m.conv_key = rc.conv_key) AS last_id, "
+    "(SELECT MAX(u.id) FROM message_updates u WHERE u.conv_key = rc.conv_key) "
+    " AS last_update_id, "
     "(SELECT COUNT(*) FROM messages m WHERE m.conv_key = rc.conv_key "
-    " AND m.id > rc.last_read_id AND m.sender_id != :me) AS unread "
+    " AND m.id > rc.last_read_id AND m.sender_id != :me AND m.recalled = 0) AS unread")
+_HELLO_ROWS = text(_CONVERSATION_COLUMNS + " FROM read_cursors rc WHERE rc.user_id = :me")
+# The conversation list also counts unread mentions of the user (or of everyone: user 0).
+_CONVERSATION_ROWS = text(
+    _CONVERSATION_COLUMNS + ", (SELECT COUNT(DISTINCT n.message_id) FROM mentions n "
+    "WHERE n.user_id IN (:me, 0) AND n.conv_key = rc.conv_key "
+    "AND n.message_id > rc.last_read_id AND n.sender_id != :me) AS mentions "
     "FROM read_cursors rc WHERE rc.user_id = :me")
 
 # Runs for every API call and every socket.
@@ -44,7 +54,7 @@ _TOUCH_CREDENTIAL = text("UPDATE auth_tokens SET last_used_at = :now WHERE id = 
 
 _UNREAD_IDS = ("SELECT m.id FROM messages m JOIN read_cursors rc ON rc.conv_key = m.conv_key "
                "AND rc.user_id = :me WHERE m.id > rc.last_read_id AND m.sender_id != :me "
-               "ORDER BY m.id LIMIT :n")
+               "AND m.recalled = 0 ORDER BY m.id LIMIT :n")
 _SYNC_IDS = ("SELECT m.id FROM messages m JOIN read_cursors rc ON rc.conv_key = m.conv_key "
              "AND rc.user_id = :me WHERE m.id > :since ORDER BY m.id LIMIT :n")
 
@@ -76,9 +86,15 @@ def like_contains(text: str) -> str:
     return f"%{escaped}%"
 
 
-def conversation_rows(user_id: int, pooled: bool = False) -> list[Row]:
-    """Each of the user's conversations: key, peer, group, cursor, last id, unread count."""
-    return (pooled_rows if pooled else session_rows)(_CONVERSATION_ROWS, {"me": user_id})
+def hello_rows(user_id: int) -> list[Row]:
+    """Each of the user's conversations (key, peer, group, cursor, last message id, last
+    update id, unread count), on a pooled connection: what every connect reads."""
+    return pooled_rows(_HELLO_ROWS, {"me": user_id})
+
+
+def conversation_rows(user_id: int) -> list[Row]:
+    """``hello_rows``, plus each conversation's unread mentions of the user."""
+    return session_rows(_CONVERSATION_ROWS, {"me": user_id})
 
 
 def token_owner(token_hash: str) -> Row | None:
@@ -103,11 +119,14 @@ def touch_credential(token_id: int, now: str) -> None:
 def _messages_in(page_sql: str, params: dict, descending: bool = False) -> list[Row]:
     """The full rows of a page of ids (``page_sql``: a LIMITed SELECT of ids), in order."""
     sql = ("SELECT m.id, m.sender_id, m.recipient_id, m.group_id, m.content, m.client_id, "
-           "m.created_at, u.username AS sender_name FROM messages m "
+           "m.created_at, u.username AS sender_name, m.reply_to_id, m.reply_sender_id, "
+           "m.reply_excerpt, m.reply_recalled, m.mentions, m.mention_all, m.attachments, "
+           "m.reactions, m.edited_at, m.recalled FROM messages m "
            "JOIN users u ON u.id = m.sender_id "
            f"JOIN ({page_sql}) page ON page.id = m.id ORDER BY m.id "
            f"{'DESC' if descending else 'ASC'}")
-    return db.session.execute(text(sql).columns(created_at=UTCDateTime), params).all()
+    return db.session.execute(text(sql).columns(created_at=UTCDateTime, edited_at=UTCDateTime),
+                              params).all()
 
 
 def history_rows(conv_key: str, before_id: int | None, before_time: str | None,
@@ -141,3 +160,16 @@ def unread_rows(user_id: int, count: int) -> list[Row]:
 def sync_rows(user_id: int, since_id: int, count: int) -> list[Row]:
     """The first ``count`` messages the user can see with ``id > since_id``."""
     return _messages_in(_SYNC_IDS, {"me": user_id, "since": since_id, "n": count})
+
+
+_SYNC_UPDATES = text(
+    "SELECT u.id, u.kind, u.message_id, u.actor_id, u.payload, u.created_at, m.sender_id, "
+    "m.recipient_id, m.group_id FROM message_updates u JOIN read_cursors rc "
+    "ON rc.conv_key = u.conv_key AND rc.user_id = :me JOIN messages m ON m.id = u.message_id "
+    "WHERE u.id > :since ORDER BY u.id LIMIT :n").columns(created_at=UTCDateTime)
+
+
+def sync_updates(user_id: int, since_id: int, count: int) -> list[Row]:
+    """The first ``count`` updates (edits, recalls, reactions) the user can see after
+    ``since_id``, with their message's sender and conversation."""
+    return session_rows(_SYNC_UPDATES, {"me": user_id, "since": since_id, "n": count})

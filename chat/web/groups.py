@@ -110,9 +110,12 @@ def add_member(group_id: int):
 @login_required
 @form_view(fallback="groups.show")
 def remove_member(group_id: int, user_id: int):
-    """Remove a member (owner)."""
-    services().groups.remove_member(current_user.id, group_id, user_id)
-    flash(_("Member removed."), "ok")
+    """Remove a member, or withdraw an invitation (owner)."""
+    result = services().groups.remove_member(current_user.id, group_id, user_id)
+    if result.get("declined"):
+        flash(_("Invitation withdrawn."), "ok")
+    else:
+        flash(_("Member removed."), "ok")
     return redirect(url_for("groups.show", group_id=group_id))
 
 

@@ -1,0 +1,121 @@
+"""Phase 2 of a committer batch: who may send what, and who may change which message.
+
+One query (``MessageStore.lookup``) answers the whole batch: resent client_ids,
+recipients, groups and their owners, blocks, memberships (of senders, of the
+people mentioned, of those changing group messages) and follows. When the batch
+replies to or changes messages, one more query reads those messages (locked,
+when they are changed). Each message and change is then checked in
+PROTOCOL.md's order (6.6); the stranger rule comes after (``stranger``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..errors import ChatError
+from ..store.committer_sql import MessageStore
+from ..store.models import group_conv_key, private_conv_key, utcnow
+from . import policy, rich
+from .changes import Applied, ChangeRules, MessageState
+from .outgoing import Change, Outgoing
+from .settings import ServiceSettings
+
+
+@dataclass(slots=True)
+class Checked:
+    """What a batch may write, and what the lookup found that the rest needs."""
+
+    messages: list[Outgoing] = field(default_factory=list)
+    applied: list[Applied] = field(default_factory=list)
+    mutual: set[tuple[int, int]] = field(default_factory=set)
+    stored: dict[tuple[int, str], int] = field(default_factory=dict)
+    stored_changes: dict[tuple[int, str], tuple] = field(default_factory=dict)
+
+
+class BatchChecks:
+    """Checks a batch; refusals are answered through ``fail`` as they are found."""
+
+    def __init__(self, settings: ServiceSettings, names: dict[int, str],
+                 fail: Callable[[object, ChatError], None],
+                 files: rich.FileResolver = rich.no_files) -> None:
+        self.settings = settings
+        self.names = names  # user id -> name, kept by the committer (names never change)
+        self.fail = fail
+        self.files = files
+        self.rules = ChangeRules(settings)
+
+    def check(self, store: MessageStore, messages: list[Outgoing],
+              changes: list[Change]) -> Checked:
+        """Everything the batch may write, after its resends are set apart."""
+        ids = {m.reply_to for m in messages if m.reply_to is not None}
+        ids |= {c.message_id for c in changes}
+        targets = store.targets(sorted(ids), lock=bool(changes)) if ids else {}
+        states = {mid: MessageState.from_row(row) for mid, row in targets.items()
+                  if mid in {c.message_id for c in changes}}
+        private = [m for m in messages if m.recipient_id is not None]
+        groups = [m for m in messages if m.group_id is not None]
+        pairs = {(m.sender_id, m.recipient_id) for m in private if m.recipient_id != m.sender_id}
+        changed_groups = {s.group_id for s in states.values() if s.group_id is not None}
+        found = store.lookup(
+            client_keys={(m.sender_id, m.key) for m in messages if m.key is not None},
+            user_ids=[u for u in {m.sender_id for m in messages}
+                      | {m.recipient_id for m in private} if u not in self.names],
+            block_pairs={(b, a) for a, b in pairs},
+            follow_pairs=pairs | {(b, a) for a, b in pairs},
+            group_ids=list({m.group_id for m in groups} | changed_groups),
+            member_pairs={(m.group_id, m.sender_id) for m in groups}
+            | {(m.group_id, uid) for m in groups for uid in m.mentions}
+            | {(states[c.message_id].group_id, c.actor_id) for c in changes
+               if c.message_id in states and states[c.message_id].group_id is not None})
+        self.names.update(found["names"])
+        follows = found["follows"]
+        result = Checked(mutual={(a, b) for a, b in pairs
+                                 if (a, b) in follows and (b, a) in follows},
+                         stored=found["stored"],
+                         stored_changes=store.stored_changes(
+                             {(c.actor_id, c.key) for c in changes if c.key is not None}))
+        files = self.files(sorted({f for m in messages for f in m.attachments}))
+        for message in messages:
+            if (message.sender_id, message.key) in result.stored:
+                continue  # answered from the store by the committer
+            error = self._message_error(message, found, targets, files)
+            if error is not None:
+                self.fail(message, error)
+            else:
+                result.messages.append(message)
+        now = utcnow()
+        for change in changes:
+            if (change.actor_id, change.key) in result.stored_changes:
+                continue
+            try:
+                applied = self.rules.apply(change, states.get(change.message_id),
+                                           found["members"], found["groups"], now)
+            except ChatError as error:
+                self.fail(change, error)
+                continue
+            if applied is None:
+                change.id = 0  # nothing changed: acked with the message's id
+                result.applied.append(Applied(change, states[change.message_id], None))
+            else:
+                result.applied.append(applied)
+        return result
+
+    def _message_error(self, item: Outgoing, found: dict, targets: dict[int, tuple],
+                       files: dict) -> ChatError | None:
+        """One message: permission, what it names, then its own fields."""
+        if item.recipient_id is not None:
+            item.conv_key = private_conv_key(item.sender_id, item.recipient_id)
+            error = policy.private_write(
+                recipient_exists=item.recipient_id in self.names,
+                blocked_by_recipient=(item.recipient_id, item.sender_id) in found["blocks"])
+        else:
+            item.conv_key = group_conv_key(item.group_id)
+            error = policy.group_write(
+                group_exists=item.group_id in found["groups"],
+                is_member=(item.group_id, item.sender_id) in found["members"])
+        if error is None:
+            error = rich.reference_error(item, targets, found["groups"].get(item.group_id),
+                                         files)
+        if error is None:
+            error = rich.field_error(item, found["members"], self.settings.max_content, files)
+        return error
