@@ -36,6 +36,7 @@ from ..store.committer_sql import MessageStore, as_datetime, db_time
 from ..store.counters import Counters
 from ..store.models import group_conv_key, private_conv_key, utcnow
 from . import policy, validation
+from .i18n import N_
 from .settings import ServiceSettings
 from .outgoing import OpenBatch, Outgoing, Row, Stored
 from .shapes import ack_frame, dumps, message_frame
@@ -43,7 +44,7 @@ from .stranger import StrangerRule
 
 log = logging.getLogger("chat.committer")
 
-NOT_IN_TIME = "the message could not be stored in time; retry with the same client_id"
+NOT_IN_TIME = N_("the message could not be stored in time; retry with the same client_id")
 
 
 class MessageCommitter:
@@ -317,7 +318,7 @@ class MessageCommitter:
             if store.dialect == "mysql" and self.settings.order_lock and presence.others:
                 locked = store.lock(self.settings.order_lock_name, 10)
                 if not locked:
-                    raise ServerBusy("the message store is congested")
+                    raise ServerBusy(N_("the message store is congested"))
             try:
                 rows = self._write(store, items)
             except store.IntegrityError:

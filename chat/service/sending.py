@@ -15,9 +15,10 @@ from typing import Any, Callable
 from ..errors import ServerBusy
 from . import validation
 from .committer import MessageCommitter
+from .i18n import N_
 from .outgoing import Outgoing, Reply
 
-RESTARTING = "the server is restarting; retry with the same client_id"
+RESTARTING = N_("the server is restarting; retry with the same client_id")
 
 
 class Sending:
