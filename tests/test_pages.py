@@ -229,8 +229,9 @@ def test_every_message_the_interface_uses_has_a_chinese_translation(extracted):
     problems = []
     for message in messages:
         found = po.get(message.id)
-        texts = (found.string if isinstance(found.string, tuple) else (found.string,)) if found else ()
-        if found is None or not all(texts):
+        texts = () if found is None else found.string
+        texts = (texts,) if isinstance(texts, str) else texts
+        if not texts or not all(texts):
             problems.append(("untranslated", message.id))
         elif found.fuzzy:
             problems.append(("fuzzy", message.id))

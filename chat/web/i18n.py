@@ -134,6 +134,6 @@ def time_text(iso: str, style: str = "datetime") -> str:
 
 
 def template_context() -> dict:
-    """What every template gets besides gettext: the language, the switcher, the client's strings."""
+    """What templates get besides gettext: the language, the switcher, the client's strings."""
     return {"lang": current_language(), "languages": LANGUAGES, "js_catalog": js_catalog,
             "translate": translate}

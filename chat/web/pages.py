@@ -97,7 +97,8 @@ def profile(user_id: int):
 _RELATION_ACTIONS = ("follow", "unfollow", "block", "unblock")
 _RELATION_DONE = {"follow": N_("You follow %(name)s now."),
                   "unfollow": N_("You no longer follow %(name)s."),
-                  "block": N_("%(name)s is blocked."), "unblock": N_("%(name)s is no longer blocked.")}
+                  "block": N_("%(name)s is blocked."),
+                  "unblock": N_("%(name)s is no longer blocked.")}
 
 
 @bp.post("/users/<int:user_id>/<action>")
