@@ -272,15 +272,22 @@ def test_translations_keep_their_placeholders_and_hold_no_markup():
 
 
 def test_service_messages_are_marked_for_the_catalogue():
-    """Every literal message a ChatError gets in chat/service is wrapped in N_ (extracted)."""
+    """Every literal message a ChatError gets in chat/service is wrapped in N_ (extracted):
+    written in the call, or in a module constant the call names."""
     errors = {cls.__name__ for cls in _subclasses(ChatError)} | {"ChatError"}
     unmarked = []
     for path in (ROOT / "chat" / "service").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        plain = {target.id for node in tree.body if isinstance(node, ast.Assign)
+                 and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+                 for target in node.targets if isinstance(target, ast.Name)}
+        for node in ast.walk(tree):
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                    and node.func.id in errors and node.args
-                    and isinstance(node.args[0], ast.Constant)):
-                unmarked.append(f"{path.name}:{node.lineno}")
+                    and node.func.id in errors and node.args):
+                first = node.args[0]
+                if isinstance(first, ast.Constant) or (isinstance(first, ast.Name)
+                                                       and first.id in plain):
+                    unmarked.append(f"{path.name}:{node.lineno}")
     assert not unmarked, unmarked
 
 
