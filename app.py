@@ -12,7 +12,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from chat.config import get_config
-from chat.extensions import csrf, db, login_manager, migrate
+from chat.extensions import babel, csrf, db, login_manager, migrate
 
 
 def configure_logging(level: str) -> None:
@@ -55,7 +55,10 @@ def create_app(config_name: str | None = None, **overrides) -> Flask:
     from chat.realtime import route as ws
     from chat.runtime import ChatRuntime
     from chat.security import register_security
-    from chat.web import auth, groups, pages
+    from chat.web import auth, groups, i18n, pages
+
+    babel.init_app(app, locale_selector=i18n.select_locale,
+                   default_translation_directories=str(i18n.TRANSLATIONS))
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)

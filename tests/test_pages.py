@@ -1,14 +1,21 @@
 """The server-rendered pages over plain HTTP (no browser): safety, language, forms and feedback."""
 from __future__ import annotations
 
+import ast
 import json
 import re
+import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 import requests
+from babel.messages.catalog import Catalog
+from babel.messages.pofile import read_po
 
+from chat.errors import ChatError
+from chat.service import validation
 from chat.web import i18n
 from tests.support import PASSWORD, ROOT, Api, unique_name
 
@@ -180,34 +187,188 @@ def test_language_follows_the_browser_and_the_switch_is_remembered(server, peopl
     assert json.loads(catalog)["Seen"] == "已读"
 
 
-def _msgids() -> dict[str, set[str]]:
-    """Every msgid the interface uses: in templates and Python (_), in JavaScript (t)."""
-    found = {"py": set(), "js": set()}
-    quoted = r'"((?:[^"\\]|\\.)*)"'
-    for path in list((ROOT / "templates").rglob("*.html")) + [ROOT / "chat" / "web" / n for n in
-                                                             ("pages.py", "groups.py", "auth.py")]:
-        text = path.read_text()
-        found["py"] |= set(re.findall(r"\b_n?\(\s*" + quoted, text))
-        for match in re.finditer(r"\b_n\(\s*" + quoted + r"\s*,\s*" + quoted, text):
-            found["py"] |= {match.group(1), match.group(2)}
-        found["py"] |= set(re.findall(r"\b_\(\s*'([^']*)'", text))
-        found["py"] |= set(re.findall(r"\btranslate\(\s*" + quoted, text))
+# -- the gettext catalogue (chat/translations) ----------------------------------------
+
+TRANSLATIONS = ROOT / "chat" / "translations"
+PO = TRANSLATIONS / "zh_Hans" / "LC_MESSAGES" / "messages.po"
+PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]|\{(\w+)\}")
+
+
+def pybabel(*args: str) -> None:
+    """Run a pybabel command from the repository's root, as a translator would."""
+    done = subprocess.run([sys.executable, "-m", "babel.messages.frontend", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def read_catalog(path: Path) -> Catalog:
+    with path.open("rb") as source:
+        return read_po(source)
+
+
+@pytest.fixture(scope="module")
+def extracted(tmp_path_factory) -> Catalog:
+    """What the code uses now: README's extract command, run into a temporary file."""
+    pot = tmp_path_factory.mktemp("pot") / "messages.pot"
+    pybabel("extract", "-F", "babel.cfg", "-k", "N_", "-o", str(pot), ".")
+    return read_catalog(pot)
+
+
+def _files(message) -> set[str]:
+    return {path for path, _line in message.locations}
+
+
+def test_every_message_the_interface_uses_has_a_chinese_translation(extracted):
+    """Templates, chat/web, the service's marked messages and static/js: all translated."""
+    messages = [m for m in extracted if m.id]
+    sources = {top for m in messages for f in _files(m)
+               for top in ("templates/", "chat/web/", "chat/service/", "static/js/")
+               if f.startswith(top)}
+    assert len(messages) > 200 and len(sources) == 4, (len(messages), sources)
+    po = read_catalog(PO)
+    problems = []
+    for message in messages:
+        found = po.get(message.id)
+        texts = () if found is None else found.string
+        texts = (texts,) if isinstance(texts, str) else texts
+        if not texts or not all(texts):
+            problems.append(("untranslated", message.id))
+        elif found.fuzzy:
+            problems.append(("fuzzy", message.id))
+    assert not problems, problems
+
+
+def test_committed_template_and_catalogue_are_up_to_date(extracted):
+    """messages.pot is what extract finds now (messages and files), and the .po follows it.
+
+    The browser's strings are picked by their location in messages.pot (static/js),
+    so a string moved between files needs a new extract as much as a new string does.
+    """
+    committed = {m.id: _files(m) for m in read_catalog(TRANSLATIONS / "messages.pot") if m.id}
+    now = {m.id: _files(m) for m in extracted if m.id}
+    assert committed == now, "run pybabel extract and update (README.md, Translations)"
+    assert {m.id for m in read_catalog(PO) if m.id} == set(now), "run pybabel update"
+
+
+def test_committed_mo_is_the_compiled_po(tmp_path):
+    out = tmp_path / "messages.mo"
+    pybabel("compile", "-i", str(PO), "-o", str(out), "-l", "zh_Hans")
+    assert out.read_bytes() == (PO.parent / "messages.mo").read_bytes(), "run pybabel compile"
+
+
+def test_translations_keep_their_placeholders_and_hold_no_markup():
+    """Same placeholders as the msgid; %-formatting works; no HTML (templates trust the text)."""
+    for message in read_catalog(PO):
+        if not message.id:
+            continue
+        ids = message.id if isinstance(message.id, tuple) else (message.id,)
+        texts = message.string if isinstance(message.string, tuple) else (message.string,)
+        wanted = set(PLACEHOLDER.findall(ids[-1]))
+        for text in texts:
+            assert set(PLACEHOLDER.findall(text)) == wanted, (message.id, text)
+            assert not re.search(r'[<>&"]', text), (message.id, text)
+            if message.python_format:
+                text % {name: "x" for name, _brace in wanted}  # raises on a broken placeholder
+
+
+def test_service_messages_are_marked_for_the_catalogue():
+    """Every literal message a ChatError gets in chat/service is wrapped in N_ (extracted):
+    written in the call, or in a module constant the call names."""
+    errors = {cls.__name__ for cls in _subclasses(ChatError)} | {"ChatError"}
+    unmarked = []
+    for path in (ROOT / "chat" / "service").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        plain = {target.id for node in tree.body if isinstance(node, ast.Assign)
+                 and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+                 for target in node.targets if isinstance(target, ast.Name)}
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id in errors and node.args):
+                first = node.args[0]
+                if isinstance(first, ast.Constant) or (isinstance(first, ast.Name)
+                                                       and first.id in plain):
+                    unmarked.append(f"{path.name}:{node.lineno}")
+    assert not unmarked, unmarked
+
+
+def _subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def test_messages_built_from_parts_and_error_defaults_are_translated():
+    """The finished messages the register and group forms can bring back, and ChatError defaults."""
+    po = read_catalog(PO)
+    attempts = [lambda: validation.password("short"),
+                lambda: validation.icon_url(" "), lambda: validation.icon_url("h" * 501),
+                lambda: validation.icon_url("http://x/\x00")]
+    for field, limit, required in (("name", validation.GROUP_NAME_MAX, True),
+                                   ("description", validation.GROUP_DESCRIPTION_MAX, False)):
+        for value in ("  ", "x" * (limit + 1), "bad\x00"):
+            attempts.append(lambda v=value, f=field, n=limit, r=required:
+                            validation.text_field(v, f, n, required=r))
+    messages = {cls.default_message for cls in _subclasses(ChatError)}
+    for attempt in attempts:
+        try:
+            attempt()
+        except ChatError as err:
+            messages.add(err.message)
+    assert len(messages) >= 17, messages
+    untranslated = sorted(m for m in messages if not (po.get(m) and po.get(m).string))
+    assert not untranslated, untranslated
+
+
+def _js_strings() -> set[str]:
+    """Every string literal in the first argument of a t(...) call in static/js (a ternary too)."""
+    found = set()
     for path in (ROOT / "static" / "js").glob("*.js"):
-        found["js"] |= set(re.findall(r"\bt\(\s*" + quoted, path.read_text()))
-    found["py"] |= set(re.findall(r':\s*"((?:[^"\\]|\\.)*)"', Path(ROOT / "chat" / "web" / "pages.py")
-                                  .read_text().split("_RELATION_DONE = ", 1)[1].split("}")[0]))
+        text = path.read_text()
+        for match in re.finditer(r"(?<![\w.$])t\(", text):
+            depth, i = 0, match.end()
+            while i < len(text) and not (depth == 0 and text[i] in ",)"):
+                if text[i] in "([{":
+                    depth += 1
+                elif text[i] in ")]}":
+                    depth -= 1
+                elif text[i] in "\"'`":
+                    quote, i = text[i], i + 1
+                    start = i
+                    while text[i] != quote:
+                        i += 2 if text[i] == "\\" else 1
+                    found.add(text[start:i])
+                i += 1
     return found
 
 
-def test_every_interface_string_has_a_chinese_translation():
-    ids = _msgids()
-    assert len(ids["py"]) > 100 and len(ids["js"]) > 30
-    missing = sorted(m for m in ids["py"] | ids["js"] if m not in i18n.ZH)
-    assert not missing, missing
-    not_shipped = sorted(ids["js"] - set(i18n.JS_MSGIDS))
-    assert not not_shipped, f"used by the JavaScript but not sent to it: {not_shipped}"
-    for msgid, text in i18n.ZH.items():  # placeholders survive translation
-        assert set(re.findall(r"\{\w+\}", msgid)) == set(re.findall(r"\{\w+\}", text)), msgid
+def test_the_client_gets_every_string_it_looks_up():
+    """What static/js asks t() for is in the page's block (even what the extractor cannot read)."""
+    wanted = _js_strings()
+    assert len(wanted) > 40 and "{n} member" in wanted, wanted
+    missing = sorted(wanted - set(i18n.js_msgids()))
+    assert not missing, f"used by the JavaScript but not sent to it: {missing}"
+
+
+def test_dates_and_numbers_follow_the_reader(server, people):
+    """Server-written dates and counts are Babel's, in the page's language."""
+    owner, friend, _ = people
+    group = owner.post("/api/groups", json={"name": "Counting"}).json()
+    owner.put(f"/api/groups/{group['id']}/members/{friend.user_id}")
+    english = Visitor(server.base).login(owner)
+    chinese = Visitor(server.base, lang="zh-CN").login(owner)
+    day = r'<time datetime="[^"]+" data-format="date">'
+    assert re.search(day + r"[A-Z][a-z]{2} \d{1,2}, \d{4}</time>",
+                     english.get(f"/users/{owner.user_id}").text)
+    assert re.search(day + r"\d{4}年\d{1,2}月\d{1,2}日</time>",
+                     chinese.get(f"/users/{owner.user_id}").text)
+    assert "2 members" in english.get(f"/groups/{group['id']}").text
+    assert "2 位成员" in chinese.get(f"/groups/{group['id']}").text
+    friend.put(f"/api/users/{owner.user_id}/follow")
+    stamp = r'data-format="datetime">{}[^<]* UTC</time>'
+    assert re.search(stamp.format(r"[A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d\d"),
+                     english.get("/notices").text)
+    assert re.search(stamp.format(r"\d{4}年\d{1,2}月\d{1,2}日 \d{1,2}:\d\d"),
+                     chinese.get("/notices").text)
 
 
 def test_login_and_register_errors_come_back_on_the_form(server, people):

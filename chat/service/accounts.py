@@ -18,14 +18,16 @@ from ..store.tickets import Tickets
 from ..store.models import AuthToken, User, utcnow
 from . import validation
 from .events import Events
+from .i18n import N_
 from .passwords import PasswordHasher
 from .settings import ServiceSettings
 from .shapes import iso
 
 TICKET_TTL = 30  # seconds a WebSocket ticket is valid
 CREDENTIAL_TOUCH_EVERY = timedelta(hours=1)
-TOO_MANY_ATTEMPTS = "too many login or sign-up attempts from your address; try again in a minute"
-TOO_MANY_FAILURES = "too many failed logins; try again in 15 minutes"
+TOO_MANY_ATTEMPTS = N_(
+    "too many login or sign-up attempts from your address; try again in a minute")
+TOO_MANY_FAILURES = N_("too many failed logins; try again in 15 minutes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +100,7 @@ class Accounts:
             db.session.commit()
         except IntegrityError:
             db.session.rollback()
-            raise Conflict("that username is taken") from None
+            raise Conflict(N_("that username is taken")) from None
         return user
 
     def authenticate(self, username, password, address: str | None = None) -> User:
@@ -109,9 +111,9 @@ class Accounts:
         guessing from one address stays slow.
         """
         if type(username) is not str or type(password) is not str:
-            raise BadRequest("username and password must be strings")
+            raise BadRequest(N_("username and password must be strings"))
         if len(username) > 64 or len(password) > validation.PASSWORD_MAX:
-            raise Unauthorized("wrong username or password")
+            raise Unauthorized(N_("wrong username or password"))
         where = address or "-"
         pair_key = f"login-fail:{username.lower()}:{where}"
         address_key = f"login-fail-address:{where}"
@@ -124,7 +126,7 @@ class Accounts:
         if not user or not ok:
             self._count(pair_key, self.settings.login_window)
             self._count(address_key, self.settings.login_window)
-            raise Unauthorized("wrong username or password")
+            raise Unauthorized(N_("wrong username or password"))
         return user
 
     def issue_credential(self, user_id: int, kind: str, name: str = "") -> Credential:
@@ -193,7 +195,7 @@ class Accounts:
         """Revoke one of the user's credentials and close the sockets opened with it."""
         row = db.session.get(AuthToken, token_id)
         if row is None or row.user_id != user_id:
-            raise NotFound("no such token")
+            raise NotFound(N_("no such token"))
         if row.revoked_at is None:
             row.revoked_at = utcnow()
             self.events.close_credential_after_commit(user_id, token_id)
@@ -223,7 +225,7 @@ class Accounts:
         token cannot be used to guess it at speed.
         """
         if type(current) is not str:
-            raise BadRequest("current_password must be a string")
+            raise BadRequest(N_("current_password must be a string"))
         stored = self.authenticate(user.username, current, address)
         stored.password_hash = self.hasher.hash(validation.password(new))
         others = list(db.session.scalars(select(AuthToken.id).where(

@@ -41,6 +41,7 @@ from ..store.models import utcnow
 from . import rich
 from .changes import Applied, reply_refresh
 from .checks import BatchChecks, Checked
+from .i18n import N_
 from .outgoing import Change, OpenBatch, Outgoing, Row, Stored
 from .settings import ServiceSettings
 from .shapes import ack_frame, change_ack, dumps, message_frame, update_frame
@@ -48,7 +49,7 @@ from .stranger import StrangerRule
 
 log = logging.getLogger("chat.committer")
 
-NOT_IN_TIME = "the message could not be stored in time; retry with the same client_id"
+NOT_IN_TIME = N_("the message could not be stored in time; retry with the same client_id")
 Item = Outgoing | Change
 
 
@@ -281,7 +282,7 @@ class MessageCommitter:
             if store.dialect == "mysql" and self.settings.order_lock and presence.others:
                 locked = store.lock(self.settings.order_lock_name, 10)
                 if not locked:
-                    raise ServerBusy("the message store is congested")
+                    raise ServerBusy(N_("the message store is congested"))
             try:
                 rows = self._write(store, items, applied)
             except store.IntegrityError:

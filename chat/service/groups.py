@@ -11,6 +11,7 @@ from ..store.models import (Group, Invitation, Membership, Message, ReadCursor, 
 from ..store.queries import like_contains
 from . import policy, validation
 from .events import Events
+from .i18n import N_
 from .lookups import follows, get_group, get_user, is_blocked, membership
 from .notices import Notices
 from .shapes import iso, user_json
@@ -41,7 +42,7 @@ def _last_message_id(group_id: int) -> int:
 
 def _require_owner(group: Group, actor_id: int) -> None:
     if group.owner_id != actor_id:
-        raise Forbidden("only the group's owner can do that")
+        raise Forbidden(N_("only the group's owner can do that"))
 
 
 class Groups:
@@ -103,7 +104,7 @@ class Groups:
         """Groups whose name contains ``query``."""
         text = (query or "").strip()
         if len(text) > 64:
-            raise BadRequest("q is longer than 64 characters")
+            raise BadRequest(N_("q is longer than 64 characters"))
         stmt = (select(Group).where(func.lower(Group.name).like(like_contains(text.lower()),
                                                                 escape="\\"))
                 .order_by(Group.name, Group.id).limit(limit))
@@ -128,7 +129,7 @@ class Groups:
             if new_owner != group.owner_id:
                 target = membership(group.id, new_owner)
                 if target is None:
-                    raise BadRequest("the new owner must be a member of the group")
+                    raise BadRequest(N_("the new owner must be a member of the group"))
                 membership(group.id, group.owner_id).role = "member"
                 target.role = "owner"
                 group.owner_id = new_owner
@@ -159,7 +160,7 @@ class Groups:
         """The group's members (owner first); only members may look."""
         group = get_group(group_id)
         if membership(group.id, viewer_id) is None:
-            raise Forbidden("only members can see who is in the group")
+            raise Forbidden(N_("only members can see who is in the group"))
         rows = db.session.execute(
             select(User, Membership.role, Membership.joined_at)
             .join(Membership, Membership.user_id == User.id)
@@ -236,11 +237,11 @@ class Groups:
         if target.id != actor_id:
             _require_owner(group, actor_id)
         if target.id == group.owner_id:
-            raise Conflict("the owner cannot leave; hand the group over or delete it")
+            raise Conflict(N_("the owner cannot leave; hand the group over or delete it"))
         if membership(group.id, target.id) is None:
             pending = self.invitation(group.id, target.id)
             if pending is None:
-                raise NotFound("that user is not a member of the group")
+                raise NotFound(N_("that user is not a member of the group"))
             db.session.delete(pending)  # declined (or withdrawn by the owner)
             db.session.commit()
             return {"declined": True, "group_id": group.id, "user_id": target.id}

@@ -9,11 +9,12 @@ before a user named in it.
 from __future__ import annotations
 
 from ..errors import ChatError, Forbidden, NotFound
+from .i18n import N_
 
-NO_SUCH_USER = "no such user"
-NO_SUCH_GROUP = "no such group"
-BLOCKED = "this user has blocked you"
-NOT_A_MEMBER = "you are not a member of this group"
+NO_SUCH_USER = N_("no such user")
+NO_SUCH_GROUP = N_("no such group")
+BLOCKED = N_("this user has blocked you")
+NOT_A_MEMBER = N_("you are not a member of this group")
 
 
 def private_write(*, recipient_exists: bool, blocked_by_recipient: bool) -> ChatError | None:

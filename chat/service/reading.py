@@ -19,6 +19,7 @@ from ..store.committer_sql import db_time
 from ..store.models import Group, Message, ReadCursor, User, group_conv_key, private_conv_key
 from . import validation
 from .events import Events
+from .i18n import N_
 from .lookups import get_user, is_blocked, member_group, writable_peer
 from .shapes import dumps, message_frame, read_frame, typing_frame, update_frame
 
@@ -104,7 +105,7 @@ class Reading:
         before = validation.cursor(before_id, "before_id")
         size = validation.limit(limit, 1, 100, 10)
         if before is not None and before_time is not None:
-            raise BadRequest("give before_id or a time cursor, not both")
+            raise BadRequest(N_("give before_id or a time cursor, not both"))
         moment = None if before_time is None else db_time(validation.time_cursor(before_time))
         key, peer_id, group_id = resolve_conversation(user_id, target_id, is_group)
         result = {"recipient_id": peer_id if peer_id is not None else group_id,
@@ -174,7 +175,7 @@ class Reading:
         """Move the user's cursor (clamped to the newest message); push ``read`` receipts."""
         wanted = validation.cursor(last_read_id, "last_read_id")
         if wanted is None:
-            raise BadRequest("last_read_id is required")
+            raise BadRequest(N_("last_read_id is required"))
         key, peer_id, group_id = resolve_conversation(user_id, target_id, is_group)
         newest = db.session.scalar(select(func.max(Message.id))
                                    .where(Message.conv_key == key)) or 0
@@ -212,7 +213,7 @@ class Reading:
         """
         since = validation.cursor(since_id, "since_id")
         if since is None:
-            raise BadRequest("since_id is required")
+            raise BadRequest(N_("since_id is required"))
         size = validation.limit(limit, 1, 1000, 500)
         messages = queries.sync_rows(user_id, since, size + 1)
         updates = queries.sync_updates(user_id, since, size + 1)

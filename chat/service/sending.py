@@ -18,9 +18,10 @@ from ..errors import ServerBusy
 from . import rich, validation
 from .changes import EDIT, REACTION, RECALL
 from .committer import MessageCommitter
+from .i18n import N_
 from .outgoing import Change, Outgoing, Reply
 
-RESTARTING = "the server is restarting; retry with the same client_id"
+RESTARTING = N_("the server is restarting; retry with the same client_id")
 
 
 def _ignore(*args) -> None:

@@ -9,6 +9,7 @@ from ..extensions import db
 from ..store.models import Block, Follow, User
 from ..store.queries import like_contains
 from . import policy
+from .i18n import N_
 from .lookups import get_user, is_blocked
 from .notices import Notices
 from .shapes import user_json
@@ -28,7 +29,7 @@ class Social:
         """Users whose name contains ``query``, case-insensitively."""
         text = (query or "").strip().lower()
         if len(text) > 32:
-            raise BadRequest("q is longer than 32 characters")
+            raise BadRequest(N_("q is longer than 32 characters"))
         stmt = select(User).order_by(User.username_key).limit(limit)
         if text:
             stmt = stmt.where(User.username_key.like(like_contains(text), escape="\\"))
@@ -56,7 +57,7 @@ class Social:
         """Follow a user (idempotent); they get a ``follow`` notice the first time."""
         target = get_user(user_id)
         if target.id == actor_id:
-            raise BadRequest("you cannot follow yourself")
+            raise BadRequest(N_("you cannot follow yourself"))
         policy.check(policy.private_write(recipient_exists=True,
                                           blocked_by_recipient=is_blocked(target.id, actor_id)))
         if db.session.get(Follow, (actor_id, target.id)) is None:
@@ -83,7 +84,7 @@ class Social:
         """Block a user: their private messages get 403. Blocking also ends their follow."""
         target = get_user(user_id)
         if target.id == actor_id:
-            raise BadRequest("you cannot block yourself")
+            raise BadRequest(N_("you cannot block yourself"))
         if db.session.get(Block, (actor_id, target.id)) is None:
             db.session.add(Block(blocker_id=actor_id, blocked_id=target.id))
             db.session.execute(delete(Follow).where(Follow.follower_id == target.id,

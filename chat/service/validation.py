@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from ..errors import BadRequest
+from .i18n import N_
 
 MAX_ID = 2**53 - 1
 USERNAME_RE = re.compile(r"[A-Za-z0-9_.\-]{3,32}")
@@ -106,13 +107,13 @@ def content(value, max_len: int, may_be_empty: bool = False) -> str:
     if may_be_empty and (value is None or value == ""):
         return ""
     if type(value) is not str:
-        raise BadRequest("content must be a string")
+        raise BadRequest(N_("content must be a string"))
     if not value or value.isspace():
-        raise BadRequest("content must not be empty or only white space")
+        raise BadRequest(N_("content must not be empty or only white space"))
     if len(value) > max_len:
         raise BadRequest(f"content is longer than {max_len} characters")
     if _has_lone_surrogate(value):
-        raise BadRequest("content is not valid Unicode")
+        raise BadRequest(N_("content is not valid Unicode"))
     return value
 
 
@@ -129,14 +130,14 @@ def client_id(value) -> str | None:
     if type(value) is not str or not 1 <= len(value) <= CLIENT_ID_MAX:
         raise BadRequest(f"client_id must be a string of 1 to {CLIENT_ID_MAX} characters")
     if _has_lone_surrogate(value):
-        raise BadRequest("client_id is not valid Unicode")
+        raise BadRequest(N_("client_id is not valid Unicode"))
     return value
 
 
 def username(value) -> str:
     """3-32 characters of A-Za-z0-9_.-"""
     if type(value) is not str or not USERNAME_RE.fullmatch(value):
-        raise BadRequest("username must be 3 to 32 characters of letters, digits, _ . -")
+        raise BadRequest(N_("username must be 3 to 32 characters of letters, digits, _ . -"))
     return value
 
 
@@ -145,7 +146,7 @@ def password(value) -> str:
     if type(value) is not str or not PASSWORD_MIN <= len(value) <= PASSWORD_MAX:
         raise BadRequest(f"password must be {PASSWORD_MIN} to {PASSWORD_MAX} characters")
     if _has_lone_surrogate(value):
-        raise BadRequest("password is not valid Unicode")
+        raise BadRequest(N_("password is not valid Unicode"))
     return value
 
 
@@ -171,14 +172,27 @@ def icon_url(value) -> str:
     text = text_field(value, "icon", ICON_MAX, required=True)
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in text):
-        raise BadRequest("icon must be an http or https URL")
+        raise BadRequest(N_("icon must be an http or https URL"))
     return text
+
+
+# The finished forms of the built messages above that a web form can bring back (the
+# register and group forms). A ChatError carries its finished text, not a template and
+# its values, so these are what a page translates; marked here for the catalogue.
+FORM_MESSAGES = (
+    N_("password must be 8 to 128 characters"),
+    N_("name must not be empty"), N_("name is longer than 64 characters"),
+    N_("name is not valid text"),
+    N_("description is longer than 500 characters"), N_("description is not valid text"),
+    N_("icon must not be empty"), N_("icon is longer than 500 characters"),
+    N_("icon is not valid text"),
+)
 
 
 def time_cursor(value) -> datetime:
     """The seed's history cursor: 'YYYY-MM-DD HH:MM:SS' (UTC) or ISO 8601, as naive UTC."""
     if type(value) is not str or len(value) > 40:
-        raise BadRequest("content must be a time 'YYYY-MM-DD HH:MM:SS' or ISO 8601")
+        raise BadRequest(N_("content must be a time 'YYYY-MM-DD HH:MM:SS' or ISO 8601"))
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
@@ -188,7 +202,7 @@ def time_cursor(value) -> datetime:
             # OverflowError: an offset that moves year 1 or 9999 past the calendar's ends.
             moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
     except (ValueError, OverflowError):
-        raise BadRequest("content must be a time 'YYYY-MM-DD HH:MM:SS' or ISO 8601") from None
+        raise BadRequest(N_("content must be a time 'YYYY-MM-DD HH:MM:SS' or ISO 8601")) from None
     return moment
 
 

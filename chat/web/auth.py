@@ -4,14 +4,15 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
 from ..errors import BadRequest
 from ..extensions import db
 from ..runtime import services
 from ..service.accounts import session_key
+from ..service.i18n import N_
 from .forms import form_view
-from .i18n import translate as _
 
 bp = Blueprint("auth", __name__)
 
@@ -59,11 +60,11 @@ def register():
         return redirect(url_for("pages.home"))
     if request.method == "POST":
         if request.form.get("password") != request.form.get("password2"):
-            raise BadRequest("The two passwords differ.")
+            raise BadRequest(N_("The two passwords differ."))
         user = services().accounts.register(request.form.get("username"),
                                             request.form.get("password"), request.remote_addr)
         start_session(user)
-        flash(_("Welcome, {name}!", name=user.username), "ok")
+        flash(_("Welcome, %(name)s!", name=user.username), "ok")
         return redirect(url_for("pages.home"))
     return render_template("auth/register.html", form={"username": ""})
 

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from flask import flash, redirect, render_template, request, url_for
 
 from ..errors import ChatError
-from .i18n import translate as _
+from .i18n import translate
 
 # Fallback endpoints that need the view's URL arguments.
 _ENDPOINT_ARGS = {"groups.show": ("group_id",), "pages.profile": ("user_id",)}
@@ -42,7 +42,7 @@ def form_view(*, fallback: str | None = None, template: str | None = None,
             except ChatError as err:
                 if err.status >= 500:
                     raise
-                flash(_(err.message), "error")
+                flash(translate(err.message), "error")
                 if template is not None:
                     form = {name: request.form.get(name, "") for name in fields}
                     return render_template(template, form=form), err.status

@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from ..errors import BadRequest, NotFound
 from ..extensions import db
 from ..runtime import services
+from ..service.i18n import N_
 from ..store.models import User
 from .forms import form_view
-from .i18n import translate as _
 
 bp = Blueprint("groups", __name__, url_prefix="/groups")
 
@@ -37,7 +38,7 @@ def create():
     if request.method == "POST":
         group = services().groups.create(current_user.id, form["name"], form["description"],
                                          form["icon"])
-        flash(_("Group “{name}” created.", name=group["name"]), "ok")
+        flash(_("Group “%(name)s” created.", name=group["name"]), "ok")
         return redirect(url_for("pages.group_chat", group_id=group["id"]))
     return render_template("groups/new.html", form=form)
 
@@ -88,7 +89,7 @@ def _user_by_name(name: str | None) -> User:
     name = (name or "").strip()
     user = db.session.scalar(select(User).where(User.username_key == name.lower()))
     if user is None:
-        raise NotFound(_("There is no user called “{name}”.", name=name))
+        raise NotFound(_("There is no user called “%(name)s”.", name=name))
     return user
 
 
@@ -100,9 +101,9 @@ def add_member(group_id: int):
     user = _user_by_name(request.form.get("username"))
     result = services().groups.add_member(current_user.id, group_id, user.id)
     if result.get("invited"):
-        flash(_("{name} was invited.", name=user.username), "ok")
+        flash(_("%(name)s was invited.", name=user.username), "ok")
     else:
-        flash(_("{name} was added.", name=user.username), "ok")
+        flash(_("%(name)s was added.", name=user.username), "ok")
     return redirect(url_for("groups.show", group_id=group_id))
 
 
@@ -126,7 +127,7 @@ def transfer(group_id: int):
     """Hand the group over to another member (owner)."""
     new_owner = request.form.get("owner_id", "")
     if not new_owner.isdigit():
-        raise BadRequest(_("Choose a member."))
+        raise BadRequest(N_("Choose a member."))
     services().groups.update(current_user.id, group_id, {"owner_id": int(new_owner)})
     flash(_("The group has a new owner."), "ok")
     return redirect(url_for("groups.show", group_id=group_id))

@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from ..errors import NotFound
 from ..runtime import services
+from ..service.i18n import N_
 from . import i18n
 from .forms import back_to, form_view
-from .i18n import translate as _
 
 bp = Blueprint("pages", __name__)
 bp.app_context_processor(i18n.template_context)
+bp.add_app_template_filter(i18n.time_text, "time_text")
 
 
 @bp.after_app_request
@@ -93,8 +95,10 @@ def profile(user_id: int):
 
 
 _RELATION_ACTIONS = ("follow", "unfollow", "block", "unblock")
-_RELATION_DONE = {"follow": "You follow {name} now.", "unfollow": "You no longer follow {name}.",
-                  "block": "{name} is blocked.", "unblock": "{name} is no longer blocked."}
+_RELATION_DONE = {"follow": N_("You follow %(name)s now."),
+                  "unfollow": N_("You no longer follow %(name)s."),
+                  "block": N_("%(name)s is blocked."),
+                  "unblock": N_("%(name)s is no longer blocked.")}
 
 
 @bp.post("/users/<int:user_id>/<action>")
@@ -105,7 +109,7 @@ def relation(user_id: int, action: str):
     if action not in _RELATION_ACTIONS:
         raise NotFound()
     result = getattr(services().social, action)(current_user.id, user_id)
-    flash(_(_RELATION_DONE[action], name=result["username"]), "ok")
+    flash(i18n.translate(_RELATION_DONE[action], name=result["username"]), "ok")
     return redirect(url_for("pages.profile", user_id=user_id))
 
 
