@@ -20,6 +20,9 @@ from .base import Batch, Event, Presence, Sink, deliver_locally, user_channel
 
 log = logging.getLogger("chat.bus")
 
+# Published on the processes channel by a process that lost Redis and has it back.
+CATCH_UP_CALL = b"catch-up:"
+
 
 class RedisBus:
     """Redis pub/sub between processes, with a listener that never dies.
@@ -242,10 +245,14 @@ class RedisBus:
             self.up = True
             if self.missed:
                 self.missed = False
-                # Messages published while we were away were not delivered here.
+                # Messages published while we were away were not delivered here, and what
+                # this process could not publish meanwhile did not reach the others: every
+                # process tells its clients to catch up.
                 log.info("event=redis_reconnected channels=%s", len(channels))
                 self._tell_clients_to_catch_up()
+                self.client.publish(self._processes, CATCH_UP_CALL + self.tag.encode())
             plen = len(self.prefix)
+            processes = self._processes[plen:]
             for message in pubsub.listen():
                 if message.get("type") != "message":
                     continue
@@ -254,6 +261,12 @@ class RedisBus:
                     fence = self._fences.get(message["data"])
                     if fence is not None:
                         fence.set()
+                    continue
+                if channel == processes:
+                    data = message["data"]
+                    if data.startswith(CATCH_UP_CALL) and data[len(CATCH_UP_CALL):] != \
+                            self.tag.encode():
+                        self._tell_clients_to_catch_up()
                     continue
                 try:
                     event, origin = Event.decode(channel, message["data"])

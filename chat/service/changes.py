@@ -22,6 +22,7 @@ from .outgoing import Change
 from .rich import EVERYONE, excerpt
 from .settings import ServiceSettings
 from .shapes import iso, reactions_list
+from .i18n import N_
 
 EDIT, RECALL, REACTION = "edit", "recall", "reaction"
 MAX_EMOJI = 20
@@ -100,7 +101,7 @@ class ChangeRules:
               owners: dict[int, int], now: datetime) -> Applied | None:
         """The applied change, or None when it changed nothing; raises ChatError."""
         if state is None or not can_see(state, change.actor_id, members):
-            raise NotFound("no such message")
+            raise NotFound(N_("no such message"))
         if change.kind == EDIT:
             return self._edit(change, state, now)
         if change.kind == RECALL:
@@ -112,11 +113,11 @@ class ChangeRules:
 
     def _edit(self, change: Change, state: MessageState, now: datetime) -> Applied | None:
         if change.actor_id != state.sender_id:
-            raise Forbidden("only the sender can edit a message")
+            raise Forbidden(N_("only the sender can edit a message"))
         if state.recalled:
-            raise Forbidden("a message taken back cannot be edited")
+            raise Forbidden(N_("a message taken back cannot be edited"))
         if not self._within(self.settings.edit_window, state, now):
-            raise Forbidden("it is too late to edit this message")
+            raise Forbidden(N_("it is too late to edit this message"))
         content = validation.content(change.content, self.settings.max_content,
                                      may_be_empty=bool(state.attachments))
         validation.client_id(change.client_id)
@@ -133,8 +134,8 @@ class ChangeRules:
         owner = state.group_id is not None and owners.get(state.group_id) == change.actor_id
         if not (own or owner):
             if change.actor_id == state.sender_id:
-                raise Forbidden("it is too late to take this message back")
-            raise Forbidden("only the sender or the group's owner can take a message back")
+                raise Forbidden(N_("it is too late to take this message back"))
+            raise Forbidden(N_("only the sender or the group's owner can take a message back"))
         validation.client_id(change.client_id)
         if state.recalled:
             return None  # final, and recalling again is a success that changes nothing
@@ -147,7 +148,7 @@ class ChangeRules:
 
     def _react(self, change: Change, state: MessageState) -> Applied | None:
         if state.recalled:
-            raise Forbidden("a message taken back cannot be reacted to")
+            raise Forbidden(N_("a message taken back cannot be reacted to"))
         emoji = reaction_emoji(change.emoji)
         on = True if change.on is None else validation.flag(change.on, "on")
         validation.client_id(change.client_id)
@@ -158,7 +159,7 @@ class ChangeRules:
                 return None
             if entry is None:
                 if len(state.reactions) >= MAX_EMOJI:
-                    raise Conflict(f"a message has at most {MAX_EMOJI} different emoji")
+                    raise Conflict(N_("a message has at most 20 different emoji"))
                 entry = [emoji, []]
                 state.reactions.append(entry)
             entry[1].append(user)

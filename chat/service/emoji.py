@@ -12,6 +12,7 @@ from __future__ import annotations
 from emoji import EMOJI_DATA, STATUS
 
 from ..errors import BadRequest
+from .i18n import N_
 
 MAX_CODE_POINTS = 8
 _FULLY_QUALIFIED = STATUS["fully_qualified"]
@@ -23,12 +24,12 @@ _QUALIFIED_BY_NAME = {data["en"]: text for text, data in EMOJI_DATA.items()
 def reaction_emoji(value) -> str:
     """The fully-qualified form of one emoji; 400 for anything else."""
     if type(value) is not str or not 1 <= len(value) <= MAX_CODE_POINTS:
-        raise BadRequest("emoji must be one emoji")
+        raise BadRequest(N_("emoji must be one emoji"))
     data = EMOJI_DATA.get(value)
     if data is None:
-        raise BadRequest("emoji must be one emoji")
+        raise BadRequest(N_("emoji must be one emoji"))
     if data["status"] == _FULLY_QUALIFIED:
         return value
     if data["status"] in _LOOSER and data["en"] in _QUALIFIED_BY_NAME:
         return _QUALIFIED_BY_NAME[data["en"]]
-    raise BadRequest("emoji must be one emoji")
+    raise BadRequest(N_("emoji must be one emoji"))

@@ -15,6 +15,7 @@ import orjson
 from ..errors import BadRequest, ChatError, Forbidden, NotFound
 from . import validation
 from .outgoing import Outgoing, ReplyTo
+from .i18n import N_
 
 MAX_MENTIONS = 50
 MAX_ATTACHMENTS = 10
@@ -41,7 +42,7 @@ def parse_rich_fields(frame_or_body: dict, is_group: bool) -> dict[str, Any]:
     mentions = validation.id_list(frame_or_body.get("mentions"), "mentions", MAX_MENTIONS * 10)
     mention_all = validation.flag(frame_or_body.get("mention_all"), "mention_all")
     if not is_group and (mentions or mention_all):
-        raise BadRequest("mentions are for group messages")
+        raise BadRequest(N_("mentions are for group messages"))
     return {"reply_to": validation.optional_id(frame_or_body.get("reply_to"), "reply_to"),
             "mentions": mentions, "mention_all": mention_all,
             "attachments": validation.id_list(frame_or_body.get("attachments"), "attachments",
@@ -59,15 +60,15 @@ def reference_error(item: Outgoing, targets: dict[int, tuple], owner_id: int | N
     if item.reply_to is not None:
         target = targets.get(item.reply_to)
         if target is None or target[1] != item.conv_key:
-            return NotFound("no such message in this conversation")
+            return NotFound(N_("no such message in this conversation"))
         item.reply = ReplyTo(target[0], target[2], "" if target[7] else excerpt(target[5]),
                              bool(target[7]))
     for upload_id in dict.fromkeys(item.attachments):
         found = files.get(upload_id)
         if found is None or found[0] != item.sender_id:
-            return NotFound("no such upload")
+            return NotFound(N_("no such upload"))
     if item.mention_all and owner_id != item.sender_id:
-        return Forbidden("only the group's owner can mention everyone")
+        return Forbidden(N_("only the group's owner can mention everyone"))
     return None
 
 
@@ -76,17 +77,17 @@ def field_error(item: Outgoing, members: set[tuple[int, int]], max_content: int,
     """Step 3: content (empty only with files), client_id, mentioned members, files."""
     try:
         if len(set(item.attachments)) != len(item.attachments):
-            raise BadRequest("the same upload is attached twice")
+            raise BadRequest(N_("the same upload is attached twice"))
         if len(item.attachments) > MAX_ATTACHMENTS:
-            raise BadRequest(f"a message holds at most {MAX_ATTACHMENTS} files")
+            raise BadRequest(N_("a message holds at most 10 files"))
         item.content = validation.content(item.content, max_content,
                                           may_be_empty=bool(item.attachments))
         validation.client_id(item.client_id)
         mentioned = list(dict.fromkeys(item.mentions))
         if len(mentioned) > MAX_MENTIONS:
-            raise BadRequest(f"a message mentions at most {MAX_MENTIONS} people")
+            raise BadRequest(N_("a message mentions at most 50 people"))
         if any((item.group_id, uid) not in members for uid in mentioned):
-            raise BadRequest("only members of the group can be mentioned")
+            raise BadRequest(N_("only members of the group can be mentioned"))
         item.mentions = mentioned
         item.files = [files[upload_id][1] for upload_id in item.attachments]
     except ChatError as err:

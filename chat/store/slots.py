@@ -95,12 +95,14 @@ class RedisSlots:
                 now = time.time()
                 try:
                     pipe = self.client.pipeline(transaction=False)
+                    # Releases first: a tab reloaded at the cap gives its slot back before
+                    # its new socket asks for one.
+                    for key, conn_id in releases:
+                        pipe.zrem(key, conn_id)
                     for key, conn_id, cap, _ in claims:
                         self._claim(keys=[key], args=[now, now - self.stale_after, cap, conn_id,
                                                       int(self.stale_after * 2)], client=pipe)
-                    for key, conn_id in releases:
-                        pipe.zrem(key, conn_id)
-                    answers = pipe.execute()
+                    answers = pipe.execute()[len(releases):]
                 except self.redis_module.RedisError as exc:
                     log.warning("event=slots_unreachable error=%s", type(exc).__name__)
                     for *_, result in claims:
