@@ -14,12 +14,15 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 import gevent
+import pytest
 from flask import Flask
+from sqlalchemy import delete
 from werkzeug.security import generate_password_hash
 
 from app import create_app
 from chat.bus import Event
 from chat.extensions import db
+from chat.runtime import ChatRuntime
 from chat.store.models import (Block, Follow, Group, Membership, ReadCursor, User,
                                group_conv_key, utcnow)
 from tests.support import PASSWORD, unique_name
@@ -45,6 +48,45 @@ def running(app: Flask) -> Iterator[Flask]:
         finally:
             db.session.remove()
             db.engine.dispose()
+
+
+# -- fixtures, re-exported by the conftest.py of each package that uses them -------------------
+#
+# Building an app costs a tenth of a second (Werkzeug compiles every route), so a module
+# shares one app and one database; each test gets a new runtime (bus, counters, registry,
+# services, committer) and keeps to users it created itself.
+
+
+@pytest.fixture(scope="module")
+def module_app(sqlite_module_url):
+    """The module's app on its own SQLite file (disposed of at the end)."""
+    with running(make_app(sqlite_module_url)) as app:
+        yield app
+
+
+@pytest.fixture
+def app(module_app):
+    """The module's app with a runtime of this test's own; the body runs in its context."""
+    module_app.extensions["chat"] = ChatRuntime(module_app)
+    with module_app.app_context():
+        yield module_app
+        db.session.remove()
+
+
+@pytest.fixture
+def runtime(app) -> ChatRuntime:
+    """This test's runtime (LocalBus, MemoryCounters, registry, services), never started."""
+    return app.extensions["chat"]
+
+
+@pytest.fixture
+def services(runtime):
+    """This test's services; their committer greenlet, if one started, is stopped after."""
+    yield runtime.services
+    committer = runtime.services.committer
+    if committer.greenlet is not None:
+        committer.greenlet.kill()
+    committer._drop_connection()
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:
@@ -75,6 +117,13 @@ def username(user_id: int) -> str:
 def follow(follower: int, followee: int) -> None:
     """``follower`` follows ``followee``."""
     db.session.add(Follow(follower_id=follower, followee_id=followee, created_at=utcnow()))
+    db.session.commit()
+
+
+def unfollow(follower: int, followee: int) -> None:
+    """``follower`` stops following ``followee``."""
+    db.session.execute(delete(Follow).where(Follow.follower_id == follower,
+                                            Follow.followee_id == followee))
     db.session.commit()
 
 

@@ -21,6 +21,9 @@ from chat.realtime.transport import WebSocket
 
 OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x2, 0x8, 0x9, 0xA
 
+RFC_KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 section 1.3's example key and its answer
+RFC_ACCEPT = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
 
 def client_frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0,
                  masked: bool = True) -> bytes:

@@ -31,17 +31,17 @@ def registry():
 
 
 @pytest.fixture
-def connect(registry):
+def open_conn(registry):
     """Open connections into the registry; (Connection, Peer); all closed after the test."""
     opened = []
 
-    def _connect(user_id: int, groups=(), auth_id=None, add=True, **kw):
+    def _open(user_id: int, groups=(), auth_id=None, add=True, **kw):
         conn, peer = open_connection(user_id, auth_id=auth_id, **kw)
         if add:
             registry.add(conn, groups)
         opened.append((conn, peer))
         return conn, peer
-    yield _connect
+    yield _open
     for conn, peer in opened:
         conn.transport.abort()
         peer.close()
@@ -50,10 +50,10 @@ def connect(registry):
 # -- fan-out ------------------------------------------------------------------------
 
 
-def test_a_user_event_reaches_every_connection_of_that_user_and_no_one_else(registry, connect):
-    _, tab1 = connect(1)
-    _, tab2 = connect(1)
-    _, other = connect(2)
+def test_a_user_event_reaches_every_connection_of_that_user_and_no_one_else(registry, open_conn):
+    _, tab1 = open_conn(1)
+    _, tab2 = open_conn(1)
+    _, other = open_conn(2)
     registry.dispatch(Event("user:1", payload(1)))
     assert tab1.json() == {"kind": "message", "n": 1}
     assert tab2.json() == {"kind": "message", "n": 1}
@@ -61,26 +61,26 @@ def test_a_user_event_reaches_every_connection_of_that_user_and_no_one_else(regi
     assert registry.frames_out == 2
 
 
-def test_exclude_conn_skips_the_sending_connection_only(registry, connect):
-    sending, sender_peer = connect(1)
-    _, other_tab = connect(1)
+def test_exclude_conn_skips_the_sending_connection_only(registry, open_conn):
+    sending, sender_peer = open_conn(1)
+    _, other_tab = open_conn(1)
     registry.dispatch(Event("user:1", payload(1), exclude_conn=sending.id))
     assert other_tab.json()["n"] == 1
     sender_peer.nothing()
 
 
-def test_an_event_for_a_user_with_no_connection_here_is_dropped(registry, connect):
-    _, peer = connect(1)
+def test_an_event_for_a_user_with_no_connection_here_is_dropped(registry, open_conn):
+    _, peer = open_conn(1)
     registry.dispatch(Event("user:99", payload(1)))
     registry.dispatch(Event("group:99", payload(2)))
     peer.nothing()
     assert registry.frames_out == 0
 
 
-def test_group_events_reach_the_connected_members_and_exclude_user_skips_one(registry, connect):
-    _, alice = connect(1, groups=[5])
-    _, alice_tab = connect(1)  # her second tab: routed by user, not by the groups it named
-    _, bob = connect(2, groups=[5, 6])
+def test_group_events_reach_the_connected_members_and_exclude_user_skips_one(registry, open_conn):
+    _, alice = open_conn(1, groups=[5])
+    _, alice_tab = open_conn(1)  # her second tab: routed by user, not by the groups it named
+    _, bob = open_conn(2, groups=[5, 6])
     registry.dispatch(Event("group:5", payload(1)))
     assert alice.json()["n"] == 1 and alice_tab.json()["n"] == 1 and bob.json()["n"] == 1
     registry.dispatch(Event("group:6", payload(2)))
@@ -92,9 +92,9 @@ def test_group_events_reach_the_connected_members_and_exclude_user_skips_one(reg
     alice_tab.nothing()
 
 
-def test_set_membership_routes_a_group_from_then_on(registry, connect):
-    _, alice = connect(1, groups=[5])
-    _, bob = connect(2, groups=[5])
+def test_set_membership_routes_a_group_from_then_on(registry, open_conn):
+    _, alice = open_conn(1, groups=[5])
+    _, bob = open_conn(2, groups=[5])
     registry.set_membership(1, 6, True)
     registry.dispatch(Event("group:6", payload(1)))
     assert alice.json()["n"] == 1
@@ -105,8 +105,8 @@ def test_set_membership_routes_a_group_from_then_on(registry, connect):
     assert registry.added[-1] == "group:6" and registry.removed == []  # bob still needs 5
 
 
-def test_a_membership_event_on_the_user_channel_changes_routing(registry, connect):
-    _, alice = connect(1)
+def test_a_membership_event_on_the_user_channel_changes_routing(registry, open_conn):
+    _, alice = open_conn(1)
     registry.dispatch(Event("user:1", member=(7, True)))
     registry.dispatch(Event("group:7", payload(1)))
     assert alice.json()["n"] == 1
@@ -116,7 +116,7 @@ def test_a_membership_event_on_the_user_channel_changes_routing(registry, connec
     alice.nothing()
 
 
-def test_membership_of_a_user_not_connected_here_changes_nothing(registry, connect):
+def test_membership_of_a_user_not_connected_here_changes_nothing(registry, open_conn):
     registry.set_membership(42, 7, True)
     assert registry.channels() == [] and registry.added == []
 
@@ -124,11 +124,11 @@ def test_membership_of_a_user_not_connected_here_changes_nothing(registry, conne
 # -- the channels the bus must listen to ----------------------------------------------
 
 
-def test_channels_come_with_the_first_connection_and_go_with_the_last(registry, connect):
-    first, _ = connect(1, groups=[5, 6])
+def test_channels_come_with_the_first_connection_and_go_with_the_last(registry, open_conn):
+    first, _ = open_conn(1, groups=[5, 6])
     assert registry.added == ["user:1", "group:5", "group:6"]
-    second, _ = connect(1, groups=[5, 6])
-    _, _ = connect(2, groups=[6])
+    second, _ = open_conn(1, groups=[5, 6])
+    _, _ = open_conn(2, groups=[6])
     assert registry.added == ["user:1", "group:5", "group:6", "user:2"]
     assert sorted(registry.channels()) == ["group:5", "group:6", "user:1", "user:2"]
     registry.remove(first)
@@ -140,10 +140,10 @@ def test_channels_come_with_the_first_connection_and_go_with_the_last(registry, 
     assert sorted(registry.channels()) == ["group:6", "user:2"]
 
 
-def test_count_and_len(registry, connect):
-    first, _ = connect(1)
-    connect(1)
-    connect(2)
+def test_count_and_len(registry, open_conn):
+    first, _ = open_conn(1)
+    open_conn(1)
+    open_conn(2)
     assert len(registry) == 3 and len(registry.connections()) == 3
     assert registry.count(1) == 2
     assert registry.count(1, exclude_conn=first.id) == 1
@@ -153,8 +153,8 @@ def test_count_and_len(registry, connect):
 # -- each connection's queue ----------------------------------------------------------
 
 
-def test_a_slow_reader_gets_every_frame_whole_and_in_order(connect):
-    conn, peer = connect(1, add=False, server_sndbuf=4096, client_rcvbuf=4096)
+def test_a_slow_reader_gets_every_frame_whole_and_in_order(open_conn):
+    conn, peer = open_conn(1, add=False, server_sndbuf=4096, client_rcvbuf=4096)
     frames = [text_frame(payload(n) + b" " * 3000) for n in range(300)]  # ~1 MB
     for frame in frames:
         conn.enqueue(frame)
@@ -162,15 +162,15 @@ def test_a_slow_reader_gets_every_frame_whole_and_in_order(connect):
     assert [peer.json()["n"] for _ in frames] == list(range(300))
 
 
-def test_one_frame_larger_than_the_bound_still_goes_through_an_empty_queue(connect):
-    conn, peer = connect(1, add=False, max_bytes=1000)
+def test_one_frame_larger_than_the_bound_still_goes_through_an_empty_queue(open_conn):
+    conn, peer = open_conn(1, add=False, max_bytes=1000)
     conn.send_payload(json.dumps({"big": "x" * 5000}).encode())
     assert peer.json() == {"big": "x" * 5000}
     assert not conn.closing
 
 
-def test_a_backlog_over_the_bound_closes_with_1013_after_the_frames_in_flight(connect):
-    conn, peer = connect(1, add=False, max_bytes=256 * 1024, server_sndbuf=4096,
+def test_a_backlog_over_the_bound_closes_with_1013_after_the_frames_in_flight(open_conn):
+    conn, peer = open_conn(1, add=False, max_bytes=256 * 1024, server_sndbuf=4096,
                          client_rcvbuf=4096)
     overflowed = []
     conn.on_overflow = overflowed.append
@@ -192,8 +192,8 @@ def test_a_backlog_over_the_bound_closes_with_1013_after_the_frames_in_flight(co
     "Connection.close(drop_queue=True) drops the unsent tail of a frame that try_send "
     "wrote only in part (the head of the queue before the writer has run), so the close "
     "frame lands inside that frame's payload: the client reads garbage and never the 1013"))
-def test_a_burst_over_the_bound_closes_with_a_readable_1013(connect):
-    conn, peer = connect(1, add=False, max_bytes=256 * 1024, server_sndbuf=4096,
+def test_a_burst_over_the_bound_closes_with_a_readable_1013(open_conn):
+    conn, peer = open_conn(1, add=False, max_bytes=256 * 1024, server_sndbuf=4096,
                          client_rcvbuf=4096)
     big = [text_frame(payload(n) + b" " * 30000) for n in range(20)]
     sent = 0
@@ -215,9 +215,9 @@ def test_a_burst_over_the_bound_closes_with_a_readable_1013(connect):
 # -- delivery batches ------------------------------------------------------------------
 
 
-def test_a_batch_holds_its_frames_and_writes_each_connection_once(registry, connect):
-    alice, alice_peer = connect(1)
-    bob, bob_peer = connect(2)
+def test_a_batch_holds_its_frames_and_writes_each_connection_once(registry, open_conn):
+    alice, alice_peer = open_conn(1)
+    bob, bob_peer = open_conn(2)
     with registry.batch() as batch:
         for n in range(5):
             registry.dispatch(Event("user:1", payload(n)), batch)
@@ -229,9 +229,9 @@ def test_a_batch_holds_its_frames_and_writes_each_connection_once(registry, conn
     assert alice.transport.writes == 1 and bob.transport.writes == 1
 
 
-def test_while_a_batch_is_open_other_traffic_goes_out_at_once(registry, connect):
-    alice, alice_peer = connect(1)
-    bob, bob_peer = connect(2)
+def test_while_a_batch_is_open_other_traffic_goes_out_at_once(registry, open_conn):
+    alice, alice_peer = open_conn(1)
+    bob, bob_peer = open_conn(2)
     with registry.batch() as batch:
         registry.dispatch(Event("user:1", payload(1)), batch)
         bob.enqueue(bob.transport.ping_frame())  # the pinger, mid-batch
@@ -245,32 +245,32 @@ def test_while_a_batch_is_open_other_traffic_goes_out_at_once(registry, connect)
 # -- closing ---------------------------------------------------------------------------
 
 
-def test_close_auth_closes_only_the_sockets_of_those_credentials(registry, connect):
-    _, revoked = connect(1, auth_id=10)
-    _, other_token = connect(1, auth_id=11)
-    _, no_token = connect(2)
+def test_close_auth_closes_only_the_sockets_of_those_credentials(registry, open_conn):
+    _, revoked = open_conn(1, auth_id=10)
+    _, other_token = open_conn(1, auth_id=11)
+    _, no_token = open_conn(2)
     registry.close_auth({10})
     assert revoked.close_code() == (1008, "logged out")
     other_token.nothing()
     no_token.nothing()
 
 
-def test_a_close_auth_event_closes_that_credentials_sockets(registry, connect):
-    _, revoked = connect(1, auth_id=10)
-    _, kept = connect(1, auth_id=11)
+def test_a_close_auth_event_closes_that_credentials_sockets(registry, open_conn):
+    _, revoked = open_conn(1, auth_id=10)
+    _, kept = open_conn(1, auth_id=11)
     registry.dispatch(Event("user:1", close_auth=10))
     assert revoked.close_code() == (1008, "logged out")
     kept.nothing()
 
 
-def test_close_all_sends_going_away_to_everyone(registry, connect):
-    peers = [connect(uid)[1] for uid in (1, 1, 2)]
+def test_close_all_sends_going_away_to_everyone(registry, open_conn):
+    peers = [open_conn(uid)[1] for uid in (1, 1, 2)]
     registry.close_all()
     assert [p.close_code() for p in peers] == [(1001, "server restarting")] * 3
 
 
-def test_a_closed_connection_is_dropped_after_its_close_frame(connect):
-    conn, peer = connect(1, add=False)
+def test_a_closed_connection_is_dropped_after_its_close_frame(open_conn):
+    conn, peer = open_conn(1, add=False)
     conn.close(1000, "bye")
     conn.close(1000, "twice")  # one close frame only
     assert peer.close_code() == (1000, "bye")
@@ -280,8 +280,8 @@ def test_a_closed_connection_is_dropped_after_its_close_frame(connect):
 # -- keeping connections alive -----------------------------------------------------------
 
 
-def test_an_idle_connection_is_pinged_and_dropped_when_the_ping_goes_unanswered(connect):
-    conn, peer = connect(1, add=False)
+def test_an_idle_connection_is_pinged_and_dropped_when_the_ping_goes_unanswered(open_conn):
+    conn, peer = open_conn(1, add=False)
     now = conn.transport.last_received
     conn.ping(now + 1, interval=25)  # not idle yet
     peer.nothing(0.05)
@@ -291,8 +291,8 @@ def test_an_idle_connection_is_pinged_and_dropped_when_the_ping_goes_unanswered(
     assert peer.at_eof()
 
 
-def test_an_answered_ping_keeps_the_connection(connect):
-    conn, peer = connect(1, add=False)
+def test_an_answered_ping_keeps_the_connection(open_conn):
+    conn, peer = open_conn(1, add=False)
     now = conn.transport.last_received
     conn.ping(now + 30, interval=25)
     assert peer.frame() == (OP_PING, b"")

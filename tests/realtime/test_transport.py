@@ -13,10 +13,8 @@ import pytest
 
 from chat.realtime.frames import ProtocolError
 from chat.realtime.transport import WebSocket, upgrade_socket, valid_upgrade
-from tests.wire import OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, Peer, tcp_pair
-
-RFC_KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 section 1.3's example and its answer
-RFC_ACCEPT = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+from tests.wire import (OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, RFC_ACCEPT, RFC_KEY,
+                        Peer, tcp_pair)
 
 
 @pytest.fixture

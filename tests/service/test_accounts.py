@@ -57,7 +57,7 @@ def test_invalid_registrations_are_400_and_store_nothing(accounts, name, passwor
     assert db.session.scalar(select(db.func.count()).select_from(User)) == before
 
 
-# -- logging in, and the brake on guessing ----------------------------------------------------------
+# -- logging in, and the brake on guessing -----------------------------------------------------
 
 
 def test_authenticate_finds_the_user_case_insensitively(accounts):

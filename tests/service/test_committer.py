@@ -11,11 +11,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-import gevent
 import orjson
 import pytest
 from gevent.event import AsyncResult
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from chat.bus import Event, LocalBus
 from chat.errors import BadRequest, ChatError
@@ -27,7 +26,7 @@ from chat.service.settings import ServiceSettings
 from chat.store.counters import MemoryCounters, RedisCounters, stranger_key
 from chat.store.models import Message
 from tests.inprocess import (add_group, add_user, block, follow, follow_each_other, make_app,
-                             running)
+                             running, unfollow)
 from tests.support import free_port
 from tests.wire import open_connection
 
@@ -184,7 +183,7 @@ def test_a_resend_of_a_refused_message_is_checked_again(harness):
     assert h.submit(alice, to=bob, content="fixed", client_id="c1").ack["client_id"] == "c1"
 
 
-# -- phase 2: who may send what, in PROTOCOL.md's order ------------------------------------------
+# -- phase 2: who may send what, in PROTOCOL.md's order ----------------------------------------
 
 
 def test_an_unknown_recipient_or_group_is_404(harness):
@@ -297,18 +296,10 @@ def test_a_reply_written_while_they_followed_each_other_still_counts(harness):
     alice, bob = add_user(), add_user()
     follow_each_other(alice, bob)
     assert h.submit(bob, to=alice, content="written while mutual").ack  # not counted
-    db.session.execute(Follow_delete(bob, alice))
-    db.session.commit()
-    h.committer._mutual.clear()
+    unfollow(bob, alice)
     for n in range(5):  # over the counter's limit, but the stored reply has the last word
         assert h.submit(alice, to=bob, content=f"{n}").ack
-
-
-def Follow_delete(follower: int, followee: int):
-    from sqlalchemy import delete
-
-    from chat.store.models import Follow
-    return delete(Follow).where(Follow.follower_id == follower, Follow.followee_id == followee)
+    assert h.counters.get(stranger_key(alice, bob)) == 5
 
 
 def test_with_the_counters_down_the_stored_messages_answer_the_rule(harness):
@@ -323,7 +314,7 @@ def test_with_the_counters_down_the_stored_messages_answer_the_rule(harness):
     assert h.submit(alice, to=bob, content="now").ack
 
 
-# -- phases 3 and 4: write, answer, publish -------------------------------------------------------
+# -- phases 3 and 4: write, answer, publish ----------------------------------------------------
 
 
 def test_ids_follow_submission_order_and_acks_carry_what_was_stored(harness):
@@ -406,9 +397,10 @@ def test_a_batch_reaches_each_connection_in_one_write(harness):
     assert other_tab.transport.writes == 1
 
 
-def test_with_the_database_down_every_message_is_503_and_the_committer_goes_on(tmp_path):
-    with running(make_app(f"mysql+pymysql://root@127.0.0.1:{free_port()}/none",
-                          SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"connect_timeout": 1}})) as app:
+def test_with_the_database_down_every_message_is_503_and_the_committer_goes_on():
+    dead = f"mysql+pymysql://root@127.0.0.1:{free_port()}/none"
+    options = {"connect_args": {"connect_timeout": 1}}
+    with running(make_app(dead, SQLALCHEMY_ENGINE_OPTIONS=options)) as app:
         h = Harness(app)
         try:
             outcomes = [h.submit(1, to=2, client_id=f"c{n}") for n in range(3)]
@@ -443,7 +435,7 @@ def test_drain_waits_until_the_queue_is_stored(harness):
     assert len(stored(sender_id=alice)) == 20
 
 
-# -- MariaDB: the statements themselves ---------------------------------------------------------
+# -- MariaDB: the statements themselves --------------------------------------------------------
 
 
 @pytest.fixture

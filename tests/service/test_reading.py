@@ -90,7 +90,7 @@ def test_group_history_is_for_members_only(services, chat):
         services.reading.history(bob, 10**9, False)
 
 
-# -- hello, conversations, unread -------------------------------------------------------------------
+# -- hello, conversations, unread --------------------------------------------------------------
 
 
 def test_hello_counts_what_others_wrote_and_names_the_groups(services, chat):
@@ -123,7 +123,7 @@ def test_a_private_chat_with_nothing_in_it_is_not_listed(services, chat):
     assert services.reading.conversations(alice) == []
 
 
-# -- read cursors -------------------------------------------------------------------------------
+# -- read cursors ------------------------------------------------------------------------------
 
 
 def test_mark_read_clamps_never_goes_back_and_tells_both_sides(services, published, chat):
@@ -185,7 +185,7 @@ def test_sync_returns_everything_after_the_cursor(services, chat, send):
             services.reading.sync(bob, **bad)
 
 
-# -- typing ---------------------------------------------------------------------------------------
+# -- typing ------------------------------------------------------------------------------------
 
 
 def test_typing_goes_to_the_peer_at_once_and_never_back(services, published, chat):
