@@ -74,12 +74,6 @@ def _copy_of(template: Path, fallback: Path):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture
-def sqlite_copy_url(sqlite_template, tmp_path):
-    """A migrated SQLite database of this test's own (a copy of the template: no migrating)."""
-    yield from _copy_of(sqlite_template, tmp_path)
-
-
 @pytest.fixture(scope="module")
 def sqlite_module_url(sqlite_template, tmp_path_factory):
     """A migrated SQLite database shared by one test module (tests keep to their own rows)."""

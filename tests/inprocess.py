@@ -1,4 +1,4 @@
-"""In-process test helpers: an app on a database of the test's own, and seeded rows.
+"""In-process test helpers: an app on a SQLite file of the module's own, and seeded rows.
 
 Nothing here starts a server process. The app's runtime is built (bus, registry,
 counters, services) but never started, so no greenlet runs unless a test makes
@@ -11,9 +11,8 @@ block, which is fine in a test. The Redis bus's listener needs more: see
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Iterator
 
-import gevent
 import pytest
 from flask import Flask
 from sqlalchemy import delete
@@ -87,13 +86,6 @@ def services(runtime):
     if committer.greenlet is not None:
         committer.greenlet.kill()
     committer._drop_connection()
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:
-    """Let other greenlets run until ``condition()`` holds (fails after ``timeout``)."""
-    with gevent.Timeout(timeout, AssertionError(f"timed out waiting for {what or condition}")):
-        while not condition():
-            gevent.sleep(0.005)
 
 
 # -- seeded rows (inside an app context) -------------------------------------------
