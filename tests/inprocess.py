@@ -21,7 +21,9 @@ from werkzeug.security import generate_password_hash
 from app import create_app
 from chat.bus import Event
 from chat.extensions import db
+from chat import service as service_package
 from chat.runtime import ChatRuntime
+from chat.service.passwords import PasswordHasher
 from chat.store.models import (Block, Follow, Group, Membership, ReadCursor, User,
                                group_conv_key, utcnow)
 from tests.support import PASSWORD, unique_name
@@ -52,8 +54,8 @@ def running(app: Flask) -> Iterator[Flask]:
 # -- fixtures, re-exported by the conftest.py of each package that uses them -------------------
 #
 # Building an app costs a tenth of a second (Werkzeug compiles every route), so a module
-# shares one app and one database; each test gets a new runtime (bus, counters, registry,
-# services, committer) and keeps to users it created itself.
+# shares one app and one database (and one password hasher); each test gets a new runtime
+# (bus, counters, registry, services, committer) and keeps to users it created itself.
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +65,18 @@ def module_app(sqlite_module_url):
         yield app
 
 
+@pytest.fixture(scope="module")
+def hasher():
+    """One password hasher for the module's runtimes: making one costs a scrypt hash."""
+    shared = PasswordHasher(1)
+    yield shared
+    shared.pool.kill()
+
+
 @pytest.fixture
-def app(module_app):
+def app(module_app, hasher, monkeypatch):
     """The module's app with a runtime of this test's own; the body runs in its context."""
+    monkeypatch.setattr(service_package, "PasswordHasher", lambda threads: hasher)
     module_app.extensions["chat"] = ChatRuntime(module_app)
     with module_app.app_context():
         yield module_app

@@ -14,9 +14,10 @@ import struct
 
 import gevent
 from gevent import socket as gsocket
+from werkzeug.test import EnvironBuilder
 
+from chat.realtime.connection import Connection, QueueBudget
 from chat.realtime.frames import unmask
-from chat.realtime.registry import Connection
 from chat.realtime.transport import WebSocket
 
 OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x2, 0x8, 0x9, 0xA
@@ -177,7 +178,44 @@ class CountingWebSocket(WebSocket):
 
 
 def open_connection(user_id: int, auth_id: int | None = None, max_bytes: int = 1 << 20,
-                    **buffers) -> tuple[Connection, Peer]:
-    """A registry ``Connection`` on our transport over a real TCP pair, and its client end."""
+                    budget: QueueBudget | None = None, **buffers) -> tuple[Connection, Peer]:
+    """A ``Connection`` on our transport over a real TCP pair, and its client end."""
     server, client = tcp_pair(**buffers)
-    return Connection(user_id, auth_id, CountingWebSocket(server, 65536), max_bytes), Peer(client)
+    ws, peer = CountingWebSocket(server, 65536), Peer(client)
+    ws.accept(RFC_KEY)
+    peer.http_head()
+    return Connection(user_id, auth_id, ws, max_bytes, budget), peer
+
+
+class Upgrade:
+    """One WebSocket request in flight: the WSGI call's greenlet and the client's end of the socket.
+
+    The app is called as a WSGI server calls it, so the test sees what such a server
+    would: a refusal's status and body, or, after an upgrade, no HTTP response at all.
+    """
+
+    def __init__(self, app, query: str = "", headers: dict | None = None,
+                 with_socket: bool = True, path: str = "/ws") -> None:
+        server, client = tcp_pair()
+        self.server, self.peer = server, Peer(client)
+        environ = EnvironBuilder(path=path, query_string=query, headers={
+            "Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": RFC_KEY, **(headers or {})}).get_environ()
+        if with_socket:
+            environ["chat.socket"] = server
+        self.started: list[str] = []
+
+        def start_response(status, response_headers, exc_info=None):
+            self.started.append(status)
+            return lambda data: None
+        self.request = gevent.spawn(lambda: b"".join(app(environ, start_response)))
+
+    def response(self, timeout: float = 10) -> tuple[int | None, bytes]:
+        """(HTTP status or None when none was started, body) once the call returns."""
+        body = self.request.get(timeout=timeout)
+        return (int(self.started[0].split()[0]) if self.started else None), body
+
+    def close(self) -> None:
+        self.request.kill()
+        self.server.close()
+        self.peer.close()

@@ -25,6 +25,7 @@ class Sink:
         self.events: list[tuple[Event, object]] = []
         self.subscribed = list(channels)
         self.online = online or {}
+        self.catch_ups = 0
 
     def dispatch(self, event: Event, batch=None) -> None:
         if event.frame == b"boom":
@@ -33,6 +34,9 @@ class Sink:
 
     def channels(self) -> list[str]:
         return list(self.subscribed)
+
+    def catch_up(self) -> None:
+        self.catch_ups += 1
 
     def count(self, user_id: int, exclude_conn: str | None = None) -> int:
         return sum(1 for conn in self.online.get(user_id, ()) if conn != exclude_conn)
@@ -198,8 +202,10 @@ def test_after_an_outage_the_listener_resubscribes_by_itself(redis_buses):
         sink_a, sink_b = Sink(), Sink(["user:1"])
         a, b = redis_buses(sink_a, server.url), redis_buses(sink_b, server.url)
         subscribe_all(b, sink_b)
+        assert (sink_a.catch_ups, sink_b.catch_ups) == (0, 0)
         server.stop()
         wait_until(lambda: not b.up, what="b notices the outage")
+        assert sink_b.catch_ups == 1  # its clients are told they may miss messages
         a.publish([Event("user:1", b"while down")])  # no error: delivered here only
         assert b.status() == "down" and sink_a.frames() == [b"while down"]
         sink_b.subscribed.append("group:3")  # a connection arrived while Redis was away
@@ -211,5 +217,6 @@ def test_after_an_outage_the_listener_resubscribes_by_itself(redis_buses):
         a.publish([Event("user:1", b"back"), Event("group:3", b"new")])
         wait_until(lambda: sink_b.frames() == [b"back", b"new"], what="b receives again")
         assert b.reconnects >= 2
+        assert sink_b.catch_ups == 2 and sink_a.catch_ups == 2  # and to sync once it is back
     finally:
         server.stop()

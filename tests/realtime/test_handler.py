@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import gevent
 import pytest
 
 from chat.realtime.handler import FrameHandler
@@ -20,11 +21,13 @@ from tests.wire import open_connection
 class Client:
     """A user's connection: frames in through the handler, frames out at the peer."""
 
-    def __init__(self, runtime, user_id: int, max_inflight: int = 256) -> None:
+    def __init__(self, runtime, user_id: int, max_inflight: int = 256,
+                 max_unread_answer: int = 1 << 20, **buffers) -> None:
         self.user_id = user_id
-        self.conn, self.peer = open_connection(user_id)
+        self.conn, self.peer = open_connection(user_id, **buffers)
         runtime.registry.add(self.conn, runtime.services.reading.hello_state(user_id)[2])
-        self.handler = FrameHandler(self.conn, runtime.services, runtime.stats, max_inflight)
+        self.handler = FrameHandler(self.conn, runtime.services, runtime.stats, max_inflight,
+                                    max_unread_answer)
 
     def send(self, frame) -> None:
         self.handler.handle(frame if isinstance(frame, (str, bytes)) else json.dumps(frame))
@@ -166,6 +169,23 @@ def test_one_in_flight_at_a_time_still_answers_everything_in_order(client):
         c.send({"type": 1, "recipient_id": bob, "content": f"{n}", "client_id": f"c{n}"})
     assert [c.peer.json()["client_id"] for _ in range(5)] == [f"c{n}" for n in range(5)]
     assert c.handler.inflight == 0
+
+
+def test_a_client_that_leaves_answers_unread_is_not_served_more(client, app):
+    c = client(add_user(), max_unread_answer=20_000, server_sndbuf=4096, client_rcvbuf=4096)
+    for _ in range(20):  # answers the client has not read yet
+        c.conn.send_payload(b'{"kind":"filler","pad":"' + b" " * 8000 + b'"}')
+
+    def ask_for_sync():  # the socket's own greenlet, in its own app context
+        with app.app_context():
+            c.send({"type": 7, "since_id": 0})
+    asking = gevent.spawn(ask_for_sync)
+    gevent.sleep(0.2)
+    assert not asking.dead  # no sync answer on top of 100 kB the client does not read
+    for _ in range(20):
+        assert c.peer.json()["kind"] == "filler"
+    asking.join(timeout=5)
+    assert c.peer.json()["kind"] == "sync"
 
 
 def test_with_the_database_down_a_frame_gets_503_and_the_connection_goes_on():

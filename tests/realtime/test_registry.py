@@ -1,4 +1,4 @@
-"""The registry (``chat.realtime.registry``): who gets which frame, and each socket's queue.
+"""The registry (``chat.realtime.registry``): who gets which frame, and upkeep of them all.
 
 Every connection here is a real ``Connection`` on our transport over a loopback
 TCP pair; the test reads what each client would read.
@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 
-import gevent
 import pytest
 
 from chat.bus import Event
 from chat.realtime.frames import text_frame
 from chat.realtime.registry import Registry
-from tests.wire import OP_PING, OP_TEXT, open_connection
+from tests.wire import OP_PING, open_connection
 
 
 def payload(n: int) -> bytes:
@@ -36,21 +35,21 @@ def open_conn(registry):
     opened = []
 
     def _open(user_id: int, groups=(), auth_id=None, add=True, **kw):
-        conn, peer = open_connection(user_id, auth_id=auth_id, **kw)
+        conn, peer = open_connection(user_id, auth_id=auth_id, budget=registry.budget, **kw)
         if add:
             registry.add(conn, groups)
         opened.append((conn, peer))
         return conn, peer
     yield _open
     for conn, peer in opened:
-        conn.transport.abort()
+        conn.discard()
         peer.close()
 
 
 # -- fan-out ------------------------------------------------------------------------
 
 
-def test_a_user_event_reaches_every_connection_of_that_user_and_no_one_else(registry, open_conn):
+def test_a_user_event_reaches_every_connection_of_that_user_only(registry, open_conn):
     _, tab1 = open_conn(1)
     _, tab2 = open_conn(1)
     _, other = open_conn(2)
@@ -77,7 +76,7 @@ def test_an_event_for_a_user_with_no_connection_here_is_dropped(registry, open_c
     assert registry.frames_out == 0
 
 
-def test_group_events_reach_the_connected_members_and_exclude_user_skips_one(registry, open_conn):
+def test_group_events_reach_the_members_here_and_exclude_user_skips_one(registry, open_conn):
     _, alice = open_conn(1, groups=[5])
     _, alice_tab = open_conn(1)  # her second tab: routed by user, not by the groups it named
     _, bob = open_conn(2, groups=[5, 6])
@@ -150,68 +149,6 @@ def test_count_and_len(registry, open_conn):
     assert registry.count(3) == 0
 
 
-# -- each connection's queue ----------------------------------------------------------
-
-
-def test_a_slow_reader_gets_every_frame_whole_and_in_order(open_conn):
-    conn, peer = open_conn(1, add=False, server_sndbuf=4096, client_rcvbuf=4096)
-    frames = [text_frame(payload(n) + b" " * 3000) for n in range(300)]  # ~1 MB
-    for frame in frames:
-        conn.enqueue(frame)
-    assert conn.writer is not None  # the kernel took part: the rest waits for the reader
-    assert [peer.json()["n"] for _ in frames] == list(range(300))
-
-
-def test_one_frame_larger_than_the_bound_still_goes_through_an_empty_queue(open_conn):
-    conn, peer = open_conn(1, add=False, max_bytes=1000)
-    conn.send_payload(json.dumps({"big": "x" * 5000}).encode())
-    assert peer.json() == {"big": "x" * 5000}
-    assert not conn.closing
-
-
-def test_a_backlog_over_the_bound_closes_with_1013_after_the_frames_in_flight(open_conn):
-    conn, peer = open_conn(1, add=False, max_bytes=256 * 1024, server_sndbuf=4096,
-                         client_rcvbuf=4096)
-    overflowed = []
-    conn.on_overflow = overflowed.append
-    frames = [text_frame(payload(n) + b" " * 8000) for n in range(200)]
-    for frame in frames[:10]:
-        conn.enqueue(frame)
-    gevent.sleep(0.01)  # the writer takes these ten and waits for the reader
-    sent = 10
-    while not conn.closing:
-        conn.enqueue(frames[sent])
-        sent += 1
-    assert overflowed == [conn] and sent < 200
-    conn.enqueue(frames[-1])  # a closing connection takes nothing more
-    assert [peer.json()["n"] for _ in range(10)] == list(range(10))
-    assert peer.close_code() == (1013, "too slow: reconnect and sync")
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "Connection.close(drop_queue=True) drops the unsent tail of a frame that try_send "
-    "wrote only in part (the head of the queue before the writer has run), so the close "
-    "frame lands inside that frame's payload: the client reads garbage and never the 1013"))
-def test_a_burst_over_the_bound_closes_with_a_readable_1013(open_conn):
-    conn, peer = open_conn(1, add=False, max_bytes=256 * 1024, server_sndbuf=4096,
-                         client_rcvbuf=4096)
-    big = [text_frame(payload(n) + b" " * 30000) for n in range(20)]
-    sent = 0
-    while not conn.closing:  # one burst, in one turn of the hub (e.g. a bus backlog)
-        conn.enqueue(big[sent])
-        sent += 1
-    code = None
-    with gevent.Timeout(5, False):
-        while True:
-            opcode, body = peer.frame()
-            if opcode == OP_TEXT:
-                json.loads(body)  # whole frames only
-                continue
-            code = int.from_bytes(body[:2], "big")
-            break
-    assert code == 1013
-
-
 # -- delivery batches ------------------------------------------------------------------
 
 
@@ -269,33 +206,34 @@ def test_close_all_sends_going_away_to_everyone(registry, open_conn):
     assert [p.close_code() for p in peers] == [(1001, "server restarting")] * 3
 
 
-def test_a_closed_connection_is_dropped_after_its_close_frame(open_conn):
-    conn, peer = open_conn(1, add=False)
-    conn.close(1000, "bye")
-    conn.close(1000, "twice")  # one close frame only
-    assert peer.close_code() == (1000, "bye")
-    assert peer.at_eof(timeout=3)
+def test_past_the_process_budget_the_biggest_queues_are_closed_first():
+    registry = Registry(queue_budget_bytes=200_000)
+    opened = [open_connection(uid, budget=registry.budget, server_sndbuf=4096,
+                              client_rcvbuf=4096) for uid in (1, 2, 3)]
+    try:
+        for conn, _ in opened:
+            registry.add(conn, [])
+        (big, big_peer), (mid, mid_peer), (small, small_peer) = opened
+        pad = b" " * 8000
+        for n in range(30):
+            if n < 4:
+                small.enqueue(text_frame(b'{"n":%d}' % n + pad))
+            if n < 8:
+                mid.enqueue(text_frame(b'{"n":%d}' % n + pad))
+            big.enqueue(text_frame(b'{"n":%d}' % n + pad))
+        assert big.closing and not mid.closing and not small.closing  # furthest behind first
+        assert registry.budget.total <= 200_000
+        assert big_peer.close_code() == (1013, "server busy: reconnect and sync")
+        assert [small_peer.json()["n"] for _ in range(4)] == [0, 1, 2, 3]
+    finally:
+        for conn, peer in opened:
+            conn.discard()
+            peer.close()
 
 
-# -- keeping connections alive -----------------------------------------------------------
-
-
-def test_an_idle_connection_is_pinged_and_dropped_when_the_ping_goes_unanswered(open_conn):
-    conn, peer = open_conn(1, add=False)
-    now = conn.transport.last_received
-    conn.ping(now + 1, interval=25)  # not idle yet
-    peer.nothing(0.05)
-    conn.ping(now + 30, interval=25)
-    assert peer.frame() == (OP_PING, b"")
-    conn.ping(now + 60, interval=25)  # no pong came back
-    assert peer.at_eof()
-
-
-def test_an_answered_ping_keeps_the_connection(open_conn):
-    conn, peer = open_conn(1, add=False)
-    now = conn.transport.last_received
-    conn.ping(now + 30, interval=25)
-    assert peer.frame() == (OP_PING, b"")
-    conn.transport.pong_received = True  # what the reader does when the pong arrives
-    conn.ping(now + 60, interval=25)
-    assert peer.frame() == (OP_PING, b"")
+def test_catch_up_tells_every_connection_to_sync(registry, open_conn):
+    peers = [open_conn(uid)[1] for uid in (1, 1, 2)]
+    registry.catch_up()
+    for peer in peers:
+        frame = peer.json()
+        assert (frame["kind"], frame["code"]) == ("catch_up", 200) and "sync" in frame["content"]

@@ -1,55 +1,20 @@
 """GET /ws (``chat.realtime.route``): the guards before the upgrade, and one connection's life.
 
-Flask's test client makes the request in a greenlet; the route finds the
-server's end of a loopback TCP pair where a WSGI server would leave it
-(``chat.socket``), and the test speaks WebSocket on the other end. No server process.
+The app is called as a WSGI server calls it, in a greenlet (``tests.wire.Upgrade``);
+the route finds the server's end of a loopback TCP pair where a WSGI server would
+leave it (``chat.socket``), and the test speaks WebSocket on the other end. No
+server process.
 """
 from __future__ import annotations
 
 import struct
 
-import gevent
 import orjson
 import pytest
-from werkzeug.test import EnvironBuilder
 
 from chat.realtime.route import origin_allowed
 from tests.inprocess import add_user, follow_each_other
-from tests.wire import OP_CLOSE, OP_TEXT, RFC_ACCEPT, RFC_KEY, Peer, tcp_pair
-
-
-class Upgrade:
-    """One /ws request in flight: the WSGI call's greenlet and the client's end of the socket.
-
-    The app is called as a WSGI server calls it, so the test sees what such a server
-    would: a refusal's status and body, or, after an upgrade, no HTTP response at all.
-    """
-
-    def __init__(self, app, query: str = "", headers: dict | None = None,
-                 with_socket: bool = True) -> None:
-        server, client = tcp_pair()
-        self.server, self.peer = server, Peer(client)
-        environ = EnvironBuilder(path="/ws", query_string=query, headers={
-            "Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
-            "Sec-WebSocket-Key": RFC_KEY, **(headers or {})}).get_environ()
-        if with_socket:
-            environ["chat.socket"] = server
-        self.started: list[str] = []
-
-        def start_response(status, response_headers, exc_info=None):
-            self.started.append(status)
-            return lambda data: None
-        self.request = gevent.spawn(lambda: b"".join(app(environ, start_response)))
-
-    def response(self, timeout: float = 10) -> tuple[int | None, bytes]:
-        """(HTTP status or None when none was started, body) once the call returns."""
-        body = self.request.get(timeout=timeout)
-        return (int(self.started[0].split()[0]) if self.started else None), body
-
-    def close(self) -> None:
-        self.request.kill()
-        self.server.close()
-        self.peer.close()
+from tests.wire import OP_CLOSE, OP_TEXT, RFC_ACCEPT, Upgrade
 
 
 @pytest.fixture
@@ -116,6 +81,34 @@ def test_a_message_between_two_sockets(upgrade, services):
     message = b.peer.json()
     assert (message["id"], message["content"], message["from"]) == (ack["id"], "hi bob",
                                                                     f"{alice}->{bob}")
+
+
+def test_a_ticket_opens_one_socket_once(upgrade, services):
+    uid = add_user()
+    cred = services.accounts.issue_credential(uid, "session")
+    ticket = services.accounts.issue_ticket(uid, cred.token_id)
+    first = upgrade(query=f"ticket={ticket}")  # no header, no long-lived secret in the URL
+    first.peer.http_head()
+    assert first.peer.json()["user_id"] == uid
+    refused(upgrade(query=f"ticket={ticket}"), 401, "unauthorized")
+
+
+def test_past_the_cap_the_newest_socket_is_refused_with_4008(upgrade, token, runtime):
+    uid, secret = token
+    runtime.quota.cap = 1
+    kept = upgrade(headers=bearer(secret))
+    kept.peer.http_head(), kept.peer.json()
+    extra = upgrade(headers=bearer(secret))
+    extra.peer.http_head()
+    assert extra.peer.close_code() == (4008, "too many open connections for this user (1)")
+    assert extra.response() == (None, b"")
+    kept.peer.send_json({"type": 0})
+    assert kept.peer.json()["kind"] == "pong"  # the older one goes on
+    kept.peer.send(OP_CLOSE, struct.pack("!H", 1000))
+    assert kept.response() == (None, b"")
+    again = upgrade(headers=bearer(secret))  # its slot was given back
+    again.peer.http_head()
+    assert again.peer.json()["kind"] == "hello"
 
 
 def test_a_frame_over_the_limit_closes_with_1009(upgrade, token, runtime):

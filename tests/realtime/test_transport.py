@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import time
 
 import gevent
 import pytest
@@ -175,3 +176,60 @@ def test_upgrade_socket_finds_the_socket_gunicorn_or_the_dev_server_left():
     assert upgrade_socket({"gunicorn.socket": marker}) is marker
     assert upgrade_socket({"chat.socket": marker}) is marker
     assert upgrade_socket({}) is None
+
+
+def test_accept_can_cap_the_kernels_send_buffer(pair):
+    ws, peer = pair
+    ws.accept(RFC_KEY, send_buffer=65536)
+    size = ws.sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+    assert 65536 <= size <= 4 * 65536  # Linux reports twice what was asked
+
+
+def test_after_our_close_linger_waits_for_the_peers_close_frame(pair):
+    ws, peer = pair
+    ws.accept(RFC_KEY)
+    peer.http_head()
+    ws.send_all(ws.close_frame(1000, "bye"))
+    peer.send(OP_TEXT, b"still talking")
+    peer.send(OP_CLOSE, struct.pack("!H", 1000))
+    started = time.monotonic()
+    ws.linger(5)
+    assert time.monotonic() - started < 1  # it ended with the peer's close frame
+    assert peer.close_code() == (1000, "bye")
+
+
+def test_linger_gives_a_silent_peer_only_its_timeout(pair):
+    ws, peer = pair
+    ws.accept(RFC_KEY)
+    ws.send_all(ws.close_frame(1000))
+    started = time.monotonic()
+    ws.linger(0.3)
+    assert 0.25 < time.monotonic() - started < 2
+
+
+def test_linger_is_nothing_before_our_close_or_after_the_peers(pair):
+    ws, peer = pair
+    ws.accept(RFC_KEY)
+    started = time.monotonic()
+    ws.linger(5)  # we sent no close frame: nothing to wait for
+    peer.send(OP_CLOSE, struct.pack("!H", 1000))
+    assert list(ws.messages()) == []
+    ws.linger(5)  # the peer closed first and was answered
+    assert time.monotonic() - started < 1
+
+
+def test_linger_drains_a_peer_that_broke_the_protocol(pair):
+    ws, peer = pair
+    ws.accept(RFC_KEY)
+    peer.http_head()
+    peer.send(OP_TEXT, b"x", masked=False)  # clients must mask: 1002
+    with pytest.raises(ProtocolError) as err:
+        list(ws.messages())
+    assert err.value.code == 1002 and ws.broken
+    ws.send_all(ws.close_frame(err.value.code, err.value.reason))
+    peer.sock.sendall(b"\x00" * 5000)  # garbage the parser can no longer read
+    peer.sock.shutdown(socket.SHUT_WR)
+    started = time.monotonic()
+    ws.linger(5)
+    assert time.monotonic() - started < 1  # until the peer's end of the stream
+    assert peer.close_code()[0] == 1002

@@ -1,10 +1,12 @@
 """Fixtures of the service tests: the in-process app (``tests.inprocess``), fresh services
-for each test, what they publish, and a way to store messages."""
+for each test, what they publish, a way to store messages, and committers to watch."""
 from __future__ import annotations
 
 import pytest
 
-from tests.inprocess import Recorder, app, module_app, runtime, services  # noqa: F401 (fixtures)
+from tests.inprocess import Recorder
+from tests.service.harness import Harness
+from tests.inprocess import app, hasher, module_app, runtime, services  # noqa: F401 (fixtures)
 
 
 @pytest.fixture
@@ -24,3 +26,16 @@ def published(runtime) -> Recorder:  # noqa: F811
     recorder = Recorder()
     runtime.bus.attach(recorder)
     return recorder
+
+
+@pytest.fixture
+def harness(app):  # noqa: F811
+    """Make committers on the test's app (``tests.service.harness``); stopped after the test."""
+    made: list[Harness] = []
+
+    def _make(**kw) -> Harness:
+        made.append(Harness(app, **kw))
+        return made[-1]
+    yield _make
+    for h in made:
+        h.close()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -11,16 +12,25 @@ from chat.extensions import db
 from chat.service.accounts import Accounts, hash_secret, session_key
 from chat.service.settings import ServiceSettings
 from chat.store.counters import MemoryCounters, RedisCounters
-from chat.store.models import AuthToken, User
+from chat.store.tickets import MemoryTickets
+from chat.store.models import AuthToken, User, utcnow
 from tests.inprocess import add_user, username
 from tests.support import PASSWORD, REDIS_URL, free_port, unique_name
 
 
+def make_accounts(services, counters=None, local=None, tickets=None, **settings) -> Accounts:
+    """Accounts with small limits: 3 failures per (name, address), 5 per address."""
+    limits = {"login_max_failures": 3, "login_max_failures_per_address": 5,
+              "login_window": 60, "auth_attempts_per_minute": 0, **settings}
+    return Accounts(ServiceSettings(**limits), counters or MemoryCounters(),
+                    local or MemoryCounters(), services.events, services.accounts.hasher,
+                    tickets or MemoryTickets())
+
+
 @pytest.fixture
 def accounts(services) -> Accounts:
-    """Accounts with a brake of three failures a minute, counting in this process."""
-    return Accounts(ServiceSettings(login_max_failures=3, login_window=60), MemoryCounters(),
-                    MemoryCounters(), services.events)
+    """Accounts counting in this process, with small limits."""
+    return make_accounts(services)
 
 
 def closes(published) -> list[tuple[str, int]]:
@@ -81,39 +91,62 @@ def test_credentials_that_are_not_strings_are_400(accounts):
         accounts.authenticate("admin", 12345678)
 
 
-def test_after_too_many_failures_even_the_right_password_is_429(accounts):
-    victim, bystander = username(add_user()), username(add_user())
-    for _ in range(3):
+def fail(accounts: Accounts, name: str, times: int, address: str | None = "10.0.0.1") -> None:
+    for _ in range(times):
         with pytest.raises(Unauthorized):
-            accounts.authenticate(victim, "guess-guess")
+            accounts.authenticate(name, "guess-guess", address)
+
+
+def test_after_too_many_failures_that_address_is_braked_for_that_name(accounts):
+    victim, bystander = username(add_user()), username(add_user())
+    fail(accounts, victim, 3)
     with pytest.raises(RateLimited):
-        accounts.authenticate(victim.upper(), PASSWORD)  # the brake ignores case too
-    assert accounts.authenticate(bystander, PASSWORD)  # only that name is braked
+        accounts.authenticate(victim.upper(), PASSWORD, "10.0.0.1")  # even the right password
+    assert accounts.authenticate(victim, PASSWORD, "10.0.0.2")  # nobody locks a user out
+    assert accounts.authenticate(bystander, PASSWORD, "10.0.0.1")
+
+
+def test_guessing_many_names_from_one_address_is_braked_too(accounts):
+    names = [username(add_user()) for _ in range(3)]
+    fail(accounts, names[0], 2)
+    fail(accounts, names[1], 2)
+    fail(accounts, names[2], 1)
+    with pytest.raises(RateLimited):  # five failures from the address, whatever the names
+        accounts.authenticate(names[2], PASSWORD, "10.0.0.1")
+    assert accounts.authenticate(names[2], PASSWORD, "10.0.0.9")
+
+
+def test_attempts_per_minute_are_limited_per_address(services):
+    accounts = make_accounts(services, auth_attempts_per_minute=2)
+    name = username(add_user())
+    for _ in range(2):
+        assert accounts.authenticate(name, PASSWORD, "10.0.0.1")
+    with pytest.raises(RateLimited):
+        accounts.authenticate(name, PASSWORD, "10.0.0.1")
+    with pytest.raises(RateLimited):
+        accounts.register(unique_name("late"), PASSWORD, "10.0.0.1")  # sign-ups count too
+    assert accounts.authenticate(name, PASSWORD, "10.0.0.2")
 
 
 def test_the_brake_is_shared_by_every_process_through_redis(services, redis_prefix):
     prefix = f"{redis_prefix}brake-{uuid.uuid4().hex[:6]}:"
-    one, two = (Accounts(ServiceSettings(login_max_failures=3, login_window=60),
-                         RedisCounters(REDIS_URL, prefix), MemoryCounters(), services.events)
+    one, two = (make_accounts(services, counters=RedisCounters(REDIS_URL, prefix))
                 for _ in range(2))
     name = username(add_user())
-    for process in (one, two, one):
-        with pytest.raises(Unauthorized):
-            process.authenticate(name, "guess-guess")
+    fail(one, name, 1)
+    fail(two, name, 1)
+    fail(one, name, 1)
     with pytest.raises(RateLimited):
-        two.authenticate(name, PASSWORD)
+        two.authenticate(name, PASSWORD, "10.0.0.1")
 
 
 def test_with_redis_down_the_brake_still_holds_in_this_process(services):
     dead = RedisCounters(f"redis://127.0.0.1:{free_port()}/0", "dead:")
-    accounts = Accounts(ServiceSettings(login_max_failures=2, login_window=60), dead,
-                        MemoryCounters(), services.events)
+    accounts = make_accounts(services, counters=dead)
     name = username(add_user())
-    for _ in range(2):
-        with pytest.raises(Unauthorized):
-            accounts.authenticate(name, "guess-guess")
+    fail(accounts, name, 3)
     with pytest.raises(RateLimited):
-        accounts.authenticate(name, PASSWORD)
+        accounts.authenticate(name, PASSWORD, "10.0.0.1")
 
 
 # -- credentials ------------------------------------------------------------------------------
@@ -203,3 +236,58 @@ def test_a_wrong_current_password_changes_nothing(accounts, published):
         accounts.change_password(user, PASSWORD, "short")
     assert accounts.resolve_secret(other.secret) is not None and closes(published) == []
     assert accounts.authenticate(username(uid), PASSWORD).id == uid
+
+
+# -- WebSocket tickets and idle credentials ---------------------------------------------------
+
+
+def test_a_ticket_opens_one_socket_once(accounts):
+    uid = add_user()
+    cred = accounts.issue_credential(uid, "session")
+    ticket = accounts.issue_ticket(uid, cred.token_id)
+    assert cred.secret not in ticket
+    user, token_id = accounts.redeem_ticket(ticket)
+    assert (user.id, user.username, token_id) == (uid, username(uid), cred.token_id)
+    assert accounts.redeem_ticket(ticket) is None  # single use
+    for bad in ("", "x" * 65, "never-issued"):
+        assert accounts.redeem_ticket(bad) is None
+
+
+def test_a_ticket_dies_with_its_credential(accounts):
+    uid = add_user()
+    cred = accounts.issue_credential(uid, "session")
+    ticket = accounts.issue_ticket(uid, cred.token_id)
+    accounts.revoke(cred.token_id, uid)
+    assert accounts.redeem_ticket(ticket) is None
+
+
+def last_used(token_id: int, ago: timedelta | None = None):
+    """Set (or read) a credential's last use."""
+    db.session.remove()
+    row = db.session.get(AuthToken, token_id)
+    if ago is not None:
+        row.last_used_at = utcnow() - ago
+        db.session.commit()
+    return row.last_used_at
+
+
+def test_a_credential_unused_too_long_expires(services):
+    accounts = make_accounts(services, idle_expiry=30 * 24 * 3600)
+    uid = add_user()
+    cred = accounts.issue_credential(uid, "api")
+    last_used(cred.token_id, timedelta(days=29))
+    assert accounts.resolve_secret(cred.secret) is not None
+    last_used(cred.token_id, timedelta(days=31))
+    assert accounts.resolve_secret(cred.secret) is None
+    assert make_accounts(services, idle_expiry=0).resolve_secret(cred.secret) is not None
+
+
+def test_using_a_credential_moves_its_last_use_at_most_hourly(accounts):
+    uid = add_user()
+    cred = accounts.issue_credential(uid, "api")
+    recently = last_used(cred.token_id, timedelta(minutes=10))
+    accounts.resolve_secret(cred.secret)
+    assert last_used(cred.token_id) == recently  # no write for every request
+    last_used(cred.token_id, timedelta(hours=2))
+    accounts.resolve_secret(cred.secret)
+    assert utcnow() - last_used(cred.token_id) < timedelta(minutes=1)

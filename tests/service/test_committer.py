@@ -1,138 +1,19 @@
-"""The message committer's phases (``chat.service.committer``): collapse, check, the
-stranger rule, write, answer.
+"""The message committer's phases (``chat.service.committer``): collapse, check, write,
+answer (the stranger rule, its last check, has ``test_stranger.py``).
 
 A real ``MessageCommitter`` greenlet on a real database (a SQLite file; MariaDB
-where its SQL differs), with its collaborators handed in: an in-process bus whose
-sink records every event and hands it on to a real registry. Messages submitted
-in one turn of the hub (no greenlet switch between them) form one batch.
+where its SQL differs), watched through ``tests.service.harness``.
 """
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-
-import orjson
 import pytest
-from gevent.event import AsyncResult
-from sqlalchemy import select
 
-from chat.bus import Event, LocalBus
 from chat.errors import BadRequest, ChatError
-from chat.extensions import db
-from chat.ops.metrics import SendStats
-from chat.realtime.registry import Registry
-from chat.service.committer import MessageCommitter, Outgoing
-from chat.service.settings import ServiceSettings
-from chat.store.counters import MemoryCounters, RedisCounters, stranger_key
-from chat.store.models import Message
-from tests.inprocess import (add_group, add_user, block, follow, follow_each_other, make_app,
-                             running, unfollow)
+from chat.service.committer import NOT_IN_TIME
+from chat.service.outgoing import Outgoing
+from tests.inprocess import add_group, add_user, block, follow_each_other, make_app, running
+from tests.service.harness import Harness, stored
 from tests.support import free_port
-from tests.wire import open_connection
-
-
-@dataclass
-class Outcome:
-    """What one submitted message got back."""
-
-    result: AsyncResult = field(default_factory=AsyncResult)
-
-    def get(self, timeout: float = 10) -> tuple[dict | None, ChatError | None, bool, bool]:
-        """(ack, error, created, answered inside a delivery batch)."""
-        return self.result.get(timeout=timeout)
-
-    @property
-    def ack(self) -> dict:
-        ack, err, _, _ = self.get()
-        assert err is None, f"expected an ack, got {err.status} {err.message}"
-        return ack
-
-    @property
-    def error(self) -> ChatError:
-        ack, err, _, _ = self.get()
-        assert err is not None, f"expected an error, got {ack}"
-        return err
-
-
-class Harness:
-    """A committer with a recording bus sink in front of a real registry."""
-
-    def __init__(self, app, counters=None, **settings) -> None:
-        self.registry = Registry()
-        self.log: list[tuple] = []
-        self.bus = LocalBus()
-        self.bus.attach(self)
-        self.counters = counters if counters is not None else MemoryCounters()
-        self.stats = SendStats()
-        self.committer = MessageCommitter(app, ServiceSettings(**settings), self.bus,
-                                          self.counters, self.stats, self.registry.batch)
-        self.peers = []
-
-    # the sink the bus delivers to
-    def dispatch(self, event: Event, batch=None) -> None:
-        self.log.append(("event", event.channel, event.exclude_conn,
-                         json.loads(event.frame) if event.frame else None))
-        self.registry.dispatch(event, batch)
-
-    def channels(self) -> list[str]:
-        return self.registry.channels()
-
-    def count(self, user_id: int, exclude_conn: str | None = None) -> int:
-        return self.registry.count(user_id, exclude_conn)
-
-    def connect(self, user_id: int):
-        """A live connection of the user in the registry: (Connection, Peer)."""
-        conn, peer = open_connection(user_id)
-        self.registry.add(conn, [])
-        self.peers.append((conn, peer))
-        return conn, peer
-
-    def submit(self, sender: int, *, to: int | None = None, group: int | None = None,
-               content="hello", client_id=None, conn=None) -> Outcome:
-        """Queue one message; with ``conn`` its answer goes to that connection too."""
-        outcome = Outcome()
-
-        def reply(ack, err, created, batch):
-            self.log.append(("ack", ack["id"]) if ack else ("error", err.status))
-            if conn is not None:
-                conn.send_payload(orjson.dumps(ack or err.to_frame(client_id)), batch)
-            outcome.result.set((ack, err, created, batch is not None))
-        self.committer.submit(Outgoing(sender, to, group, content, client_id,
-                                       conn.id if conn else None, reply))
-        return outcome
-
-    def events(self) -> list[tuple]:
-        return [entry for entry in self.log if entry[0] == "event"]
-
-    def close(self) -> None:
-        if self.committer.greenlet is not None:
-            self.committer.greenlet.kill()
-        self.committer._drop_connection()
-        for conn, peer in self.peers:
-            conn.transport.abort()
-            peer.close()
-
-
-@pytest.fixture
-def harness(app):
-    """Make committers on the test's app; all stopped after the test."""
-    made: list[Harness] = []
-
-    def _make(**kw) -> Harness:
-        made.append(Harness(app, **kw))
-        return made[-1]
-    yield _make
-    for h in made:
-        h.close()
-
-
-def stored(**where) -> list[Message]:
-    """Messages stored now, matching ``where`` (a fresh transaction: nothing cached)."""
-    db.session.remove()
-    query = select(Message).order_by(Message.id)
-    for column, value in where.items():
-        query = query.where(getattr(Message, column) == value)
-    return list(db.session.scalars(query))
 
 
 # -- phase 1: collapse, and resends ----------------------------------------------------------
@@ -244,74 +125,6 @@ def test_refusals_in_a_batch_do_not_hold_up_the_rest(harness):
     assert [outcomes[1].error.status, outcomes[2].error.status] == [404, 400]
     assert [r.content for r in stored(sender_id=alice)] == ["one", "two"]
     assert h.stats.errors == {"not_found": 1, "bad_request": 1}
-
-
-# -- the stranger rule -------------------------------------------------------------------------
-
-
-def test_three_messages_to_a_stranger_then_429_until_they_reply(harness):
-    h = harness()
-    alice, bob = add_user(), add_user()
-    for n in range(3):
-        assert h.submit(alice, to=bob, content=f"{n}").ack
-    fourth = h.submit(alice, to=bob, content="3")
-    assert (fourth.error.status, fourth.error.code) == (429, "stranger_limit")
-    assert h.counters.get(stranger_key(alice, bob)) == 3  # the refused one is not counted
-    assert h.submit(bob, to=alice, content="hi back").ack
-    assert h.submit(alice, to=bob, content="at last").ack
-
-
-def test_the_limit_holds_inside_one_batch(harness):
-    h = harness()
-    alice, bob = add_user(), add_user()
-    outcomes = [h.submit(alice, to=bob, content=f"{n}") for n in range(5)]
-    assert [o.get()[1] is None for o in outcomes] == [True, True, True, False, False]
-    assert len(stored(sender_id=alice)) == 3
-
-
-def test_mutual_followers_notes_to_self_and_groups_are_never_counted(harness):
-    h = harness()
-    alice, bob, carol = add_user(), add_user(), add_user()
-    follow_each_other(alice, bob)
-    group = add_group(alice, carol)
-    for n in range(5):
-        assert h.submit(alice, to=bob, content=f"{n}").ack
-        assert h.submit(alice, to=alice, content=f"{n}").ack
-        assert h.submit(alice, group=group, content=f"{n}").ack
-    assert h.counters.get(stranger_key(alice, bob)) == 0
-    assert h.counters.get(stranger_key(alice, alice)) == 0
-
-
-def test_following_one_way_is_still_a_stranger(harness):
-    h = harness()
-    alice, bob = add_user(), add_user()
-    follow(alice, bob)
-    for n in range(3):
-        assert h.submit(alice, to=bob, content=f"{n}").ack
-    assert h.submit(alice, to=bob, content="3").error.code == "stranger_limit"
-
-
-def test_a_reply_written_while_they_followed_each_other_still_counts(harness):
-    h = harness()
-    alice, bob = add_user(), add_user()
-    follow_each_other(alice, bob)
-    assert h.submit(bob, to=alice, content="written while mutual").ack  # not counted
-    unfollow(bob, alice)
-    for n in range(5):  # over the counter's limit, but the stored reply has the last word
-        assert h.submit(alice, to=bob, content=f"{n}").ack
-    assert h.counters.get(stranger_key(alice, bob)) == 5
-
-
-def test_with_the_counters_down_the_stored_messages_answer_the_rule(harness):
-    dead = RedisCounters(f"redis://127.0.0.1:{free_port()}/0", "chat-test-dead:")
-    h = harness(counters=dead)
-    alice, bob = add_user(), add_user()
-    outcomes = [h.submit(alice, to=bob, content=f"{n}") for n in range(4)]
-    assert [o.get()[1] is None for o in outcomes] == [True, True, True, False]
-    assert outcomes[3].error.code == "stranger_limit"
-    assert h.submit(alice, to=bob, content="later").error.code == "stranger_limit"
-    assert h.submit(bob, to=alice, content="reply").ack
-    assert h.submit(alice, to=bob, content="now").ack
 
 
 # -- phases 3 and 4: write, answer, publish ----------------------------------------------------
@@ -480,3 +293,15 @@ def test_on_mariadb_client_ids_that_differ_only_by_trailing_space_are_two_keys(m
         assert len({plain["id"], spaced["id"], upper["id"]}) == 3
     finally:
         h.close()
+
+
+def test_a_message_past_its_deadline_is_refused_unwritten(harness):
+    h = harness()
+    alice, bob = add_user(), add_user()
+    follow_each_other(alice, bob)
+    late = h.submit(alice, to=bob, content="too late", client_id="late1", deadline=1e-9)
+    on_time = h.submit(alice, to=bob, content="on time", client_id="ok1")
+    assert (late.error.status, late.error.message) == (503, NOT_IN_TIME)
+    assert on_time.ack["client_id"] == "ok1"
+    assert [r.client_id for r in stored(sender_id=alice)] == ["ok1"]  # safe to retry
+

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from chat.errors import BadRequest, Conflict, Forbidden, NotFound
 from chat.extensions import db
 from chat.store.models import Message, ReadCursor, group_conv_key
-from tests.inprocess import add_group, add_user, block
+from tests.inprocess import add_group, add_user, block, follow
 
 
 def told(published) -> list[tuple]:
@@ -123,18 +123,42 @@ def test_joining_counts_only_what_arrives_afterwards_as_unread(services, publish
     assert len(published.events) == 1
 
 
-def test_the_owner_adds_people_and_they_are_told(services, published):
+def test_the_owner_adds_a_follower_and_they_are_told(services, published):
     owner, member, newcomer, blocker = add_user(), add_user(), add_user(), add_user()
     gid = add_group(owner, member)
+    follow(newcomer, owner)
     with pytest.raises(Forbidden):
         services.groups.add_member(member, gid, newcomer)  # only the owner adds others
     block(blocker, owner)
     with pytest.raises(Forbidden):
         services.groups.add_member(owner, gid, blocker)
-    services.groups.add_member(owner, gid, newcomer)
+    assert services.groups.add_member(owner, gid, newcomer)["member_count"] == 3
     assert told(published) == [(f"user:{newcomer}", "group_added", (gid, True))]
     with pytest.raises(NotFound):
         services.groups.add_member(owner, gid, 10**9)
+
+
+def test_someone_who_does_not_follow_the_owner_is_invited_not_added(services, published):
+    owner, stranger = add_user(), add_user()
+    gid = add_group(owner)
+    answer = services.groups.add_member(owner, gid, stranger)
+    assert answer == {"invited": True, "group_id": gid, "user_id": stranger}
+    assert services.groups.add_member(owner, gid, stranger)["invited"]  # asked again
+    assert told(published) == [(f"user:{stranger}", "group_invited", None)]  # one notice
+    assert services.groups.show(owner, gid)["member_count"] == 1
+    joined = services.groups.add_member(stranger, gid, stranger)  # saying yes
+    assert joined["role"] == "member" and services.groups.invitation(gid, stranger) is None
+
+
+def test_an_invitation_can_be_declined(services):
+    owner, stranger = add_user(), add_user()
+    gid = add_group(owner)
+    services.groups.add_member(owner, gid, stranger)
+    assert services.groups.remove_member(stranger, gid, stranger) == {
+        "declined": True, "group_id": gid, "user_id": stranger}
+    assert services.groups.invitation(gid, stranger) is None
+    with pytest.raises(NotFound):
+        services.groups.remove_member(stranger, gid, stranger)
 
 
 def test_leaving_and_removing(services, published):

@@ -139,6 +139,15 @@ def test_mark_read_clamps_never_goes_back_and_tells_both_sides(services, publish
     assert services.reading.hello_state(bob)[0] == 0
 
 
+def test_a_read_receipt_never_reaches_someone_who_blocked_the_reader(services, published, chat):
+    alice, bob, say = chat
+    last = say(alice, 1)[0]
+    block(alice, bob)
+    published.events.clear()
+    services.reading.mark_read(bob, alice, False, last, origin="tab")
+    assert [c for c, _, _ in frames(published)] == [f"user:{bob}"]
+
+
 def test_a_group_read_goes_only_to_the_readers_own_connections(services, published, chat):
     alice, bob, say = chat
     gid = add_group(alice, bob)

@@ -1,10 +1,15 @@
 """Follows, blocks, profiles and user search (``chat.service.social``)."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import orjson
 import pytest
+from sqlalchemy import update
 
 from chat.errors import BadRequest, Forbidden, NotFound
+from chat.extensions import db
+from chat.store.models import Notice, utcnow
 from tests.inprocess import add_user, block, username
 
 
@@ -46,18 +51,35 @@ def test_follow_refusals(services, published):
     assert published.events == []
 
 
-def test_blocking_ends_their_follow_and_shows_both_ways(services):
+def test_blocking_ends_their_follow_and_the_blocked_one_is_not_told(services):
     alice, bob = add_user(), add_user()
     services.social.follow(bob, alice)
     services.social.follow(alice, bob)
     seen = services.social.block(alice, bob)
     assert (seen["blocking"], seen["followed_by"], seen["following"]) == (True, False, True)
-    assert services.social.relation(bob, alice)["blocked_by"] is True
+    seen_by_bob = services.social.relation(bob, alice)
+    assert seen_by_bob == {"following": False, "followed_by": True, "blocking": False}
     services.social.block(alice, bob)  # twice is harmless
     assert services.social.unblock(alice, bob)["blocking"] is False
     assert services.social.unblock(alice, bob)["blocking"] is False
     with pytest.raises(BadRequest):
         services.social.block(alice, alice)
+
+
+def test_follow_unfollow_follow_again_tells_the_followee_once_an_hour(services, published):
+    alice, bob = add_user(), add_user()
+    for _ in range(3):
+        services.social.follow(alice, bob)
+        services.social.unfollow(alice, bob)
+    services.social.follow(alice, bob)
+    assert notices(published) == [(f"user:{bob}", "follow", alice)]
+    assert services.notices.listing(bob, unread_only=False)["unread"] == 1
+    db.session.execute(update(Notice).where(Notice.user_id == bob)
+                       .values(created_at=utcnow() - timedelta(hours=2)))
+    db.session.commit()
+    services.social.unfollow(alice, bob)
+    services.social.follow(alice, bob)  # an hour later: a new notice
+    assert len(notices(published)) == 2
 
 
 def test_search_is_case_insensitive_and_its_wildcards_are_literal(services):

@@ -152,6 +152,22 @@ def test_who_wrote_when(store):
     s.rollback()
 
 
+def test_counts_sent_answers_each_pair_asked_about(store):
+    s = store()
+    alice, bob, carol = add_user(), add_user(), add_user()
+    now = utcnow()
+    ab, ac = private_conv_key(alice, bob), private_conv_key(alice, carol)
+    write(s, (alice, bob, None, "1", None, now), (alice, bob, None, "2", None, now),
+          (bob, alice, None, "3", None, now), (carol, alice, None, "4", None, now),
+          (alice, bob, None, "old", None, now - timedelta(days=100)))
+    since = now - timedelta(days=90)
+    # (ac, bob) is in the cross product of the keys and senders, but was not asked about.
+    assert s.counts_sent({(ab, alice), (ab, bob), (ac, carol)}, since) == {
+        (ab, alice): 2, (ab, bob): 1, (ac, carol): 1}
+    assert s.counts_sent(set(), since) == {}
+    s.rollback()
+
+
 def test_insert_cursors_leaves_existing_ones_alone(store):
     s = store()
     alice, bob = add_user(), add_user()

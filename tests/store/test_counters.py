@@ -52,6 +52,23 @@ def test_a_counter_expires_ttl_seconds_after_its_last_increment(counters):
     assert counters.incr("short", 60) == 1  # it starts again from nothing
 
 
+def test_incr_existing_leaves_missing_counters_to_the_caller(counters):
+    counters.incr("known", 60)
+    assert counters.incr_existing_many(["known", "missing", "known"], 60) == [2, None, 3]
+    assert counters.get("missing") == 0  # not created
+    assert counters.incr_existing_many([], 60) == []
+
+
+def test_seed_sets_a_missing_counter_or_adds_to_one_that_appeared(counters):
+    counters.incr("raced", 60)  # another process created it since we found it missing
+    counters.seed_many({"fresh": (4, 1), "raced": (9, 2)}, 60)
+    assert counters.get_many(["fresh", "raced"]) == [4, 3]
+    counters.seed_many({}, 60)
+    counters.seed_many({"short": (5, 1)}, 1)
+    time.sleep(1.2)
+    assert counters.get("short") == 0  # seeded counters expire like the others
+
+
 def test_status_says_what_backs_them(counters):
     assert counters.status() == ("off" if isinstance(counters, MemoryCounters) else "ok")
 
@@ -68,7 +85,9 @@ def test_redis_counters_share_their_prefix_and_only_it(redis_prefix):
 def test_redis_down_raises_counters_down_except_for_undo():
     dead = RedisCounters(f"redis://127.0.0.1:{free_port()}/0", "dead:")
     for call in (lambda: dead.get("k"), lambda: dead.incr("k", 1),
-                 lambda: dead.get_many(["k"]), lambda: dead.incr_many(["k"], 1)):
+                 lambda: dead.get_many(["k"]), lambda: dead.incr_many(["k"], 1),
+                 lambda: dead.incr_existing_many(["k"], 1),
+                 lambda: dead.seed_many({"k": (1, 1)}, 1)):
         with pytest.raises(CountersDown):
             call()
     dead.decr_many(["k"])  # best effort: a failed undo must not fail the send it undoes
