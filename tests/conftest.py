@@ -8,7 +8,9 @@ ones still run.
 """
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -47,6 +49,35 @@ def sqlite_url(tmp_path_factory):
     url = f"sqlite:///{path}"
     migrate(url)
     return url
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory):
+    """A migrated SQLite file that in-process tests copy; nothing opens the file itself."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "chat.db"
+    migrate(f"sqlite:///{path}")
+    return path
+
+
+def _copy_of(template: Path, fallback: Path):
+    """Copy the template into memory-backed /dev/shm when there is one, else ``fallback``.
+
+    A commit on disk waits for fsync (about 20 ms here), and in-process tests commit a lot.
+    Yields the copy's URL; removes it afterwards.
+    """
+    shm = Path("/dev/shm")
+    folder = Path(tempfile.mkdtemp(prefix="chat-test-", dir=shm)) if shm.is_dir() else fallback
+    path = folder / "chat.db"
+    shutil.copyfile(template, path)
+    yield f"sqlite:///{path}"
+    if folder != fallback:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def sqlite_module_url(sqlite_template, tmp_path_factory):
+    """A migrated SQLite database shared by one test module (tests keep to their own rows)."""
+    yield from _copy_of(sqlite_template, tmp_path_factory.mktemp("sqlite-module"))
 
 
 def mysql_env(mysql_url: str, redis_prefix: str, **extra) -> dict:

@@ -1,29 +1,12 @@
 """The frame parser on its own: byte by byte, fragments, limits, and what it refuses."""
 from __future__ import annotations
 
-import os
 import struct
 
 import pytest
 
-from chat.realtime.frames import FrameParser, ProtocolError, close_frame, text_frame, unmask
-
-
-def client_frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0,
-                 masked: bool = True) -> bytes:
-    """A frame as a browser sends it (masked)."""
-    size = len(payload)
-    first = (0x80 if fin else 0) | rsv | opcode
-    if size < 126:
-        header = struct.pack("!BB", first, (0x80 if masked else 0) | size)
-    elif size < 65536:
-        header = struct.pack("!BBH", first, (0x80 if masked else 0) | 126, size)
-    else:
-        header = struct.pack("!BBQ", first, (0x80 if masked else 0) | 127, size)
-    if not masked:
-        return header + payload
-    mask = os.urandom(4)
-    return header + mask + unmask(payload, mask)
+from chat.realtime.frames import FrameParser, ProtocolError, close_frame, text_frame
+from tests.wire import client_frame
 
 
 def test_whole_messages_and_control_frames():
@@ -76,7 +59,10 @@ def test_a_message_over_the_limit_is_refused_from_its_header():
     (client_frame(0x8, struct.pack("!H", 999)), 1002),
     (client_frame(0x8, struct.pack("!H", 2000)), 1002),
     (client_frame(0x8, struct.pack("!H", 1000) + b"\xff"), 1007),
-])
+], ids=["unmasked", "reserved-bit", "reserved-data-opcode", "reserved-control-opcode",
+        "stray-continuation", "fragmented-ping", "long-ping", "text-inside-text", "bad-utf8",
+        "encoded-surrogate", "truncated-utf8-at-end", "one-byte-close", "close-1005",
+        "close-999", "close-2000", "close-reason-not-utf8"])
 def test_protocol_violations_name_their_close_code(data, code):
     with pytest.raises(ProtocolError) as err:
         FrameParser(1000).feed(data)

@@ -1,0 +1,222 @@
+"""The bus (``chat.bus``): LocalBus and RedisBus behind one interface, one test body for both;
+then what only Redis does: other processes, presence, the fence, and resubscribing after an
+outage. Runs under gevent's monkey-patching, in a child pytest (see conftest.py).
+"""
+from __future__ import annotations
+
+import uuid
+
+import gevent
+import pytest
+from gevent import monkey
+
+from chat.bus import Event, LocalBus, Presence, make_bus
+from chat.bus.redis import RedisBus
+from tests.services import PrivateRedis
+from tests.support import REDIS_URL, need
+
+pytestmark = pytest.mark.gevent_patched
+
+
+class Sink:
+    """What the registry is to a bus: it keeps the events, lists channels, counts connections."""
+
+    def __init__(self, channels=(), online=None) -> None:
+        self.events: list[tuple[Event, object]] = []
+        self.subscribed = list(channels)
+        self.online = online or {}
+        self.catch_ups = 0
+
+    def dispatch(self, event: Event, batch=None) -> None:
+        if event.frame == b"boom":
+            raise RuntimeError("a broken event")
+        self.events.append((event, batch))
+
+    def channels(self) -> list[str]:
+        return list(self.subscribed)
+
+    def catch_up(self) -> None:
+        self.catch_ups += 1
+
+    def count(self, user_id: int, exclude_conn: str | None = None) -> int:
+        return sum(1 for conn in self.online.get(user_id, ()) if conn != exclude_conn)
+
+    def frames(self) -> list[bytes]:
+        return [event.frame for event, _ in self.events]
+
+
+def wait_until(condition, timeout: float = 10, what: str = "") -> None:
+    with gevent.Timeout(timeout, AssertionError(f"timed out: {what}")):
+        while not condition():
+            gevent.sleep(0.01)
+
+
+@pytest.fixture
+def redis_buses(redis_prefix):
+    """Start RedisBus 'processes' on the shared Redis, sharing one prefix of the test's own."""
+    prefix = f"{redis_prefix}bus-{uuid.uuid4().hex[:6]}:"
+    started: list[RedisBus] = []
+
+    def _start(sink: Sink, url: str = REDIS_URL) -> RedisBus:
+        bus = RedisBus(url, prefix)
+        bus.attach(sink)
+        bus.start()
+        started.append(bus)
+        wait_until(lambda: bus.up, what="the listener connects")
+        return bus
+    yield _start
+    for bus in started:
+        bus.listener.kill()
+        bus.client.close()
+
+
+@pytest.fixture(params=["local", "redis"])
+def bus_with(request):
+    """One process's bus with its sink: LocalBus, then RedisBus on the shared Redis."""
+    def _make(sink: Sink):
+        if request.param == "local":
+            bus = LocalBus()
+            bus.attach(sink)
+            return bus
+        return request.getfixturevalue("redis_buses")(sink)
+    return _make
+
+
+def subscribe_all(bus, sink: Sink) -> None:
+    """What the registry does as connections come: ask the bus for each channel."""
+    for channel in sink.channels():
+        bus.subscribe(channel)
+
+
+# -- the twins: one body, both buses ----------------------------------------------------------
+
+
+def test_publish_delivers_to_this_process_in_order_with_every_field(bus_with):
+    sink = Sink(["user:1", "group:2"])
+    bus = bus_with(sink)
+    subscribe_all(bus, sink)
+    batch = object()
+    events = [Event("user:1", b'{"n":1}', exclude_conn="c1"),
+              Event("group:2", b'{"n":2}', exclude_user=7),
+              Event("user:1", member=(2, False)), Event("user:1", close_auth=42)]
+    bus.publish(events, batch=batch)
+    gevent.sleep(0.1)  # a Redis bus would have echoed anything it mistook for another's
+    assert [e for e, _ in sink.events] == events
+    assert all(b is batch for _, b in sink.events)
+    bus.publish([])
+    assert len(sink.events) == 4
+
+
+def test_one_broken_event_does_not_stop_the_rest(bus_with):
+    sink = Sink(["user:1"])
+    bus = bus_with(sink)
+    bus.publish([Event("user:1", b"1"), Event("user:1", b"boom"), Event("user:1", b"3")])
+    assert sink.frames() == [b"1", b"3"]
+
+
+def test_online_counts_local_connections_except_the_sender(bus_with):
+    sink = Sink(online={1: ["c1"], 2: ["c2", "c3"]})
+    bus = bus_with(sink)
+    assert bus.online([1, 2, 3]) == {1, 2}
+    assert bus.online([1, 2], exclude_conn="c1") == {2}
+    assert bus.online([2], exclude_conn="c2") == {2}
+
+
+def test_alone_there_is_nobody_else_to_tell(bus_with):
+    bus = bus_with(Sink(["user:1"]))
+    assert bus.presence(["user:1"]) == Presence()
+    assert bus.status() == ("off" if isinstance(bus, LocalBus) else "ok")
+
+
+def test_make_bus_picks_the_twin():
+    assert isinstance(make_bus(None, "p:"), LocalBus)
+    assert isinstance(make_bus(REDIS_URL, "p:"), RedisBus)
+
+
+def test_an_event_survives_the_wire():
+    event = Event("group:9", b'{"kind":"message","content":"a\\nb"}', exclude_conn="c-1",
+                  exclude_user=4, member=(9, True), close_auth=12)
+    assert Event.decode("group:9", event.encode("tag")) == (event, "tag")
+    assert Event.decode("user:1", Event("user:1").encode()) == (Event("user:1"), None)
+
+
+# -- what only Redis does: other processes ---------------------------------------------------
+
+
+def test_another_process_gets_what_it_subscribed_to_once(redis_buses):
+    sink_a, sink_b = Sink(["user:1"]), Sink(["user:1", "group:5"])
+    a, b = redis_buses(sink_a), redis_buses(sink_b)
+    subscribe_all(a, sink_a)
+    subscribe_all(b, sink_b)
+    a.publish([Event("user:1", b"to-1", exclude_conn="c9"), Event("group:5", b"to-g5"),
+               Event("user:2", b"to-2")])
+    wait_until(lambda: len(sink_b.events) == 2, what="b receives")
+    assert [(e.channel, e.frame, e.exclude_conn) for e, _ in sink_b.events] == [
+        ("user:1", b"to-1", "c9"), ("group:5", b"to-g5", None)]
+    gevent.sleep(0.2)
+    assert sink_a.frames() == [b"to-1", b"to-g5", b"to-2"]  # its own, once, not echoed back
+    assert len(sink_b.events) == 2 and a.published == 2  # user:2 is nobody's: not sent
+
+
+def test_presence_and_online_see_the_other_process(redis_buses):
+    sink_a, sink_b = Sink(), Sink(["user:7"], online={7: ["b-conn"]})
+    a, b = redis_buses(sink_a), redis_buses(sink_b)
+    subscribe_all(b, sink_b)
+    wait_until(lambda: a.presence(["user:7"]).others == 1, what="a sees b")
+    assert a.presence(["user:7", "user:8"]) == Presence(1, frozenset({"user:7"}))
+    assert a.online([7, 8]) == {7}
+    b.unsubscribe("user:7")
+    assert a.presence(["user:7"]).remote == frozenset()
+
+
+def publish_from_another_process(url: str, channel: str, data: bytes) -> None:
+    """PUBLISH and wait for Redis's answer on a plain blocking socket, as another process
+    would: this process's greenlets (the listener) get no turn meanwhile."""
+    plain_socket = monkey.get_original("socket", "socket")
+    host, port = url.split("//")[1].split("/")[0].split(":")
+    args = [b"PUBLISH", channel.encode(), data]
+    command = b"*3\r\n" + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+    with plain_socket() as sock:
+        sock.connect((host, int(port)))
+        sock.sendall(command)
+        assert sock.recv(64).startswith(b":")  # Redis has handed it to the subscribers
+
+
+def test_the_fence_delivers_what_another_process_published_first(redis_buses):
+    sink_a, sink_b = Sink(), Sink(["user:1"])
+    redis_buses(sink_a)  # the other process: alive, so b must fence
+    b = redis_buses(sink_b)
+    subscribe_all(b, sink_b)
+    presence = Presence(others=1)  # as the committer asked before writing its batch
+    for n in range(5):
+        publish_from_another_process(REDIS_URL, b.prefix + "user:1",
+                                     Event("user:1", b"a%d" % n).encode("elsewhere"))
+        b.publish([Event("user:1", b"b%d" % n)], presence)  # delivered here, after a's
+    assert sink_b.frames() == [x for n in range(5) for x in (b"a%d" % n, b"b%d" % n)]
+
+
+def test_after_an_outage_the_listener_resubscribes_by_itself(redis_buses):
+    need(PrivateRedis.available(), "redis-server (to start a private Redis)")
+    server = PrivateRedis().start()
+    try:
+        sink_a, sink_b = Sink(), Sink(["user:1"])
+        a, b = redis_buses(sink_a, server.url), redis_buses(sink_b, server.url)
+        subscribe_all(b, sink_b)
+        assert (sink_a.catch_ups, sink_b.catch_ups) == (0, 0)
+        server.stop()
+        wait_until(lambda: not b.up, what="b notices the outage")
+        assert sink_b.catch_ups == 1  # its clients are told they may miss messages
+        a.publish([Event("user:1", b"while down")])  # no error: delivered here only
+        assert b.status() == "down" and sink_a.frames() == [b"while down"]
+        sink_b.subscribed.append("group:3")  # a connection arrived while Redis was away
+        b.subscribe("group:3")
+        server.start()
+        wait_until(lambda: a.up and b.up, what="both reconnect")
+        wait_until(lambda: a.presence(["user:1", "group:3"]).remote == {"user:1", "group:3"},
+                   what="b's channels are back")
+        a.publish([Event("user:1", b"back"), Event("group:3", b"new")])
+        wait_until(lambda: sink_b.frames() == [b"back", b"new"], what="b receives again")
+        assert b.reconnects >= 2
+        assert sink_b.catch_ups == 2 and sink_a.catch_ups == 2  # and to sync once it is back
+    finally:
+        server.stop()

@@ -1,0 +1,206 @@
+"""The committer's SQL (``chat.store.committer_sql``) on SQLite and on MariaDB alike:
+ids in commit order, the hand-rendered INSERT, the one-round-trip lookup."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+import pytest
+
+from chat.extensions import db
+from chat.store.committer_sql import MessageStore, as_datetime, db_time
+from chat.store.models import group_conv_key, private_conv_key, utcnow
+from tests.inprocess import add_group, add_user, block, follow, username
+
+
+@pytest.fixture
+def store(in_app):
+    """The committer's bare connection, and a second one (another process) if asked."""
+    opened: list[MessageStore] = []
+
+    def _open() -> MessageStore:
+        opened.append(MessageStore(db.engine))
+        return opened[-1]
+    yield _open
+    for s in opened:
+        s.rollback()
+        s.raw.close()
+
+
+def write(store: MessageStore, *messages: tuple) -> list[int]:
+    """Store (sender, recipient, group, content, client_id, when) messages; their ids."""
+    first = store.allocate_ids(len(messages))
+    rows = []
+    for offset, (sender, to, group, content, cid, when) in enumerate(messages):
+        key = group_conv_key(group) if group else private_conv_key(sender, to)
+        rows.append((first + offset, key, sender, to, group, content, cid, db_time(when)))
+    store.insert_messages(rows)
+    store.commit()
+    return [r[0] for r in rows]
+
+
+def test_ids_are_consecutive_and_follow_commit_order(store):
+    one, two = store(), store()
+    first = one.allocate_ids(3)
+    assert one.allocate_ids(2) == first + 3
+    one.commit()
+    assert two.allocate_ids(1) == first + 5  # the next process continues after the commit
+    two.rollback()
+    assert one.allocate_ids(1) == first + 5  # an allocation rolled back was never used
+
+
+@pytest.mark.parametrize("content", [
+    "plain", "it's", 'say "hi"', "back\\slash\\", "\\'; DROP TABLE messages; --",
+    "emoji 😀 and 你好", "new\nline\ttab", "nul \x00 inside", "%s %(x)s ?", "x" * 70000,
+], ids=["plain", "quote", "double-quote", "backslash", "injection", "emoji", "control",
+        "nul", "placeholders", "long"])
+def test_content_round_trips_exactly(store, content):
+    s = store()
+    alice, bob = add_user(), add_user()
+    when = utcnow()
+    [mid] = write(s, (alice, bob, None, content, f"c-{uuid.uuid4().hex[:8]}", when))
+    [row] = s.rows("SELECT content, created_at FROM messages WHERE id = %s", [mid])
+    assert row[0] == content
+    assert as_datetime(row[1]) == when  # microseconds kept
+    s.rollback()
+
+
+def test_messages_by_id_returns_what_an_ack_needs(store):
+    s = store()
+    owner = add_user()
+    gid = add_group(owner)
+    when = utcnow()
+    ids = write(s, (owner, None, gid, "g", "k1", when), (owner, owner, None, "self", None, when))
+    rows = {r[0]: r for r in s.messages_by_id(ids + [10**12])}
+    assert set(rows) == set(ids)
+    assert rows[ids[0]][1:5] == (owner, None, gid, "k1")
+    assert rows[ids[1]][1:5] == (owner, owner, None, None)
+    s.rollback()
+
+
+def test_a_second_message_under_one_client_id_is_refused(store):
+    s = store()
+    alice, bob = add_user(), add_user()
+    write(s, (alice, bob, None, "first", "dup", utcnow()))
+    first = s.allocate_ids(1)
+    with pytest.raises(s.IntegrityError):
+        s.insert_messages([(first, private_conv_key(alice, bob), alice, bob, None, "again",
+                            "dup", db_time(utcnow()))])
+    s.rollback()
+    write(s, (bob, alice, None, "same key, other sender", "dup", utcnow()))
+
+
+def test_lookup_finds_everything_a_batch_needs_in_one_query(store):
+    s = store()
+    alice, bob, carol = add_user(), add_user(), add_user()
+    gid = add_group(alice, bob)
+    block(carol, alice)
+    follow(alice, bob)
+    follow(carol, bob)  # asked about (alice, carol) and (carol, bob) pairs only below
+    [mid] = write(s, (alice, bob, None, "x", "k1", utcnow()))
+    found = s.lookup(client_keys={(alice, "k1"), (alice, "k2"), (bob, "k1")},
+                     user_ids=[alice, bob, 10**9],
+                     block_pairs={(carol, alice), (bob, alice)},
+                     follow_pairs={(alice, bob), (bob, alice), (carol, alice)},
+                     group_ids=[gid, 10**9],
+                     member_pairs={(gid, alice), (gid, carol)})
+    assert found == {"stored": {(alice, "k1"): mid},
+                     "names": {alice: username(alice), bob: username(bob)},
+                     "blocks": {(carol, alice)}, "follows": {(alice, bob)},
+                     "groups": {gid}, "members": {(gid, alice)}}
+    s.rollback()
+
+
+def test_lookup_keeps_to_the_pairs_asked_about(store):
+    s = store()
+    a, b, c, d = (add_user() for _ in range(4))
+    follow(a, d)  # a and d each appear in a pair asked about, but not together
+    found = s.lookup(client_keys=set(), user_ids=[], block_pairs=set(),
+                     follow_pairs={(a, b), (c, d)}, group_ids=[], member_pairs=set())
+    assert found["follows"] == set()
+    assert s.lookup(client_keys=set(), user_ids=[], block_pairs=set(), follow_pairs=set(),
+                    group_ids=[], member_pairs=set())["names"] == {}
+    s.rollback()
+
+
+def test_client_ids_are_compared_exactly(store):
+    s = store()
+    alice, bob = add_user(), add_user()
+    [plain] = write(s, (alice, bob, None, "x", "a1", utcnow()))
+    [spaced] = write(s, (alice, bob, None, "y", "a1 ", utcnow()))  # MySQL's PAD SPACE trap
+    [upper] = write(s, (alice, bob, None, "z", "A1", utcnow()))
+    assert s.stored_client_ids({(alice, "a1"), (alice, "a1 "), (alice, "A1"),
+                                (alice, "ａ1")}) == {(alice, "a1"): plain, (alice, "a1 "): spaced,
+                                                     (alice, "A1"): upper}
+    s.rollback()
+
+
+def test_who_wrote_when(store):
+    s = store()
+    alice, bob = add_user(), add_user()
+    now = utcnow()
+    key = private_conv_key(alice, bob)
+    write(s, (alice, bob, None, "old", None, now - timedelta(days=100)),
+          (alice, bob, None, "new", None, now - timedelta(days=1)),
+          (alice, bob, None, "newer", None, now))
+    since = now - timedelta(days=90)
+    assert s.count_sent(key, alice, since) == 2
+    assert s.count_sent(key, bob, since) == 0
+    assert s.senders_since([key], [alice, bob], since) == {(key, alice)}
+    assert s.senders_since([key], [bob], since) == set()
+    assert s.count_sent(key, alice, now) == 1  # "since" includes that very moment
+    s.rollback()
+
+
+def test_counts_sent_answers_each_pair_asked_about(store):
+    s = store()
+    alice, bob, carol = add_user(), add_user(), add_user()
+    now = utcnow()
+    ab, ac = private_conv_key(alice, bob), private_conv_key(alice, carol)
+    write(s, (alice, bob, None, "1", None, now), (alice, bob, None, "2", None, now),
+          (bob, alice, None, "3", None, now), (carol, alice, None, "4", None, now),
+          (alice, bob, None, "old", None, now - timedelta(days=100)))
+    since = now - timedelta(days=90)
+    # (ac, bob) is in the cross product of the keys and senders, but was not asked about.
+    assert s.counts_sent({(ab, alice), (ab, bob), (ac, carol)}, since) == {
+        (ab, alice): 2, (ab, bob): 1, (ac, carol): 1}
+    assert s.counts_sent(set(), since) == {}
+    s.rollback()
+
+
+def test_insert_cursors_leaves_existing_ones_alone(store):
+    s = store()
+    alice, bob = add_user(), add_user()
+    key = private_conv_key(alice, bob)
+    s.insert_cursors([(alice, key, bob), (bob, key, alice)])
+    s.commit()
+    s.run("UPDATE read_cursors SET last_read_id = 7 WHERE user_id = %s AND conv_key = %s",
+          [alice, key])
+    s.commit()
+    s.insert_cursors([(alice, key, bob), (alice, key, bob)])
+    s.commit()
+    rows = s.rows("SELECT user_id, peer_id, last_read_id FROM read_cursors WHERE conv_key = %s "
+                  "ORDER BY user_id", [key])
+    assert sorted(tuple(r) for r in rows) == sorted([(alice, bob, 7), (bob, alice, 0)])
+    s.rollback()
+
+
+def test_the_order_lock_is_held_by_one_connection_at_a_time(store):
+    one, two = store(), store()
+    if one.dialect != "mysql":
+        pytest.skip("named locks are MySQL's (SQLite has one writer anyway)")
+    name = f"chat-test-lock-{uuid.uuid4().hex[:8]}"
+    assert one.lock(name, 1)
+    assert not two.lock(name, 0)
+    one.unlock(name)
+    assert two.lock(name, 0)
+    two.unlock(name)
+
+
+def test_db_time_sorts_and_reads_back_in_every_year():
+    moments = [datetime(50, 1, 2, 3, 4, 5, 6), datetime(999, 12, 31), datetime(2026, 11, 27, 10)]
+    texts = [db_time(m) for m in moments]
+    assert texts[0] == "0050-01-02 03:04:05.000006"
+    assert texts == sorted(texts)
+    assert [as_datetime(t) for t in texts] == moments
+    assert as_datetime(moments[2]) is moments[2]
