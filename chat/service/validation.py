@@ -148,7 +148,10 @@ def icon_url(value) -> str:
     if value is None or value == "":
         return ""
     text = text_field(value, "icon", ICON_MAX, required=True)
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # e.g. "http://[": a bracketed host that is not an IPv6 address
+        raise BadRequest("icon must be an http or https URL") from None
     if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in text):
         raise BadRequest("icon must be an http or https URL")
     return text
