@@ -196,3 +196,9 @@ def test_answers_are_not_checked_outside_the_test_config(client, monkeypatch):
     monkeypatch.setitem(app.config, "NAME", "production")
     monkeypatch.setitem(app.view_functions["api.openapi"].operation.answers, 200, answers.User)
     assert c.get("/api/openapi.json").status_code == 200
+
+
+def test_options_is_flasks_own_answer_and_not_checked(client):
+    app, c = client
+    r = c.options("/api/conversations")
+    assert r.status_code == 200 and "GET" in r.headers["Allow"]
