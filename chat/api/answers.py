@@ -24,6 +24,15 @@ Position = Annotated[int, Field(ge=0)]  # a cursor: 0, or a message id
 Role = Literal["owner", "member"]
 
 
+def _no_default(schema: dict) -> None:
+    schema.pop("default", None)
+
+
+def sometimes():
+    """A field that some answers leave out; when present it is never null."""
+    return Field(default=None, json_schema_extra=_no_default)
+
+
 class Answer(BaseModel):
     """A JSON answer: exactly these fields, of exactly these JSON types."""
 
@@ -181,22 +190,35 @@ class Ack(Answer):
     created_at: Time
     recipient_id: Id | None
     group_id: Id | None
-    online: bool | None = None
+    online: bool = sometimes()
     content: str
 
 
-class Conversation(Answer):
-    """A private chat (``user_id``) or a group (``group_id``) with its newest message."""
+class PrivateConversation(Answer):
+    """A private chat with ``user_id``, with its newest message and the peer's read cursor."""
 
-    kind: Literal["private", "group"]
-    user_id: Id | None = None
-    group_id: Id | None = None
+    kind: Literal["private"]
+    user_id: Id
     name: str
-    icon: str | None = None
     last_message: Message | None
     unread: Count
     last_read_id: Position
-    peer_last_read_id: Position | None = None
+    peer_last_read_id: Position
+
+
+class GroupConversation(Answer):
+    """A group's chat, with its newest message."""
+
+    kind: Literal["group"]
+    group_id: Id
+    name: str
+    icon: str
+    last_message: Message | None
+    unread: Count
+    last_read_id: Position
+
+
+Conversation = Annotated[PrivateConversation | GroupConversation, Field(discriminator="kind")]
 
 
 class ConversationList(Answer):

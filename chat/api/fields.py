@@ -91,9 +91,10 @@ def _trimmed(max_len: int) -> dict:
 
 
 # An http(s) URL as validation.icon_url reads it (urlsplit skips leading C0 controls):
-# a host, no white space, no NUL.
+# a host up to the first / ? or #, no white space, no NUL. (A bracketed IPv6 host, which
+# the rule also takes, is left out: the document is stricter there, never looser.)
 _ICON_URL = (r"^[\u0001-\u0008\u000e-\u001b]*[Hh][Tt][Tt][Pp][Ss]?://[^/?#\[\]\u0000" + SPACES
-             + r"]+[^\u0000" + SPACES + r"]*$")
+             + r"]+(?:[/?#][^\u0000" + SPACES + r"]*)?$")
 
 # -- JSON bodies ------------------------------------------------------------------------
 
