@@ -1,109 +1,96 @@
 """/api/conversations, /api/messages, /api/unread, /api/read, /api/sync."""
 from __future__ import annotations
 
-from flask import request
-
-from ..identity import api_login_required
-from ..service import validation
-from . import bp
-from .request import body, me, one_target, page_args, path_id, require, services
+from . import answers, bp
+from .inputs import MessageEdit, NewMessage, PageQuery, ReadRequest, SyncQuery
+from .operation import operation
+from .request import me, services
 
 
 @bp.get("/conversations")
-@api_login_required
+@operation({200: answers.ConversationList})
 def conversations():
     """Private chats and groups, newest first, with last message and unread count."""
     return {"conversations": services().reading.conversations(me())}
 
 
-def _page(target: int, is_group: bool) -> dict:
-    before, size = page_args()
-    page = services().reading.history(me(), target, is_group, before_id=before, limit=size)
+def _page(target: int, is_group: bool, query: PageQuery) -> dict:
+    page = services().reading.history(me(), target, is_group, before_id=query.before_id,
+                                      limit=query.limit)
     return {"messages": page["messages"], "has_more": page["has_more"]}
 
 
 @bp.get("/messages/<user_id>")
-@api_login_required
-def private_history(user_id: str):
+@operation({200: answers.Page}, query=PageQuery)
+def private_history(user_id: int, query: PageQuery):
     """A page of the private chat with a user."""
-    return _page(path_id(user_id, "user_id"), False)
+    return _page(user_id, False, query)
 
 
 @bp.get("/groups/<group_id>/messages")
-@api_login_required
-def group_history(group_id: str):
+@operation({200: answers.Page}, query=PageQuery)
+def group_history(group_id: int, query: PageQuery):
     """A page of a group's chat (members only)."""
-    return _page(path_id(group_id, "group_id"), True)
+    return _page(group_id, True, query)
 
 
 @bp.post("/messages")
-@api_login_required
-def send_message():
+@operation({201: answers.Ack, 200: answers.Ack}, body=NewMessage)
+def send_message(body: NewMessage):
     """Send without a WebSocket: same rules (the same service call), same ack, delivered live."""
-    svc = services()
-    data = body()
-    field, target = one_target(data)
-    ack, created = svc.sending.send(me(), **{field: target}, fields=data)
+    ack, created = services().sending.send(me(), recipient_id=body.recipient_id,
+                                           group_id=body.group_id, fields=body.fields())
     return ack, 201 if created else 200
 
 
 @bp.patch("/messages/<message_id>")
-@api_login_required
-def edit_message(message_id: str):
-    """Edit one's own message: ``{"content", "client_id"}``; the ack body."""
-    return services().sending.change(me(), "edit", path_id(message_id, "message_id"),
-                                     fields=body())[0]
+@operation({200: answers.ChangeAck}, body=MessageEdit)
+def edit_message(message_id: int, body: MessageEdit):
+    """Edit one's own message (within the edit window); the ack body."""
+    return services().sending.change(me(), "edit", message_id, fields=body.model_dump())[0]
 
 
 @bp.delete("/messages/<message_id>")
-@api_login_required
-def recall_message(message_id: str):
-    """Take a message back (idempotent); the ack body."""
-    return services().sending.change(me(), "recall", path_id(message_id, "message_id"),
-                                     fields={})[0]
+@operation({200: answers.ChangeAck})
+def recall_message(message_id: int):
+    """Take a message back (idempotent: again is a success that changes nothing)."""
+    return services().sending.change(me(), "recall", message_id, fields={})[0]
 
 
 @bp.put("/messages/<message_id>/reactions/<path:emoji>")
-@api_login_required
-def add_reaction(message_id: str, emoji: str):
+@operation({200: answers.ChangeAck}, texts=("emoji",))
+def add_reaction(message_id: int, emoji: str):
     """React with one emoji (percent-encoded in the path); idempotent."""
-    return services().sending.change(me(), "reaction", path_id(message_id, "message_id"),
+    return services().sending.change(me(), "reaction", message_id,
                                      fields={"emoji": emoji, "on": True})[0]
 
 
 @bp.delete("/messages/<message_id>/reactions/<path:emoji>")
-@api_login_required
-def remove_reaction(message_id: str, emoji: str):
+@operation({200: answers.ChangeAck}, texts=("emoji",))
+def remove_reaction(message_id: int, emoji: str):
     """Take one's reaction back; idempotent."""
-    return services().sending.change(me(), "reaction", path_id(message_id, "message_id"),
+    return services().sending.change(me(), "reaction", message_id,
                                      fields={"emoji": emoji, "on": False})[0]
 
 
 @bp.get("/unread")
-@api_login_required
+@operation({200: answers.Unread})
 def unread():
     """What is unread, by conversation; marks nothing read."""
     return services().reading.unread_summary(me())
 
 
 @bp.post("/read")
-@api_login_required
-def mark_read():
+@operation({200: answers.Read}, body=ReadRequest)
+def mark_read(body: ReadRequest):
     """Move a read cursor; pushes the same ``read`` frames as type 5."""
-    data = body()
-    field, target = one_target(data)
-    require(data, "last_read_id")
-    return services().reading.mark_read(me(), target, field == "group_id",
-                                        data["last_read_id"])
+    is_group = body.group_id is not None
+    return services().reading.mark_read(me(), body.group_id if is_group else body.recipient_id,
+                                        is_group, body.last_read_id)
 
 
 @bp.get("/sync")
-@api_login_required
-def sync():
+@operation({200: answers.Sync}, query=SyncQuery)
+def sync(query: SyncQuery):
     """Every message the caller can see after ``since_id``."""
-    since = validation.query_int(request.args, "since_id", low=0, high=validation.MAX_ID,
-                                 default=None)
-    if since is None:
-        raise validation.BadRequest("since_id is required")
-    size = validation.query_int(request.args, "limit", low=1, high=1000, default=500)
-    return services().reading.sync(me(), since, size)
+    return services().reading.sync(me(), query.since_id, query.limit)

@@ -1,26 +1,21 @@
 """/api/notices: the caller's notices, and marking them read."""
 from __future__ import annotations
 
-from flask import request
-
-from ..identity import api_login_required
-from ..service.validation import BadRequest
-from . import bp
-from .request import body, me, services
+from . import answers, bp
+from .inputs import NoticeQuery, NoticesRead
+from .operation import operation
+from .request import me, services
 
 
 @bp.get("/notices")
-@api_login_required
-def list_notices():
+@operation({200: answers.NoticeList}, query=NoticeQuery)
+def list_notices(query: NoticeQuery):
     """The caller's notices, newest first (``?unread=1``: only unread)."""
-    flag = request.args.get("unread", "")
-    if flag not in ("", "0", "1", "true", "false"):
-        raise BadRequest("unread must be 1 or 0")
-    return services().notices.listing(me(), flag in ("1", "true"))
+    return services().notices.listing(me(), bool(query.unread))
 
 
 @bp.post("/notices/read")
-@api_login_required
-def read_notices():
+@operation({200: answers.Marked}, body=NoticesRead)
+def read_notices(body: NoticesRead):
     """Mark notices read: all, or those up to ``up_to_id``."""
-    return services().notices.mark_read(me(), body().get("up_to_id"))
+    return services().notices.mark_read(me(), body.up_to_id)

@@ -1,219 +1,110 @@
-"""The OpenAPI 3 document of /api, served at /api/openapi.json and kept true by the tests."""
+"""The OpenAPI 3.1 document of /api, generated from the views' declarations.
+
+Every route of the api blueprint must carry an ``@operation`` (chat.api.operation);
+its path comes from the URL rule, its parameters, body and answers from the
+declared models (chat.api.inputs, chat.api.answers) and their JSON Schema from
+pydantic, so the document says what the code does. Served at /api/openapi.json.
+"""
 from __future__ import annotations
 
-from ..service.validation import MAX_ID
-from . import bp
+import re
+from http import HTTPStatus
 
-_ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
-_CURSOR = {"type": "integer", "minimum": 0, "maximum": MAX_ID}
-_TIME = {"type": "string", "format": "date-time"}
-_NULLABLE_ID = {"type": "integer", "nullable": True}
+from flask import Flask, current_app
+from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 
+from . import answers, bp
+from .fields import Id
+from .inputs import rule_of
+from .operation import Operation, operation
 
-def _ref(name: str) -> dict:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _obj(required: list[str], **props) -> dict:
-    return {"type": "object", "required": required, "properties": props}
+_RULE_ARGUMENT = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+_REF = "#/components/schemas/{model}"
 
 
-SCHEMAS = {
-    "Error": _obj(["error"], error=_obj(["code", "message"], code={"type": "string"},
-                                        message={"type": "string"})),
-    "User": _obj(["id", "username", "created_at"], id=_ID, username={"type": "string"},
-                 created_at=_TIME),
-    "Profile": {"allOf": [_ref("User"), _obj(
-        ["following", "followed_by"], following={"type": "boolean"},
-        followed_by={"type": "boolean"}, blocking={"type": "boolean"},
-        blocked_by={"type": "boolean"})]},
-    "Credentials": _obj(["username", "password"], username={"type": "string"},
-                        password={"type": "string"}, name={"type": "string", "maxLength": 64}),
-    "PasswordChange": _obj(["current_password", "new_password"],
-                           current_password={"type": "string"},
-                           new_password={"type": "string", "minLength": 8, "maxLength": 128}),
-    "Token": _obj(["token", "user_id"], token={"type": "string"}, user_id=_ID, id=_ID),
-    "TokenInfo": _obj(["id", "name", "created_at"], id=_ID, name={"type": "string"},
-                      created_at=_TIME),
-    "Group": _obj(["id", "name", "description", "icon", "owner_id", "member_count",
-                   "created_at"],
-                  id=_ID, name={"type": "string"}, description={"type": "string"},
-                  icon={"type": "string"}, owner_id=_ID, member_count={"type": "integer"},
-                  created_at=_TIME, role={"type": "string", "nullable": True,
-                                          "enum": ["owner", "member", None]}),
-    "NewGroup": _obj(["name"], name={"type": "string", "minLength": 1, "maxLength": 64},
-                     description={"type": "string", "maxLength": 500, "nullable": True},
-                     icon={"type": "string", "maxLength": 500, "nullable": True}),
-    "GroupEdit": {"type": "object", "additionalProperties": False, "properties": {
-        "name": {"type": "string", "minLength": 1, "maxLength": 64, "nullable": True},
-        "description": {"type": "string", "maxLength": 500, "nullable": True},
-        "icon": {"type": "string", "maxLength": 500, "nullable": True},
-        "owner_id": {**_ID, "nullable": True}}},
-    "Member": {"allOf": [_ref("User"), _obj(["role", "joined_at"],
-                                            role={"type": "string",
-                                                  "enum": ["owner", "member"]},
-                                            joined_at=_TIME)]},
-    "Message": _obj(["kind", "code", "id", "from", "sender_id", "recipient_id", "group_id",
-                     "content", "created_at", "client_id"],
-                    kind={"type": "string", "enum": ["message"]}, code={"type": "integer"},
-                    id=_ID, **{"from": {"type": "string"}}, sender_id=_ID,
-                    sender_name={"type": "string"}, recipient_id=_NULLABLE_ID,
-                    group_id=_NULLABLE_ID, content={"type": "string"}, created_at=_TIME,
-                    client_id={"type": "string", "nullable": True}),
-    "NewMessage": _obj(["content"], recipient_id=_ID, group_id=_ID,
-                       content={"type": "string", "minLength": 1, "maxLength": 5000},
-                       client_id={"type": "string", "minLength": 1, "maxLength": 64}),
-    "Ack": _obj(["kind", "code", "id", "client_id", "created_at", "content"],
-                kind={"type": "string", "enum": ["ack"]}, code={"type": "integer"}, id=_ID,
-                client_id={"type": "string", "nullable": True}, created_at=_TIME,
-                recipient_id=_NULLABLE_ID, group_id=_NULLABLE_ID, online={"type": "boolean"},
-                content={"type": "string"}),
-    "Page": _obj(["messages", "has_more"], messages={"type": "array", "items": _ref("Message")},
-                 has_more={"type": "boolean"}),
-    "Sync": {"allOf": [_ref("Page"), _obj(["kind", "code"], kind={"type": "string"},
-                                          code={"type": "integer"})]},
-    "Conversation": _obj(["kind", "name", "last_message", "unread"],
-                         kind={"type": "string", "enum": ["private", "group"]},
-                         user_id=_ID, group_id=_ID, name={"type": "string"},
-                         last_message={"allOf": [_ref("Message")], "nullable": True},
-                         unread={"type": "integer", "minimum": 0},
-                         last_read_id=_CURSOR, peer_last_read_id=_CURSOR,
-                         icon={"type": "string"}),
-    "Unread": _obj(["total", "conversations"], total={"type": "integer", "minimum": 0},
-                   conversations={"type": "array", "items": _ref("Conversation")}),
-    "ReadRequest": _obj(["last_read_id"], recipient_id=_ID, group_id=_ID,
-                        last_read_id=_CURSOR),
-    "Read": _obj(["kind", "code", "user_id", "recipient_id", "group_id", "last_read_id"],
-                 kind={"type": "string", "enum": ["read"]}, code={"type": "integer"},
-                 user_id=_ID, recipient_id=_NULLABLE_ID, group_id=_NULLABLE_ID,
-                 last_read_id=_CURSOR),
-    "Notice": _obj(["kind", "code", "id", "notice", "actor_id", "group_id", "created_at"],
-                   kind={"type": "string", "enum": ["notice"]}, code={"type": "integer"},
-                   id=_ID, notice={"type": "string", "enum": ["follow", "group_added",
-                                                             "group_removed",
-                                                             "group_deleted"]},
-                   actor_id=_ID, actor_name={"type": "string", "nullable": True},
-                   group_id=_NULLABLE_ID,
-                   group_name={"type": "string", "nullable": True}, created_at=_TIME,
-                   read={"type": "boolean"}),
-}
+class _SchemaGenerator(GenerateJsonSchema):
+    """Pydantic's JSON Schema without the title it makes up for every field."""
+
+    def field_title_should_be_set(self, schema) -> bool:  # noqa: D102 - pydantic's hook
+        return False
+
+
+def _routes(app: Flask) -> list[tuple[str, str, Operation]]:
+    """(OpenAPI path, method, declaration) for every route of the api blueprint."""
+    found = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.partition(".")[0] != bp.name:
+            continue
+        op = getattr(app.view_functions[rule.endpoint], "operation", None)
+        if op is None:
+            raise RuntimeError(f"{rule.endpoint} has no @operation declaration")
+        path = _RULE_ARGUMENT.sub(r"{\1}", rule.rule)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            found.append((path, method.lower(), op))
+    return sorted(found, key=lambda item: item[:2])
+
+
+def _without_null(schema: dict) -> dict:
+    """A query parameter's schema: a query string has no null."""
+    branches = [s for s in schema.get("anyOf", ()) if s.get("type") != "null"]
+    if len(branches) == 1 and len(schema["anyOf"]) == 2:
+        schema = {**{k: val for k, val in schema.items() if k != "anyOf"}, **branches[0]}
+    return {k: val for k, val in schema.items() if not (k == "default" and val is None)}
+
+
+def _parameters(path: str, op: Operation) -> list[dict]:
+    # Every argument of an api route is an id (operation() reads each with path_id).
+    params = [{"name": name, "in": "path", "required": True, "schema": rule_of(Id).json_schema()}
+              for name in re.findall(r"{(\w+)}", path)]
+    if op.query is not None:
+        schema = op.query.model_json_schema(schema_generator=_SchemaGenerator)
+        required = set(schema.get("required", ()))
+        params += [{"name": name, "in": "query", "required": name in required,
+                    "schema": _without_null(prop)}
+                   for name, prop in schema["properties"].items()]
+    return params
 
 
 def _json(schema: dict) -> dict:
     return {"content": {"application/json": {"schema": schema}}}
 
 
-def _ok(schema: dict, status: str = "200", description: str = "OK") -> dict:
-    return {status: {"description": description, **_json(schema)},
-            "default": {"description": "An error: PROTOCOL.md's codes", **_json(_ref("Error"))}}
-
-
-def _list(key: str, item: str) -> dict:
-    return _obj([key], **{key: {"type": "array", "items": _ref(item)}})
-
-
-def _path_id(name: str) -> dict:
-    return {"name": name, "in": "path", "required": True, "schema": _ID}
-
-
-def _query(name: str, schema: dict, required: bool = False) -> dict:
-    return {"name": name, "in": "query", "required": required, "schema": schema}
-
-
-_PAGE_PARAMS = [_query("before_id", _CURSOR),
-                _query("limit", {"type": "integer", "minimum": 1, "maximum": 100})]
-
-
-def _op(summary: str, responses: dict, params: list | None = None, body: str | None = None,
-        public: bool = False) -> dict:
-    op = {"summary": summary, "responses": responses}
+def _operation(path: str, op: Operation, refs: dict) -> dict:
+    entry: dict = {"summary": op.summary}
+    params = _parameters(path, op)
     if params:
-        op["parameters"] = params
-    if body:
-        op["requestBody"] = {"required": True, **_json(_ref(body))}
-    if public:
-        op["security"] = []
-    return op
+        entry["parameters"] = params
+    if op.body is not None:
+        needed = any(field.is_required() for field in op.body.model_fields.values())
+        entry["requestBody"] = {"required": needed, **_json(refs[op.body])}
+    entry["responses"] = {
+        str(status): {"description": HTTPStatus(status).phrase,
+                      **_json(refs[shape] if shape is not None else {"type": "object"})}
+        for status, shape in sorted(op.answers.items())}
+    entry["responses"]["default"] = {"description": "An error: PROTOCOL.md's codes",
+                                     **_json(refs[answers.Error])}
+    if op.public:
+        entry["security"] = []
+    return entry
 
 
-def build_openapi() -> dict:
-    """The whole document (a fresh dict each time)."""
-    uid, gid = _path_id("user_id"), _path_id("group_id")
-    paths = {
-        "/api/register": {"post": _op("Create an account", _ok(_ref("User"), "201"),
-                                      body="Credentials", public=True)},
-        "/api/tokens": {
-            "post": _op("Log in for scripts: a bearer token", _ok(_ref("Token"), "201"),
-                        body="Credentials", public=True),
-            "get": _op("The caller's live API tokens", _ok(_list("tokens", "TokenInfo")))},
-        "/api/tokens/current": {"delete": _op(
-            "Revoke the token (or end the session) that made the call",
-            _ok(_obj(["revoked"], revoked={"type": "boolean"})))},
-        "/api/tokens/{token_id}": {"delete": _op(
-            "Revoke one of the caller's tokens",
-            _ok(_obj(["revoked"], revoked={"type": "boolean"})), [_path_id("token_id")])},
-        "/api/me": {"get": _op("The current user", _ok(_ref("User")))},
-        "/api/me/password": {"post": _op(
-            "Change the password (ends every other session and token)",
-            _ok(_obj(["changed"], changed={"type": "boolean"})), body="PasswordChange")},
-        "/api/users": {"get": _op("Find users by name", _ok(_list("users", "User")),
-                                  [_query("q", {"type": "string", "maxLength": 32})])},
-        "/api/users/{user_id}": {"get": _op("A profile", _ok(_ref("Profile")), [uid])},
-        "/api/users/{user_id}/follow": {
-            "put": _op("Follow", _ok(_ref("Profile")), [uid]),
-            "delete": _op("Unfollow", _ok(_ref("Profile")), [uid])},
-        "/api/users/{user_id}/block": {
-            "put": _op("Block", _ok(_ref("Profile")), [uid]),
-            "delete": _op("Unblock", _ok(_ref("Profile")), [uid])},
-        "/api/conversations": {"get": _op("Private chats and groups, newest first",
-                                          _ok(_list("conversations", "Conversation")))},
-        "/api/messages/{user_id}": {"get": _op("Private history", _ok(_ref("Page")),
-                                               [uid, *_PAGE_PARAMS])},
-        "/api/messages": {"post": {
-            **_op("Send a message without a WebSocket",
-                  {**_ok(_ref("Ack"), "201", "Stored"),
-                   "200": {"description": "Already stored with this client_id",
-                           **_json(_ref("Ack"))}}, body="NewMessage")}},
-        "/api/unread": {"get": _op("What is unread (marks nothing read)", _ok(_ref("Unread")))},
-        "/api/read": {"post": _op("Move a read cursor", _ok(_ref("Read")), body="ReadRequest")},
-        "/api/sync": {"get": _op("Every message after since_id", _ok(_ref("Sync")), [
-            _query("since_id", _CURSOR, required=True),
-            _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000})])},
-        "/api/groups": {
-            "post": _op("Create a group", _ok(_ref("Group"), "201"), body="NewGroup"),
-            "get": _op("My groups, or with q every group whose name matches",
-                       _ok(_list("groups", "Group")),
-                       [_query("q", {"type": "string", "maxLength": 64})])},
-        "/api/groups/{group_id}": {
-            "get": _op("A group", _ok(_ref("Group")), [gid]),
-            "patch": _op("Edit or hand over (owner)", _ok(_ref("Group")), [gid],
-                         body="GroupEdit"),
-            "delete": _op("Delete (owner)", _ok(_obj(["deleted"], deleted={"type": "boolean"},
-                                                     id=_ID)), [gid])},
-        "/api/groups/{group_id}/messages": {"get": _op("Group history", _ok(_ref("Page")),
-                                                       [gid, *_PAGE_PARAMS])},
-        "/api/groups/{group_id}/members": {"get": _op("Members (members only)",
-                                                      _ok(_list("members", "Member")), [gid])},
-        "/api/groups/{group_id}/members/{user_id}": {
-            "put": _op("Join (yourself) or add (owner)", _ok(_ref("Group")), [gid, uid]),
-            "delete": _op("Leave (yourself) or remove (owner)", _ok(_ref("Group")),
-                          [gid, uid])},
-        "/api/notices": {"get": _op(
-            "The caller's notices, newest first",
-            _ok(_obj(["notices"], notices={"type": "array", "items": _ref("Notice")},
-                     unread={"type": "integer"})),
-            [_query("unread", {"type": "string", "enum": ["0", "1", "true", "false"]})])},
-        "/api/notices/read": {"post": {
-            **_op("Mark notices read (all, or up to up_to_id)",
-                  _ok(_obj(["marked"], marked={"type": "integer"}))),
-            "requestBody": {"required": False, **_json(
-                {"type": "object", "properties": {"up_to_id": {**_CURSOR,
-                                                                "nullable": True}}})}}},
-        "/api/openapi.json": {"get": _op("This document", _ok({"type": "object"}),
-                                         public=True)},
-    }
+def build_openapi(app: Flask | None = None) -> dict:
+    """The whole document, generated from the app's api routes (a fresh dict each time)."""
+    app = app or current_app
+    with app.app_context():  # some bounds are settings (CHAT_MAX_CONTENT)
+        routes = _routes(app)
+        models = {answers.Error}
+        for _, _, op in routes:
+            models.update(m for m in (op.body, *op.answers.values()) if m is not None)
+        ordered = sorted(models, key=lambda m: m.__name__)
+        keys, defs = models_json_schema([(m, "validation") for m in ordered], ref_template=_REF,
+                                        schema_generator=_SchemaGenerator)
+        refs = {model: keys[(model, "validation")] for model in ordered}
+        paths: dict = {}
+        for path, method, op in routes:
+            paths.setdefault(path, {})[method] = _operation(path, op, refs)
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {"title": "Chat API", "version": "1",
                  "description": "PROTOCOL.md section 4. Errors: "
                                 "{\"error\": {\"code\", \"message\"}}. Calls made with the "
@@ -221,7 +112,7 @@ def build_openapi() -> dict:
         "servers": [{"url": "/"}],
         "paths": paths,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": defs.get("$defs", {}),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
                                 "session": {"type": "apiKey", "in": "cookie",
                                             "name": "session"}}},
@@ -230,6 +121,10 @@ def build_openapi() -> dict:
 
 
 @bp.get("/openapi.json")
+@operation({200: None}, public=True)
 def openapi():
-    """The OpenAPI 3 document of this API."""
-    return build_openapi()
+    """This document."""
+    cached = current_app.extensions.get("chat_openapi")
+    if cached is None:
+        cached = current_app.extensions["chat_openapi"] = build_openapi()
+    return cached

@@ -244,7 +244,7 @@ class Groups:
                 raise NotFound(N_("that user is not a member of the group"))
             db.session.delete(pending)  # declined (or withdrawn by the owner)
             db.session.commit()
-            return {"declined": True, "group_id": group.id, "user_id": target.id}
+            return group_json(group, actor_id)
         self._unenrol(group.id, target.id)
         if target.id == actor_id:
             self.events.membership_after_commit(actor_id, group.id, False)

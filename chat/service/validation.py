@@ -170,7 +170,10 @@ def icon_url(value) -> str:
     if value is None or value == "":
         return ""
     text = text_field(value, "icon", ICON_MAX, required=True)
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # e.g. "http://[": a bracketed host that is not an IPv6 address
+        raise BadRequest("icon must be an http or https URL") from None
     if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in text):
         raise BadRequest(N_("icon must be an http or https URL"))
     return text
@@ -211,9 +214,60 @@ def query_int(args, name: str, *, low: int, high: int, default: int | None) -> i
     raw = args.get(name)
     if raw is None or raw == "":
         return default
-    if len(raw) > 20 or not raw.isascii() or not raw.isdigit():
+    return query_number(raw, name, low=low, high=high)
+
+
+# -- Added for the API's declared field types (chat.api.fields) -------------------------
+
+TOKEN_NAME_MAX = 64
+USER_QUERY_MAX, GROUP_QUERY_MAX = 32, 64
+HISTORY_LIMIT_MAX, SYNC_LIMIT_MAX = 100, 1000
+QUERY_FLAGS = {"": False, "0": False, "false": False, "1": True, "true": True}
+
+
+def query_number(raw: str, name: str, *, low: int, high: int) -> int:
+    """A query parameter's digits as an integer within bounds."""
+    if type(raw) is not str or len(raw) > 20 or not raw.isascii() or not raw.isdigit():
         raise BadRequest(f"{name} must be an integer from {low} to {high}")
     number = int(raw)
     if not low <= number <= high:
         raise BadRequest(f"{name} must be an integer from {low} to {high}")
     return number
+
+
+def query_flag(raw, name: str) -> bool:
+    """A yes/no query parameter: ``1`` or ``true``; ``0``, ``false``, empty or absent is no."""
+    if raw is None:
+        return False
+    if type(raw) is not str or raw not in QUERY_FLAGS:
+        raise BadRequest(f"{name} must be 1 or 0")
+    return QUERY_FLAGS[raw]
+
+
+def search_text(value, name: str, max_len: int) -> str | None:
+    """A search text: at most ``max_len`` characters once trimmed; returned as given."""
+    if value is None:
+        return None
+    if type(value) is not str:
+        raise BadRequest(f"{name} must be a string")
+    if len(value.strip()) > max_len:
+        raise BadRequest(f"{name} is longer than {max_len} characters")
+    return value
+
+
+def string(value, name: str) -> str:
+    """Any string (a login's username and password are then compared with the stored ones)."""
+    if type(value) is not str:
+        raise BadRequest(f"{name} must be a string")
+    return value
+
+
+def token_name(value) -> str:
+    """A token's optional label: up to 64 characters; absent is empty."""
+    if value is None:
+        return ""
+    if type(value) is not str or len(value) > TOKEN_NAME_MAX:
+        raise BadRequest(f"name must be a string of at most {TOKEN_NAME_MAX} characters")
+    if _has_lone_surrogate(value):
+        raise BadRequest("name is not valid Unicode")
+    return value

@@ -112,8 +112,9 @@ def add_member(group_id: int):
 @form_view(fallback="groups.show")
 def remove_member(group_id: int, user_id: int):
     """Remove a member, or withdraw an invitation (owner)."""
-    result = services().groups.remove_member(current_user.id, group_id, user_id)
-    if result.get("declined"):
+    invited = services().groups.invitation(group_id, user_id) is not None
+    services().groups.remove_member(current_user.id, group_id, user_id)
+    if invited:
         flash(_("Invitation withdrawn."), "ok")
     else:
         flash(_("Member removed."), "ok")
