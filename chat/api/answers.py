@@ -16,9 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..service.notices import KINDS
 from .fields import Id
 
-Time = Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
-                                    r"\.[0-9]{3}Z$",
-                            json_schema_extra={"format": "date-time"})]
+_TIME_PATTERN = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
+                 r"\.[0-9]{3}Z$")
+Time = Annotated[str, Field(pattern=_TIME_PATTERN, json_schema_extra={"format": "date-time"})]
+# The same, for a field some answers leave out (pydantic cannot merge two schema extras).
+SometimesTime = Annotated[str, Field(pattern=_TIME_PATTERN)]
 Count = Annotated[int, Field(ge=0)]
 Position = Annotated[int, Field(ge=0)]  # a cursor: 0, or a message id
 Role = Literal["owner", "member"]
@@ -230,7 +232,7 @@ class Update(Answer):
     group_id: Id | None
     created_at: Time
     content: str = sometimes()
-    edited_at: Time = sometimes()
+    edited_at: SometimesTime = sometimes()
     emoji: str = sometimes()
     on: bool = sometimes()
     reactions: list[Reaction] = sometimes()
