@@ -522,3 +522,24 @@ def test_static_client_is_plain_modules(server):
         r = requests.get(f"{server.base}/static/js/{name}.js", timeout=10)
         assert r.status_code == 200 and "javascript" in r.headers["Content-Type"], name
         assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write", r.text), name
+
+
+def test_the_settings_page_lists_sessions_and_signs_one_out_elsewhere(server, people):
+    """Where you are signed in, last use included; signing another browser out ends it."""
+    me = people[0]
+    laptop = Visitor(server.base).login(me)
+    phone = Visitor(server.base).login(me)
+    r = laptop.get("/settings/tokens")
+    rows = re.findall(r'<li class="row">(.*?)</li>', r.text.split('id="sessions"', 1)[1]
+                      .split("</ul>", 1)[0], re.S)
+    assert len(rows) >= 2 and sum("class=\"badge\"" in row for row in rows) == 1
+    assert all("last used" in row for row in rows)
+    others = re.findall(r'action="(/settings/tokens/\d+/revoke)"',
+                        r.text.split('id="sessions"', 1)[1].split("</ul>", 1)[0])
+    assert others
+    for action in others:
+        r = laptop.post(action)
+        assert laptop.flashes(r) == [
+            "Revoked: it no longer works, and its open connections were closed."]
+    assert phone.get("/").url.startswith(server.base + "/login")  # the phone is signed out
+    assert laptop.get("/").url == server.base + "/"  # this browser is not

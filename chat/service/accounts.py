@@ -210,6 +210,15 @@ class Accounts:
         return [{"id": r.id, "name": r.name, "created_at": iso(r.created_at)} for r in rows]
 
     @staticmethod
+    def list_sessions(user_id: int) -> list[dict]:
+        """The user's live browser sessions: where (the browser's name), since, last used."""
+        rows = db.session.scalars(
+            select(AuthToken).where(AuthToken.user_id == user_id, AuthToken.kind == "session",
+                                    AuthToken.revoked_at.is_(None)).order_by(AuthToken.id.desc()))
+        return [{"id": r.id, "name": r.name, "created_at": iso(r.created_at),
+                 "last_used_at": iso(r.last_used_at or r.created_at)} for r in rows]
+
+    @staticmethod
     def revoked_among(token_ids: list[int]) -> set[int]:
         """Which of these credential ids are revoked (or gone): their sockets must close."""
         if not token_ids:

@@ -173,7 +173,7 @@ def icon_url(value) -> str:
     try:
         parts = urlsplit(text)
     except ValueError:  # e.g. "http://[": a bracketed host that is not an IPv6 address
-        raise BadRequest("icon must be an http or https URL") from None
+        raise BadRequest(N_("icon must be an http or https URL")) from None
     if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in text):
         raise BadRequest(N_("icon must be an http or https URL"))
     return text
@@ -269,5 +269,5 @@ def token_name(value) -> str:
     if type(value) is not str or len(value) > TOKEN_NAME_MAX:
         raise BadRequest(f"name must be a string of at most {TOKEN_NAME_MAX} characters")
     if _has_lone_surrogate(value):
-        raise BadRequest("name is not valid Unicode")
+        raise BadRequest(N_("name is not valid Unicode"))
     return value

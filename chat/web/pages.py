@@ -146,6 +146,8 @@ def tokens():
         flash(_("Token created. Copy it now: it is not shown again."), "ok")
     return render_template("pages/tokens.html",
                            tokens=services().accounts.list_tokens(current_user.id),
+                           sessions=services().accounts.list_sessions(current_user.id),
+                           current_session=current_user.auth_token_id,
                            new_secret=new_secret)
 
 
@@ -153,7 +155,7 @@ def tokens():
 @login_required
 @form_view(fallback="pages.tokens")
 def revoke_token(token_id: int):
-    """Revoke one of the user's tokens."""
+    """Revoke one of the user's tokens, or sign out one of their sessions elsewhere."""
     services().accounts.revoke(token_id, current_user.id)
-    flash(_("Token revoked."), "ok")
+    flash(_("Revoked: it no longer works, and its open connections were closed."), "ok")
     return redirect(url_for("pages.tokens"))
