@@ -61,7 +61,8 @@ QUICK = {
 }
 # History last: its bulk insert of a million rows leaves InnoDB flushing dirty pages
 # for minutes, which slows every COMMIT (and so every scenario that follows it).
-SCENARIOS = ("pairs", "group", "idle", "storm", "history")
+# Mixed right after pairs: its figure is given as a ratio to plain pairs of the same run.
+SCENARIOS = ("pairs", "mixed", "group", "idle", "storm", "history")
 
 
 def relay_users(users: list) -> list:
@@ -345,7 +346,8 @@ class Bench:
         finally:
             self.finish_server(srv)
         password_hash = self.db.password_hash_of(self.api_users[0].user_id)
-        need = (max(max(s["idle"]), s["storm"]) + s["storm_writers"] + 2 * s["pairs_users"] * (len(s["workers"]) + 1)
+        need = (max(max(s["idle"]), s["storm"]) + s["storm_writers"]
+                + s["pairs_users"] * (2 * len(s["workers"]) + 3)
                 + (sum(s["group_sizes"]) * (1 + len(s["workers"]))) + 10)
         t = time.time()
         self.db.create_pool(need, password_hash)
@@ -397,6 +399,24 @@ class Bench:
             "scenario": "pairs", "users": relay_users(users), "concurrency": 200,
             "search": self.search_params(s["pairs_start"])})
         self.record("pairs", "relay", res)
+
+    def run_mixed(self) -> None:
+        """Pairs with rich messages on one worker (bench/mixed.py), given as a ratio to plain
+        pairs of this run."""
+        s = self.size
+        users = self.db.take(s["pairs_users"])
+        pairs = [(users[i][0], users[i + 1][0]) for i in range(0, len(users) - 1, 2)]
+        self.db.follow_both_ways(pairs)
+        groups = self.db.create_pair_groups(pairs)
+        res = self.measure("chat", 1, "chat-mixed-1w", "mixed-1w", {
+            "scenario": "mixed", "users": users, "groups": groups, "concurrency": 200,
+            "search": self.search_params(s["pairs_start"])})
+        plain = report.best_rate(self.results["scenarios"].get("pairs", {}).get("ours_1w"))
+        res["pairs_msgs_per_s"] = plain
+        res["ratio_to_pairs"] = report.ratio(report.best_rate(res), plain)
+        say(f"mixed: {report.best_rate(res)} messages+changes/s, plain pairs {plain}/s, "
+            f"ratio {res['ratio_to_pairs']}")
+        self.record("mixed", "ours_1w", res)
 
     def run_group(self) -> None:
         s = self.size
