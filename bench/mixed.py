@@ -9,7 +9,10 @@ partner. Replies answer the partner's newest acked private message (or the
 sender's own before the partner has one); edits and recalls take the sender's
 newest acked private message that no change has used yet, reactions the
 partner's. Each message is changed at most once, so no change can meet a
-message another one took back.
+message another one took back. Lane ``i`` starts ``i`` items into the cycle, so
+that the changes are spread evenly instead of every lane sending its edit in
+the same round; a reply or change that finds no acked target yet (the first
+round) is sent as a plain message and counted as ``substituted``.
 
 The rate counts messages and changes together. A lane has three streams (its
 private messages, its group messages, its changes), each with the bookkeeping
@@ -28,11 +31,10 @@ from .loadgen import (NONCE, Client, Step, Stream, Traffic, _setup, log, percent
 from .wsclient import OPEN, Conn, text_frame
 
 # The cycle of one lane: P plain message, R reply, N group message with a mention,
-# E edit, X recall (take back), A reaction. Changes are spread out, and the cycle
-# starts with plain messages so that the first changes find acked targets.
+# E edit, X recall (take back), A reaction; the changes spread over the cycle.
 PLAIN, REPLY, MENTION, EDIT, RECALL, REACT = range(6)
 CYCLE = "PPPRPNPEPRPPAPRPPXNPRPP"
-PATTERN = tuple("PRNEXA".index(c) for c in CYCLE)
+LETTERS = "PRNEXA"  # in the order of the codes above
 CHANGE_KIND = {EDIT: "edit", RECALL: "recall", REACT: "reaction"}
 POOL_KEEP = 64  # acked ids a lane remembers as targets (the newest are used)
 
@@ -45,9 +47,17 @@ RECALL_T = b'{"type":9,"message_id":%d,' + _TAIL
 REACT_T = b'{"type":10,"message_id":%d,"emoji":"' + "👍".encode() + b'",' + _TAIL
 
 
-def cycle_counts() -> dict[str, int]:
+def parse_cycle(cycle: str) -> tuple[int, ...]:
+    """The codes of a cycle written as letters (``--set mixed_cycle=...`` for experiments)."""
+    if not cycle or set(cycle) - set(LETTERS):
+        raise ValueError(f"a cycle is a non-empty string of {LETTERS}: {cycle!r}")
+    return tuple(LETTERS.index(c) for c in cycle)
+
+
+def cycle_counts(cycle: str = CYCLE) -> dict[str, int]:
     """How many of each item one cycle holds (for the report and the test)."""
-    return {name: PATTERN.count(op) for op, name in enumerate(
+    codes = parse_cycle(cycle)
+    return {name: codes.count(op) for op, name in enumerate(
         ("plain", "reply", "mention", "edit", "recall", "reaction"))}
 
 
@@ -64,7 +74,7 @@ class Lane:
         self.priv, self.grp, self.upd = priv, grp, upd
         self.pool: list[int] = []  # ids of this lane's acked private messages, not yet changed
         self.peer_pool: list[int] = []  # the partner lane's pool (the same list)
-        self.n = 0  # items sent: the position in the cycle
+        self.n = 0  # the position in the cycle (items sent, plus the lane's offset)
 
 
 class MixedTraffic(Traffic):
@@ -77,6 +87,8 @@ class MixedTraffic(Traffic):
         # message id -> (stream, seq, scheduled ns, update kind) of the change sent to it
         self.pending: dict[int, tuple[int, int, int, str]] = {}
         self.substituted = 0  # replies and changes sent as plain messages: no target yet
+        self.cycle = spec.get("cycle") or CYCLE
+        self.pattern = parse_cycle(self.cycle)
 
     def _stream(self, sender: Client, kind: int, target: int, receiver: Client) -> Stream:
         s = Stream(len(self.streams), sender, kind, target, [receiver])
@@ -91,6 +103,10 @@ class MixedTraffic(Traffic):
             lane = Lane(sender, peer, gid, self._stream(sender, 1, peer.uid, peer),
                         self._stream(sender, 4, gid, peer), self._stream(sender, 8, 0, peer))
             self.pools[lane.priv.sid] = lane.pool
+            # Each lane starts one item further into the cycle than the one before: lanes
+            # in step would send their changes in bursts (every lane's edit in one round of
+            # the round-robin), which is not the steady mix the scenario measures.
+            lane.n = len(self.lanes) + len(lanes)
             lanes.append(lane)
         lanes[0].peer_pool, lanes[1].peer_pool = lanes[1].pool, lanes[0].pool
         self.lanes.extend(lanes)
@@ -184,7 +200,7 @@ class MixedTraffic(Traffic):
         loop = self.loop
         lanes = self.lanes
         n_lanes = len(lanes)
-        pattern = PATTERN
+        pattern = self.pattern
         plen = len(pattern)
         pending = self.pending
         t0 = monotonic_ns() + 5_000_000
@@ -288,10 +304,10 @@ def scenario_mixed(spec: dict) -> dict:
         traffic.add_pair(clients[2 * i], clients[2 * i + 1], gid)
     conn = traffic.connect(clients, concurrency=spec.get("concurrency", 200))
     log(f"connected {conn}")
-    result = traffic.search(spec["search"])
+    result = traffic.search(spec["search"], profile=spec.get("profile"))
     final = traffic.account(lambda s: (0, s.seq), traffic.change_streams)
     result.update({"connect": conn, "connections": len(clients), "lanes": len(traffic.lanes),
-                   "streams": len(traffic.streams), "cycle": cycle_counts(),
+                   "streams": len(traffic.streams), "cycle": cycle_counts(traffic.cycle),
                    "lost_updates": final["undelivered"], "unacked_changes": final["unacked"],
                    "substituted_total": traffic.substituted})
     return result

@@ -253,14 +253,15 @@ def markdown(results: dict) -> str:
                   f"{_ms(ws.get('p99'))} / max {_ms(ws.get('max'))} ms ({ws.get('count')} "
                   f"pages); HTTP GET p50 {_ms(web.get('p50'))} / p90 {_ms(web.get('p90'))} / "
                   f"p99 {_ms(web.get('p99'))} / max {_ms(web.get('max'))} ms."]
-    prof = _get(sc, "pairs", "ours_1w", "profile")
-    if prof and prof.get("top"):
-        top = prof["top"]
-        lines += ["", f"Server hot spots (py-spy, pairs at {_num(prof.get('rate'))} msgs/s, "
-                  f"{top['samples']:,} samples, own time):", "",
-                  "| Function | Own % | Total % |", "| --- | ---: | ---: |"]
-        for fn in top["self"][:15]:
-            lines.append(f"| `{fn['name']}` | {fn['self_pct']} | {fn['total_pct']} |")
+    for key, unit in (("pairs", "msgs/s"), ("mixed", "items/s")):
+        prof = _get(sc, key, "ours_1w", "profile")
+        if prof and prof.get("top"):
+            top = prof["top"]
+            lines += ["", f"Server hot spots (py-spy, {key} at {_num(prof.get('rate'))} {unit}, "
+                      f"{top['samples']:,} samples, own time):", "",
+                      "| Function | Own % | Total % |", "| --- | ---: | ---: |"]
+            for fn in top["self"][:15]:
+                lines.append(f"| `{fn['name']}` | {fn['self_pct']} | {fn['total_pct']} |")
     servers = results.get("servers", {})
     trouble = {k: v for k, v in servers.items() if v.get("errors") or v.get("worker_timeouts")
                or v.get("worker_boots", 1) > (2 if "2w" in k else 1)}
