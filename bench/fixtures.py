@@ -166,6 +166,39 @@ class BenchDB:
         finally:
             conn.close()
 
+    def create_pair_groups(self, pairs: list[tuple[int, int]]) -> list[int]:
+        """A group of two for each pair (owned by the first), in bulk; their ids, in order."""
+        now = _now()
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                # The ids are chosen here, as for the users: the database is ours alone.
+                cur.execute("SELECT COALESCE(MAX(id), 0) FROM chat_groups")
+                base = cur.fetchone()[0] + 1
+                ids = [base + i for i in range(len(pairs))]
+                cur.execute("SELECT last_id FROM message_sequence WHERE id=1")
+                last = cur.fetchone()[0]
+                groups, members, cursors = [], [], []
+                for gid, (a, b) in zip(ids, pairs):
+                    groups.append((gid, f"pair {a}-{b}", "benchmark pair", "", a, now))
+                    members += [(gid, a, "owner", now), (gid, b, "member", now)]
+                    cursors += [(a, f"g:{gid}", gid, last), (b, f"g:{gid}", gid, last)]
+                for start in range(0, len(groups), 2000):
+                    cur.executemany("INSERT INTO chat_groups (id, name, description, icon, "
+                                    "owner_id, created_at) VALUES (%s,%s,%s,%s,%s,%s)",
+                                    groups[start:start + 2000])
+                for start in range(0, len(members), 5000):
+                    cur.executemany("INSERT INTO memberships (group_id, user_id, role, "
+                                    "joined_at) VALUES (%s,%s,%s,%s)",
+                                    members[start:start + 5000])
+                    cur.executemany("INSERT INTO read_cursors (user_id, conv_key, peer_id, "
+                                    "group_id, last_read_id) VALUES (%s,%s,NULL,%s,%s)",
+                                    cursors[start:start + 5000])
+            conn.commit()
+            return ids
+        finally:
+            conn.close()
+
     # -- history ----------------------------------------------------------------
 
     def fill_history(self, total: int, every: int, user_a: int, user_b: int,

@@ -33,8 +33,9 @@ from .wsclient import CLOSED, OPEN, Conn, Loop, text_frame
 loads = orjson.loads
 PING = text_frame(b'{"type":0}')
 
+NONCE = os.urandom(6).hex().encode()
 SEND_TEMPLATE = (b'{"type":%d,"recipient_id":%d,"content":"%d:%d:%d:%s",'
-                 b'"client_id":"%d:%d:' + os.urandom(6).hex().encode() + b'"}')
+                 b'"client_id":"%d:%d:' + NONCE + b'"}')
 # The client_id ends with a nonce of this process: the server keeps client_ids unique
 # per sender for good (a resend is acked, not delivered), so ids must never repeat.
 
@@ -118,7 +119,8 @@ class Stream:
 class Step:
     """One interval of the schedule at one rate."""
 
-    __slots__ = ("rate", "seconds", "t0", "lat", "lag", "delivered", "label")
+    __slots__ = ("rate", "seconds", "t0", "lat", "lag", "delivered", "label", "ulat",
+                 "udelivered")
 
     def __init__(self, rate: float, seconds: float, label: str) -> None:
         self.rate = rate
@@ -128,6 +130,8 @@ class Step:
         self.lag: list[int] = []
         self.delivered = 0
         self.label = label
+        self.ulat: list[int] = []  # update frames (the mixed scenario), apart from messages
+        self.udelivered = 0
 
 
 class Traffic:
@@ -330,6 +334,10 @@ class Traffic:
                 "bad_frames": self.bad_frames, "closed": self.closed,
                 "errors": sum(self.errors.values()), "errors_by_code": dict(self.errors)}
 
+    def room(self, total: int) -> int:
+        """Bitmap room each stream needs for a step of ``total`` sends (round-robin)."""
+        return total // len(self.streams) + 2
+
     def run_step(self, rate: float, seconds: float, drain: float, label: str = "",
                  during=None) -> dict:
         """Send at ``rate`` messages a second for ``seconds``, then drain; the step's figures."""
@@ -337,7 +345,7 @@ class Traffic:
         streams = self.streams
         n_streams = len(streams)
         total = max(1, int(rate * seconds))
-        per = total // n_streams + 2
+        per = self.room(total)
         for s in streams:
             s.lo = s.seq
             s.acked.extend(bytes(per))
@@ -349,41 +357,7 @@ class Traffic:
         self.steps.append(st)
         before = self._counts()
         self.meter.start()
-        interval = 1e9 / rate
-        t0 = monotonic_ns() + 5_000_000
-        st.t0 = t0
-        self.cur = st
-        lag = st.lag
-        queue = loop.queue
-        pad = self.pad
-        k = 0
-        errored = 0
-        while True:
-            now = monotonic_ns()
-            while k < total:
-                sched = t0 + int(k * interval)
-                if sched > now:
-                    break
-                s = streams[k % n_streams]
-                seq = s.seq
-                s.seq = seq + 1
-                sid = s.sid
-                conn = s.sender.conn
-                if conn is not None and conn.state == OPEN:
-                    queue(conn, text_frame(SEND_TEMPLATE % (s.kind, s.target, sid, seq, sched,
-                                                            pad, sid, seq)))
-                    lag.append(now - sched)
-                else:
-                    s.errored[seq] = 1
-                    errored += 1
-                k += 1
-            loop.flush()
-            if during is not None:
-                during(now)
-            if k >= total:
-                break
-            wait = (t0 + int(k * interval) - monotonic_ns()) / 1e9
-            loop.poll(min(max(wait, 0.0), 0.002))
+        errored = self.send_schedule(st, total, 1e9 / rate, during)
         self.sent += total
         if errored:
             self.errored += errored
@@ -425,10 +399,52 @@ class Traffic:
         self.cur = None
         return result
 
-    def account(self, window) -> dict:
-        """Acked, unanswered and acked-but-undelivered messages over each stream's window."""
+    def send_schedule(self, st: Step, total: int, interval: float, during=None) -> int:
+        """Send message ``k`` at ``t0 + k * interval``, round-robin over the streams; the
+        number that could not be sent (no open connection)."""
+        loop = self.loop
+        streams = self.streams
+        n_streams = len(streams)
+        t0 = monotonic_ns() + 5_000_000
+        st.t0 = t0
+        self.cur = st
+        lag = st.lag
+        queue = loop.queue
+        pad = self.pad
+        k = 0
+        errored = 0
+        while True:
+            now = monotonic_ns()
+            while k < total:
+                sched = t0 + int(k * interval)
+                if sched > now:
+                    break
+                s = streams[k % n_streams]
+                seq = s.seq
+                s.seq = seq + 1
+                sid = s.sid
+                conn = s.sender.conn
+                if conn is not None and conn.state == OPEN:
+                    queue(conn, text_frame(SEND_TEMPLATE % (s.kind, s.target, sid, seq, sched,
+                                                            pad, sid, seq)))
+                    lag.append(now - sched)
+                else:
+                    s.errored[seq] = 1
+                    errored += 1
+                k += 1
+            loop.flush()
+            if during is not None:
+                during(now)
+            if k >= total:
+                return errored
+            wait = (t0 + int(k * interval) - monotonic_ns()) / 1e9
+            loop.poll(min(max(wait, 0.0), 0.002))
+
+    def account(self, window, streams=None) -> dict:
+        """Acked, unanswered and acked-but-undelivered messages over each stream's window
+        (of every stream, or of ``streams``)."""
         acked = unacked = undelivered = 0
-        for s in self.streams:
+        for s in self.streams if streams is None else streams:
             lo, hi = window(s)
             if hi <= lo:
                 continue
@@ -443,6 +459,10 @@ class Traffic:
                     undelivered += (a & ~int.from_bytes(r.rx[sid][lo:hi], "little")).bit_count()
         return {"acked": acked, "unacked": unacked, "undelivered": undelivered}
 
+    def describe(self, st: dict) -> str:
+        """A step's line of progress."""
+        return step_line(st)
+
     def search(self, p: dict, profile=None) -> dict:
         """Step the rate up until a step is not clean, then bisect; the highest clean step."""
         rate = float(p["start"])
@@ -451,7 +471,7 @@ class Traffic:
         while rate <= p["max_rate"]:
             st = self.run_step(rate, p["step_seconds"], p["drain_seconds"], label="step")
             steps.append(st)
-            log(step_line(st))
+            log(self.describe(st))
             if st["clean"]:
                 good = st
                 rate *= p["factor"]
@@ -465,7 +485,7 @@ class Traffic:
             self.settle(30)
             st = self.run_step(rate, p["step_seconds"], p["drain_seconds"], label="down")
             steps.append(st)
-            log(step_line(st))
+            log(self.describe(st))
             if st["clean"]:
                 good = st
             else:
@@ -479,7 +499,7 @@ class Traffic:
                 break
             st = self.run_step(mid, p["step_seconds"], p["drain_seconds"], label="bisect")
             steps.append(st)
-            log(step_line(st))
+            log(self.describe(st))
             if st["clean"]:
                 good = st
             else:
@@ -933,8 +953,14 @@ def scenario_history(spec: dict) -> dict:
             "table_messages": spec.get("table_messages")}
 
 
-SCENARIOS = {"pairs": scenario_pairs, "group": scenario_group, "idle": scenario_idle,
-             "storm": scenario_storm, "history": scenario_history}
+def scenario_mixed(spec: dict) -> dict:
+    """Pairs traffic with replies, mentions, edits, recalls and reactions (bench/mixed.py)."""
+    from .mixed import scenario_mixed as run  # late: bench.mixed builds on this module
+    return run(spec)
+
+
+SCENARIOS = {"pairs": scenario_pairs, "mixed": scenario_mixed, "group": scenario_group,
+             "idle": scenario_idle, "storm": scenario_storm, "history": scenario_history}
 
 
 def raise_nofile() -> None:

@@ -34,6 +34,16 @@ def _ratio(ours, base, digits: int = 2):
     return round(ours / base, digits)
 
 
+def best_rate(res) -> float | None:
+    """The highest clean rate a rate scenario reached (acked per second), or None."""
+    return _get(res, "best", "msgs_per_s")
+
+
+def ratio(ours, base, digits: int = 2):
+    """ours / base, or None when either is missing."""
+    return _ratio(ours, base, digits)
+
+
 def _verdict(ok) -> str:
     return "—" if ok is None else ("PASS" if ok else "FAIL")
 
@@ -64,6 +74,15 @@ def summary(results: dict) -> list[dict]:
             o2 = _get(pairs["ours_2w"], "best", "msgs_per_s")
             add("1. pairs, 2 workers", "msgs/s, p99 < 100 ms, nothing lost", o2, b,
                 _ratio(o2, b), "(no target)", None, "msgs/s")
+    mixed = _get(sc, "mixed", "ours_1w")
+    if mixed:
+        m = best_rate(mixed)
+        plain = _get(pairs, "ours_1w", "best", "msgs_per_s")
+        r = _ratio(m, plain)
+        add("1. mixed pairs, 1 worker", "messages+changes/s, p99 < 100 ms, nothing lost", m,
+            None, None, "(no target)", None, "/s")
+        add("1. mixed pairs, 1 worker", "ratio to plain pairs, 1 worker (same run)", r, None,
+            None, ">= 0.8", None if r is None else r >= 0.8 and mixed.get("lost") == 0)
     for size in (100, 1000):
         g = sc.get(f"group_{size}")
         if not g:
@@ -166,7 +185,7 @@ def markdown(results: dict) -> str:
               "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- "
               "| ---: | ---: | ---: | ---: |"]
     sc = results.get("scenarios", {})
-    for key in ("pairs", "group_100", "group_1000"):
+    for key in ("pairs", "mixed", "group_100", "group_1000"):
         for who, res in sc.get(key, {}).items():
             best = res.get("best") or {}
             bad = res.get("first_failure") or {}
@@ -181,16 +200,19 @@ def markdown(results: dict) -> str:
                         why.append(f"{k} {bad[k]:,}")
                 fail = f"{_num(bad.get('rate'))}/s: " + ", ".join(why) + (
                     f" (load gen {bad['cpu'].get('loadgen')} CPU)" if bad.get("cpu") else "")
-            thr = best.get("msgs_per_s") if key == "pairs" else best.get("deliveries_per_s")
-            unit = "msgs/s" if key == "pairs" else "deliveries/s"
+            thr = best.get("msgs_per_s") if key in ("pairs", "mixed") else \
+                best.get("deliveries_per_s")
+            unit = {"pairs": "msgs/s", "mixed": "items/s"}.get(key, "deliveries/s")
+            rate_unit = "items/s" if key == "mixed" else "msgs/s"
             lines.append(
-                f"| {key} | {who} | {_num(best.get('rate'))} msgs/s | {_num(thr)} {unit} | "
+                f"| {key} | {who} | {_num(best.get('rate'))} {rate_unit} | {_num(thr)} {unit} | "
                 f"{_ms(best.get('p50')) if best else '—'} | {_ms(best.get('p90')) if best else '—'}"
                 f" | {_ms(best.get('p99')) if best else '—'} | "
                 f"{_ms(best.get('max')) if best else '—'} | {_num(res.get('lost'))} | "
                 f"{_num(res.get('dups_total'))} | {_num(res.get('ooo_total'))} | {fail} | "
                 f"{cpu.get('loadgen', '—')} | {cpu.get('server', '—')} | "
                 f"{cpu.get('mariadb', '—')} | {cpu.get('redis', '—')} |")
+    lines += _mixed_lines(_get(sc, "mixed", "ours_1w"))
     idle = [k for k in sc if k.startswith("idle_")]
     if idle:
         lines += ["", "| Idle connections | Server | Connected | Open at end | KiB per connection "
@@ -231,14 +253,15 @@ def markdown(results: dict) -> str:
                   f"{_ms(ws.get('p99'))} / max {_ms(ws.get('max'))} ms ({ws.get('count')} "
                   f"pages); HTTP GET p50 {_ms(web.get('p50'))} / p90 {_ms(web.get('p90'))} / "
                   f"p99 {_ms(web.get('p99'))} / max {_ms(web.get('max'))} ms."]
-    prof = _get(sc, "pairs", "ours_1w", "profile")
-    if prof and prof.get("top"):
-        top = prof["top"]
-        lines += ["", f"Server hot spots (py-spy, pairs at {_num(prof.get('rate'))} msgs/s, "
-                  f"{top['samples']:,} samples, own time):", "",
-                  "| Function | Own % | Total % |", "| --- | ---: | ---: |"]
-        for fn in top["self"][:15]:
-            lines.append(f"| `{fn['name']}` | {fn['self_pct']} | {fn['total_pct']} |")
+    for key, unit in (("pairs", "msgs/s"), ("mixed", "items/s")):
+        prof = _get(sc, key, "ours_1w", "profile")
+        if prof and prof.get("top"):
+            top = prof["top"]
+            lines += ["", f"Server hot spots (py-spy, {key} at {_num(prof.get('rate'))} {unit}, "
+                      f"{top['samples']:,} samples, own time):", "",
+                      "| Function | Own % | Total % |", "| --- | ---: | ---: |"]
+            for fn in top["self"][:15]:
+                lines.append(f"| `{fn['name']}` | {fn['self_pct']} | {fn['total_pct']} |")
     servers = results.get("servers", {})
     trouble = {k: v for k, v in servers.items() if v.get("errors") or v.get("worker_timeouts")
                or v.get("worker_boots", 1) > (2 if "2w" in k else 1)}
@@ -248,6 +271,31 @@ def markdown(results: dict) -> str:
             f"{v.get('worker_boots')} worker boots" for k, v in trouble.items())]
     lines += ["", _machine_line(results)]
     return "\n".join(lines) + "\n"
+
+
+def _mixed_lines(mixed: dict | None) -> list[str]:
+    """What the mixed scenario's best step was made of, and how its updates fared."""
+    if not mixed:
+        return []
+    best = mixed.get("best") or {}
+    cycle = mixed.get("cycle") or {}
+    n = sum(cycle.values()) or 1
+    mix = ", ".join(f"{v} {k}" for k, v in cycle.items())
+    text = (f"Mixed pairs: each direction repeats a cycle of {n} items ({mix}); items "
+            f"(messages + changes) counted together; a change is delivered when the partner "
+            f"gets its `update` frame. ")
+    if best:
+        text += (f"At {_num(best.get('rate'))} items/s: {_num(best.get('messages_acked'))} "
+                 f"messages and {_num(best.get('changes_acked'))} changes acked, message p99 "
+                 f"{_ms(best.get('p99'))} ms, update p50 {_ms(best.get('update_p50'))} / p99 "
+                 f"{_ms(best.get('update_p99'))} ms, updates lost "
+                 f"{_num(best.get('updates_undelivered'))}, sent as plain messages for want "
+                 f"of an acked target {_num(best.get('substituted'))}. ")
+    text += (f"Over the run: updates lost {_num(mixed.get('lost_updates'))}, changes unacked "
+             f"{_num(mixed.get('unacked_changes'))}; plain pairs (1 worker) "
+             f"{_num(mixed.get('pairs_msgs_per_s'))} msgs/s, ratio "
+             f"{mixed.get('ratio_to_pairs') or '—'}.")
+    return ["", text]
 
 
 def update_readme(path: Path, md: str, only_if_marked: bool = False) -> bool:

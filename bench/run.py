@@ -33,6 +33,7 @@ if str(ROOT) not in sys.path:
 
 from bench import procstat, report  # noqa: E402
 from bench.fixtures import ApiUser, BenchDB, delete_redis_prefix  # noqa: E402
+from bench.mixed import parse_cycle  # noqa: E402
 
 BENCH = ROOT / "bench"
 RESULTS = BENCH / "results"
@@ -47,7 +48,7 @@ FULL = {
     "history_http_pages": 500,
     "step_seconds": 8, "drain_seconds": 4, "factor": 1.5, "bisect": 2,
     "pairs_start": 1000, "group_start": {100: 20, 1000: 4}, "max_rate": 200_000,
-    "profile_seconds": 20, "workers": [1, 2], "idle_hold": 5,
+    "profile_seconds": 20, "workers": [1, 2], "idle_hold": 5, "mixed_cycle": "",
 }
 QUICK = {
     "pairs_users": 100, "group_sizes": [100], "group_senders": 20,
@@ -57,11 +58,12 @@ QUICK = {
     "history_http_pages": 100,
     "step_seconds": 2, "drain_seconds": 2, "factor": 2.0, "bisect": 0,
     "pairs_start": 500, "group_start": {100: 10, 1000: 2}, "max_rate": 200_000,
-    "profile_seconds": 6, "workers": [1], "idle_hold": 2,
+    "profile_seconds": 6, "workers": [1], "idle_hold": 2, "mixed_cycle": "",
 }
 # History last: its bulk insert of a million rows leaves InnoDB flushing dirty pages
 # for minutes, which slows every COMMIT (and so every scenario that follows it).
-SCENARIOS = ("pairs", "group", "idle", "storm", "history")
+# Mixed right after pairs: its figure is given as a ratio to plain pairs of the same run.
+SCENARIOS = ("pairs", "mixed", "group", "idle", "storm", "history")
 
 
 def relay_users(users: list) -> list:
@@ -243,6 +245,11 @@ class Bench:
             self.size[key] = json.loads(value)
             if key == "group_start":
                 self.size[key] = {int(k): v for k, v in self.size[key].items()}
+        if self.size["mixed_cycle"]:
+            try:
+                parse_cycle(self.size["mixed_cycle"])
+            except ValueError as exc:
+                raise SystemExit(f"--set mixed_cycle: {exc}") from None
         ncpu = os.cpu_count() or 1
         if args.no_pin or ncpu < 2:
             self.server_cpus = self.client_cpus = None
@@ -345,7 +352,8 @@ class Bench:
         finally:
             self.finish_server(srv)
         password_hash = self.db.password_hash_of(self.api_users[0].user_id)
-        need = (max(max(s["idle"]), s["storm"]) + s["storm_writers"] + 2 * s["pairs_users"] * (len(s["workers"]) + 1)
+        need = (max(max(s["idle"]), s["storm"]) + s["storm_writers"]
+                + s["pairs_users"] * (2 * len(s["workers"]) + 3)
                 + (sum(s["group_sizes"]) * (1 + len(s["workers"]))) + 10)
         t = time.time()
         self.db.create_pool(need, password_hash)
@@ -375,21 +383,30 @@ class Bench:
             users = self.db.take(s["pairs_users"])
             self.db.follow_both_ways([(users[i][0], users[i + 1][0])
                                       for i in range(0, len(users) - 1, 2)])
-            profile = None
-            py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent) + os.pathsep
-                                  + os.environ.get("PATH", ""))
-            if workers == 1 and self.args.profile and py_spy:
-                profile = {"seconds": s["profile_seconds"], "py_spy": py_spy,
-                           "raw": str(RESULTS / f"profile-pairs{self.suffix}.txt"),
-                           "svg": str(RESULTS / f"profile-pairs{self.suffix}.svg")}
             res = self.measure("chat", workers, f"chat-pairs-{workers}w", f"pairs-{workers}w", {
                 "scenario": "pairs", "users": users, "concurrency": 200,
-                "search": self.search_params(s["pairs_start"]), "profile": profile})
-            if res.get("profile") and Path(res["profile"]["raw"]).exists():
-                res["profile"]["top"] = report.pyspy_top(res["profile"]["raw"])
+                "search": self.search_params(s["pairs_start"]),
+                "profile": self.profile_spec("pairs") if workers == 1 else None})
+            self.read_profile(res)
             self.record("pairs", f"ours_{workers}w", res)
             if workers == 1 and self.baseline:
                 self.relay_pairs(users)
+
+    def profile_spec(self, name: str) -> dict | None:
+        """Where py-spy's profile of a scenario's best rate goes (None: no profile)."""
+        py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent) + os.pathsep
+                              + os.environ.get("PATH", ""))
+        if not (self.args.profile and py_spy):
+            return None
+        return {"seconds": self.size["profile_seconds"], "py_spy": py_spy,
+                "raw": str(RESULTS / f"profile-{name}{self.suffix}.txt"),
+                "svg": str(RESULTS / f"profile-{name}{self.suffix}.svg")}
+
+    @staticmethod
+    def read_profile(res: dict) -> None:
+        """The top functions of the profile the load generator had taken, if any."""
+        if res.get("profile") and Path(res["profile"]["raw"]).exists():
+            res["profile"]["top"] = report.pyspy_top(res["profile"]["raw"])
 
     def relay_pairs(self, users) -> None:
         s = self.size
@@ -397,6 +414,26 @@ class Bench:
             "scenario": "pairs", "users": relay_users(users), "concurrency": 200,
             "search": self.search_params(s["pairs_start"])})
         self.record("pairs", "relay", res)
+
+    def run_mixed(self) -> None:
+        """Pairs with rich messages on one worker (bench/mixed.py), given as a ratio to plain
+        pairs of this run."""
+        s = self.size
+        users = self.db.take(s["pairs_users"])
+        pairs = [(users[i][0], users[i + 1][0]) for i in range(0, len(users) - 1, 2)]
+        self.db.follow_both_ways(pairs)
+        groups = self.db.create_pair_groups(pairs)
+        res = self.measure("chat", 1, "chat-mixed-1w", "mixed-1w", {
+            "scenario": "mixed", "users": users, "groups": groups, "concurrency": 200,
+            "cycle": s["mixed_cycle"], "search": self.search_params(s["pairs_start"]),
+            "profile": self.profile_spec("mixed")})
+        self.read_profile(res)
+        plain = report.best_rate(self.results["scenarios"].get("pairs", {}).get("ours_1w"))
+        res["pairs_msgs_per_s"] = plain
+        res["ratio_to_pairs"] = report.ratio(report.best_rate(res), plain)
+        say(f"mixed: {report.best_rate(res)} messages+changes/s, plain pairs {plain}/s, "
+            f"ratio {res['ratio_to_pairs']}")
+        self.record("mixed", "ours_1w", res)
 
     def run_group(self) -> None:
         s = self.size
@@ -454,8 +491,8 @@ class Bench:
         run replaces the published figures (latest.json, results.md, the README table)."""
         if self.args.quick:
             return "-quick"
-        if self.args.db_options:  # not the production configuration: an experiment
-            return "-experiment"
+        if self.args.db_options or self.size["mixed_cycle"]:  # not the production
+            return "-experiment"  # configuration, or not the issue's mix: an experiment
         return "-partial" if self.args.only else ""
 
     def save(self, partial: bool = False) -> None:
@@ -544,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client-cpus", default="1", help="CPUs of the load generator")
     parser.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
     parser.add_argument("--no-profile", dest="profile", action="store_false",
-                        help="skip the py-spy profile of the pairs scenario")
+                        help="skip the py-spy profiles of the pairs and mixed scenarios")
     parser.add_argument("--db-name", default="chat_bench")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
     parser.add_argument("--rate-per-minute", type=int, default=10_000_000,

@@ -18,6 +18,7 @@ import pytest
 
 from bench import report
 from bench.loadgen import Client, Stream, Traffic, percentiles
+from bench.mixed import MixedTraffic, cycle_counts
 from bench.procstat import CpuMeter
 from bench.wsclient import (MASK_KEY, Loop, client_frame, mask, parse_server_frames,
                             text_frame)
@@ -124,6 +125,70 @@ def test_pairs_step_against_the_chat_server(server, api):
     # The same content is stored as sent: the benchmark's messages are real messages.
     page = alice.get(f"/api/messages/{bob.user_id}?limit=5").json()["messages"]
     assert len(page) == 5 and all(m["content"].count(":") >= 3 for m in page)
+
+
+def test_mixed_cycle_holds_the_issue_s_mix():
+    # 20 messages (20 % replies, 10 % mentions) and one edit, recall and reaction each.
+    assert cycle_counts() == {"plain": 14, "reply": 4, "mention": 2, "edit": 1, "recall": 1,
+                              "reaction": 1}
+
+
+def test_mixed_steps_against_the_chat_server(server, api):
+    alice, bob = api("bench"), api("bench")
+    alice.follow_each_other(bob)
+    r = alice.post("/api/groups", json={"name": "bench pair"})
+    assert r.status_code == 201, r.text
+    gid = r.json()["id"]
+    assert alice.put(f"/api/groups/{gid}/members/{bob.user_id}").status_code == 200
+    spec = {"mode": "chat", "scenario": "mixed", "host": "127.0.0.1", "port": server.port,
+            "p99_ms": 10_000}
+    loop = Loop("127.0.0.1", server.port)
+    traffic = MixedTraffic(spec, loop, CpuMeter({}))
+    a, b = clients = [Client(alice.user_id, alice.token), Client(bob.user_id, bob.token)]
+    traffic.add_pair(a, b, gid)
+    assert traffic.connect(clients, concurrency=10, timeout=20, settle=0.2)["connected"] == 2
+    # One cycle per lane first: its replies and changes may find no acked target yet.
+    first = traffic.run_step(46, 1, drain=5)
+    assert first["acked"] == 46 and first["clean"], first
+    # Two whole cycles per lane, every target acked by now: the exact mix.
+    step = traffic.run_step(46, 2, drain=5)
+    for cl in clients:
+        loop.close(cl.conn, abort=False)
+    assert step["substituted"] == 0
+    assert step["sent"] == step["acked"] == 92 and step["unacked"] == 0
+    assert step["messages_acked"] == step["deliveries"] == 80
+    assert step["changes_acked"] == step["update_deliveries"] == 12
+    assert step["undelivered"] == step["updates_undelivered"] == 0
+    assert step["dups"] == step["ooo"] == step["errors"] == step["unexpected"] == 0
+    assert step["p99"] is not None and step["update_p99"] is not None and step["clean"]
+    # The server stored what was sent: replies, edits, recalls, reactions, mentions.
+    page = alice.get(f"/api/messages/{bob.user_id}?limit=100").json()["messages"]
+    assert sum(1 for m in page if m["reply_to"]) >= 8
+    assert sum(1 for m in page if m["recalled"]) >= 4
+    assert sum(1 for m in page if m["edited_at"] and not m["recalled"]) >= 4
+    assert sum(1 for m in page if m["reactions"]) >= 4
+    group = alice.get(f"/api/groups/{gid}/messages?limit=100").json()["messages"]
+    assert len(group) >= 8 and all(m["mentions"] in ([alice.user_id], [bob.user_id])
+                                   for m in group)
+
+
+def test_report_gives_mixed_as_a_ratio_to_plain_pairs():
+    best = {"rate": 80, "msgs_per_s": 80.0, "p50": 1.0, "p90": 2.0, "p99": 3.0, "max": 4.0,
+            "cpu": {}, "messages_acked": 560, "changes_acked": 80, "update_p50": 1.0,
+            "update_p99": 2.0, "updates_undelivered": 0, "substituted": 0}
+    results = {"mode": "quick", "machine": {"nproc": 2}, "config": {}, "scenarios": {
+        "pairs": {"ours_1w": {"best": {"rate": 100, "msgs_per_s": 100.0}, "lost": 0}},
+        "mixed": {"ours_1w": {"best": best, "lost": 0, "cycle": cycle_counts(),
+                              "pairs_msgs_per_s": 100.0, "ratio_to_pairs": 0.8}}}}
+    rows = {r["metric"]: r for r in report.summary(results)
+            if r["scenario"].startswith("1. mixed")}
+    assert rows["ratio to plain pairs, 1 worker (same run)"]["ours"] == 0.8
+    assert rows["ratio to plain pairs, 1 worker (same run)"]["pass"] is True
+    md = report.markdown(results)
+    assert "| mixed | ours_1w | 80 items/s | 80 items/s |" in md
+    results["scenarios"]["mixed"]["ours_1w"]["lost"] = 1  # a lost update fails the target
+    assert not [r for r in report.summary(results) if r["pass"] is True
+                and r["scenario"].startswith("1. mixed")]
 
 
 def test_pairs_step_against_the_bare_relay():
