@@ -62,9 +62,9 @@ class MessageState:
 
     def stored(self) -> tuple:
         """The row's new state, in ``MessageStore.save_states`` order."""
-        return (self.content, self.edited_at, self.recalled,
+        return (self.id, self.content, self.edited_at, self.recalled,
                 orjson.dumps(self.reactions).decode() if self.reactions else None,
-                self.attachments, self.mentions, self.mention_all, self.id)
+                self.attachments, self.mentions, self.mention_all)
 
     def mention_keys(self) -> list[tuple]:
         """(user, conv_key, message_id) of the mentions it made (forgotten on recall)."""
@@ -176,4 +176,4 @@ class ChangeRules:
 
 def reply_refresh(state: MessageState) -> tuple:
     """What the replies to an edited or recalled message now quote (``refresh_replies``)."""
-    return ("" if state.recalled else excerpt(state.content), state.recalled, state.id)
+    return (state.id, "" if state.recalled else excerpt(state.content), state.recalled)

@@ -108,9 +108,16 @@ class MessageWrites:
                    f"message_id, sender_id) VALUES (%s, %s, %s, %s)", rows)
 
     def delete_mentions(self, rows: list[tuple]) -> None:
-        """Forget (user_id, conv_key, message_id) mentions (of a recalled message)."""
-        self._many("DELETE FROM mentions WHERE user_id = %s AND conv_key = %s "
-                   "AND message_id = %s", rows)
+        """Forget (user_id, conv_key, message_id) mentions (of recalled messages), in one
+        statement."""
+        if not rows:
+            return
+        triple = f"({self.mark},{self.mark},{self.mark})"
+        listed = ",".join([triple] * len(rows))
+        if self.dialect == "sqlite":
+            listed = f"VALUES {listed}"
+        self.run(f"DELETE FROM mentions WHERE (user_id, conv_key, message_id) IN ({listed})",
+                 [v for row in rows for v in row])
 
     def insert_updates(self, rows: list[tuple]) -> None:
         """(id, conv_key, message_id, kind, actor_id, client_id, payload, created_at) rows."""
@@ -118,20 +125,41 @@ class MessageWrites:
                    "client_id, payload, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                    rows)
 
+    def _update_by_case(self, table: str, key: str, columns: tuple[str, ...],
+                        rows: list[tuple]) -> None:
+        """One UPDATE for many rows: each column set by ``CASE key WHEN .. THEN ..``.
+
+        ``rows`` are (key, value of each column). PyMySQL's executemany runs an UPDATE
+        once per row, one round trip each, in the committer's serial path.
+        """
+        if not rows:
+            return
+        whens = " ".join([f"WHEN {self.mark} THEN {self.mark}"] * len(rows))
+        sets = ", ".join(f"{column} = CASE {key} {whens} ELSE {column} END"
+                         for column in columns)
+        params = [v for index in range(1, len(columns) + 1)
+                  for row in rows for v in (row[0], row[index])]
+        params.extend(row[0] for row in rows)
+        marks = ",".join([self.mark] * len(rows))
+        self.run(f"UPDATE {table} SET {sets} WHERE {key} IN ({marks})", params)
+
     def save_states(self, rows: list[tuple]) -> None:
-        """A changed message's current state: (content, edited_at, recalled, reactions,
-        attachments, mentions, mention_all, id) rows."""
-        self._many("UPDATE messages SET content = %s, edited_at = %s, recalled = %s, "
-                   "reactions = %s, attachments = %s, mentions = %s, mention_all = %s "
-                   "WHERE id = %s", rows)
+        """The changed messages' current state: (id, content, edited_at, recalled,
+        reactions, attachments, mentions, mention_all) rows."""
+        self._update_by_case("messages", "id", ("content", "edited_at", "recalled",
+                                                "reactions", "attachments", "mentions",
+                                                "mention_all"), rows)
 
     def refresh_replies(self, rows: list[tuple]) -> None:
-        """The excerpt kept on the replies to an edited or recalled message:
-        (excerpt, recalled, original id) rows."""
-        self._many("UPDATE messages SET reply_excerpt = %s, reply_recalled = %s "
-                   "WHERE reply_to_id = %s", rows)
+        """The excerpt kept on the replies to edited or recalled messages:
+        (original id, excerpt, recalled) rows."""
+        self._update_by_case("messages", "reply_to_id", ("reply_excerpt", "reply_recalled"),
+                             rows)
 
     def scrub_edits(self, message_ids: list[int]) -> None:
         """A recalled message's text is gone everywhere: also from its earlier edits."""
-        self._many("UPDATE message_updates SET payload = '{\"content\": \"\"}' "
-                   "WHERE message_id = %s AND kind = 'edit'", [(m,) for m in message_ids])
+        if not message_ids:
+            return
+        marks = ",".join([self.mark] * len(message_ids))
+        self.run("UPDATE message_updates SET payload = '{\"content\": \"\"}' "
+                 f"WHERE kind = 'edit' AND message_id IN ({marks})", list(message_ids))
