@@ -4,8 +4,8 @@ from .base import (GROUP, USER, Batch, Bus, Event, Presence, Sink, group_channel
                    parse_channel, user_channel)
 from .local import LocalBus
 
-__all__ = ["GROUP", "USER", "Batch", "Bus", "Event", "LocalBus", "Presence", "Sink", "group_channel",
-           "parse_channel", "user_channel", "make_bus"]
+__all__ = ["GROUP", "USER", "Batch", "Bus", "Event", "LocalBus", "Presence", "Sink",
+           "group_channel", "parse_channel", "user_channel", "make_bus"]
 
 
 def make_bus(redis_url: str | None, prefix: str) -> Bus:

@@ -116,7 +116,7 @@ class Bus(Protocol):
 
 
 def deliver_locally(sink: Sink | None, events: Sequence[Event], batch: Batch | None,
-                    log) -> None:
+                    log: Any) -> None:
     """Hand events to this process's sink in order; one failing event never stops the rest."""
     if sink is None:
         return

@@ -12,6 +12,8 @@ a payload is buffered.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import base64
 import codecs
 import hashlib
@@ -84,7 +86,7 @@ def pong_frame(payload: bytes) -> bytes:
     return build_frame(OP_PONG, payload)
 
 
-def unmask(data, mask: bytes) -> bytes:
+def unmask(data: Any, mask: bytes) -> bytes:
     """XOR ``data`` with the repeating 4-byte ``mask`` (as one big integer: fast in C)."""
     size = len(data)
     if not size:

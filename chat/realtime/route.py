@@ -8,6 +8,8 @@ see that module).
 """
 from __future__ import annotations
 
+from typing import Any
+
 import logging
 from functools import wraps
 
@@ -34,10 +36,10 @@ _DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
 class ChatSock(Sock):
     """flask-sock, handing each route our ``WebSocket`` instead of simple-websocket's."""
 
-    def route(self, path, bp=None, **kwargs):
+    def route(self, path: Any, bp: Any = None, **kwargs):
         """Like ``Sock.route``: the handler gets an accepted ``WebSocket`` and runs until
         the connection ends; the socket is always dropped afterwards."""
-        def decorator(handler):
+        def decorator(handler: Any):
             @wraps(handler)
             def websocket_route(*args, **kw):
                 sock = upgrade_socket(request.environ)
@@ -139,7 +141,7 @@ def websocket(ws: WebSocket) -> None:
         chat.quota.release(user_id, conn.id)
 
 
-def serve(chat, conn: Connection, ws: WebSocket, user_id: int) -> None:
+def serve(chat: Any, conn: Connection, ws: WebSocket, user_id: int) -> None:
     """Hello, register, then answer frames until the connection ends."""
     cfg = current_app.config
     try:

@@ -1,6 +1,8 @@
 """Accounts: registration, password checks with a brake on guessing, tokens and sessions."""
 from __future__ import annotations
 
+from typing import Any
+
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -88,7 +90,7 @@ class Accounts:
         if self._count("auth-attempts:" + address, 60) > limit:
             raise RateLimited(TOO_MANY_ATTEMPTS)
 
-    def register(self, username, password, address: str | None = None) -> User:
+    def register(self, username: Any, password: Any, address: str | None = None) -> User:
         """Create an account; 409 when the name is taken (case-insensitively)."""
         name = validation.username(username)
         secret = validation.password(password)
@@ -103,7 +105,7 @@ class Accounts:
             raise Conflict(N_("that username is taken")) from None
         return user
 
-    def authenticate(self, username, password, address: str | None = None) -> User:
+    def authenticate(self, username: Any, password: Any, address: str | None = None) -> User:
         """The user for these credentials; 401 when wrong, 429 after too many failures.
 
         Failures are counted per (username, address) and per address, never per
@@ -227,7 +229,8 @@ class Accounts:
             AuthToken.id.in_(token_ids), AuthToken.revoked_at.is_(None))))
         return set(token_ids) - live
 
-    def change_password(self, user: User, current, new, address: str | None = None) -> None:
+    def change_password(self, user: User, current: Any, new: Any,
+                        address: str | None = None) -> None:
         """Change a password and end every other session and token of the user.
 
         The current password is checked like a login, brake included, so a stolen

@@ -9,6 +9,8 @@ refused.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from emoji import EMOJI_DATA, STATUS
 
 from ..errors import BadRequest
@@ -21,7 +23,7 @@ _QUALIFIED_BY_NAME = {data["en"]: text for text, data in EMOJI_DATA.items()
                       if data["status"] == _FULLY_QUALIFIED}
 
 
-def reaction_emoji(value) -> str:
+def reaction_emoji(value: Any) -> str:
     """The fully-qualified form of one emoji; 400 for anything else."""
     if type(value) is not str or not 1 <= len(value) <= MAX_CODE_POINTS:
         raise BadRequest(N_("emoji must be one emoji"))

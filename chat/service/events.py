@@ -7,6 +7,8 @@ transaction (typing) go out at once with ``Events.now``.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
@@ -56,5 +58,5 @@ def _publish_pending(session: Session) -> None:
 
 
 @sa_event.listens_for(Session, "after_soft_rollback")
-def _drop_pending(session: Session, previous_transaction) -> None:
+def _drop_pending(session: Session, previous_transaction: Any) -> None:
     session.info.pop(_PENDING, None)

@@ -1,6 +1,8 @@
 """Groups: create, find, join and leave; the owner edits, removes, hands over and deletes."""
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -64,10 +66,10 @@ class Groups:
     def _unenrol(group_id: int, user_id: int) -> None:
         db.session.execute(delete(Membership).where(Membership.group_id == group_id,
                                                     Membership.user_id == user_id))
-        db.session.execute(delete(ReadCursor).where(ReadCursor.user_id == user_id,
-                                                    ReadCursor.conv_key == group_conv_key(group_id)))
+        db.session.execute(delete(ReadCursor).where(
+            ReadCursor.user_id == user_id, ReadCursor.conv_key == group_conv_key(group_id)))
 
-    def create(self, owner_id: int, name, description=None, icon=None) -> dict:
+    def create(self, owner_id: int, name: Any, description: Any = None, icon: Any = None) -> dict:
         """Create a group; the creator owns it and is its first member."""
         group = Group(name=validation.text_field(name, "name", validation.GROUP_NAME_MAX,
                                                  required=True).strip(),
@@ -83,7 +85,7 @@ class Groups:
         return group_json(group, owner_id, count=1)
 
     @staticmethod
-    def show(viewer_id: int, group_id) -> dict:
+    def show(viewer_id: int, group_id: Any) -> dict:
         """Any user may see a group (to find and join it)."""
         return group_json(get_group(group_id), viewer_id)
 
@@ -111,7 +113,7 @@ class Groups:
         return [group_json(g, viewer_id) for g in db.session.scalars(stmt)]
 
     @staticmethod
-    def update(actor_id: int, group_id, fields: dict) -> dict:
+    def update(actor_id: int, group_id: Any, fields: dict) -> dict:
         """Edit name, description, icon, or hand the group over (``owner_id``); owner only."""
         group = get_group(group_id)
         _require_owner(group, actor_id)
@@ -136,7 +138,7 @@ class Groups:
         db.session.commit()
         return group_json(group, actor_id)
 
-    def delete_group(self, actor_id: int, group_id) -> dict:
+    def delete_group(self, actor_id: int, group_id: Any) -> dict:
         """Delete a group with its messages; every other member gets ``group_deleted``."""
         group = get_group(group_id)
         _require_owner(group, actor_id)
@@ -156,7 +158,7 @@ class Groups:
         return {"deleted": True, "id": group.id}
 
     @staticmethod
-    def members(viewer_id: int, group_id) -> list[dict]:
+    def members(viewer_id: int, group_id: Any) -> list[dict]:
         """The group's members (owner first); only members may look."""
         group = get_group(group_id)
         if membership(group.id, viewer_id) is None:
@@ -169,7 +171,7 @@ class Groups:
         return [{**user_json(u), "role": role, "joined_at": iso(joined)}
                 for u, role, joined in rows]
 
-    def add_member(self, actor_id: int, group_id, user_id) -> dict:
+    def add_member(self, actor_id: int, group_id: Any, user_id: Any) -> dict:
         """Join (yourself), or add someone (owner only); idempotent.
 
         Nobody is put in a group without saying yes (PROTOCOL.md 6.5): someone the
@@ -226,7 +228,7 @@ class Groups:
         """The user's pending invitation to the group, if any."""
         return db.session.get(Invitation, (group_id, user_id))
 
-    def remove_member(self, actor_id: int, group_id, user_id) -> dict:
+    def remove_member(self, actor_id: int, group_id: Any, user_id: Any) -> dict:
         """Leave (yourself) or remove someone (owner only); decline an invitation (yourself).
 
         Authorization comes first (PROTOCOL.md 6.6): a member removing the owner is 403;

@@ -1,13 +1,15 @@
 """One-at-a-time lookups through the ORM, with the 400/404 every caller needs."""
 from __future__ import annotations
 
+from typing import Any
+
 from ..errors import NotFound
 from ..extensions import db
 from ..store.models import Block, Follow, Group, Membership, User
 from . import policy, validation
 
 
-def get_user(user_id) -> User:
+def get_user(user_id: Any) -> User:
     """The user with this id; 400 for a malformed id, 404 when there is none."""
     user = db.session.get(User, validation.entity_id(user_id, "user_id"))
     if user is None:
@@ -15,7 +17,7 @@ def get_user(user_id) -> User:
     return user
 
 
-def get_group(group_id) -> Group:
+def get_group(group_id: Any) -> Group:
     """The group with this id; 400 for a malformed id, 404 when there is none."""
     group = db.session.get(Group, validation.entity_id(group_id, "group_id"))
     if group is None:
@@ -38,7 +40,7 @@ def follows(follower_id: int, followee_id: int) -> bool:
     return db.session.get(Follow, (follower_id, followee_id)) is not None
 
 
-def writable_peer(sender_id: int, peer_id) -> User:
+def writable_peer(sender_id: int, peer_id: Any) -> User:
     """A user the sender may write to (exists, and has not blocked the sender)."""
     peer = get_user(peer_id)
     policy.check(policy.private_write(recipient_exists=True,
@@ -46,7 +48,7 @@ def writable_peer(sender_id: int, peer_id) -> User:
     return peer
 
 
-def member_group(user_id: int, group_id) -> Group:
+def member_group(user_id: int, group_id: Any) -> Group:
     """A group the user is a member of (404 when there is none, 403 for a non-member)."""
     group = get_group(group_id)
     policy.check(policy.group_write(group_exists=True,

@@ -1,6 +1,8 @@
 """Notices, the seed's notification system: stored, then pushed live after commit."""
 from __future__ import annotations
 
+from typing import Any
+
 from datetime import timedelta
 
 from sqlalchemy import func, select, update
@@ -58,7 +60,7 @@ class Notices:
         return {"notices": [notice_frame(n, name) for n, name in rows], "unread": unread}
 
     @staticmethod
-    def mark_read(user_id: int, up_to_id) -> dict:
+    def mark_read(user_id: int, up_to_id: Any) -> dict:
         """Mark the user's notices read, all of them or those up to ``up_to_id``."""
         up_to = validation.cursor(up_to_id, "up_to_id")
         query = update(Notice).where(Notice.user_id == user_id, Notice.read_at.is_(None))

@@ -6,6 +6,8 @@ the same in a 2-person chat and a 5,000-member group.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from dataclasses import dataclass
 
 import orjson
@@ -29,7 +31,7 @@ UNREAD_FETCH_MAX = 5000
 ANSWER_MAX_BYTES = 4 * 1024 * 1024
 
 
-def resolve_conversation(user_id: int, target_id, is_group: bool) -> tuple[str, int | None,
+def resolve_conversation(user_id: int, target_id: Any, is_group: bool) -> tuple[str, int | None,
                                                                           int | None]:
     """The storage key for a peer or a group the user may read: (key, peer, group)."""
     if is_group:
@@ -39,7 +41,7 @@ def resolve_conversation(user_id: int, target_id, is_group: bool) -> tuple[str, 
     return private_conv_key(user_id, peer.id), peer.id, None
 
 
-def _update(row) -> dict:
+def _update(row: Any) -> dict:
     """A stored update (``queries.sync_updates``) as the ``update`` frame."""
     message = _UpdatedMessage(row.message_id, row.sender_id, row.recipient_id, row.group_id)
     return update_frame(row.id, row.kind, message, row.actor_id, row.created_at,
@@ -98,8 +100,8 @@ class Reading:
         self.events = events
 
     @staticmethod
-    def history(user_id: int, target_id, is_group: bool, before_id=None, before_time=None,
-                limit=None) -> dict:
+    def history(user_id: int, target_id: Any, is_group: bool, before_id: Any = None,
+                before_time: Any = None, limit: Any = None) -> dict:
         """The ``limit`` messages of a conversation before the cursor, oldest first."""
         # The frame's own fields first: a mistyped field is 400 whoever the peer is.
         before = validation.cursor(before_id, "before_id")
@@ -170,7 +172,7 @@ class Reading:
         convs = self.conversations(user_id, unread_only=True)
         return {"total": sum(c["unread"] for c in convs), "conversations": convs}
 
-    def mark_read(self, user_id: int, target_id, is_group: bool, last_read_id,
+    def mark_read(self, user_id: int, target_id: Any, is_group: bool, last_read_id: Any,
                   origin: str | None = None) -> dict:
         """Move the user's cursor (clamped to the newest message); push ``read`` receipts."""
         wanted = validation.cursor(last_read_id, "last_read_id")
@@ -205,7 +207,7 @@ class Reading:
                 "has_more": has_more}
 
     @staticmethod
-    def sync(user_id: int, since_id, limit=None) -> dict:
+    def sync(user_id: int, since_id: Any, limit: Any = None) -> dict:
         """Every message and update the user can see with ``id > since_id``, oldest first.
 
         ``limit`` and ``has_more`` count messages and updates together: the client's
@@ -226,7 +228,7 @@ class Reading:
                 "updates": [_update(u) for u in updates if u.id in kept_ids],
                 "has_more": len(merged) > len(kept)}
 
-    def typing(self, user_id: int, target_id, is_group: bool) -> None:
+    def typing(self, user_id: int, target_id: Any, is_group: bool) -> None:
         """Tell the other party (or the group's other members) that the user is typing."""
         if is_group:
             group = member_group(user_id, target_id)

@@ -62,7 +62,7 @@ def message_frame(row: Any) -> dict:
             "reactions": [] if recalled else reactions_list(_json_list(row.reactions))}
 
 
-def update_frame(update_id: int, kind: str, message: Any, actor_id: int, created_at,
+def update_frame(update_id: int, kind: str, message: Any, actor_id: int, created_at: Any,
                  payload: dict) -> dict:
     """An edit, recall or reaction, as pushed live and returned by ``sync``."""
     return {"kind": "update", "code": 200, "id": update_id, "update": kind,

@@ -1,6 +1,8 @@
 """Users as seen by each other: search, profiles, follows and blocks."""
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
@@ -48,12 +50,12 @@ class Social:
                 "followed_by": (other_id, viewer_id) in follows,
                 "blocking": is_blocked(viewer_id, other_id)}
 
-    def profile(self, viewer_id: int, user_id) -> dict:
+    def profile(self, viewer_id: int, user_id: Any) -> dict:
         """A user with ``following`` / ``followed_by`` seen from the viewer."""
         user = get_user(user_id)
         return {**user_json(user), **self.relation(viewer_id, user.id)}
 
-    def follow(self, actor_id: int, user_id) -> dict:
+    def follow(self, actor_id: int, user_id: Any) -> dict:
         """Follow a user (idempotent); they get a ``follow`` notice the first time."""
         target = get_user(user_id)
         if target.id == actor_id:
@@ -72,7 +74,7 @@ class Social:
                 db.session.rollback()
         return self.profile(actor_id, target.id)
 
-    def unfollow(self, actor_id: int, user_id) -> dict:
+    def unfollow(self, actor_id: int, user_id: Any) -> dict:
         """Stop following a user (idempotent)."""
         target = get_user(user_id)
         db.session.execute(delete(Follow).where(Follow.follower_id == actor_id,
@@ -80,7 +82,7 @@ class Social:
         db.session.commit()
         return self.profile(actor_id, target.id)
 
-    def block(self, actor_id: int, user_id) -> dict:
+    def block(self, actor_id: int, user_id: Any) -> dict:
         """Block a user: their private messages get 403. Blocking also ends their follow."""
         target = get_user(user_id)
         if target.id == actor_id:
@@ -95,7 +97,7 @@ class Social:
                 db.session.rollback()
         return self.profile(actor_id, target.id)
 
-    def unblock(self, actor_id: int, user_id) -> dict:
+    def unblock(self, actor_id: int, user_id: Any) -> dict:
         """Lift a block (idempotent)."""
         target = get_user(user_id)
         db.session.execute(delete(Block).where(Block.blocker_id == actor_id,

@@ -124,7 +124,7 @@ class StrangerRule:
         return {(i.sender_id, i.recipient_id) for i in items
                 if (i.conv_key, i.recipient_id) in found}
 
-    def _from_database(self, items, watched) -> list:
+    def _from_database(self, items: Any, watched: Any) -> list:
         """Redis is down: answer the rule from the stored messages, which hold the truth."""
         since = utcnow() - timedelta(seconds=self.settings.stranger_ttl)
         refused: set[int] = set()

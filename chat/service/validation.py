@@ -1,6 +1,8 @@
 """Checks of input values shared by the WebSocket frames and the HTTP API (PROTOCOL.md 5)."""
 from __future__ import annotations
 
+from typing import Any
+
 import json
 import re
 from datetime import datetime, timezone
@@ -49,19 +51,19 @@ def parse_json(raw: str | bytes, what: str = "frame") -> object:
         raise BadRequest(f"the {what} is not valid JSON") from None
 
 
-def entity_id(value, field: str) -> int:
+def entity_id(value: Any, field: str) -> int:
     """A positive id no larger than 2^53-1; ``True`` is not an id, nor is ``1.0``."""
     if type(value) is not int or not 1 <= value <= MAX_ID:
         raise BadRequest(f"{field} must be a positive integer id")
     return value
 
 
-def optional_id(value, field: str) -> int | None:
+def optional_id(value: Any, field: str) -> int | None:
     """An id that may be absent (``None``)."""
     return None if value is None else entity_id(value, field)
 
 
-def id_list(value, field: str, most: int) -> list[int]:
+def id_list(value: Any, field: str, most: int) -> list[int]:
     """A list of at most ``most`` ids (absent: empty), in the order given."""
     if value is None:
         return []
@@ -72,7 +74,7 @@ def id_list(value, field: str, most: int) -> list[int]:
     return [entity_id(v, field) for v in value]
 
 
-def cursor(value, field: str, default: int | None = None) -> int | None:
+def cursor(value: Any, field: str, default: int | None = None) -> int | None:
     """A position such as ``since_id``: an integer from 0 to 2^53-1 (``None`` -> default)."""
     if value is None:
         return default
@@ -81,7 +83,7 @@ def cursor(value, field: str, default: int | None = None) -> int | None:
     return value
 
 
-def limit(value, low: int, high: int, default: int, field: str = "limit") -> int:
+def limit(value: Any, low: int, high: int, default: int, field: str = "limit") -> int:
     """A page size within ``low``..``high``."""
     if value is None:
         return default
@@ -90,7 +92,7 @@ def limit(value, low: int, high: int, default: int, field: str = "limit") -> int
     return value
 
 
-def flag(value, field: str) -> bool:
+def flag(value: Any, field: str) -> bool:
     """An optional boolean: absent or ``null`` means false."""
     if value is None:
         return False
@@ -99,7 +101,7 @@ def flag(value, field: str) -> bool:
     return value
 
 
-def content(value, max_len: int, may_be_empty: bool = False) -> str:
+def content(value: Any, max_len: int, may_be_empty: bool = False) -> str:
     """Message text: 1..max_len code points, not only white space, valid Unicode.
 
     ``may_be_empty``: a message with attachments may have no text at all (``""``).
@@ -117,13 +119,13 @@ def content(value, max_len: int, may_be_empty: bool = False) -> str:
     return value
 
 
-def is_client_id(value) -> bool:
+def is_client_id(value: Any) -> bool:
     """Whether ``value`` is a well-formed idempotency key (what ``client_id`` accepts)."""
     return (type(value) is str and 1 <= len(value) <= CLIENT_ID_MAX
             and not _has_lone_surrogate(value))
 
 
-def client_id(value) -> str | None:
+def client_id(value: Any) -> str | None:
     """The client's idempotency key: absent, or 1-64 characters."""
     if value is None:
         return None
@@ -134,14 +136,14 @@ def client_id(value) -> str | None:
     return value
 
 
-def username(value) -> str:
+def username(value: Any) -> str:
     """3-32 characters of A-Za-z0-9_.-"""
     if type(value) is not str or not USERNAME_RE.fullmatch(value):
         raise BadRequest(N_("username must be 3 to 32 characters of letters, digits, _ . -"))
     return value
 
 
-def password(value) -> str:
+def password(value: Any) -> str:
     """8-128 characters."""
     if type(value) is not str or not PASSWORD_MIN <= len(value) <= PASSWORD_MAX:
         raise BadRequest(f"password must be {PASSWORD_MIN} to {PASSWORD_MAX} characters")
@@ -150,7 +152,7 @@ def password(value) -> str:
     return value
 
 
-def text_field(value, field: str, max_len: int, *, required: bool) -> str:
+def text_field(value: Any, field: str, max_len: int, *, required: bool) -> str:
     """A short free text such as a group name or description."""
     if value is None and not required:
         return ""
@@ -165,7 +167,7 @@ def text_field(value, field: str, max_len: int, *, required: bool) -> str:
     return value
 
 
-def icon_url(value) -> str:
+def icon_url(value: Any) -> str:
     """An icon is an http(s) URL, or empty."""
     if value is None or value == "":
         return ""
@@ -192,7 +194,7 @@ FORM_MESSAGES = (
 )
 
 
-def time_cursor(value) -> datetime:
+def time_cursor(value: Any) -> datetime:
     """The seed's history cursor: 'YYYY-MM-DD HH:MM:SS' (UTC) or ISO 8601, as naive UTC."""
     if type(value) is not str or len(value) > 40:
         raise BadRequest(N_("content must be a time 'YYYY-MM-DD HH:MM:SS' or ISO 8601"))
@@ -209,7 +211,7 @@ def time_cursor(value) -> datetime:
     return moment
 
 
-def query_int(args, name: str, *, low: int, high: int, default: int | None) -> int | None:
+def query_int(args: Any, name: str, *, low: int, high: int, default: int | None) -> int | None:
     """An integer query parameter (digits only), within bounds."""
     raw = args.get(name)
     if raw is None or raw == "":
@@ -235,7 +237,7 @@ def query_number(raw: str, name: str, *, low: int, high: int) -> int:
     return number
 
 
-def query_flag(raw, name: str) -> bool:
+def query_flag(raw: Any, name: str) -> bool:
     """A yes/no query parameter: ``1`` or ``true``; ``0``, ``false``, empty or absent is no."""
     if raw is None:
         return False
@@ -244,7 +246,7 @@ def query_flag(raw, name: str) -> bool:
     return QUERY_FLAGS[raw]
 
 
-def search_text(value, name: str, max_len: int) -> str | None:
+def search_text(value: Any, name: str, max_len: int) -> str | None:
     """A search text: at most ``max_len`` characters once trimmed; returned as given."""
     if value is None:
         return None
@@ -255,14 +257,14 @@ def search_text(value, name: str, max_len: int) -> str | None:
     return value
 
 
-def string(value, name: str) -> str:
+def string(value: Any, name: str) -> str:
     """Any string (a login's username and password are then compared with the stored ones)."""
     if type(value) is not str:
         raise BadRequest(f"{name} must be a string")
     return value
 
 
-def token_name(value) -> str:
+def token_name(value: Any) -> str:
     """A token's optional label: up to 64 characters; absent is empty."""
     if value is None:
         return ""

@@ -12,12 +12,12 @@ MariaDB probe every combination of their values.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Sequence
+from typing import Any, Sequence
 
 from .committer_writes import MessageWrites
 
 
-def as_datetime(value) -> datetime:
+def as_datetime(value: Any) -> datetime:
     """A DATETIME as the driver returned it (SQLite gives text) as a naive datetime."""
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
@@ -225,7 +225,8 @@ class MessageStore(MessageWrites):
             f"AND created_at >= %s", [*conv_keys, *senders, db_time(since)])
         return {tuple(r) for r in found}
 
-    def counts_sent(self, pairs: set[tuple[str, int]], since: datetime) -> dict[tuple[str, int], int]:
+    def counts_sent(self, pairs: set[tuple[str, int]],
+                    since: datetime) -> dict[tuple[str, int], int]:
         """How many messages each (conversation, sender) pair has sent since ``since``."""
         if not pairs:
             return {}

@@ -5,13 +5,15 @@ and reactions changes is written as one statement per kind of change.
 """
 from __future__ import annotations
 
+from typing import Any
+
 _INSERT_IGNORE = {"mysql": "INSERT IGNORE", "sqlite": "INSERT OR IGNORE"}
 _PLAIN_COLUMNS = "id, conv_key, sender_id, recipient_id, group_id, content, client_id, created_at"
 _RICH_COLUMNS = (_PLAIN_COLUMNS + ", reply_to_id, reply_sender_id, reply_excerpt, reply_recalled, "
                  "mentions, mention_all, attachments")
 
 
-def _sql_value(value, quote) -> str:
+def _sql_value(value: Any, quote: Any) -> str:
     """One value of a hand-rendered INSERT: NULL, an int we made, or quoted text."""
     if value is None:
         return "NULL"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from time import monotonic
-from typing import Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 from .redis_client import make_client
 
@@ -133,7 +133,7 @@ class RedisCounters:
         self._incr_existing = self.client.register_script(_INCR_EXISTING)
         self._seed = self.client.register_script(_SEED)
 
-    def _call(self, fn):
+    def _call(self, fn: Any):
         try:
             return fn()
         except self.redis_module.RedisError as exc:
