@@ -96,7 +96,7 @@ def services(runtime):
     committer = runtime.services.committer
     if committer.greenlet is not None:
         committer.greenlet.kill()
-    committer._drop_connection()
+    committer.drop_connection()
 
 
 # -- seeded rows (inside an app context) -------------------------------------------

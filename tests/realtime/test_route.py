@@ -60,7 +60,8 @@ def test_a_connection_from_hello_to_close(upgrade, token, runtime):
 def test_hello_counts_unread_and_the_newest_id(upgrade, services):
     alice, bob = add_user(), add_user()
     follow_each_other(alice, bob)
-    ack, _ = services.sending.send(alice, recipient_id=bob, content="while away", client_id=None)
+    ack, _ = services.sending.send(alice, recipient_id=bob,
+                                   fields={"content": "while away"})
     secret = services.accounts.issue_credential(bob, "api").secret
     u = upgrade(query=f"token={secret}")  # browsers cannot set headers on a WebSocket
     u.peer.http_head()

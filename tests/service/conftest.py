@@ -15,7 +15,7 @@ def send(services):  # noqa: F811
     def _send(sender: int, *, to: int | None = None, group: int | None = None,
               content: str = "hi", client_id: str | None = None) -> dict:
         ack, _ = services.sending.send(sender, recipient_id=to, group_id=group,
-                                       content=content, client_id=client_id)
+                                       fields={"content": content, "client_id": client_id})
         return ack
     return _send
 

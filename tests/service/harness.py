@@ -103,7 +103,7 @@ class Harness:
     def close(self) -> None:
         if self.committer.greenlet is not None:
             self.committer.greenlet.kill()
-        self.committer._drop_connection()
+        self.committer.drop_connection()
         for conn, peer in self.peers:
             conn.transport.abort()
             peer.close()

@@ -11,7 +11,10 @@ from chat.service import shapes
 
 def row(**kw):
     base = dict(id=1235, sender_id=7, sender_name="alice", recipient_id=9, group_id=None,
-                content="hi", client_id="a1", created_at=datetime(2026, 11, 27, 10, 0, 0, 123456))
+                content="hi", client_id="a1", created_at=datetime(2026, 11, 27, 10, 0, 0, 123456),
+                reply_to_id=None, reply_sender_id=None, reply_excerpt=None, reply_recalled=None,
+                mentions=None, mention_all=False, attachments=None, edited_at=None,
+                recalled=False, reactions=None)
     return SimpleNamespace(**{**base, **kw})
 
 
@@ -28,7 +31,29 @@ def test_a_private_message_frame():
     assert shapes.message_frame(row()) == {
         "kind": "message", "code": 200, "id": 1235, "from": "7->9", "sender_id": 7,
         "sender_name": "alice", "recipient_id": 9, "group_id": None, "content": "hi",
-        "created_at": "2026-11-27T10:00:00.123Z", "client_id": "a1"}
+        "created_at": "2026-11-27T10:00:00.123Z", "client_id": "a1", "reply_to": None,
+        "mentions": [], "mention_all": False, "attachments": [], "edited_at": None,
+        "recalled": False, "reactions": []}
+
+
+def test_a_recalled_message_frame_keeps_no_trace_of_what_it_said():
+    frame = shapes.message_frame(row(
+        recalled=True, content="secret", mentions="[3]", mention_all=True,
+        attachments='[{"id": 1}]', reactions='[["👍", [3]]]',
+        edited_at=datetime(2026, 11, 27, 10, 1), reply_to_id=5, reply_sender_id=3,
+        reply_excerpt="the original", reply_recalled=True))
+    assert (frame["content"], frame["mentions"], frame["mention_all"], frame["attachments"],
+            frame["reactions"], frame["recalled"]) == ("", [], False, [], [], True)
+    assert frame["reply_to"] == {"id": 5, "sender_id": 3, "excerpt": "", "recalled": True}
+
+
+def test_reactions_and_a_reply_show_as_the_wire_names_them():
+    frame = shapes.message_frame(row(reactions='[["👍", [3, 9]]]', reply_to_id=5,
+                                     reply_sender_id=3, reply_excerpt="first line",
+                                     reply_recalled=False))
+    assert frame["reactions"] == [{"emoji": "👍", "count": 2, "user_ids": [3, 9]}]
+    assert frame["reply_to"] == {"id": 5, "sender_id": 3, "excerpt": "first line",
+                                 "recalled": False}
 
 
 def test_a_group_message_frame_names_the_group_in_from():

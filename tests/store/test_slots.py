@@ -29,10 +29,6 @@ def test_claims_stop_at_the_cap_and_releases_free_a_slot(slots):
     assert slots.claim(1, "c3", 2) and not slots.claim(1, "c4", 2)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "RedisSlots._send puts a batch's claims in the pipeline before its releases, so a "
-    "claim queued right after a release (a tab reloaded by a user at the cap) is refused "
-    "although the slot was given back first; LocalSlots frees it at once"))
 def test_a_slot_released_just_before_a_claim_is_free_for_it(redis_prefix):
     slots = RedisSlots(REDIS_URL, f"{redis_prefix}slots-{uuid.uuid4().hex[:6]}:", stale_after=60)
     assert slots.claim(1, "old-tab", 1)
