@@ -185,10 +185,10 @@ def test_insert_cursors_leaves_existing_ones_alone(store):
     s.rollback()
 
 
+@pytest.mark.parametrize("db_app", ["mariadb"], indirect=True)  # SQLite has one writer anyway
 def test_the_order_lock_is_held_by_one_connection_at_a_time(store):
     one, two = store(), store()
-    if one.dialect != "mysql":
-        pytest.skip("named locks are MySQL's (SQLite has one writer anyway)")
+    assert one.dialect == "mysql"
     name = f"chat-test-lock-{uuid.uuid4().hex[:8]}"
     assert one.lock(name, 1)
     assert not two.lock(name, 0)
