@@ -7,6 +7,9 @@ import {announce, avatar, el} from "./dom.js";
 import {conversationKey, messageKey} from "./conversations.js";
 import {dayKey, formatDay, formatFull, formatTime, t} from "./i18n.js";
 import {Conversation, Frame} from "./protocol.js";
+import {editedMark, messageBody, reactionsRow, recalledText, replyQuote} from "./rich.js";
+import {MessageActions} from "./actions.js";
+import {MentionPicker} from "./mentions.js";
 
 const PAGE = 30;                   // messages per history page
 const GROUP_GAP = 5 * 60 * 1000;   // same sender within 5 minutes: drawn as one run
@@ -42,6 +45,11 @@ export class Thread {
     this.hintText = this.dom.hint.textContent;
     // The server's content limit in code points (CHAT_MAX_CONTENT), checked before sending.
     this.maxContent = Number(this.dom.layout.dataset.maxContent) || Infinity;
+    // How long (s) the sender may still edit / take back a message (0: always).
+    this.editWindow = Number(this.dom.layout.dataset.editWindow) || 0;
+    this.recallWindow = Number(this.dom.layout.dataset.recallWindow) || 0;
+    this.actions = new MessageActions(this);
+    this.mentionPicker = new MentionPicker(this.dom.text, this.dom.form);
     this.conv = null;
     this.generation = 0;
     this.lastTypingSent = 0;
@@ -54,6 +62,12 @@ export class Thread {
     this.generation += 1;
     this.byId = new Map();     // message id -> <li>
     this.byCid = new Map();    // client_id -> <li> of a message still waiting for its ack
+    this.messages = new Map(); // message id -> the message as it is now (edits, reactions applied)
+    this.memberNames = new Map();  // the open group's members: id -> username (for mentions)
+    this.groupOwner = null;
+    this.actions?.cancelMode();
+    this.actions?.closeMenu();
+    this.mentionPicker?.setMembers([], false);
     this.oldestId = null;
     this.newestId = 0;
     this.hasMore = false;
@@ -72,6 +86,15 @@ export class Thread {
     text.addEventListener("keydown", (event) => {
       // Enter sends; Shift+Enter is a new line; Enter that confirms an IME composition
       // (Chinese input) must not send half-typed text.
+      if (event.key === "ArrowUp" && !text.value && this.conv && !this.locked && this.actions.editLast()) {
+        event.preventDefault();
+        return;
+      }
+      if (event.key === "Escape" && this.actions.active) {
+        event.preventDefault();
+        this.actions.cancelMode();
+        return;
+      }
       if (event.key !== "Enter" || event.shiftKey || event.isComposing || event.keyCode === 229) { return; }
       event.preventDefault();
       this.submit();
@@ -131,6 +154,13 @@ export class Thread {
         if (generation !== this.generation) { return; }
         const n = group.member_count;
         this.dom.sub.textContent = t(n === 1 ? "{n} member" : "{n} members", {n});
+        this.groupOwner = group.owner_id;
+        return api("GET", `/api/groups/${id}/members`);
+      }).then((answer) => {
+        if (generation !== this.generation || !answer) { return; }
+        this.memberNames = new Map(answer.members.map((m) => [m.id, m.username]));
+        this.mentionPicker.setMembers(answer.members.filter((m) => m.id !== this.me), this.groupOwner === this.me);
+        for (const id of this.byId.keys()) { this.redraw(id); }  // mentions can be marked now
       }).catch(() => {});
     }
   }
@@ -236,22 +266,38 @@ export class Thread {
     list.prepend(node);
   }
 
-  // A stored message as an <li>.
+  // A stored message as an <li> (kept in this.messages, so updates can redraw it).
   renderMessage(message) {
+    this.messages.set(message.id, message);
     const mine = message.sender_id === this.me;
     const when = new Date(message.created_at);
-    const li = el("li", {class: `msg${mine ? " mine" : ""}`,
+    const mentionsMe = !mine && (message.mention_all || (message.mentions || []).includes(this.me));
+    const li = el("li", {class: `msg${mine ? " mine" : ""}${message.recalled ? " recalled" : ""}${mentionsMe ? " mentions-me" : ""}`,
                          dataset: {id: message.id, sender: message.sender_id, at: when.getTime()}});
-    this.fill(li, {mine, sender: mine ? this.myName : message.sender_name, content: message.content,
-                   when, state: mine ? "sent" : null});
+    this.fill(li, {mine, sender: mine ? this.myName : message.sender_name, message, when, state: mine ? "sent" : null});
+    if (!message.recalled) { this.actions.attach(li, message); }
     return li;
+  }
+
+  // Draw a stored message again after an update (edit, take back, reactions).
+  redraw(id) {
+    const old = this.byId.get(id);
+    const message = this.messages.get(id);
+    if (!old || !message) { return; }
+    const node = this.renderMessage(message);
+    if (this.actions.menu && old.contains(this.actions.menu.node)) { this.actions.closeMenu(); }
+    old.replaceWith(node);
+    this.byId.set(id, node);
+    this.decorate();
   }
 
   // One of our messages still in the outbox (pending or failed), drawn at the end of the list.
   showOutgoing(item) {
     const li = el("li", {class: `msg mine ${item.state}`,
                          dataset: {cid: item.cid, sender: this.me, at: item.createdAt.getTime()}});
-    this.fill(li, {mine: true, sender: this.myName, content: item.content, when: item.createdAt,
+    const message = {content: item.content, reply_to: item.replyTo || null, mentions: item.frame.mentions || [],
+                     mention_all: Boolean(item.frame.mention_all), reactions: []};
+    this.fill(li, {mine: true, sender: this.myName, message, when: item.createdAt,
                    state: item.state, error: item.error, cid: item.canRetry ? item.cid : null});
     const old = this.byCid.get(item.cid);
     if (old) { old.replaceWith(li); } else { this.dom.messages.append(li); }
@@ -264,24 +310,111 @@ export class Thread {
     if (this.conv && item.key === this.conv.key && this.byCid.has(item.cid)) { this.showOutgoing(item); }
   }
 
-  // The inside of a message <li>: sender (groups), bubble with text, time and state, and for a
-  // failed one the reason, with Retry when given the client_id to retry.
-  fill(li, {mine, sender, content, when, state, error, cid}) {
+  // The lowercase names a message mentions (to mark them in its text).
+  mentionNames(message) {
+    const found = new Set();
+    for (const id of message.mentions || []) {
+      const name = this.memberNames.get(id);
+      if (name) { found.add(name.toLowerCase()); }
+    }
+    if (message.mention_all) { found.add("all"); }
+    return found;
+  }
+
+  // The inside of a message <li>: sender (groups), bubble with the quote it answers, text (or
+  // "took back"), time, "edited" and state, reactions under it; for a failed one the reason,
+  // with Retry when given the client_id to retry.
+  fill(li, {mine, sender, message, when, state, error, cid}) {
     if (this.conv.kind === Conversation.GROUP && !mine) {
       li.append(el("span", {class: "msg-sender", "aria-hidden": "true", text: sender}));
     }
     const meta = el("span", {class: "msg-meta"},
                     el("time", {datetime: when.toISOString(), title: formatFull(when), text: formatTime(when)}));
+    if (message.edited_at && !message.recalled) { meta.append(editedMark(message.edited_at)); }
     if (state) { meta.append(stateMark(state)); }
-    li.append(el("div", {class: "bubble"},
+    const body = message.recalled
+      ? el("span", {class: "msg-recalled", text: recalledText(mine, sender)})
+      : messageBody(message.content, this.mentionNames(message));
+    const quote = message.reply_to && !message.recalled
+      ? replyQuote(message.reply_to, this.names, () => this.showMessage(message.reply_to.id)) : null;
+    li.append(el("div", {class: "bubble", title: formatFull(when)},
                  el("span", {class: "visually-hidden", text: `${mine ? t("You") : sender}: `}),
-                 el("span", {class: "msg-text", text: content}), meta));
+                 quote, body, meta));
+    if (message.id && !message.recalled) {
+      const row = reactionsRow(message.reactions, this.me, this.names,
+                               (emoji, on) => this.actions.react(message.id, emoji, on));
+      if (row) { li.append(row); }
+    }
     if (state === "failed") {
       li.append(el("div", {class: "msg-error", role: "alert"},
                    el("span", {text: `${t("Not sent")}: ${error}`}),
                    cid && el("button", {type: "button", class: "secondary small retry", text: t("Retry"),
                                         onclick: () => this.outbox.retry(cid)})));
     }
+  }
+
+  // An update (edit, take back, reaction; live, from sync, or our own just made): change the
+  // message and the quotes of the answers to it, and redraw them.
+  applyUpdate(update) {
+    const id = update.message_id;
+    if (update.update === "edit" || update.update === "recall") {
+      const recalled = update.update === "recall";
+      for (const other of this.messages.values()) {
+        if (!other.reply_to || other.reply_to.id !== id) { continue; }
+        other.reply_to = {...other.reply_to, recalled,
+                          excerpt: recalled ? "" : [...update.content].slice(0, 100).join("")};
+        this.redraw(other.id);
+      }
+    }
+    const message = this.messages.get(id);
+    if (!message) { return; }
+    if (update.update === "edit" && !message.recalled) {
+      message.content = update.content;
+      message.edited_at = update.edited_at;
+    } else if (update.update === "recall") {
+      Object.assign(message, {recalled: true, content: "", reactions: [], mentions: [], mention_all: false,
+                              attachments: []});
+      if (this.actions.editing && this.actions.editing.id === id) { this.actions.cancelMode(); }
+      if (this.actions.replyTo && this.actions.replyTo.id === id) { this.actions.cancelMode(); }
+    } else if (update.update === "reaction" && !message.recalled) {
+      message.reactions = update.reactions;
+    } else {
+      return;
+    }
+    this.redraw(id);
+  }
+
+  // Scroll to message `id` (a quote was clicked), loading older pages until it is there.
+  async showMessage(id) {
+    const generation = this.generation;
+    while (!this.byId.has(id) && generation === this.generation && (this.loading || this.hasMore)
+           && (this.oldestId === null || id < this.oldestId)) {
+      if (this.loading) { await new Promise((resolve) => setTimeout(resolve, 100)); continue; }
+      await this.loadPage(this.oldestId);
+    }
+    const node = this.byId.get(id);
+    if (!node || generation !== this.generation) {
+      this.actions.showError(t("The original message could not be found."));
+      return;
+    }
+    node.scrollIntoView({block: "center"});
+    node.classList.remove("flash-in");
+    void node.offsetWidth;  // restart the highlight's animation
+    node.classList.add("flash-in");
+  }
+
+  // Whether we may still edit this message (ours, not taken back, within the window).
+  canEdit(message) {
+    return message.sender_id === this.me && !message.recalled && Boolean(message.id)
+      && (!this.editWindow || Date.now() - new Date(message.created_at).getTime() < this.editWindow * 1000);
+  }
+
+  // Whether we may take this message back: ours within the window, or any in a group we own.
+  canRecall(message) {
+    if (message.recalled) { return false; }
+    if (this.conv.kind === Conversation.GROUP && this.groupOwner === this.me) { return true; }
+    return message.sender_id === this.me
+      && (!this.recallWindow || Date.now() - new Date(message.created_at).getTime() < this.recallWindow * 1000);
   }
 
   // Day separators and runs of one sender, recomputed over the whole list after each change.
@@ -358,9 +491,22 @@ export class Thread {
       text.reportValidity();
       return;
     }
+    if (this.actions.editing) {
+      this.actions.submitEdit(content);
+      return;
+    }
     const isGroup = this.conv.kind === Conversation.GROUP;
     const frame = {type: isGroup ? Frame.GROUP_MESSAGE : Frame.PRIVATE_MESSAGE, recipient_id: this.conv.id, content};
+    if (this.actions.replyTo) { frame.reply_to = this.actions.replyTo.id; }
+    if (isGroup) {
+      const {ids, all} = this.mentionPicker.mentionsIn(content);
+      if (ids.length) { frame.mentions = ids; }
+      if (all) { frame.mention_all = true; }
+    }
+    const replyTo = this.actions.replyShape();
     const item = this.outbox.add(this.conv.key, frame);
+    item.replyTo = replyTo;
+    this.actions.cancelMode();
     this.showOutgoing(item);
     text.value = "";
     this.autosize();
