@@ -122,7 +122,14 @@ def test_reactions_counts_and_errors(server, tabs):
     expect(b.page.locator('#messages .reaction[data-emoji="👍"] .reaction-count')).to_have_text("2")
     expect(thumbs).to_have_attribute("title", re.compile(f"{ben.username}.*{ann.username}"))
 
-    picker = menu(b, "lunch at noon?")
+    # A long press opens the same menu (a touch screen has no hover).
+    bubble = b.page.locator("#messages > .msg[data-id]", has_text="lunch at noon?").locator(".bubble")
+    bubble.dispatch_event("pointerdown", {"pointerType": "touch", "clientX": 10, "clientY": 10})
+    b.page.wait_for_timeout(700)
+    bubble.dispatch_event("pointerup", {"pointerType": "touch"})
+    bubble.click()  # the finger's own click leaves the menu open
+    picker = b.page.locator("#messages .msg-menu")
+    expect(picker).to_be_visible()
     picker.locator(".emoji-input").fill("🎉")
     picker.locator(".emoji-input").press("Enter")
     expect(a.page.locator('#messages .reaction[data-emoji="🎉"] .reaction-count')).to_have_text("1")
@@ -144,7 +151,7 @@ def test_mentions_suggested_marked_and_badged(server, tabs):
     for user in (ben, cat):
         assert ann.put(f"/api/groups/{group['id']}/members/{user.user_id}").status_code == 200
     a = tabs(server, ann, f"/chat/g/{group['id']}")
-    b = tabs(server, ben)
+    b = tabs(server, ben, locale="zh-CN")  # and in Chinese
 
     box = a.page.locator("#text")
     box.press_sequentially("@")
@@ -159,10 +166,13 @@ def test_mentions_suggested_marked_and_badged(server, tabs):
     box.press("Enter")
     row = b.conv(f"group:{group['id']}")
     expect(row.locator(".mention-badge")).to_have_text("@")
+    expect(row.locator(".mention-badge")).to_have_attribute("title", "有人@了你")
     stored = ben.get(f"/api/groups/{group['id']}/messages").json()["messages"]
     assert stored[-1]["mentions"] == [ben.user_id]
     row.locator("a").click()
     mark = b.page.locator("#messages > .msg.mentions-me mark.mention")
     expect(mark).to_have_text(f"@{ben.username}")
     expect(row.locator(".mention-badge")).to_have_count(0)  # read
-    shot(b, "mentions")
+    shot(b, "mentions-zh")
+    menu(b, "table for three?").locator(".act-reply").click()
+    expect(b.page.locator("#composer-bar")).to_contain_text(f"回复 {ann.username}")

@@ -36,10 +36,13 @@ export class MessageActions {
     this.editing = null;   // the message the next Send changes
     this.menu = null;      // {node, anchor} of the open menu
     this.errorTimer = null;
+    this.pressedAt = 0;    // when a long press opened the menu (its finger's click must not close it)
     this.bar = document.getElementById("composer-bar");
     this.errorLine = document.getElementById("action-error");
     document.addEventListener("click", (event) => {
-      if (this.menu && !this.menu.node.contains(event.target)) { this.closeMenu(); }
+      if (!this.menu || this.menu.node.contains(event.target)) { return; }
+      if (Date.now() - this.pressedAt < LONG_PRESS + 300) { return; }  // the long press's own click
+      this.closeMenu();
     });
   }
 
@@ -51,14 +54,20 @@ export class MessageActions {
                                  onclick: (event) => { event.stopPropagation(); this.openMenu(li, message.id, button); }});
     bubble.append(button);
     let timer = null;
+    let start = null;
     const stop = () => clearTimeout(timer);
     bubble.addEventListener("pointerdown", (event) => {
       if (event.pointerType !== "touch") { return; }
-      timer = setTimeout(() => this.openMenu(li, message.id, button), LONG_PRESS);
+      start = {x: event.clientX, y: event.clientY};
+      timer = setTimeout(() => {
+        this.pressedAt = Date.now();
+        this.openMenu(li, message.id, button);
+      }, LONG_PRESS);
     });
-    for (const type of ["pointerup", "pointermove", "pointercancel", "pointerleave"]) {
-      bubble.addEventListener(type, stop);
-    }
+    for (const type of ["pointerup", "pointercancel", "pointerleave"]) { bubble.addEventListener(type, stop); }
+    bubble.addEventListener("pointermove", (event) => {  // a scroll, not a press (a finger always trembles a little)
+      if (start && Math.hypot(event.clientX - start.x, event.clientY - start.y) > 10) { stop(); }
+    });
     bubble.addEventListener("contextmenu", (event) => { if (timer !== null && this.menu) { event.preventDefault(); } });
   }
 
@@ -94,12 +103,17 @@ export class MessageActions {
     });
     li.append(node);
     this.menu = {node, anchor};
-    node.querySelector("button").focus();
+    anchor.setAttribute("aria-expanded", "true");
+    node.scrollIntoView({block: "nearest"});
+    node.querySelector("button").focus({preventScroll: true});
   }
 
   // Close the open menu, if any.
   closeMenu() {
-    if (this.menu) { this.menu.node.remove(); }
+    if (this.menu) {
+      this.menu.node.remove();
+      this.menu.anchor.removeAttribute("aria-expanded");
+    }
     this.menu = null;
   }
 
