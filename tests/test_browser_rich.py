@@ -9,7 +9,12 @@ import re
 from pathlib import Path
 
 from tests.support import Api
-from tests.test_browser_chat import browser, eventually, expect, pair, tabs  # noqa: F401 (fixtures)
+from tests import test_browser_chat as chat_ui
+from tests.test_browser_chat import expect, pair
+
+# The browser and the logged-in pages come from the chat UI's tests (the same fixtures).
+browser = chat_ui.browser
+tabs = chat_ui.tabs
 
 SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 
@@ -176,3 +181,41 @@ def test_mentions_suggested_marked_and_badged(server, tabs):
     shot(b, "mentions-zh")
     menu(b, "table for three?").locator(".act-reply").click()
     expect(b.page.locator("#composer-bar")).to_contain_text(f"回复 {ann.username}")
+
+
+def test_updates_missed_while_away_come_with_sync(server, tabs):
+    """Updates lost with a dropped socket arrive by sync after the page reconnects."""
+    ann, ben = pair(server)
+    a = tabs(server, ann, f"/chat/u/{ben.user_id}")
+    b = tabs(server, ben, f"/chat/u/{ann.user_id}")
+    lost = {"on": False}
+    sockets = []
+
+    def relay(ws) -> None:  # between Ben's page and the server: can lose update frames
+        upstream = ws.connect_to_server()
+        sockets.append(ws)
+        upstream.on_message(lambda frame: None if lost["on"] and '"update"' in frame else ws.send(frame))
+
+    b.page.route_web_socket(re.compile(r"/ws"), relay)
+    b.page.reload()
+    b.wait_connected()
+    a.send("meet at 5")
+    a.send("bring cake")
+    expect(b.page.locator("#messages .msg-text", has_text="bring cake")).to_have_count(1)
+
+    lost["on"] = True
+    first = ann.get(f"/api/messages/{ben.user_id}").json()["messages"][0]["id"]
+    assert ann.patch(f"/api/messages/{first}", json={"content": "meet at 6"}).status_code == 200
+    assert ann.put(f"/api/messages/{first}/reactions/%F0%9F%91%8D").status_code == 200
+    menu(a, "bring cake").locator(".act-recall").click()
+    expect(a.page.locator("#messages > .msg.recalled")).to_have_count(1)
+    b.page.wait_for_timeout(500)
+    expect(b.page.locator("#messages .msg-text", has_text="meet at 5")).to_have_count(1)  # lost
+
+    lost["on"] = False
+    sockets[-1].close()  # the page sees its socket drop, reconnects and syncs
+    expect(b.page.locator("#messages .msg-text", has_text="meet at 6")).to_have_count(1)
+    expect(b.page.locator('#messages .reaction[data-emoji="👍"] .reaction-count')).to_have_text("1")
+    expect(b.page.locator("#messages > .msg.recalled")).to_have_count(1)
+    expect(b.page.locator("#messages .msg-text", has_text="bring cake")).to_have_count(0)
+    b.wait_connected()
