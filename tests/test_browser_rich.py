@@ -135,6 +135,7 @@ def test_reactions_counts_and_errors(server, tabs):
     bubble.click()  # the finger's own click leaves the menu open
     picker = b.page.locator("#messages .msg-menu")
     expect(picker).to_be_visible()
+    shot(b, "menu")
     picker.locator(".emoji-input").fill("🎉")
     picker.locator(".emoji-input").press("Enter")
     expect(a.page.locator('#messages .reaction[data-emoji="🎉"] .reaction-count')).to_have_text("1")
@@ -163,6 +164,7 @@ def test_mentions_suggested_marked_and_badged(server, tabs):
     options = a.page.locator("#mention-list .mention-option")
     expect(options.first).to_have_text(re.compile("^@all"))
     expect(options).to_have_count(3)
+    shot(a, "mention-suggestions")
     box.press_sequentially(ben.username[:4])
     expect(options).to_have_count(1)
     box.press("Enter")  # picks the suggestion, does not send

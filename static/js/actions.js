@@ -9,6 +9,7 @@ import {api} from "./net.js";
 import {el} from "./dom.js";
 import {t} from "./i18n.js";
 import {firstLine} from "./rich.js";
+import {Conversation} from "./protocol.js";
 
 // The emoji offered first in the menu; any other one can be typed.
 export const COMMON_EMOJI = ["👍", "❤️", "😂", "😮", "😢", "🙏"];
@@ -37,6 +38,10 @@ export class MessageActions {
     this.menu = null;      // {node, anchor} of the open menu
     this.errorTimer = null;
     this.pressedAt = 0;    // when a long press opened the menu (its finger's click must not close it)
+    const layout = document.getElementById("chat");
+    // How long (s) the sender may still edit / take back a message (0: no limit).
+    this.editWindow = Number(layout.dataset.editWindow) || 0;
+    this.recallWindow = Number(layout.dataset.recallWindow) || 0;
     this.bar = document.getElementById("composer-bar");
     this.errorLine = document.getElementById("action-error");
     document.addEventListener("click", (event) => {
@@ -44,6 +49,26 @@ export class MessageActions {
       if (Date.now() - this.pressedAt < LONG_PRESS + 300) { return; }  // the long press's own click
       this.closeMenu();
     });
+  }
+
+  // Whether we may still edit this message (ours, not taken back, within the window).
+  canEdit(message) {
+    return message.sender_id === this.thread.me && !message.recalled && Boolean(message.id)
+      && (!this.editWindow || Date.now() - new Date(message.created_at).getTime() < this.editWindow * 1000);
+  }
+
+  // Whether we may take this message back: ours within the window, or any in a group we own.
+  canRecall(message) {
+    const {me, conv, groupOwner} = this.thread;
+    if (message.recalled) { return false; }
+    if (conv.kind === Conversation.GROUP && groupOwner === me) { return true; }
+    return message.sender_id === me
+      && (!this.recallWindow || Date.now() - new Date(message.created_at).getTime() < this.recallWindow * 1000);
+  }
+
+  // A message was taken back: stop answering or editing it.
+  forget(id) {
+    if ((this.editing && this.editing.id === id) || (this.replyTo && this.replyTo.id === id)) { this.cancelMode(); }
   }
 
   // Give a stored message its menu button and its long press.
@@ -81,8 +106,8 @@ export class MessageActions {
                                                             text: label, onclick: () => { this.closeMenu(); action(); }});
     const node = el("div", {class: "msg-menu", role: "menu", "aria-label": t("Message actions")});
     node.append(item(t("Reply"), () => this.startReply(message), "act-reply"));
-    if (thread.canEdit(message)) { node.append(item(t("Edit"), () => this.startEdit(message), "act-edit")); }
-    if (thread.canRecall(message)) { node.append(item(t("Take back"), () => this.recall(message.id), "act-recall")); }
+    if (this.canEdit(message)) { node.append(item(t("Edit"), () => this.startEdit(message), "act-edit")); }
+    if (this.canRecall(message)) { node.append(item(t("Take back"), () => this.recall(message.id), "act-recall")); }
     const picker = el("div", {class: "emoji-picker", role: "group", "aria-label": t("React")});
     for (const emoji of COMMON_EMOJI) {
       picker.append(el("button", {type: "button", class: "emoji", title: t("React with {emoji}", {emoji}), text: emoji,
@@ -139,7 +164,7 @@ export class MessageActions {
 
   // Up-arrow in an empty composer: edit our newest message that may still be changed.
   editLast() {
-    const mine = [...this.thread.messages.values()].filter((m) => this.thread.canEdit(m));
+    const mine = [...this.thread.messages.values()].filter((m) => this.canEdit(m));
     if (!mine.length) { return false; }
     this.startEdit(mine.reduce((a, b) => (a.id > b.id ? a : b)));
     return true;

@@ -108,3 +108,20 @@ export function reactionsRow(reactions, me, names, onToggle) {
   }
   return row;
 }
+
+// Apply an update (edit, take back, reaction) to the message object; false if it changes nothing.
+export function changeMessage(message, update) {
+  if (message.recalled) { return false; }
+  if (update.update === "edit") {
+    message.content = update.content;
+    message.edited_at = update.edited_at;
+  } else if (update.update === "recall") {
+    Object.assign(message, {recalled: true, content: "", reactions: [], mentions: [], mention_all: false,
+                            attachments: []});
+  } else if (update.update === "reaction") {
+    message.reactions = update.reactions;
+  } else {
+    return false;  // a kind a newer server may add
+  }
+  return true;
+}

@@ -1,13 +1,15 @@
 // The open conversation: history that loads as you scroll up, live messages in id order,
 // the composer (Enter sends, Shift+Enter breaks the line), pending / sent / failed states,
-// the typing indicator, "Seen", and day separators in the viewer's time zone.
+// the typing indicator, "Seen", and day separators in the viewer's time zone. Rich messages
+// (quotes, reactions, edits, take-backs, mentions) are drawn by rich.js; the message menu and
+// the reply / edit bar live in actions.js, the "@" suggestions in mentions.js.
 
 import {api} from "./net.js";
 import {announce, avatar, el} from "./dom.js";
 import {conversationKey, messageKey} from "./conversations.js";
 import {dayKey, formatDay, formatFull, formatTime, t} from "./i18n.js";
 import {Conversation, Frame} from "./protocol.js";
-import {editedMark, messageBody, reactionsRow, recalledText, replyQuote} from "./rich.js";
+import {changeMessage, editedMark, messageBody, reactionsRow, recalledText, replyQuote} from "./rich.js";
 import {MessageActions} from "./actions.js";
 import {MentionPicker} from "./mentions.js";
 
@@ -45,9 +47,6 @@ export class Thread {
     this.hintText = this.dom.hint.textContent;
     // The server's content limit in code points (CHAT_MAX_CONTENT), checked before sending.
     this.maxContent = Number(this.dom.layout.dataset.maxContent) || Infinity;
-    // How long (s) the sender may still edit / take back a message (0: always).
-    this.editWindow = Number(this.dom.layout.dataset.editWindow) || 0;
-    this.recallWindow = Number(this.dom.layout.dataset.recallWindow) || 0;
     this.actions = new MessageActions(this);
     this.mentionPicker = new MentionPicker(this.dom.text, this.dom.form);
     this.conv = null;
@@ -367,20 +366,8 @@ export class Thread {
       }
     }
     const message = this.messages.get(id);
-    if (!message) { return; }
-    if (update.update === "edit" && !message.recalled) {
-      message.content = update.content;
-      message.edited_at = update.edited_at;
-    } else if (update.update === "recall") {
-      Object.assign(message, {recalled: true, content: "", reactions: [], mentions: [], mention_all: false,
-                              attachments: []});
-      if (this.actions.editing && this.actions.editing.id === id) { this.actions.cancelMode(); }
-      if (this.actions.replyTo && this.actions.replyTo.id === id) { this.actions.cancelMode(); }
-    } else if (update.update === "reaction" && !message.recalled) {
-      message.reactions = update.reactions;
-    } else {
-      return;
-    }
+    if (!message || !changeMessage(message, update)) { return; }
+    if (message.recalled) { this.actions.forget(id); }
     this.redraw(id);
   }
 
@@ -401,20 +388,6 @@ export class Thread {
     node.classList.remove("flash-in");
     void node.offsetWidth;  // restart the highlight's animation
     node.classList.add("flash-in");
-  }
-
-  // Whether we may still edit this message (ours, not taken back, within the window).
-  canEdit(message) {
-    return message.sender_id === this.me && !message.recalled && Boolean(message.id)
-      && (!this.editWindow || Date.now() - new Date(message.created_at).getTime() < this.editWindow * 1000);
-  }
-
-  // Whether we may take this message back: ours within the window, or any in a group we own.
-  canRecall(message) {
-    if (message.recalled) { return false; }
-    if (this.conv.kind === Conversation.GROUP && this.groupOwner === this.me) { return true; }
-    return message.sender_id === this.me
-      && (!this.recallWindow || Date.now() - new Date(message.created_at).getTime() < this.recallWindow * 1000);
   }
 
   // Day separators and runs of one sender, recomputed over the whole list after each change.
