@@ -181,6 +181,13 @@ def test_mentions_suggested_marked_and_badged(server, tabs):
     expect(mark).to_have_text(f"@{ben.username}")
     expect(row.locator(".mention-badge")).to_have_count(0)  # read
     shot(b, "mentions-zh")
+
+    # The owner may take back anyone's message in the group (but not edit it).
+    cat.post("/api/messages", json={"group_id": group["id"], "content": "buy my stuff"})
+    owner_menu = menu(a, "buy my stuff")
+    expect(owner_menu.locator(".act-edit")).to_have_count(0)
+    owner_menu.locator(".act-recall").click()
+    expect(b.page.locator("#messages > .msg.recalled .msg-recalled")).to_have_text(f"{cat.username} 撤回了一条消息")
     menu(b, "table for three?").locator(".act-reply").click()
     expect(b.page.locator("#composer-bar")).to_contain_text(f"回复 {ann.username}")
 
