@@ -159,7 +159,9 @@ export class Thread {
         if (generation !== this.generation || !answer) { return; }
         this.memberNames = new Map(answer.members.map((m) => [m.id, m.username]));
         this.mentionPicker.setMembers(answer.members.filter((m) => m.id !== this.me), this.groupOwner === this.me);
-        for (const id of this.byId.keys()) { this.redraw(id); }  // mentions can be marked now
+        for (const [mid, m] of this.messages) {  // their mentions can be marked now
+          if (m.mention_all || (m.mentions || []).length) { this.redraw(mid); }
+        }
       }).catch(() => {});
     }
   }
@@ -283,11 +285,13 @@ export class Thread {
     const old = this.byId.get(id);
     const message = this.messages.get(id);
     if (!old || !message) { return; }
+    const atBottom = this.nearBottom();  // a new row of reactions must not push the newest out of sight
     const node = this.renderMessage(message);
     if (this.actions.menu && old.contains(this.actions.menu.node)) { this.actions.closeMenu(); }
     old.replaceWith(node);
     this.byId.set(id, node);
     this.decorate();
+    if (atBottom) { this.scrollToBottom(); }
   }
 
   // One of our messages still in the outbox (pending or failed), drawn at the end of the list.
