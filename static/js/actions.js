@@ -124,7 +124,16 @@ export class MessageActions {
     picker.append(other);
     node.append(picker);
     node.addEventListener("keydown", (event) => {
-      if (event.key === "Escape") { event.stopPropagation(); this.closeMenu(); anchor.focus(); }
+      if (event.key === "Escape") {
+        event.stopPropagation();
+        this.closeMenu();
+        anchor.focus();
+      } else if ((event.key === "ArrowDown" || event.key === "ArrowUp") && event.target.tagName === "BUTTON") {
+        event.preventDefault();  // a menu's arrow keys move between its items
+        const items = [...node.querySelectorAll("button")];
+        const step = event.key === "ArrowDown" ? 1 : -1;
+        items[(items.indexOf(event.target) + step + items.length) % items.length].focus();
+      }
     });
     li.append(node);
     this.menu = {node, anchor};

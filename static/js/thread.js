@@ -1,6 +1,6 @@
 // The open conversation: history that loads as you scroll up, live messages in id order,
 // the composer (Enter sends, Shift+Enter breaks the line), pending / sent / failed states,
-// the typing indicator, "Seen", and day separators in the viewer's time zone. Rich messages
+// "Seen", and day separators in the viewer's time zone (the typing line is typing.js). Rich messages
 // (quotes, reactions, edits, take-backs, mentions) are drawn by rich.js; the message menu and
 // the reply / edit bar live in actions.js, the "@" suggestions in mentions.js.
 
@@ -12,13 +12,12 @@ import {Conversation, Frame} from "./protocol.js";
 import {changeMessage, editedMark, messageBody, reactionsRow, recalledText, replyQuote} from "./rich.js";
 import {MessageActions} from "./actions.js";
 import {MentionPicker} from "./mentions.js";
+import {TypingIndicator} from "./typing.js";
 
 const PAGE = 30;                   // messages per history page
 const GROUP_GAP = 5 * 60 * 1000;   // same sender within 5 minutes: drawn as one run
 const NEAR_BOTTOM = 120;           // px from the end that still count as "at the bottom"
 const LOAD_OLDER_AT = 150;         // px from the top where the next older page is fetched
-const TYPING_EVERY = 3000;         // ms between our own typing frames
-const TYPING_SHOWN = 5000;         // ms one typing frame keeps the indicator on
 
 // The small mark in a bubble of ours: sending, sent or failed (with words for screen readers).
 function stateMark(state) {
@@ -49,9 +48,9 @@ export class Thread {
     this.maxContent = Number(this.dom.layout.dataset.maxContent) || Infinity;
     this.actions = new MessageActions(this);
     this.mentionPicker = new MentionPicker(this.dom.text, this.dom.form);
+    this.typingLine = new TypingIndicator({me, socket, names, node: this.dom.typing, current: () => this.conv});
     this.conv = null;
     this.generation = 0;
-    this.lastTypingSent = 0;
     this.reset();
     this.wire();
   }
@@ -74,8 +73,7 @@ export class Thread {
     this.readSent = 0;
     this.peerLastRead = 0;
     this.locked = false;
-    for (const timer of (this.typers || new Map()).values()) { clearTimeout(timer); }
-    this.typers = new Map();   // user id -> timer that hides their "typing…"
+    this.typingLine?.reset();
   }
 
   // Hook up the composer, the scroller and the buttons.
@@ -101,7 +99,7 @@ export class Thread {
     text.addEventListener("input", () => {
       text.setCustomValidity("");
       this.autosize();
-      this.sendTyping();
+      this.typingLine.send(text.value, this.locked);
     });
     scroller.addEventListener("scroll", () => this.scrolled(), {passive: true});
     older.addEventListener("click", () => this.loadPage(this.oldestId));
@@ -114,7 +112,6 @@ export class Thread {
     this.conv = {...conv, key: conversationKey(conv.kind, conv.id)};
     this.showHeader();
     this.dom.messages.replaceChildren();
-    this.dom.typing.textContent = "";
     this.dom.jump.hidden = true;
     this.dom.older.hidden = true;
     this.dom.note.hidden = true;
@@ -243,7 +240,7 @@ export class Thread {
       this.newestId = Math.max(this.newestId, message.id);
       added += 1;
       if (live && message.sender_id !== this.me) {
-        this.stopTyping(message.sender_id);
+        this.typingLine.stop(message.sender_id);
         announce(`${t("New message from {name}", {name: message.sender_name})}: ${message.content}`);
       }
     }
@@ -487,50 +484,13 @@ export class Thread {
     this.showOutgoing(item);
     text.value = "";
     this.autosize();
-    this.lastTypingSent = 0;
+    this.typingLine.sent();
     this.scrollToBottom();
   }
 
-  // Let the others know we are typing (at most one frame every few seconds).
-  sendTyping() {
-    if (!this.conv || this.locked || !this.dom.text.value.trim()) { return; }
-    if (this.conv.kind === Conversation.PRIVATE && this.conv.id === this.me) { return; }
-    const now = Date.now();
-    if (now - this.lastTypingSent < TYPING_EVERY) { return; }
-    if (this.socket.send({type: Frame.TYPING, recipient_id: this.conv.id,
-                          group: this.conv.kind === Conversation.GROUP})) {
-      this.lastTypingSent = now;
-    }
-  }
-
-  // Someone is typing: show it for a few seconds (several people in a group are listed).
+  // A typing frame: for the typing line.
   typing(frame) {
-    if (!this.conv || frame.user_id === this.me) { return; }
-    const here = this.conv.kind === Conversation.GROUP ? frame.group_id === this.conv.id
-      : frame.group_id === null && frame.user_id === this.conv.id;
-    if (!here) { return; }
-    clearTimeout(this.typers.get(frame.user_id));
-    this.typers.set(frame.user_id, setTimeout(() => this.stopTyping(frame.user_id), TYPING_SHOWN));
-    this.showTyping();
-  }
-
-  // Hide one person's "typing…" (timed out, or their message arrived).
-  stopTyping(userId) {
-    if (!this.typers.has(userId)) { return; }
-    clearTimeout(this.typers.get(userId));
-    this.typers.delete(userId);
-    this.showTyping();
-  }
-
-  // Write the typing line from the current typers' names.
-  async showTyping() {
-    const generation = this.generation;
-    const ids = [...this.typers.keys()];
-    const names = await Promise.all(ids.map((id) => this.names.get(id)));
-    if (generation !== this.generation || ids.join() !== [...this.typers.keys()].join()) { return; }
-    this.dom.typing.textContent = !names.length ? ""
-      : names.length === 1 ? t("{name} is typing…", {name: names[0]})
-        : t("{names} are typing…", {names: names.join(", ")});
+    this.typingLine.received(frame);
   }
 
   // We are no longer a member (removed, or the group was deleted): read-only, with the reason.
