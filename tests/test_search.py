@@ -65,6 +65,10 @@ def test_around_id_of_another_conversation_or_none_is_404(user):
 
 # -- search -----------------------------------------------------------------------------------
 
+# Search first checks the user's newest messages one by one, then asks the index for older
+# ones: a window of 3 makes most tests below go through both.
+WINDOW = 3
+
 
 @pytest.fixture(scope="module")
 def mroonga_server(redis_prefix):
@@ -76,17 +80,28 @@ def mroonga_server(redis_prefix):
     database = mroonga.PrivateMariaDB().start()
     try:
         migrate(database.database_url)
-        proc = ServerProcess(mysql_env(database.database_url, redis_prefix)).start()
+        proc = ServerProcess(mysql_env(database.database_url, redis_prefix,
+                                       CHAT_SEARCH_WINDOW=WINDOW)).start()
         yield proc
         proc.stop()
     finally:
         database.stop()
 
 
+@pytest.fixture(scope="module")
+def sqlite_search_server(sqlite_module_url):
+    """The chat server on SQLite (FTS5 trigram), with the same small scan window."""
+    from tests.support import ServerProcess
+    proc = ServerProcess({"DATABASE_URL": sqlite_module_url, "REDIS_URL": "",
+                          "CHAT_SEARCH_WINDOW": str(WINDOW)}).start()
+    yield proc
+    proc.stop()
+
+
 @pytest.fixture(scope="module", params=["sqlite", "mroonga"])
 def search_server(request):
     """Search on the embedded default (FTS5 trigram) and on MariaDB with Mroonga."""
-    return request.getfixturevalue("sqlite_server" if request.param == "sqlite"
+    return request.getfixturevalue("sqlite_search_server" if request.param == "sqlite"
                                    else "mroonga_server")
 
 

@@ -44,6 +44,6 @@ class Services:
         self.social = Social(self.notices)
         self.groups = Groups(self.notices, self.events)
         self.reading = Reading(self.events)
-        self.search = Search()
+        self.search = Search(app.config.get("CHAT_SEARCH_WINDOW", 2000))
         self.committer = MessageCommitter(app, settings, bus, counters, stats, open_batch)
         self.sending = Sending(self.committer, draining)

@@ -122,7 +122,8 @@ def highlights(content: str, needles: list[dict]) -> list[list[int]]:
 class Search:
     """Full-text search over the messages a user can read."""
 
-    def __init__(self) -> None:
+    def __init__(self, window: int = 2000) -> None:
+        self.window = max(1, window)
         self.ready = False  # once the index was found, it stays (no query per search)
 
     def unavailable(self) -> str | None:
@@ -158,7 +159,7 @@ class Search:
         if reason is not None:
             raise SearchUnavailable(reason)
         ids = search_sql.search_ids(db.session.connection(), user_id, needles, key, before,
-                                    size + 1, matches)
+                                    size + 1, matches, self.window)
         rows = sorted(queries.message_rows_by_id(ids[:size]), key=lambda r: r.id, reverse=True)
         found = []
         for row in rows:

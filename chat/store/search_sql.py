@@ -177,47 +177,95 @@ def _fts5_term(piece: str) -> str:
     return '"' + piece.replace('"', '""') + '"'
 
 
+# The newest this many readable messages are checked one by one before the index is asked
+# (CHAT_SEARCH_WINDOW): a common word then costs a short scan instead of the engine's whole
+# list of matches.
+RECENT_WINDOW = 2000
+
+
+def _like_safe(conn: Connection, piece: str) -> bool:
+    # LIKE is a safe pre-filter only where it ignores case as the rule does: SQLite's LIKE
+    # folds ASCII only, and MariaDB's is exact on our binary collation; text without case
+    # (Chinese, digits, symbols) is safe on both.
+    return piece.lower() == piece.upper() or (piece.isascii() and not is_mariadb(conn))
+
+
+def _like(piece: str) -> str:
+    """A LIKE pattern (``ESCAPE '!'``, the same on both databases) holding ``piece``."""
+    return "%" + piece.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+
+
+def _exact(conn: Connection, needles: list[dict], params: dict,
+           matches: Callable[[str, str], bool]) -> list[str]:
+    """The conditions that hold for exactly the matching messages (checked on ``m``)."""
+    where = ["m.recalled = 0"]
+    for i, piece in enumerate(p for n in needles for p in n["pieces"]):
+        if _like_safe(conn, piece):  # cheap, in C, before the exact rule
+            where.append(f"m.content LIKE :like{i} ESCAPE '!'")
+            params[f"like{i}"] = _like(piece)
+    if is_mariadb(conn):
+        for i, needle in enumerate(needles):
+            prefix = _PCRE_WORD_START if needle["word"] else ""
+            where.append(f"m.content REGEXP :re{i}")
+            params[f"re{i}"] = "(?i)" + prefix + needle["pattern"]
+    else:
+        raw = conn.connection.driver_connection
+        if isinstance(raw, sqlite3.Connection):
+            raw.create_function("chat_search_match", 2, matches, deterministic=True)
+        params["spec"] = json.dumps(needles)
+        where.append("chat_search_match(m.content, :spec)")
+    return where
+
+
 def search_ids(conn: Connection, me: int, needles: list[dict], conv_key: str | None,
                before_id: int | None, count: int,
-               matches: Callable[[str, str], bool]) -> list[int]:
+               matches: Callable[[str, str], bool], window: int = RECENT_WINDOW) -> list[int]:
     """Ids of the newest ``count`` messages the user can read (read cursors: their private
     chats and the groups they are a member of now) that match every needle, newest first.
 
     ``needles``: ``{"pieces": [text without white space, ...], "pattern": regex source,
     "word": bool}`` (see ``chat.service.search``); ``matches(content, spec)`` is the exact
-    rule, run by SQLite as a function on each candidate row.
+    rule, run by SQLite as a function on each candidate row. First the newest
+    ``window`` readable messages are checked; only if they hold fewer than ``count``
+    matches is the full-text index asked for older ones.
     """
-    params: dict[str, Any] = {"me": me, "n": count}
-    where = ["m.recalled = 0"]
+    params: dict[str, Any] = {"me": me, "n": count, "w": window}
+    scope = ["1 = 1"]
     if conv_key is not None:
-        where.append("m.conv_key = :key")
+        scope.append("m.conv_key = :key")
         params["key"] = conv_key
     if before_id is not None:
-        where.append("m.id < :before")
+        scope.append("m.id < :before")
         params["before"] = before_id
+    readable = ("FROM messages m JOIN read_cursors rc ON rc.conv_key = m.conv_key "
+                "AND rc.user_id = :me WHERE " + " AND ".join(scope))
+    exact = " AND ".join(_exact(conn, needles, params, matches))
+    newest = f"SELECT m.id {readable} ORDER BY m.id DESC LIMIT :w"
+    found = [r[0] for r in conn.execute(text(
+        f"SELECT m.id FROM ({newest}) w JOIN messages m ON m.id = w.id WHERE {exact} "
+        "ORDER BY m.id DESC LIMIT :n"), params)]
+    if len(found) >= count:
+        return found
+    floor, seen = conn.execute(text(f"SELECT MIN(w.id), COUNT(*) FROM ({newest}) w"),
+                               params).one()
+    if not seen or seen < window:
+        return found  # the window held every readable message
+    params.update(floor=floor, n=count - len(found))
     if is_mariadb(conn):
         params["ft"] = " ".join(_mroonga_term(p) for n in needles for p in n["pieces"])
-        for i, needle in enumerate(needles):
-            prefix = _PCRE_WORD_START if needle["word"] else ""
-            where.append(f"m.content REGEXP :re{i}")
-            params[f"re{i}"] = "(?i)" + prefix + needle["pattern"]
         sql = (f"SELECT m.id FROM {TABLE} s JOIN messages m ON m.id = s.id "
                "JOIN read_cursors rc ON rc.conv_key = m.conv_key AND rc.user_id = :me "
-               "WHERE MATCH(s.content) AGAINST(:ft IN BOOLEAN MODE) AND "
-               + " AND ".join(where) + " ORDER BY m.id DESC LIMIT :n")
-        return [r[0] for r in conn.execute(text(sql), params)]
-    raw = conn.connection.driver_connection
-    if isinstance(raw, sqlite3.Connection):
-        raw.create_function("chat_search_match", 2, matches, deterministic=True)
-    long_pieces = [p for n in needles for p in n["pieces"] if len(p) >= 3]
-    if long_pieces:
-        where.append(f"m.id IN (SELECT rowid FROM {TABLE} WHERE {TABLE} MATCH :fts)")
-        params["fts"] = " AND ".join(_fts5_term(p) for p in long_pieces)
-    params["spec"] = json.dumps(needles)
-    where.append("chat_search_match(m.content, :spec)")
-    sql = ("SELECT m.id FROM messages m JOIN read_cursors rc ON rc.conv_key = m.conv_key "
-           "AND rc.user_id = :me WHERE " + " AND ".join(where) + " ORDER BY m.id DESC LIMIT :n")
-    return [r[0] for r in conn.execute(text(sql), params)]
+               "WHERE MATCH(s.content) AGAINST(:ft IN BOOLEAN MODE) AND m.id < :floor AND "
+               + " AND ".join(scope) + f" AND {exact} ORDER BY m.id DESC LIMIT :n")
+    else:
+        long_pieces = [p for n in needles for p in n["pieces"] if len(p) >= 3]
+        indexed = ""
+        if long_pieces:  # trigrams need 3 characters; shorter pieces rely on the scan
+            indexed = f" AND m.id IN (SELECT rowid FROM {TABLE} WHERE {TABLE} MATCH :fts)"
+            params["fts"] = " AND ".join(_fts5_term(p) for p in long_pieces)
+        sql = (f"SELECT m.id {readable} AND m.id < :floor{indexed} AND {exact} "
+               "ORDER BY m.id DESC LIMIT :n")
+    return found + [r[0] for r in conn.execute(text(sql), params)]
 
 
 def python_pattern(pattern: str) -> re.Pattern:
