@@ -119,6 +119,9 @@ class BaseConfig:
     # Seconds after sending within which the sender may edit (or recall) a message; 0: any time.
     CHAT_EDIT_WINDOW = env_int("CHAT_EDIT_WINDOW", 48 * 3600)
     CHAT_RECALL_WINDOW = env_int("CHAT_RECALL_WINDOW", 24 * 3600)
+    # Search checks this many of the user's newest messages one by one before it asks the
+    # full-text index (chat.store.search_sql): common words answer from the scan.
+    CHAT_SEARCH_WINDOW = env_int("CHAT_SEARCH_WINDOW", 2000)
     CHAT_RATE_PER_MINUTE = env_int("CHAT_RATE_PER_MINUTE", 600)
     CHAT_STRANGER_LIMIT = env_int("CHAT_STRANGER_LIMIT", 3)
     CHAT_STRANGER_TTL = env_int("CHAT_STRANGER_TTL", 90 * 24 * 3600)

@@ -71,6 +71,7 @@ class ChatRuntime:
         cfg = self.app.config
         self.bus.start()
         self.registry.start_pinger(cfg["CHAT_PING_INTERVAL"])
+        self._say_search_status()
         interval = cfg["CHAT_AUTH_RECHECK_INTERVAL"]
         if interval > 0:
             self._janitor = gevent.spawn(self._recheck_credentials, interval)
@@ -82,6 +83,15 @@ class ChatRuntime:
         gc.collect()
         gc.freeze()
         gc.set_threshold(*cfg["CHAT_GC_THRESHOLDS"])
+
+    def _say_search_status(self) -> None:
+        """Log at start whether search works here (MariaDB needs the Mroonga plugin)."""
+        try:
+            with self.app.app_context():
+                self.services.search.log_status()
+                db.session.remove()
+        except Exception as exc:  # the database may be down: search says so when asked
+            log.warning("event=search_status_unknown error=%s", type(exc).__name__)
 
     def _recheck_credentials(self, interval: float) -> None:
         """Close sockets whose session or token was revoked, even if the event was lost."""

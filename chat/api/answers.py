@@ -239,10 +239,11 @@ class Update(Answer):
 
 
 class Page(Answer):
-    """A page of history, oldest first."""
+    """A page of history, oldest first (``has_newer`` on a page around a message)."""
 
     messages: list[Message]
     has_more: bool
+    has_newer: bool = sometimes()
 
 
 class Sync(Answer):

@@ -187,9 +187,11 @@ class NoticesRead(Body):
 # -- Query strings ------------------------------------------------------------------------
 
 class PageQuery(Query):
-    """A page of history: the messages before ``before_id`` (the newest without it)."""
+    """A page of history: the messages before ``before_id`` (the newest without it), or
+    around ``around_id``."""
 
     before_id: QueryCursor | None = None
+    around_id: QueryCursor | None = None
     limit: HistoryLimit | None = None
 
 

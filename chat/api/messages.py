@@ -16,8 +16,8 @@ def conversations():
 
 def _page(target: int, is_group: bool, query: PageQuery) -> dict:
     page = services().reading.history(me(), target, is_group, before_id=query.before_id,
-                                      limit=query.limit)
-    return {"messages": page["messages"], "has_more": page["has_more"]}
+                                      limit=query.limit, around_id=query.around_id)
+    return {key: page[key] for key in ("messages", "has_more", "has_newer") if key in page}
 
 
 @bp.get("/messages/<user_id>")

@@ -20,6 +20,7 @@ from .limits import FloodLimiter
 from .notices import Notices
 from .passwords import PasswordHasher
 from .reading import Reading
+from .search import Search
 from .sending import Sending
 from .settings import ServiceSettings
 from .social import Social
@@ -43,5 +44,6 @@ class Services:
         self.social = Social(self.notices)
         self.groups = Groups(self.notices, self.events)
         self.reading = Reading(self.events)
+        self.search = Search(app.config.get("CHAT_SEARCH_WINDOW", 2000))
         self.committer = MessageCommitter(app, settings, bus, counters, stats, open_batch)
         self.sending = Sending(self.committer, draining)

@@ -14,7 +14,7 @@ import orjson
 from sqlalchemy import func, select, update
 
 from ..bus import Event, group_channel, user_channel
-from ..errors import BadRequest
+from ..errors import BadRequest, NotFound
 from ..extensions import db
 from ..store import queries
 from ..store.committer_sql import db_time
@@ -93,6 +93,24 @@ def _read_events(user_id: int, peer_id: int | None, group_id: int | None, value:
     return events
 
 
+def _around(user_id: int, target_id: Any, is_group: bool, around: int, size: int) -> dict:
+    """A page of ``size`` messages holding ``around``: (size-1)//2 older ones before it,
+    the rest newer, one side filling in where the other runs short (PROTOCOL.md 6.4)."""
+    key, peer_id, group_id = resolve_conversation(user_id, target_id, is_group)
+    older, newer = queries.around_rows(key, around, size + 1)
+    if not newer or newer[0].id != around:
+        raise NotFound(N_("no such message in this conversation"))
+    want_older = (size - 1) // 2
+    want_newer = size - 1 - want_older
+    after = newer[1:]
+    take_older = min(len(older), want_older + max(0, want_newer - len(after)))
+    take_newer = min(len(after), size - 1 - take_older)
+    page = list(reversed(older[:take_older])) + [newer[0]] + after[:take_newer]
+    return {"recipient_id": peer_id if peer_id is not None else group_id, "group": is_group,
+            "messages": [message_frame(r) for r in page],
+            "has_more": len(older) > take_older, "has_newer": len(after) > take_newer}
+
+
 class Reading:
     """Everything that reads messages or moves read cursors."""
 
@@ -101,13 +119,19 @@ class Reading:
 
     @staticmethod
     def history(user_id: int, target_id: Any, is_group: bool, before_id: Any = None,
-                before_time: Any = None, limit: Any = None) -> dict:
-        """The ``limit`` messages of a conversation before the cursor, oldest first."""
+                before_time: Any = None, limit: Any = None, around_id: Any = None) -> dict:
+        """The ``limit`` messages of a conversation before the cursor, oldest first
+        (or around ``around_id``: then ``has_newer`` says whether newer ones follow)."""
         # The frame's own fields first: a mistyped field is 400 whoever the peer is.
         before = validation.cursor(before_id, "before_id")
+        around = validation.cursor(around_id, "around_id")
         size = validation.limit(limit, 1, 100, 10)
         if before is not None and before_time is not None:
             raise BadRequest(N_("give before_id or a time cursor, not both"))
+        if around is not None and (before is not None or before_time is not None):
+            raise BadRequest(N_("give around_id or a cursor, not both"))
+        if around is not None:
+            return _around(user_id, target_id, is_group, around, size)
         moment = None if before_time is None else db_time(validation.time_cursor(before_time))
         key, peer_id, group_id = resolve_conversation(user_id, target_id, is_group)
         result = {"recipient_id": peer_id if peer_id is not None else group_id,

@@ -143,6 +143,17 @@ def history_rows(conv_key: str, before_id: int | None, before_time: str | None,
     return _messages_in(page + " ORDER BY id DESC LIMIT :n", params, descending=True)
 
 
+def around_rows(conv_key: str, around_id: int, count: int) -> tuple[list[Row], list[Row]]:
+    """Up to ``count`` messages of a conversation before ``around_id`` (newest first) and
+    ``count`` from it on (oldest first, the message itself first when it is there)."""
+    params = {"key": conv_key, "around": around_id, "n": count}
+    older = _messages_in("SELECT id FROM messages WHERE conv_key = :key AND id < :around "
+                         "ORDER BY id DESC LIMIT :n", params, descending=True)
+    newer = _messages_in("SELECT id FROM messages WHERE conv_key = :key AND id >= :around "
+                         "ORDER BY id LIMIT :n", params)
+    return older, newer
+
+
 def message_rows_by_id(ids: list[int]) -> list[Row]:
     """The full rows of these messages (in id order)."""
     if not ids:
