@@ -127,6 +127,7 @@ class Group(Answer):
     owner_id: Id
     member_count: Count
     created_at: Time
+    visibility: Literal["public", "private"]
     role: Role | None = None
 
 

@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model, model
 from ..errors import BadRequest
 from .fields import (AnyString, Attachments, ClientId, Content, Cursor, Description, Flag,
                      GroupName, GroupQuery, HistoryLimit, IconUrl, Id, Mentions, Password,
-                     QueryCursor, QueryFlag, Rule, SyncLimit, TokenName, Username, UserQuery)
+                     QueryCursor, QueryFlag, Rule, SyncLimit, TokenName, Username, UserQuery,
+                     Visibility)
 
 
 def rule_of(annotation: Any) -> Rule | None:
@@ -166,6 +167,7 @@ class NewGroup(Body):
     name: GroupName
     description: Description | None = None
     icon: IconUrl | None = None
+    visibility: Visibility | None = None
 
 
 class GroupEdit(Body):
