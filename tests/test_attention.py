@@ -55,3 +55,80 @@ def test_private_group_invitation_can_be_declined(api):
     assert bob.delete(f"/api/groups/{gid}/members/{bob.user_id}").status_code == 200
     assert bob.get(f"/api/groups/{gid}").status_code == 404
     assert bob.put(f"/api/groups/{gid}/members/{bob.user_id}").status_code == 404
+
+
+# -- Mute, pin, archive ----------------------------------------------------------------------
+
+def _send(sender, **target):
+    r = sender.post("/api/messages", json={"content": "ping", **target})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def _convs(user, **params):
+    r = user.get("/api/conversations", params=params)
+    assert r.status_code == 200, r.text
+    return [(c["kind"], c.get("user_id") or c.get("group_id")) for c in r.json()["conversations"]]
+
+
+def test_pin_and_archive_order_and_filter_the_list(api):
+    alice, bob, carol = api("alice"), api("bob"), api("carol")
+    alice.follow_each_other(bob)
+    alice.follow_each_other(carol)
+    _send(bob, recipient_id=alice.user_id)
+    _send(carol, recipient_id=alice.user_id)
+    assert _convs(alice) == [("private", carol.user_id), ("private", bob.user_id)]
+    r = alice.patch(f"/api/conversations/private/{bob.user_id}", json={"pinned": True})
+    assert r.status_code == 200 and r.json()["pinned"] is True
+    assert r.json()["muted"] is False and r.json()["archived"] is False
+    assert _convs(alice) == [("private", bob.user_id), ("private", carol.user_id)]
+    # Archived: only under ?archived=1, and back by itself with a new message.
+    r = alice.patch(f"/api/conversations/private/{carol.user_id}", json={"archived": True})
+    assert r.json()["archived"] is True and r.json()["pinned"] is False
+    assert _convs(alice) == [("private", bob.user_id)]
+    assert _convs(alice, archived=1) == [("private", carol.user_id)]
+    _send(carol, recipient_id=alice.user_id)
+    assert _convs(alice) == [("private", bob.user_id), ("private", carol.user_id)]
+    assert _convs(alice, archived=1) == []
+    # Settings are the caller's own: bob's list is untouched.
+    assert [c["pinned"] for c in bob.get("/api/conversations").json()["conversations"]] == [False]
+    # Bad input changes nothing.
+    for body in ({"pinned": "yes"}, {"muted": 1}, [1]):
+        assert alice.patch(f"/api/conversations/private/{bob.user_id}",
+                           json=body).status_code == 400
+    assert alice.patch("/api/conversations/private/999999999", json={}).status_code == 404
+    assert alice.patch("/api/conversations/group/0", json={}).status_code == 400
+    assert _convs(alice)[0] == ("private", bob.user_id)
+
+
+def test_muted_conversation_counts_only_mentions_and_stays_archived(api, connect, server):
+    alice, bob = api("alice"), api("bob")
+    bob.put(f"/api/users/{alice.user_id}/follow")
+    gid = make_group(alice)["id"]
+    assert alice.put(f"/api/groups/{gid}/members/{bob.user_id}").status_code == 200
+    alice.follow_each_other(bob)
+    _send(alice, group_id=gid)
+    _send(alice, group_id=gid)
+    _send(alice, recipient_id=bob.user_id)
+    assert bob.get("/api/unread").json()["total"] == 3
+    r = bob.patch(f"/api/conversations/group/{gid}", json={"muted": True, "archived": True})
+    assert r.status_code == 200 and r.json()["muted"] and r.json()["archived"]
+    unread = bob.get("/api/unread").json()
+    assert unread["total"] == 1
+    group = [c for c in unread["conversations"] if c["kind"] == "group"][0]
+    assert group["unread"] == 2 and group["muted"] is True
+    # A mention in the muted group counts; its message does not bring it out of the archive.
+    r = alice.post("/api/messages", json={"group_id": gid, "content": "@bob look",
+                                          "mentions": [bob.user_id]})
+    assert r.status_code == 201, r.text
+    assert bob.get("/api/unread").json()["total"] == 2
+    assert connect(server, bob).hello["unread"] == 2
+    assert ("group", gid) not in _convs(bob)
+    assert _convs(bob, archived=1) == [("group", gid)]
+    # Unmuted: every unread message counts again, and the new messages bring it back.
+    bob.patch(f"/api/conversations/group/{gid}", json={"muted": False})
+    assert bob.get("/api/unread").json()["total"] == 4
+    assert ("group", gid) in _convs(bob)
+    # Outsiders cannot touch a group's settings.
+    carol = api("carol")
+    assert carol.patch(f"/api/conversations/group/{gid}", json={"muted": True}).status_code == 403

@@ -292,6 +292,9 @@ class PrivateConversation(Answer):
     mentions: Count
     last_read_id: Position
     peer_last_read_id: Position
+    muted: bool
+    pinned: bool
+    archived: bool
 
 
 class GroupConversation(Answer):
@@ -305,13 +308,16 @@ class GroupConversation(Answer):
     unread: Count
     mentions: Count
     last_read_id: Position
+    muted: bool
+    pinned: bool
+    archived: bool
 
 
 Conversation = Annotated[PrivateConversation | GroupConversation, Field(discriminator="kind")]
 
 
 class ConversationList(Answer):
-    """The caller's conversations, newest first."""
+    """The caller's conversations, pinned first, then newest first."""
 
     conversations: list[Conversation]
 

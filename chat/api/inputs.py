@@ -219,3 +219,26 @@ class NoticeQuery(Query):
     """``unread=1``: only the unread notices."""
 
     unread: QueryFlag | None = None
+
+
+# -- Attention (PROTOCOL.md 6.5) ------------------------------------------------------------
+
+class ConversationEdit(Body):
+    """The caller's own settings of one conversation; an absent field stays as it is."""
+
+    muted: Flag | None = None
+    pinned: Flag | None = None
+    archived: Flag | None = None
+
+
+class ConversationQuery(Query):
+    """``archived=1``: only the archived conversations (else only the others)."""
+
+    archived: QueryFlag | None = None
+
+
+class MeEdit(Body):
+    """The caller's own settings; an absent field stays as it is."""
+
+    show_presence: Flag | None = None
+    push_previews: Flag | None = None

@@ -19,6 +19,7 @@ from .groups import Groups
 from .limits import FloodLimiter
 from .notices import Notices
 from .passwords import PasswordHasher
+from .prefs import ConversationPrefs
 from .reading import Reading
 from .sending import Sending
 from .settings import ServiceSettings
@@ -43,5 +44,6 @@ class Services:
         self.social = Social(self.notices)
         self.groups = Groups(self.notices, self.events)
         self.reading = Reading(self.events)
+        self.prefs = ConversationPrefs(self.reading)
         self.committer = MessageCommitter(app, settings, bus, counters, stats, open_batch)
         self.sending = Sending(self.committer, draining)
