@@ -2,6 +2,11 @@
 mute / pin / archive and the unread total, presence, Web Push."""
 from __future__ import annotations
 
+import pytest
+
+from tests.conftest import mysql_env
+from tests.support import WS, Api, ServerProcess
+
 
 def make_group(owner, **fields):
     r = owner.post("/api/groups", json={"name": "Attic " + owner.username, **fields})
@@ -132,3 +137,56 @@ def test_muted_conversation_counts_only_mentions_and_stays_archived(api, connect
     # Outsiders cannot touch a group's settings.
     carol = api("carol")
     assert carol.patch(f"/api/conversations/group/{gid}", json={"muted": True}).status_code == 403
+
+
+# -- Presence --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def two(mysql_url, redis_prefix):
+    """Two processes sharing MariaDB and Redis, with a short presence grace."""
+    env = mysql_env(mysql_url, redis_prefix, CHAT_PRESENCE_GRACE=1)
+    procs = [ServerProcess(env).start(), ServerProcess(env).start()]
+    yield procs
+    for p in procs:
+        p.stop()
+
+
+def _presence(viewer, user):
+    profile = viewer.get(f"/api/users/{user.user_id}").json()
+    return profile["online"], profile["last_seen_at"]
+
+
+def test_presence_reaches_friends_across_processes(two):
+    a, b = two
+    alice, bob = Api.new_user(a.base, "alice"), Api.new_user(b.base, "bob")
+    carol = Api.new_user(b.base, "carol")
+    alice.follow_each_other(bob)
+    carol.put(f"/api/users/{alice.user_id}/follow")  # one way only: no presence
+    assert _presence(bob, alice) == (False, None)  # never seen
+    assert _presence(carol, alice) == (None, None)
+    bob_ws, carol_ws = WS(b.ws_url, token=bob.token), WS(b.ws_url, token=carol.token)
+    first = WS(a.ws_url, token=alice.token)
+    frame = bob_ws.expect("presence", user_id=alice.user_id)
+    assert frame["online"] is True and frame["last_seen_at"] is None
+    assert _presence(bob, alice) == (True, None)
+    assert _presence(carol, alice) == (None, None)
+    # A reload (a new socket on the other process, then the old one closes): no flicker.
+    second = WS(b.ws_url, token=alice.token)
+    first.close()
+    bob_ws.nothing("presence", wait=2.5)
+    second.close()
+    frame = bob_ws.expect("presence", user_id=alice.user_id)
+    assert frame["online"] is False and frame["last_seen_at"].endswith("Z")
+    online, seen = _presence(bob, alice)
+    assert online is False and seen == frame["last_seen_at"]
+    carol_ws.nothing("presence", wait=0.2)
+    # Hidden: null to friends too, and no frames.
+    me = alice.patch("/api/me", json={"show_presence": False})
+    assert me.status_code == 200 and me.json()["show_presence"] is False
+    assert alice.get("/api/me").json()["show_presence"] is False
+    assert alice.patch("/api/me", json={"show_presence": "no"}).status_code == 400
+    assert _presence(bob, alice) == (None, None)
+    again = WS(a.ws_url, token=alice.token)
+    bob_ws.nothing("presence", wait=1)
+    for ws in (again, bob_ws, carol_ws):
+        ws.close()

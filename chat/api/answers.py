@@ -62,12 +62,21 @@ class User(Answer):
     created_at: Time
 
 
+class Me(User):
+    """The caller, with their own settings (PROTOCOL.md 6.5)."""
+
+    show_presence: bool
+    push_previews: bool
+
+
 class Profile(User):
     """A user with the relation seen from the caller."""
 
     following: bool
     followed_by: bool
     blocking: bool
+    online: bool | None
+    last_seen_at: Time | None
 
 
 class UserList(Answer):

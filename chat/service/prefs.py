@@ -1,4 +1,5 @@
-"""A user's own settings of a conversation: mute, pin, archive (PROTOCOL.md 6.5).
+"""A user's own settings (PROTOCOL.md 6.5): of a conversation (mute, pin, archive), and
+of themself (show presence, push previews).
 
 They live on the user's read cursor of the conversation (one row per user and
 conversation already), so the conversation list and ``hello`` read them in the
@@ -12,8 +13,9 @@ from sqlalchemy import func, select, update
 
 from ..extensions import db
 from ..store import queries
-from ..store.models import Message, ReadCursor
+from ..store.models import Message, ReadCursor, User
 from .reading import Reading, resolve_conversation
+from .shapes import user_json
 
 
 class ConversationPrefs:
@@ -41,3 +43,20 @@ class ConversationPrefs:
                 ReadCursor.user_id == user_id, ReadCursor.conv_key == key).values(**values))
         db.session.commit()
         return self.reading.conversations(user_id, archived=None, only_key=key)[0]
+
+
+def me_json(user_id: int) -> dict:
+    """The caller as ``GET /api/me`` shows them: the user and their own settings."""
+    user = db.session.get(User, user_id)
+    return {**user_json(user), "show_presence": bool(user.show_presence),
+            "push_previews": bool(user.push_previews)}
+
+
+def change_me(user_id: int, fields: dict) -> dict:
+    """Set ``show_presence`` / ``push_previews`` (absent ones stay); the new ``me_json``."""
+    values = {name: bool(fields[name]) for name in ("show_presence", "push_previews")
+              if fields.get(name) is not None}
+    if values:
+        db.session.execute(update(User).where(User.id == user_id).values(**values))
+        db.session.commit()
+    return me_json(user_id)
