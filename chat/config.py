@@ -166,6 +166,9 @@ class BaseConfig:
     CHAT_METRICS_ALLOW = env_networks("CHAT_METRICS_ALLOW", "127.0.0.1/32,::1/128")
     # The server process's gc.set_threshold (see ChatRuntime.start).
     CHAT_GC_THRESHOLDS = env_ints("CHAT_GC_THRESHOLDS", (50000, 20, 100))[:3]
+    # Attention (PROTOCOL.md 6.5): friends hear "offline" this many seconds after a user's
+    # last socket closed (a reload does not flicker).
+    CHAT_PRESENCE_GRACE = env_int("CHAT_PRESENCE_GRACE", 10)
     # Only for the transport conformance tests: mounts /_echo on our exact WebSocket stack.
     CHAT_ECHO_ROUTE = env_bool("CHAT_ECHO_ROUTE", False)
 

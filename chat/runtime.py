@@ -22,6 +22,7 @@ from .realtime.registry import Registry
 from .service import Services, ServiceSettings
 from .service.limits import FloodLimiter
 from .store.counters import Counters, MemoryCounters, make_counters
+from .store.presence import make_presence
 from .store.slots import make_slots
 from .store.tickets import make_tickets
 
@@ -52,7 +53,8 @@ class ChatRuntime:
             counters=self.counters, local_counters=MemoryCounters(),
             tickets=make_tickets(cfg.get("REDIS_URL"), prefix),
             flood=FloodLimiter(cfg["CHAT_RATE_PER_MINUTE"]), stats=self.stats,
-            open_batch=self.registry.batch, draining=lambda: self.draining)
+            open_batch=self.registry.batch, draining=lambda: self.draining,
+            presence_store=make_presence(cfg.get("REDIS_URL"), prefix, SLOT_STALE_AFTER))
         # The only wiring between bus and registry.
         self.bus.attach(self.registry)
         self.registry.on_channel_added = self.bus.subscribe
@@ -117,7 +119,9 @@ class ChatRuntime:
         while True:
             gevent.sleep(SLOT_REFRESH_EVERY)
             try:
-                self.quota.refresh([(c.user_id, c.id) for c in self.registry.connections()])
+                held = [(c.user_id, c.id) for c in self.registry.connections()]
+                self.quota.refresh(held)
+                self.services.presence.store.refresh(held)
             except Exception:
                 log.exception("event=slot_refresh_failed")
 

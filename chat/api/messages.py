@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 from . import answers, bp
-from .inputs import MessageEdit, NewMessage, PageQuery, ReadRequest, SyncQuery
+from .inputs import ConversationQuery, MessageEdit, NewMessage, PageQuery, ReadRequest, SyncQuery
 from .operation import operation
 from .request import me, services
 
 
 @bp.get("/conversations")
-@operation({200: answers.ConversationList})
-def conversations():
-    """Private chats and groups, newest first, with last message and unread count."""
-    return {"conversations": services().reading.conversations(me())}
+@operation({200: answers.ConversationList}, query=ConversationQuery)
+def conversations(query: ConversationQuery):
+    """Private chats and groups, pinned first, then newest first, with last message and
+    unread count; ``?archived=1``: only the archived ones."""
+    return {"conversations": services().reading.conversations(
+        me(), archived=bool(query.archived))}
 
 
 def _page(target: int, is_group: bool, query: PageQuery) -> dict:

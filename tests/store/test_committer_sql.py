@@ -107,7 +107,7 @@ def test_lookup_finds_everything_a_batch_needs_in_one_query(store):
     assert found == {"stored": {(alice, "k1"): mid},
                      "names": {alice: username(alice), bob: username(bob)},
                      "blocks": {(carol, alice)}, "follows": {(alice, bob)},
-                     "groups": {gid: alice}, "members": {(gid, alice)}}
+                     "groups": {gid: alice}, "members": {(gid, alice)}, "private": set()}
     s.rollback()
 
 
