@@ -18,6 +18,7 @@ from .events import Events
 from .groups import Groups
 from .limits import FloodLimiter
 from .notices import Notices
+from . import rich
 from .passwords import PasswordHasher
 from .reading import Reading
 from .sending import Sending
@@ -33,7 +34,7 @@ class Services:
     def __init__(self, app, *, settings: ServiceSettings, bus: Bus, counters: Counters,
                  local_counters: Counters, tickets: Tickets, flood: FloodLimiter, stats,
                  open_batch: Callable[[], AbstractContextManager],
-                 draining: Callable[[], bool]) -> None:
+                 draining: Callable[[], bool], uploads=None) -> None:
         self.settings = settings
         self.flood = flood
         self.events = Events(bus)
@@ -43,5 +44,8 @@ class Services:
         self.social = Social(self.notices)
         self.groups = Groups(self.notices, self.events)
         self.reading = Reading(self.events)
-        self.committer = MessageCommitter(app, settings, bus, counters, stats, open_batch)
+        # Files (chat.files.service.Uploads); without them no upload id names anything.
+        self.uploads = uploads
+        self.committer = MessageCommitter(app, settings, bus, counters, stats, open_batch,
+                                          files=uploads.resolve if uploads else rich.no_files)
         self.sending = Sending(self.committer, draining)
