@@ -221,3 +221,61 @@ def test_recalled_and_unused_files_are_deleted_by_the_cleanup(trio, files_server
     assert ann.get(kept["url"]).status_code == 200  # younger than 24 h: kept
     metrics = requests.get(files_server.base + "/metrics").text
     assert "chat_uploads " in metrics and "chat_upload_bytes " in metrics
+
+
+@pytest.fixture(scope="module")
+def s3_server(mysql_url, redis_prefix, tmp_path_factory):
+    """moto's standalone S3 server on loopback, a bucket in it, and a chat server using it."""
+    import time
+
+    import boto3
+
+    port = free_port()
+    aws = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1"}
+    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")
+    moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                             str(port)], stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, **aws}, start_new_session=True)
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 30
+    while True:
+        try:
+            requests.get(endpoint, timeout=1)
+            break
+        except requests.RequestException:
+            assert time.time() < deadline and moto.poll() is None, "moto did not start"
+            time.sleep(0.1)
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    client.create_bucket(Bucket="chat-files")
+    spool = tmp_path_factory.mktemp("spool")
+    env = mysql_env(mysql_url, redis_prefix, CHAT_S3_BUCKET="chat-files",
+                    CHAT_S3_ENDPOINT=endpoint, CHAT_UPLOAD_SPOOL=spool,
+                    CHAT_UPLOAD_CLEANUP_INTERVAL=0, **aws)
+    proc = ServerProcess(env).start()
+    proc.s3 = client
+    yield proc
+    proc.stop()
+    moto.terminate()
+    moto.wait(10)
+
+
+def test_the_s3_backend_behaves_the_same(s3_server):
+    ann, ben = (Api.new_user(s3_server.base, s) for s in ("ann", "ben"))
+    ann.follow_each_other(ben)
+    made = upload(ann, picture(size=(800, 600)), "big.png").json()
+    data = os.urandom(100_000)
+    plain = upload(ann, data, "blob.bin").json()
+    keys = {o["Key"] for o in s3_server.s3.list_objects_v2(Bucket="chat-files")["Contents"]}
+    assert len(keys) == 3  # the picture, its thumbnail, the plain file
+    send(ann, ben.user_id, [made["id"], plain["id"]], "both")
+    assert max(Image.open(io.BytesIO(ben.get(made["thumb_url"]).content)).size) == 320
+    assert ben.get(plain["url"]).content == data
+    part = fetch(ben, plain["url"], {"Range": "bytes=1000-1999"})
+    assert part.status_code == 206 and part.content == data[1000:2000]
+    history = ben.get(f"/api/messages/{ann.user_id}").json()["messages"]
+    ann.delete(f"/api/messages/{history[-1]['id']}")
+    cleanup(s3_server)
+    assert ann.get(plain["url"]).status_code == 404
+    assert "Contents" not in s3_server.s3.list_objects_v2(Bucket="chat-files")
