@@ -62,7 +62,7 @@ def send(user: Api, to: int, ids: list[int], content: str = "") -> dict:
     return r.json()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def trio(files_server):
     a, b, c = (Api.new_user(files_server.base, s) for s in ("ann", "ben", "cat"))
     a.follow_each_other(b)
@@ -99,6 +99,19 @@ def test_a_picture_attached_is_seen_by_the_other_member_not_by_a_stranger(trio):
     r = cat.post("/api/messages", json={"recipient_id": ann.user_id, "content": "x",
                                         "attachments": [made["id"]]})
     assert r.status_code == 404, r.text
+
+
+def test_group_members_see_a_group_file_and_others_do_not(trio):
+    ann, ben, cat = trio
+    group = ann.post("/api/groups", json={"name": "pics"}).json()
+    assert ann.put(f"/api/groups/{group['id']}/members/{ben.user_id}").status_code == 200
+    made = upload(ann, picture(fmt="GIF"), "a.gif").json()
+    assert made["mime"] == "image/gif"
+    r = ann.post("/api/messages", json={"group_id": group["id"], "content": "",
+                                        "attachments": [made["id"]]})
+    assert r.status_code == 201, r.text
+    assert ben.get(made["url"]).headers["Content-Type"] == "image/gif"
+    assert cat.get(made["url"]).status_code == 404
 
 
 def test_html_and_svg_are_plain_files_served_as_downloads(trio):
@@ -182,10 +195,11 @@ def test_too_large_is_refused_before_the_body_is_read(trio, files_server):
     body += b"%x\r\n%s\r\n" % (len(block), block) * (LIMIT // 65536 + 4)
     answer = _raw(files_server.port, head, body)
     assert b" 413 " in answer.split(b"\r\n", 1)[0] and b"too_large" in answer
-    # The quota: three files fit in 5 MiB, the fourth does not.
+    # The quota: two files fit in 5 MiB, the third does not.
+    dan = Api.new_user(files_server.base, "dan")
     for _ in range(2):
-        assert upload(ann, os.urandom(LIMIT - 4096)).status_code == 201
-    r = upload(ann, os.urandom(LIMIT - 4096))
+        assert upload(dan, os.urandom(LIMIT - 4096)).status_code == 201
+    r = upload(dan, os.urandom(LIMIT - 4096))
     assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
 
 
