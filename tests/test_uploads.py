@@ -293,3 +293,18 @@ def test_the_s3_backend_behaves_the_same(s3_server):
     cleanup(s3_server)
     assert ann.get(plain["url"]).status_code == 404
     assert "Contents" not in s3_server.s3.list_objects_v2(Bucket="chat-files")
+
+
+def test_a_browser_session_uploads_only_with_the_csrf_header(trio, files_server):
+    from tests.test_csrf import browser_login
+
+    ann, _, _ = trio
+    s, token = browser_login(files_server, ann)
+    url = files_server.base + "/api/uploads"
+    files = {"file": ("n.txt", b"note", "text/plain")}
+    refused = s.post(url, files=files)
+    assert refused.status_code == 400 and "CSRF" in refused.json()["error"]["message"]
+    assert s.post(url, files=files, data={"csrf_token": token}).status_code == 400
+    made = s.post(url, files=files, headers={"X-CSRFToken": token})
+    assert made.status_code == 201, made.text
+    assert s.get(files_server.base + made.json()["url"]).content == b"note"
