@@ -7,6 +7,7 @@ import {announce, avatar, el} from "./dom.js";
 import {conversationKey, messageKey} from "./conversations.js";
 import {dayKey, formatDay, formatFull, formatTime, t} from "./i18n.js";
 import {Conversation, Frame} from "./protocol.js";
+import {attachmentsView} from "./uploads.js";
 
 const PAGE = 30;                   // messages per history page
 const GROUP_GAP = 5 * 60 * 1000;   // same sender within 5 minutes: drawn as one run
@@ -244,6 +245,8 @@ export class Thread {
                          dataset: {id: message.id, sender: message.sender_id, at: when.getTime()}});
     this.fill(li, {mine, sender: mine ? this.myName : message.sender_name, content: message.content,
                    when, state: mine ? "sent" : null});
+    const files = attachmentsView(message.attachments);
+    if (files) { li.querySelector(".bubble .msg-text").after(files); }
     return li;
   }
 
