@@ -228,6 +228,9 @@ def test_recalled_and_unused_files_are_deleted_by_the_cleanup(trio, files_server
     assert ben.get(made["url"]).status_code == 200
     assert ann.delete(f"/api/messages/{message['id']}").status_code in (200, 204)
     assert ben.get(made["url"]).status_code == 404  # recalled: the other member lost it
+    r = ann.post("/api/messages", json={"recipient_id": ben.user_id, "content": "again",
+                                        "attachments": [made["id"]]})
+    assert r.status_code == 404, r.text  # about to be deleted: it cannot be attached again
     kept = upload(ann, b"not attached yet").json()
     assert "uploads deleted" in cleanup(files_server)
     assert ann.get(made["url"]).status_code == 404  # gone for the uploader too

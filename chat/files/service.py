@@ -81,6 +81,11 @@ _READABLE = text(
     "WHERE l.upload_id = :f AND m.recalled = 0 AND (m.sender_id = :u OR m.recipient_id = :u "
     "OR (m.group_id IS NOT NULL AND EXISTS (SELECT 1 FROM memberships ms "
     "WHERE ms.group_id = m.group_id AND ms.user_id = :u))) LIMIT 1")
+_RESOLVE = text(
+    "SELECT u.id, u.owner_id, u.name, u.size, u.mime, u.kind, u.width, u.height, u.thumb_key, "
+    "u.created_at, EXISTS (SELECT 1 FROM upload_links l WHERE l.upload_id = u.id) AS linked, "
+    "EXISTS (SELECT 1 FROM upload_links l JOIN messages m ON m.id = l.message_id "
+    "WHERE l.upload_id = u.id AND m.recalled = 0) AS live FROM uploads u WHERE u.id IN :ids")
 # An upload no message holds, made before :cut; or one only recalled messages hold.
 _UNUSED = ("NOT EXISTS (SELECT 1 FROM upload_links l WHERE l.upload_id = uploads.id) "
            "AND uploads.created_at < :cut")
@@ -174,11 +179,14 @@ class Uploads:
         if not ids:
             return {}
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                text("SELECT id, owner_id, name, size, mime, kind, width, height, thumb_key "
-                     "FROM uploads WHERE id IN :ids").bindparams(
-                    bindparam("ids", expanding=True)), {"ids": list(ids)}).all()
-        return {row.id: (row.owner_id, file_object(row)) for row in rows}
+            rows = conn.execute(_RESOLVE.bindparams(bindparam("ids", expanding=True)),
+                                {"ids": list(ids)}).all()
+        # What the clean-up is about to delete names nothing: an unused upload in its last
+        # minute, or one only recalled messages hold (else the new message could be stored
+        # holding a file deleted under it).
+        cut = utcnow() - UNUSED_FOR + timedelta(minutes=1)
+        return {row.id: (row.owner_id, file_object(row)) for row in rows
+                if row.live or (not row.linked and row.created_at >= cut)}
 
     # -- reading --------------------------------------------------------------
 
