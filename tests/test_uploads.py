@@ -11,6 +11,7 @@ import sys
 
 import pytest
 import requests
+import sqlalchemy
 from PIL import ExifTags, Image
 
 from tests.conftest import mysql_env
@@ -221,7 +222,7 @@ def _raw(port: int, head: bytes, body: bytes) -> bytes:
     return answer
 
 
-def test_recalled_and_unused_files_are_deleted_by_the_cleanup(trio, files_server):
+def test_recalled_and_unused_files_are_deleted_by_the_cleanup(trio, files_server, mysql_url):
     ann, ben, _ = trio
     made = upload(ann, picture(), "gone.png").json()
     message = send(ann, ben.user_id, [made["id"]], "look")
@@ -236,6 +237,14 @@ def test_recalled_and_unused_files_are_deleted_by_the_cleanup(trio, files_server
     assert ann.get(made["url"]).status_code == 404  # gone for the uploader too
     assert ann.get(made["thumb_url"]).status_code == 404
     assert ann.get(kept["url"]).status_code == 200  # younger than 24 h: kept
+    # A day later (the clock of its row turned back), nothing holds it: gone.
+    engine = sqlalchemy.create_engine(mysql_url)
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text("UPDATE uploads SET created_at = created_at - "
+                                     "INTERVAL 25 HOUR WHERE id = :id"), {"id": kept["id"]})
+    engine.dispose()
+    cleanup(files_server)
+    assert ann.get(kept["url"]).status_code == 404
     metrics = requests.get(files_server.base + "/metrics").text
     assert "chat_uploads " in metrics and "chat_upload_bytes " in metrics
 

@@ -20,7 +20,7 @@ from sqlalchemy import bindparam, text
 from ..errors import BadRequest, ChatError, NotFound
 from ..extensions import db
 from ..service.i18n import N_
-from ..store.models import utcnow
+from ..store.models import UTCDateTime, utcnow
 from . import images
 from .models import Upload
 from .names import sanitize
@@ -85,7 +85,9 @@ _RESOLVE = text(
     "SELECT u.id, u.owner_id, u.name, u.size, u.mime, u.kind, u.width, u.height, u.thumb_key, "
     "u.created_at, EXISTS (SELECT 1 FROM upload_links l WHERE l.upload_id = u.id) AS linked, "
     "EXISTS (SELECT 1 FROM upload_links l JOIN messages m ON m.id = l.message_id "
-    "WHERE l.upload_id = u.id AND m.recalled = 0) AS live FROM uploads u WHERE u.id IN :ids")
+    "WHERE l.upload_id = u.id AND m.recalled = 0) AS live, u.created_at >= :cut AS fresh "
+    "FROM uploads u WHERE u.id IN :ids").bindparams(bindparam("ids", expanding=True),
+                                                     bindparam("cut", type_=UTCDateTime))
 # An upload no message holds, made before :cut; or one only recalled messages hold.
 _UNUSED = ("NOT EXISTS (SELECT 1 FROM upload_links l WHERE l.upload_id = uploads.id) "
            "AND uploads.created_at < :cut")
@@ -179,14 +181,13 @@ class Uploads:
         if not ids:
             return {}
         with self.engine.connect() as conn:
-            rows = conn.execute(_RESOLVE.bindparams(bindparam("ids", expanding=True)),
-                                {"ids": list(ids)}).all()
-        # What the clean-up is about to delete names nothing: an unused upload in its last
-        # minute, or one only recalled messages hold (else the new message could be stored
-        # holding a file deleted under it).
-        cut = utcnow() - UNUSED_FOR + timedelta(minutes=1)
+            # What the clean-up is about to delete names nothing: an unused upload in its
+            # last minute, or one only recalled messages hold (else the new message could
+            # be stored holding a file deleted under it).
+            rows = conn.execute(_RESOLVE, {"ids": list(ids), "cut": utcnow() - UNUSED_FOR
+                                           + timedelta(minutes=1)}).all()
         return {row.id: (row.owner_id, file_object(row)) for row in rows
-                if row.live or (not row.linked and row.created_at >= cut)}
+                if row.live or (not row.linked and row.fresh)}
 
     # -- reading --------------------------------------------------------------
 
@@ -213,15 +214,16 @@ class Uploads:
         condition, and only the process whose DELETE took the row removes its objects.
         """
         params = {"cut": utcnow() - UNUSED_FOR}
+        cut = bindparam("cut", type_=UTCDateTime)
         removed = 0
         with self.engine.connect() as conn:
             found = conn.execute(text(
                 f"SELECT id, storage_key, thumb_key FROM uploads WHERE ({_UNUSED}) "
-                f"OR ({_ONLY_RECALLED}) LIMIT 1000"), params).all()
+                f"OR ({_ONLY_RECALLED}) LIMIT 1000").bindparams(cut), params).all()
             for row in found:
                 taken = conn.execute(text(
-                    f"DELETE FROM uploads WHERE id = :id AND (({_UNUSED}) OR ({_ONLY_RECALLED}))"),
-                    {**params, "id": row.id}).rowcount
+                    f"DELETE FROM uploads WHERE id = :id AND (({_UNUSED}) OR ({_ONLY_RECALLED}))"
+                ).bindparams(cut), {**params, "id": row.id}).rowcount
                 if taken:
                     conn.execute(text("DELETE FROM upload_links WHERE upload_id = :id"),
                                  {"id": row.id})
