@@ -51,6 +51,10 @@ def register_cli(app: Flask) -> None:
         user = services().accounts.register(username, password)
         click.echo(f"user {user.username} created with id {user.id}")
 
+    @app.cli.command("uploads-cleanup")
+    def uploads_cleanup():
+        """Delete uploads no message holds after 24 h, and those only recalled messages hold."""
+        click.echo(f"{services().uploads.cleanup()} uploads deleted")
 
 def register_search_cli(app: Flask) -> None:
     """``flask --app app search-reindex``: rebuild the search index from the messages."""

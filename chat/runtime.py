@@ -15,6 +15,8 @@ from flask import Flask, current_app
 
 from .bus import Bus, make_bus
 from .extensions import db
+from .files import make_storage
+from .files.service import UploadSettings, Uploads
 from .ops.dbcheck import DatabaseCheck
 from .ops.metrics import SendStats
 from .realtime.quota import SocketQuota
@@ -54,7 +56,8 @@ class ChatRuntime:
             tickets=make_tickets(cfg.get("REDIS_URL"), prefix),
             flood=FloodLimiter(cfg["CHAT_RATE_PER_MINUTE"]), stats=self.stats,
             open_batch=self.registry.batch, draining=lambda: self.draining,
-            presence_store=make_presence(cfg.get("REDIS_URL"), prefix, SLOT_STALE_AFTER))
+            presence_store=make_presence(cfg.get("REDIS_URL"), prefix, SLOT_STALE_AFTER),
+            uploads=Uploads(app, UploadSettings.from_config(cfg), make_storage(cfg)))
         # The only wiring between bus and registry.
         self.bus.attach(self.registry)
         self.registry.on_channel_added = self.bus.subscribe
@@ -78,6 +81,8 @@ class ChatRuntime:
         if interval > 0:
             self._janitor = gevent.spawn(self._recheck_credentials, interval)
         gevent.spawn(self._refresh_socket_slots)
+        if cfg["CHAT_UPLOAD_CLEANUP_INTERVAL"] > 0:
+            gevent.spawn(self._clean_uploads, cfg["CHAT_UPLOAD_CLEANUP_INTERVAL"])
         # Everything loaded so far lives as long as the process: keep the cyclic collector
         # from walking it again and again (its pauses showed as latency spikes), and make
         # young collections rarer (a third of a reconnect storm's CPU was the collector
@@ -124,6 +129,15 @@ class ChatRuntime:
                 self.services.presence.store.refresh(held)
             except Exception:
                 log.exception("event=slot_refresh_failed")
+
+    def _clean_uploads(self, interval: float) -> None:
+        """Delete unused and recalled files (every process may: the DELETEs decide who)."""
+        while True:
+            gevent.sleep(interval)
+            try:
+                self.services.uploads.cleanup()
+            except Exception:  # the database or the bucket may be down: next round
+                log.exception("event=upload_cleanup_failed")
 
     def shutdown(self, timeout: float) -> None:
         """Graceful stop: refuse new sends, store what is queued, close sockets with 1001."""

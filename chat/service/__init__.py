@@ -19,6 +19,7 @@ from .events import Events
 from .groups import Groups
 from .limits import FloodLimiter
 from .notices import Notices
+from . import rich
 from .passwords import PasswordHasher
 from .presence import Presence
 from .prefs import ConversationPrefs
@@ -38,7 +39,7 @@ class Services:
                  local_counters: Counters, tickets: Tickets, flood: FloodLimiter, stats,
                  open_batch: Callable[[], AbstractContextManager],
                  draining: Callable[[], bool],
-                 presence_store: PresenceStore | None = None) -> None:
+                 presence_store: PresenceStore | None = None, uploads=None) -> None:
         self.settings = settings
         self.flood = flood
         self.events = Events(bus)
@@ -52,5 +53,8 @@ class Services:
         self.reading = Reading(self.events)
         self.search = Search(app.config.get("CHAT_SEARCH_WINDOW", 2000))
         self.prefs = ConversationPrefs(self.reading)
-        self.committer = MessageCommitter(app, settings, bus, counters, stats, open_batch)
+        # Files (chat.files.service.Uploads); without them no upload id names anything.
+        self.uploads = uploads
+        self.committer = MessageCommitter(app, settings, bus, counters, stats, open_batch,
+                                          files=uploads.resolve if uploads else rich.no_files)
         self.sending = Sending(self.committer, draining)

@@ -6,7 +6,7 @@ answers 503 and says why, and ``flask --app app search-reindex`` creates and
 fills the index once the plugin is there). Existing messages are indexed here.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-02 15:30:00
 """
 import logging
@@ -16,7 +16,7 @@ from alembic import context, op
 from chat.store import search_sql
 
 revision = '0006'
-down_revision = '0004'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 

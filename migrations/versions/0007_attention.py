@@ -7,7 +7,7 @@ list and ``hello`` stay one query. ``archived_at_id`` is the newest message id
 when the conversation was archived: a newer message brings it back by itself.
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0006
 Create Date: 2026-12-02 15:30:00
 """
 import sqlalchemy as sa
@@ -15,7 +15,7 @@ from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision = '0007'
-down_revision = '0004'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
