@@ -29,6 +29,12 @@ from sqlalchemy.engine import Connection
 
 TABLE = "message_search"
 
+
+def is_index_table(name: str | None) -> bool:
+    """Whether a table is the search index's (or FTS5's shadow tables of it): kept by the
+    engine and the triggers, not a model, so schema comparisons leave it out."""
+    return bool(name) and (name == TABLE or name.startswith(TABLE + "_"))
+
 # Mroonga: bigrams over every character (a symbol too, so operators are searchable), and
 # Groonga's normalizer (case, width, compatibility forms).
 MROONGA_TABLE = (
