@@ -20,7 +20,7 @@ from .ops.metrics import SendStats
 from .realtime.quota import SocketQuota
 from .realtime.registry import Registry
 from .service import Services, ServiceSettings
-from .service.limits import FloodLimiter
+from .service.limits import make_flood
 from .store.counters import Counters, MemoryCounters, make_counters
 from .store.slots import make_slots
 from .store.tickets import make_tickets
@@ -51,7 +51,8 @@ class ChatRuntime:
             app, settings=ServiceSettings.from_config(cfg), bus=self.bus,
             counters=self.counters, local_counters=MemoryCounters(),
             tickets=make_tickets(cfg.get("REDIS_URL"), prefix),
-            flood=FloodLimiter(cfg["CHAT_RATE_PER_MINUTE"]), stats=self.stats,
+            flood=make_flood(cfg.get("REDIS_URL"), prefix, cfg["CHAT_RATE_PER_MINUTE"]),
+            stats=self.stats,
             open_batch=self.registry.batch, draining=lambda: self.draining)
         # The only wiring between bus and registry.
         self.bus.attach(self.registry)

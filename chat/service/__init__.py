@@ -16,7 +16,7 @@ from .accounts import Accounts
 from .committer import MessageCommitter
 from .events import Events
 from .groups import Groups
-from .limits import FloodLimiter
+from .limits import FloodLimiter, SharedFloodLimiter
 from .notices import Notices
 from .passwords import PasswordHasher
 from .reading import Reading
@@ -31,7 +31,8 @@ class Services:
     """Every service of one app, each given its collaborators explicitly."""
 
     def __init__(self, app, *, settings: ServiceSettings, bus: Bus, counters: Counters,
-                 local_counters: Counters, tickets: Tickets, flood: FloodLimiter, stats,
+                 local_counters: Counters, tickets: Tickets,
+                 flood: FloodLimiter | SharedFloodLimiter, stats,
                  open_batch: Callable[[], AbstractContextManager],
                  draining: Callable[[], bool]) -> None:
         self.settings = settings
