@@ -296,8 +296,13 @@ def pong_or_error(ws: WS) -> str:
 def test_the_flood_limit_holds_across_processes(mysql_url, redis_prefix):
     """A user spread over two processes gets the limit once, not once per process."""
     env = mysql_env(mysql_url, f"{redis_prefix}flood:", CHAT_RATE_PER_MINUTE=10)
-    procs = [ServerProcess(env).start(), ServerProcess(env).start()]
+    procs = [ServerProcess(env), ServerProcess(env)]
+    starting = [threading.Thread(target=p.start) for p in procs]  # in parallel: CI time
+    [t.start() for t in starting]
+    [t.join() for t in starting]
     try:
+        for p in procs:
+            assert p.proc is not None and p.proc.poll() is None, p.log()
         me = Api.new_user(procs[0].base, "spread")
         sockets = [WS(p.ws_url, me.token) for p in procs]
         answers = []

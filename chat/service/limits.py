@@ -68,19 +68,21 @@ class SharedFloodLimiter:
     """Frames per user in the last minute across every process, leased from Redis.
 
     A frame spends a token of its user's lease when one is left (no I/O); else it
-    waits for the next batch, which asks Redis for the frames waiting plus as many
-    again as the user spent from the last lease (or has waiting) (up to ``MAX_LEASE``), and gives back
-    what an expired lease left unspent. A lease lives ``LEASE_SECONDS``, so a
-    token is spent within a second of being counted. While Redis is down (and
+    waits for the next batch, which asks Redis for the frames waiting plus twice
+    what the user spent from the last lease, or as many as wait (up to
+    ``max_lease``), and gives back what an expired lease left unspent. A lease
+    lives ``LEASE_SECONDS``: long enough that a user sending a frame a second
+    asks Redis about once per lease, not per frame; short enough that a token is
+    spent close to when it was counted (the sliding minute stays near exact). While Redis is down (and
     ``RETRY_AFTER`` seconds after it failed) this process's own limiter answers;
     it counts every granted frame too, so it knows the recent past when needed.
     """
 
     MAX_LEASE = 64
-    LEASE_SECONDS = 1.0
+    LEASE_SECONDS = 5.0
     WAIT = 1.0  # seconds a frame waits for Redis before this process decides alone
     RETRY_AFTER = 5.0
-    SWEEP_EVERY = 10.0
+    SWEEP_EVERY = 5.0
 
     def __init__(self, store: RedisFloodStore, per_minute: int,
                  local: FloodLimiter | None = None) -> None:
@@ -141,8 +143,9 @@ class SharedFloodLimiter:
             back_second = back = spent = 0
             if lease is not None:
                 back_second, back, spent = lease[2], lease[0], lease[3]
-            # As many more as the user spent from the last lease (or waits for now).
-            ahead = min(max(spent, len(results)), self.max_lease)
+            # Twice what the user spent from the last lease (or waits for now): a
+            # steady sender's leases double up to max_lease.
+            ahead = min(max(2 * spent, len(results)), self.max_lease)
             asks.append((user_id, len(results) + ahead, self.per_minute, back_second, back))
         sweep = self._expired(now) if now - self._last_sweep > self.SWEEP_EVERY else []
         try:

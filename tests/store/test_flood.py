@@ -93,3 +93,10 @@ def test_without_redis_or_without_a_limit_the_process_counts_alone():
     assert isinstance(make_flood(None, "x:", 10), FloodLimiter)
     assert isinstance(make_flood(REDIS_URL, "x:", 0), FloodLimiter)
     assert isinstance(make_flood(REDIS_URL, "x:", 10), SharedFloodLimiter)
+
+
+def test_a_steady_sender_spends_growing_leases_not_a_trip_per_frame(redis_prefix):
+    counting = Counting(REDIS_URL, f"{redis_prefix}flood-{uuid.uuid4().hex[:6]}:")
+    flood = SharedFloodLimiter(counting, per_minute=600)  # leases of up to 30
+    assert all(flood.hit(4) for _ in range(100))
+    assert counting.trips <= 8  # leases of 1, 2, 6, 14, 30, 30, 30: not 100 trips
