@@ -175,6 +175,13 @@ def test_nginx_spreads_users_and_everything_crosses(cluster):
     assert m.expect("update", update="edit")["content"] == "final"
     for ws in (o, m):
         ws.close()
+    # HTTP calls landed on more than one process too (nginx's log names the upstream),
+    # and the log holds no query string (a /ws?token=... must not be written down).
+    requests.get(nginx.base + "/ws?token=not-for-the-log", timeout=5)
+    log = (Path(nginx.dir) / "chat-access.log").read_text()
+    upstreams = set(re.findall(r'"(?:GET|POST|PUT|DELETE) /api/\S*" \d+ \d+ \S+ (\S+)', log))
+    assert len(upstreams) >= 2, log[-2000:]
+    assert "/ws" in log and "not-for-the-log" not in log
 
 
 def test_a_process_stopped_mid_traffic_loses_nothing_acked(cluster):
