@@ -78,7 +78,7 @@ class SharedFloodLimiter:
     it counts every granted frame too, so it knows the recent past when needed.
     """
 
-    MAX_LEASE = 64
+    MAX_LEASE = 1024  # only for large allowances: a lease is at most a twentieth of one
     LEASE_SECONDS = 5.0
     WAIT = 1.0  # seconds a frame waits for Redis before this process decides alone
     RETRY_AFTER = 5.0
