@@ -22,7 +22,7 @@ from .ops.metrics import SendStats
 from .realtime.quota import SocketQuota
 from .realtime.registry import Registry
 from .service import Services, ServiceSettings
-from .service.limits import FloodLimiter
+from .service.limits import make_flood
 from .store.counters import Counters, MemoryCounters, make_counters
 from .store.presence import make_presence
 from .store.slots import make_slots
@@ -54,7 +54,8 @@ class ChatRuntime:
             app, settings=ServiceSettings.from_config(cfg), bus=self.bus,
             counters=self.counters, local_counters=MemoryCounters(),
             tickets=make_tickets(cfg.get("REDIS_URL"), prefix),
-            flood=FloodLimiter(cfg["CHAT_RATE_PER_MINUTE"]), stats=self.stats,
+            flood=make_flood(cfg.get("REDIS_URL"), prefix, cfg["CHAT_RATE_PER_MINUTE"]),
+            stats=self.stats,
             open_batch=self.registry.batch, draining=lambda: self.draining,
             presence_store=make_presence(cfg.get("REDIS_URL"), prefix, SLOT_STALE_AFTER),
             uploads=Uploads(app, UploadSettings.from_config(cfg), make_storage(cfg)))

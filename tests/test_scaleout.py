@@ -1,6 +1,7 @@
 """Several server processes, one chat: everything crosses processes through Redis."""
 from __future__ import annotations
 
+import json
 import random
 import signal
 import threading
@@ -282,3 +283,40 @@ def test_sigterm_closes_sockets_with_1001_at_once_and_loses_no_acked_message(mys
         assert set(acks) <= stored
     finally:
         again.stop()
+
+
+def pong_or_error(ws: WS) -> str:
+    """The kind of the next answer to a ping: ``pong``, or ``error`` when refused."""
+    while True:
+        frame = json.loads(ws.sock.recv())
+        if frame.get("kind") in ("pong", "error"):
+            return frame["kind"] if frame["kind"] == "pong" else frame["error"]
+
+
+def test_the_flood_limit_holds_across_processes(mysql_url, redis_prefix):
+    """A user spread over two processes gets the limit once, not once per process."""
+    env = mysql_env(mysql_url, f"{redis_prefix}flood:", CHAT_RATE_PER_MINUTE=10)
+    procs = [ServerProcess(env), ServerProcess(env)]
+    starting = [threading.Thread(target=p.start) for p in procs]  # in parallel: CI time
+    [t.start() for t in starting]
+    [t.join() for t in starting]
+    try:
+        for p in procs:
+            assert p.proc is not None and p.proc.poll() is None, p.log()
+        me = Api.new_user(procs[0].base, "spread")
+        sockets = [WS(p.ws_url, me.token) for p in procs]
+        answers = []
+        for n in range(14):
+            ws = sockets[n % 2]
+            ws.send({"type": 0})
+            answers.append(pong_or_error(ws))
+        assert answers.count("pong") == 10 and answers[10:] == ["rate_limited"] * 4
+        # State-changing HTTP calls draw on the same allowance, on either process.
+        other = Api(procs[1].base, me.token, me.user_id)
+        friend = Api.new_user(procs[1].base, "friend")
+        assert other.put(f"/api/users/{friend.user_id}/follow").status_code == 429
+        for ws in sockets:
+            ws.close()
+    finally:
+        for p in procs:
+            p.stop()

@@ -17,7 +17,7 @@ from .accounts import Accounts
 from .committer import MessageCommitter
 from .events import Events
 from .groups import Groups
-from .limits import FloodLimiter
+from .limits import FloodLimiter, SharedFloodLimiter
 from .notices import Notices
 from . import rich
 from .passwords import PasswordHasher
@@ -36,7 +36,8 @@ class Services:
     """Every service of one app, each given its collaborators explicitly."""
 
     def __init__(self, app, *, settings: ServiceSettings, bus: Bus, counters: Counters,
-                 local_counters: Counters, tickets: Tickets, flood: FloodLimiter, stats,
+                 local_counters: Counters, tickets: Tickets,
+                 flood: FloodLimiter | SharedFloodLimiter, stats,
                  open_batch: Callable[[], AbstractContextManager],
                  draining: Callable[[], bool],
                  presence_store: PresenceStore | None = None, uploads=None) -> None:
