@@ -52,4 +52,4 @@ def register_cli(app: Flask) -> None:
     @app.cli.command("uploads-cleanup")
     def uploads_cleanup():
         """Delete uploads no message holds after 24 h, and those only recalled messages hold."""
-        click.echo(f"{services().uploads.cleanup()} uploads deleted")
+        click.echo(f"{services().uploads.cleanup(full=True)} uploads deleted")

@@ -89,8 +89,8 @@ _RESOLVE = text(
     "FROM uploads u WHERE u.id IN :ids").bindparams(bindparam("ids", expanding=True),
                                                      bindparam("cut", type_=UTCDateTime))
 # An upload no message holds, made before :cut; or one only recalled messages hold.
-_UNUSED = ("NOT EXISTS (SELECT 1 FROM upload_links l WHERE l.upload_id = uploads.id) "
-           "AND uploads.created_at < :cut")
+_UNUSED = ("uploads.attached = 0 AND uploads.created_at < :cut AND NOT EXISTS "
+           "(SELECT 1 FROM upload_links l WHERE l.upload_id = uploads.id)")
 _ONLY_RECALLED = (
     "EXISTS (SELECT 1 FROM upload_links l WHERE l.upload_id = uploads.id) AND NOT EXISTS "
     "(SELECT 1 FROM upload_links l JOIN messages m ON m.id = l.message_id "
@@ -109,6 +109,8 @@ class Uploads:
         self.pool = ThreadPool(max(1, settings.image_threads))
         with app.app_context():
             self.engine = db.engine
+        # The newest recall the clean-up has looked at (0: look at every recall once).
+        self.recall_cursor = 0
 
     # -- receiving ----------------------------------------------------------
 
@@ -207,33 +209,54 @@ class Uploads:
 
     # -- cleaning up ----------------------------------------------------------
 
-    def cleanup(self) -> int:
+    def cleanup(self, full: bool = False) -> int:
         """Delete unused uploads (24 h) and those only recalled messages hold; how many.
 
+        The unused ones are one index range (``attached``, ``created_at``). Recalled ones
+        are found from the recalls made since the last round (``message_updates`` ids
+        after this process's cursor), or, with ``full``, by checking every held upload.
         Safe with several processes: each row is deleted by a DELETE that repeats the
         condition, and only the process whose DELETE took the row removes its objects.
         """
-        params = {"cut": utcnow() - UNUSED_FOR}
         cut = bindparam("cut", type_=UTCDateTime)
-        removed = 0
+        params = {"cut": utcnow() - UNUSED_FOR}
         with self.engine.connect() as conn:
-            found = conn.execute(text(
-                f"SELECT id, storage_key, thumb_key FROM uploads WHERE ({_UNUSED}) "
-                f"OR ({_ONLY_RECALLED}) LIMIT 1000").bindparams(cut), params).all()
-            for row in found:
+            found = {row.id: row for row in conn.execute(text(
+                "SELECT id, storage_key, thumb_key FROM uploads WHERE attached = 0 "
+                "AND created_at < :cut LIMIT 1000").bindparams(cut), params)}
+            found.update((row.id, row) for row in self._recalled(conn, full))
+            conn.commit()
+        removed = 0
+        for row in found.values():
+            with self.engine.begin() as conn:
                 taken = conn.execute(text(
                     f"DELETE FROM uploads WHERE id = :id AND (({_UNUSED}) OR ({_ONLY_RECALLED}))"
                 ).bindparams(cut), {**params, "id": row.id}).rowcount
                 if taken:
                     conn.execute(text("DELETE FROM upload_links WHERE upload_id = :id"),
                                  {"id": row.id})
-                conn.commit()
-                if taken:
-                    self._forget_objects(row.storage_key, row.thumb_key)
-                    removed += 1
+            if taken:
+                self._forget_objects(row.storage_key, row.thumb_key)
+                removed += 1
         if removed:
             log.info("event=uploads_cleaned count=%s", removed)
         return removed
+
+    def _recalled(self, conn, full: bool) -> list:
+        """Uploads that only recalled messages may hold (the DELETE checks again)."""
+        if full:
+            return conn.execute(text(
+                f"SELECT id, storage_key, thumb_key FROM uploads WHERE {_ONLY_RECALLED} "
+                f"LIMIT 1000")).all()
+        newest = conn.execute(text("SELECT MAX(id) FROM message_updates")).scalar() or 0
+        rows = conn.execute(text(
+            "SELECT DISTINCT u.id, u.storage_key, u.thumb_key FROM message_updates mu "
+            "JOIN upload_links l ON l.message_id = mu.message_id "
+            "JOIN uploads u ON u.id = l.upload_id "
+            "WHERE mu.id > :after AND mu.id <= :upto AND mu.kind = 'recall'"),
+            {"after": self.recall_cursor, "upto": newest}).all()
+        self.recall_cursor = newest
+        return rows
 
     def _forget_objects(self, *keys: str | None) -> None:
         for key in keys:
