@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from gevent.threadpool import ThreadPool
 
-from ..errors import BadRequest, ChatError, NotFound
+from ..errors import BadRequest, NotFound, TooLarge
 from ..extensions import db
 from ..service.i18n import N_
 from ..store.models import utcnow
@@ -31,12 +31,6 @@ log = logging.getLogger("chat.files")
 UNUSED_FOR = timedelta(hours=24)
 # Slack for the multipart framing around the file, when checking Content-Length up front.
 FRAMING = 16 * 1024
-
-
-class TooLarge(ChatError):
-    """An upload over the size limit or the quota (PROTOCOL.md 6.6)."""
-
-    status, code, default_message = 413, "too_large", "the file is too large"
 
 
 @dataclass(frozen=True)
