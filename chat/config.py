@@ -119,6 +119,9 @@ class BaseConfig:
     # Seconds after sending within which the sender may edit (or recall) a message; 0: any time.
     CHAT_EDIT_WINDOW = env_int("CHAT_EDIT_WINDOW", 48 * 3600)
     CHAT_RECALL_WINDOW = env_int("CHAT_RECALL_WINDOW", 24 * 3600)
+    # Search checks this many of the user's newest messages one by one before it asks the
+    # full-text index (chat.store.search_sql): common words answer from the scan.
+    CHAT_SEARCH_WINDOW = env_int("CHAT_SEARCH_WINDOW", 2000)
     CHAT_RATE_PER_MINUTE = env_int("CHAT_RATE_PER_MINUTE", 600)
     CHAT_STRANGER_LIMIT = env_int("CHAT_STRANGER_LIMIT", 3)
     CHAT_STRANGER_TTL = env_int("CHAT_STRANGER_TTL", 90 * 24 * 3600)
@@ -163,6 +166,9 @@ class BaseConfig:
     CHAT_METRICS_ALLOW = env_networks("CHAT_METRICS_ALLOW", "127.0.0.1/32,::1/128")
     # The server process's gc.set_threshold (see ChatRuntime.start).
     CHAT_GC_THRESHOLDS = env_ints("CHAT_GC_THRESHOLDS", (50000, 20, 100))[:3]
+    # Attention (PROTOCOL.md 6.5): friends hear "offline" this many seconds after a user's
+    # last socket closed (a reload does not flicker).
+    CHAT_PRESENCE_GRACE = env_int("CHAT_PRESENCE_GRACE", 10)
     # Files and pictures (PROTOCOL.md 6.3): one upload's size, each user's total, where they
     # are kept (a local folder, or an S3-compatible bucket when CHAT_S3_BUCKET is set, with
     # the standard AWS credentials), threads that decode pictures, and the clean-up period.

@@ -24,6 +24,7 @@ from .realtime.registry import Registry
 from .service import Services, ServiceSettings
 from .service.limits import FloodLimiter
 from .store.counters import Counters, MemoryCounters, make_counters
+from .store.presence import make_presence
 from .store.slots import make_slots
 from .store.tickets import make_tickets
 
@@ -55,6 +56,7 @@ class ChatRuntime:
             tickets=make_tickets(cfg.get("REDIS_URL"), prefix),
             flood=FloodLimiter(cfg["CHAT_RATE_PER_MINUTE"]), stats=self.stats,
             open_batch=self.registry.batch, draining=lambda: self.draining,
+            presence_store=make_presence(cfg.get("REDIS_URL"), prefix, SLOT_STALE_AFTER),
             uploads=Uploads(app, UploadSettings.from_config(cfg), make_storage(cfg)))
         # The only wiring between bus and registry.
         self.bus.attach(self.registry)
@@ -74,6 +76,7 @@ class ChatRuntime:
         cfg = self.app.config
         self.bus.start()
         self.registry.start_pinger(cfg["CHAT_PING_INTERVAL"])
+        self._say_search_status()
         interval = cfg["CHAT_AUTH_RECHECK_INTERVAL"]
         if interval > 0:
             self._janitor = gevent.spawn(self._recheck_credentials, interval)
@@ -87,6 +90,15 @@ class ChatRuntime:
         gc.collect()
         gc.freeze()
         gc.set_threshold(*cfg["CHAT_GC_THRESHOLDS"])
+
+    def _say_search_status(self) -> None:
+        """Log at start whether search works here (MariaDB needs the Mroonga plugin)."""
+        try:
+            with self.app.app_context():
+                self.services.search.log_status()
+                db.session.remove()
+        except Exception as exc:  # the database may be down: search says so when asked
+            log.warning("event=search_status_unknown error=%s", type(exc).__name__)
 
     def _recheck_credentials(self, interval: float) -> None:
         """Close sockets whose session or token was revoked, even if the event was lost."""
@@ -112,7 +124,9 @@ class ChatRuntime:
         while True:
             gevent.sleep(SLOT_REFRESH_EVERY)
             try:
-                self.quota.refresh([(c.user_id, c.id) for c in self.registry.connections()])
+                held = [(c.user_id, c.id) for c in self.registry.connections()]
+                self.quota.refresh(held)
+                self.services.presence.store.refresh(held)
             except Exception:
                 log.exception("event=slot_refresh_failed")
 

@@ -22,7 +22,7 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
 try:  # imported lazily so that the rest of the suite runs without Playwright
-    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import Error as PlaywrightError  # noqa: F401 (for tests that catch it)
     from playwright.sync_api import expect, sync_playwright
 except ImportError:  # pragma: no cover - the fixture below skips (or fails under CI)
     sync_playwright = None

@@ -119,6 +119,7 @@ function handleFrame(frame) {
     case Kind.HELLO: return greeted(frame);
     case Kind.SYNC: return synced(frame);
     case Kind.MESSAGE: return received(frame);
+    case Kind.UPDATE: return updated(frame);
     case Kind.ACK: return acknowledged(frame);
     case Kind.ERROR: return refused(frame);
     case Kind.READ: return readReceipt(frame);
@@ -136,11 +137,14 @@ function greeted(hello) {
   socket.send({type: Frame.SYNC, since_id: maxSeen});
 }
 
-// A page of missed messages; follow has_more, then resend what still waits for an ack.
+// A page of missed messages and updates (edits, take-backs, reactions); follow has_more
+// from the largest id of either list, then resend what still waits for an ack.
 function synced(frame) {
   for (const message of frame.messages) { received(message); }
-  if (frame.has_more && frame.messages.length) {
-    socket.send({type: Frame.SYNC, since_id: frame.messages[frame.messages.length - 1].id});
+  for (const update of frame.updates || []) { updated(update); }
+  const ids = [...frame.messages, ...(frame.updates || [])].map((item) => item.id);
+  if (frame.has_more && ids.length) {
+    socket.send({type: Frame.SYNC, since_id: Math.max(...ids)});
     return;
   }
   outbox.resendPending();
@@ -168,6 +172,13 @@ function received(message) {
   if (reading) { thread.markReadSoon(); }
 }
 
+// A message was edited, taken back or reacted to: redraw it, and the list's preview.
+function updated(update) {
+  maxSeen = Math.max(maxSeen, update.id);
+  if (thread) { thread.applyUpdate(update); }
+  list.applyUpdate(update);
+}
+
 // Our message is stored: the pending bubble turns to sent.
 // (Its id is not taken as "seen" for sync: a message with a smaller id may still be on its way.)
 function acknowledged(ack) {
@@ -177,7 +188,10 @@ function acknowledged(ack) {
   const message = {kind: Kind.MESSAGE, id: ack.id, sender_id: me, sender_name: myName,
                    recipient_id: isGroup ? null : item.frame.recipient_id,
                    group_id: isGroup ? item.frame.recipient_id : null,
-                   content: item.content, created_at: ack.created_at, client_id: item.cid};
+                   content: item.content, created_at: ack.created_at, client_id: item.cid,
+                   reply_to: item.replyTo || null, mentions: item.frame.mentions || [],
+                   mention_all: Boolean(item.frame.mention_all), attachments: [], edited_at: null,
+                   recalled: false, reactions: []};
   if (thread && thread.accepts(message)) { thread.insert([message], {live: true}); }
   list.applyMessage(message, true);
 }

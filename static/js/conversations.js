@@ -37,7 +37,7 @@ export function conversationAt(path) {
 function fromApi(item) {
   const id = item.kind === GROUP ? item.group_id : item.user_id;
   return {key: conversationKey(item.kind, id), kind: item.kind, id, name: item.name,
-          last: item.last_message || null, unread: item.unread || 0,
+          last: item.last_message || null, unread: item.unread || 0, mentions: item.mentions || 0,
           peerLastRead: item.peer_last_read_id || 0};
 }
 
@@ -96,13 +96,26 @@ export class ConversationList {
       }
       const isGroup = message.group_id !== null;
       conv = {key, kind: isGroup ? GROUP : PRIVATE, id: isGroup ? message.group_id : message.sender_id,
-              name: isGroup ? "" : message.sender_name, last: null, unread: 0, peerLastRead: 0};
+              name: isGroup ? "" : message.sender_name, last: null, unread: 0, mentions: 0, peerLastRead: 0};
       this.items.set(key, conv);
       if (isGroup) { this.refreshSoon(); }  // the group's name comes with the list
     }
     if (conv.last && message.id <= conv.last.id) { return; }  // already counted
     conv.last = message;
-    if (message.sender_id !== this.me && !beingRead) { conv.unread += 1; }
+    if (message.sender_id !== this.me && !beingRead) {
+      conv.unread += 1;
+      if (message.mention_all || (message.mentions || []).includes(this.me)) { conv.mentions += 1; }
+    }
+    this.render();
+  }
+
+  // An edit or take-back of a conversation's last message changes its preview.
+  applyUpdate(update) {
+    const conv = this.items.get(messageKey(update, this.me));
+    if (!conv || !conv.last || conv.last.id !== update.message_id) { return; }
+    if (update.update === "edit") { conv.last = {...conv.last, content: update.content}; }
+    else if (update.update === "recall") { conv.last = {...conv.last, content: "", recalled: true}; }
+    else { return; }
     this.render();
   }
 
@@ -112,6 +125,7 @@ export class ConversationList {
     if (!conv || !conv.unread) { return; }
     if (!conv.last || lastReadId >= conv.last.id) {
       conv.unread = 0;
+      conv.mentions = 0;
       this.render();
     } else {
       this.refreshSoon();  // read part-way: only the server can count what is left
@@ -161,6 +175,10 @@ export class ConversationList {
     } else {
       bottom.append(el("span", {class: "conv-preview"}));
     }
+    if (conv.mentions) {
+      bottom.append(el("span", {class: "badge mention-badge", title: t("You were mentioned"), "aria-hidden": "true", text: "@"}),
+                    el("span", {class: "visually-hidden", text: t("You were mentioned")}));
+    }
     if (conv.unread) {
       bottom.append(el("span", {class: "badge", "aria-hidden": "true", text: String(conv.unread)}),
                     el("span", {class: "visually-hidden", text: t("{n} unread", {n: conv.unread})}));
@@ -174,6 +192,10 @@ export class ConversationList {
 
   // The last message as a one-line preview, with who wrote it where that matters.
   preview(conv, last) {
+    if (last.recalled) {
+      return last.sender_id === this.me ? t("You took back a message")
+        : t("{name} took back a message", {name: last.sender_name});
+    }
     const text = last.content.replace(/\s+/g, " ").slice(0, 120);
     if (last.sender_id === this.me) { return `${t("You")}: ${text}`; }
     if (conv.kind === GROUP) { return `${last.sender_name}: ${text}`; }

@@ -12,6 +12,9 @@ export const Frame = Object.freeze({
   MARK_READ: 5,
   TYPING: 6,
   SYNC: 7,
+  EDIT: 8,
+  RECALL: 9,
+  REACT: 10,
 });
 
 // The `kind` of a server -> client frame.
@@ -26,6 +29,7 @@ export const Kind = Object.freeze({
   SYNC: "sync",
   NOTICE: "notice",
   CATCH_UP: "catch_up",  // live frames may have been missed: answer with SYNC
+  UPDATE: "update",      // a message was edited, taken back or reacted to
 });
 
 // Close codes the server uses that the client treats apart.

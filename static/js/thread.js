@@ -1,20 +1,24 @@
 // The open conversation: history that loads as you scroll up, live messages in id order,
 // the composer (Enter sends, Shift+Enter breaks the line), pending / sent / failed states,
-// the typing indicator, "Seen", and day separators in the viewer's time zone.
+// "Seen", and day separators in the viewer's time zone (the typing line is typing.js). Rich messages
+// (quotes, reactions, edits, take-backs, mentions) are drawn by rich.js; the message menu and
+// the reply / edit bar live in actions.js, the "@" suggestions in mentions.js.
 
 import {api} from "./net.js";
 import {announce, avatar, el} from "./dom.js";
 import {conversationKey, messageKey} from "./conversations.js";
 import {dayKey, formatDay, formatFull, formatTime, t} from "./i18n.js";
 import {Conversation, Frame} from "./protocol.js";
+import {changeMessage, editedMark, messageBody, reactionsRow, recalledText, replyQuote} from "./rich.js";
+import {MessageActions} from "./actions.js";
+import {MentionPicker} from "./mentions.js";
+import {TypingIndicator} from "./typing.js";
 import {attachmentsView} from "./uploads.js";
 
 const PAGE = 30;                   // messages per history page
 const GROUP_GAP = 5 * 60 * 1000;   // same sender within 5 minutes: drawn as one run
 const NEAR_BOTTOM = 120;           // px from the end that still count as "at the bottom"
 const LOAD_OLDER_AT = 150;         // px from the top where the next older page is fetched
-const TYPING_EVERY = 3000;         // ms between our own typing frames
-const TYPING_SHOWN = 5000;         // ms one typing frame keeps the indicator on
 
 // The small mark in a bubble of ours: sending, sent or failed (with words for screen readers).
 function stateMark(state) {
@@ -43,9 +47,11 @@ export class Thread {
     this.hintText = this.dom.hint.textContent;
     // The server's content limit in code points (CHAT_MAX_CONTENT), checked before sending.
     this.maxContent = Number(this.dom.layout.dataset.maxContent) || Infinity;
+    this.actions = new MessageActions(this);
+    this.mentionPicker = new MentionPicker(this.dom.text, this.dom.form);
+    this.typingLine = new TypingIndicator({me, socket, names, node: this.dom.typing, current: () => this.conv});
     this.conv = null;
     this.generation = 0;
-    this.lastTypingSent = 0;
     this.reset();
     this.wire();
   }
@@ -55,6 +61,12 @@ export class Thread {
     this.generation += 1;
     this.byId = new Map();     // message id -> <li>
     this.byCid = new Map();    // client_id -> <li> of a message still waiting for its ack
+    this.messages = new Map(); // message id -> the message as it is now (edits, reactions applied)
+    this.memberNames = new Map();  // the open group's members: id -> username (for mentions)
+    this.groupOwner = null;
+    this.actions?.cancelMode();
+    this.actions?.closeMenu();
+    this.mentionPicker?.setMembers([], false);
     this.oldestId = null;
     this.newestId = 0;
     this.hasMore = false;
@@ -62,8 +74,7 @@ export class Thread {
     this.readSent = 0;
     this.peerLastRead = 0;
     this.locked = false;
-    for (const timer of (this.typers || new Map()).values()) { clearTimeout(timer); }
-    this.typers = new Map();   // user id -> timer that hides their "typing…"
+    this.typingLine?.reset();
   }
 
   // Hook up the composer, the scroller and the buttons.
@@ -73,6 +84,15 @@ export class Thread {
     text.addEventListener("keydown", (event) => {
       // Enter sends; Shift+Enter is a new line; Enter that confirms an IME composition
       // (Chinese input) must not send half-typed text.
+      if (event.key === "ArrowUp" && !text.value && this.conv && !this.locked && this.actions.editLast()) {
+        event.preventDefault();
+        return;
+      }
+      if (event.key === "Escape" && this.actions.active) {
+        event.preventDefault();
+        this.actions.cancelMode();
+        return;
+      }
       if (event.key !== "Enter" || event.shiftKey || event.isComposing || event.keyCode === 229) { return; }
       event.preventDefault();
       this.submit();
@@ -80,7 +100,7 @@ export class Thread {
     text.addEventListener("input", () => {
       text.setCustomValidity("");
       this.autosize();
-      this.sendTyping();
+      this.typingLine.send(text.value, this.locked);
     });
     scroller.addEventListener("scroll", () => this.scrolled(), {passive: true});
     older.addEventListener("click", () => this.loadPage(this.oldestId));
@@ -93,7 +113,6 @@ export class Thread {
     this.conv = {...conv, key: conversationKey(conv.kind, conv.id)};
     this.showHeader();
     this.dom.messages.replaceChildren();
-    this.dom.typing.textContent = "";
     this.dom.jump.hidden = true;
     this.dom.older.hidden = true;
     this.dom.note.hidden = true;
@@ -132,6 +151,15 @@ export class Thread {
         if (generation !== this.generation) { return; }
         const n = group.member_count;
         this.dom.sub.textContent = t(n === 1 ? "{n} member" : "{n} members", {n});
+        this.groupOwner = group.owner_id;
+        return api("GET", `/api/groups/${id}/members`);
+      }).then((answer) => {
+        if (generation !== this.generation || !answer) { return; }
+        this.memberNames = new Map(answer.members.map((m) => [m.id, m.username]));
+        this.mentionPicker.setMembers(answer.members.filter((m) => m.id !== this.me), this.groupOwner === this.me);
+        for (const [mid, m] of this.messages) {  // their mentions can be marked now
+          if (m.mention_all || (m.mentions || []).length) { this.redraw(mid); }
+        }
       }).catch(() => {});
     }
   }
@@ -213,7 +241,7 @@ export class Thread {
       this.newestId = Math.max(this.newestId, message.id);
       added += 1;
       if (live && message.sender_id !== this.me) {
-        this.stopTyping(message.sender_id);
+        this.typingLine.stop(message.sender_id);
         announce(`${t("New message from {name}", {name: message.sender_name})}: ${message.content}`);
       }
     }
@@ -237,24 +265,40 @@ export class Thread {
     list.prepend(node);
   }
 
-  // A stored message as an <li>.
+  // A stored message as an <li> (kept in this.messages, so updates can redraw it).
   renderMessage(message) {
+    this.messages.set(message.id, message);
     const mine = message.sender_id === this.me;
     const when = new Date(message.created_at);
-    const li = el("li", {class: `msg${mine ? " mine" : ""}`,
+    const mentionsMe = !mine && (message.mention_all || (message.mentions || []).includes(this.me));
+    const li = el("li", {class: `msg${mine ? " mine" : ""}${message.recalled ? " recalled" : ""}${mentionsMe ? " mentions-me" : ""}`,
                          dataset: {id: message.id, sender: message.sender_id, at: when.getTime()}});
-    this.fill(li, {mine, sender: mine ? this.myName : message.sender_name, content: message.content,
-                   when, state: mine ? "sent" : null});
-    const files = attachmentsView(message.attachments);
-    if (files) { li.querySelector(".bubble .msg-text").after(files); }
+    this.fill(li, {mine, sender: mine ? this.myName : message.sender_name, message, when, state: mine ? "sent" : null});
+    if (!message.recalled) { this.actions.attach(li, message); }
     return li;
+  }
+
+  // Draw a stored message again after an update (edit, take back, reactions).
+  redraw(id) {
+    const old = this.byId.get(id);
+    const message = this.messages.get(id);
+    if (!old || !message) { return; }
+    const atBottom = this.nearBottom();  // a new row of reactions must not push the newest out of sight
+    const node = this.renderMessage(message);
+    if (this.actions.menu && old.contains(this.actions.menu.node)) { this.actions.closeMenu(); }
+    old.replaceWith(node);
+    this.byId.set(id, node);
+    this.decorate();
+    if (atBottom) { this.scrollToBottom(); }
   }
 
   // One of our messages still in the outbox (pending or failed), drawn at the end of the list.
   showOutgoing(item) {
     const li = el("li", {class: `msg mine ${item.state}`,
                          dataset: {cid: item.cid, sender: this.me, at: item.createdAt.getTime()}});
-    this.fill(li, {mine: true, sender: this.myName, content: item.content, when: item.createdAt,
+    const message = {content: item.content, reply_to: item.replyTo || null, mentions: item.frame.mentions || [],
+                     mention_all: Boolean(item.frame.mention_all), reactions: []};
+    this.fill(li, {mine: true, sender: this.myName, message, when: item.createdAt,
                    state: item.state, error: item.error, cid: item.canRetry ? item.cid : null});
     const old = this.byCid.get(item.cid);
     if (old) { old.replaceWith(li); } else { this.dom.messages.append(li); }
@@ -267,24 +311,86 @@ export class Thread {
     if (this.conv && item.key === this.conv.key && this.byCid.has(item.cid)) { this.showOutgoing(item); }
   }
 
-  // The inside of a message <li>: sender (groups), bubble with text, time and state, and for a
-  // failed one the reason, with Retry when given the client_id to retry.
-  fill(li, {mine, sender, content, when, state, error, cid}) {
+  // The lowercase names a message mentions (to mark them in its text).
+  mentionNames(message) {
+    const found = new Set();
+    for (const id of message.mentions || []) {
+      const name = this.memberNames.get(id);
+      if (name) { found.add(name.toLowerCase()); }
+    }
+    if (message.mention_all) { found.add("all"); }
+    return found;
+  }
+
+  // The inside of a message <li>: sender (groups), bubble with the quote it answers, text (or
+  // "took back"), time, "edited" and state, reactions under it; for a failed one the reason,
+  // with Retry when given the client_id to retry.
+  fill(li, {mine, sender, message, when, state, error, cid}) {
     if (this.conv.kind === Conversation.GROUP && !mine) {
       li.append(el("span", {class: "msg-sender", "aria-hidden": "true", text: sender}));
     }
     const meta = el("span", {class: "msg-meta"},
                     el("time", {datetime: when.toISOString(), title: formatFull(when), text: formatTime(when)}));
+    if (message.edited_at && !message.recalled) { meta.append(editedMark(message.edited_at)); }
     if (state) { meta.append(stateMark(state)); }
-    li.append(el("div", {class: "bubble"},
+    const body = message.recalled
+      ? el("span", {class: "msg-recalled", text: recalledText(mine, sender)})
+      : messageBody(message.content, this.mentionNames(message));
+    const quote = message.reply_to && !message.recalled
+      ? replyQuote(message.reply_to, this.names, () => this.showMessage(message.reply_to.id)) : null;
+    const files = message.recalled ? null : attachmentsView(message.attachments);
+    li.append(el("div", {class: "bubble", title: formatFull(when)},
                  el("span", {class: "visually-hidden", text: `${mine ? t("You") : sender}: `}),
-                 el("span", {class: "msg-text", text: content}), meta));
+                 quote, body, files, meta));
+    if (message.id && !message.recalled) {
+      const row = reactionsRow(message.reactions, this.me, this.names,
+                               (emoji, on) => this.actions.react(message.id, emoji, on));
+      if (row) { li.append(row); }
+    }
     if (state === "failed") {
       li.append(el("div", {class: "msg-error", role: "alert"},
                    el("span", {text: `${t("Not sent")}: ${error}`}),
                    cid && el("button", {type: "button", class: "secondary small retry", text: t("Retry"),
                                         onclick: () => this.outbox.retry(cid)})));
     }
+  }
+
+  // An update (edit, take back, reaction; live, from sync, or our own just made): change the
+  // message and the quotes of the answers to it, and redraw them.
+  applyUpdate(update) {
+    const id = update.message_id;
+    if (update.update === "edit" || update.update === "recall") {
+      const recalled = update.update === "recall";
+      for (const other of this.messages.values()) {
+        if (!other.reply_to || other.reply_to.id !== id) { continue; }
+        other.reply_to = {...other.reply_to, recalled,
+                          excerpt: recalled ? "" : [...update.content].slice(0, 100).join("")};
+        this.redraw(other.id);
+      }
+    }
+    const message = this.messages.get(id);
+    if (!message || !changeMessage(message, update)) { return; }
+    if (message.recalled) { this.actions.forget(id); }
+    this.redraw(id);
+  }
+
+  // Scroll to message `id` (a quote was clicked), loading older pages until it is there.
+  async showMessage(id) {
+    const generation = this.generation;
+    while (!this.byId.has(id) && generation === this.generation && (this.loading || this.hasMore)
+           && (this.oldestId === null || id < this.oldestId)) {
+      if (this.loading) { await new Promise((resolve) => setTimeout(resolve, 100)); continue; }
+      await this.loadPage(this.oldestId);
+    }
+    const node = this.byId.get(id);
+    if (!node || generation !== this.generation) {
+      this.actions.showError(t("The original message could not be found."));
+      return;
+    }
+    node.scrollIntoView({block: "center"});
+    node.classList.remove("flash-in");
+    void node.offsetWidth;  // restart the highlight's animation
+    node.classList.add("flash-in");
   }
 
   // Day separators and runs of one sender, recomputed over the whole list after each change.
@@ -361,56 +467,32 @@ export class Thread {
       text.reportValidity();
       return;
     }
+    if (this.actions.editing) {
+      this.actions.submitEdit(content);
+      return;
+    }
     const isGroup = this.conv.kind === Conversation.GROUP;
     const frame = {type: isGroup ? Frame.GROUP_MESSAGE : Frame.PRIVATE_MESSAGE, recipient_id: this.conv.id, content};
+    if (this.actions.replyTo) { frame.reply_to = this.actions.replyTo.id; }
+    if (isGroup) {
+      const {ids, all} = this.mentionPicker.mentionsIn(content);
+      if (ids.length) { frame.mentions = ids; }
+      if (all) { frame.mention_all = true; }
+    }
+    const replyTo = this.actions.replyShape();
     const item = this.outbox.add(this.conv.key, frame);
+    item.replyTo = replyTo;
+    this.actions.cancelMode();
     this.showOutgoing(item);
     text.value = "";
     this.autosize();
-    this.lastTypingSent = 0;
+    this.typingLine.sent();
     this.scrollToBottom();
   }
 
-  // Let the others know we are typing (at most one frame every few seconds).
-  sendTyping() {
-    if (!this.conv || this.locked || !this.dom.text.value.trim()) { return; }
-    if (this.conv.kind === Conversation.PRIVATE && this.conv.id === this.me) { return; }
-    const now = Date.now();
-    if (now - this.lastTypingSent < TYPING_EVERY) { return; }
-    if (this.socket.send({type: Frame.TYPING, recipient_id: this.conv.id,
-                          group: this.conv.kind === Conversation.GROUP})) {
-      this.lastTypingSent = now;
-    }
-  }
-
-  // Someone is typing: show it for a few seconds (several people in a group are listed).
+  // A typing frame: for the typing line.
   typing(frame) {
-    if (!this.conv || frame.user_id === this.me) { return; }
-    const here = this.conv.kind === Conversation.GROUP ? frame.group_id === this.conv.id
-      : frame.group_id === null && frame.user_id === this.conv.id;
-    if (!here) { return; }
-    clearTimeout(this.typers.get(frame.user_id));
-    this.typers.set(frame.user_id, setTimeout(() => this.stopTyping(frame.user_id), TYPING_SHOWN));
-    this.showTyping();
-  }
-
-  // Hide one person's "typing…" (timed out, or their message arrived).
-  stopTyping(userId) {
-    if (!this.typers.has(userId)) { return; }
-    clearTimeout(this.typers.get(userId));
-    this.typers.delete(userId);
-    this.showTyping();
-  }
-
-  // Write the typing line from the current typers' names.
-  async showTyping() {
-    const generation = this.generation;
-    const ids = [...this.typers.keys()];
-    const names = await Promise.all(ids.map((id) => this.names.get(id)));
-    if (generation !== this.generation || ids.join() !== [...this.typers.keys()].join()) { return; }
-    this.dom.typing.textContent = !names.length ? ""
-      : names.length === 1 ? t("{name} is typing…", {name: names[0]})
-        : t("{names} are typing…", {names: names.join(", ")});
+    this.typingLine.received(frame);
   }
 
   // We are no longer a member (removed, or the group was deleted): read-only, with the reason.
