@@ -54,7 +54,7 @@ def register_cli(app: Flask) -> None:
     @app.cli.command("uploads-cleanup")
     def uploads_cleanup():
         """Delete uploads no message holds after 24 h, and those only recalled messages hold."""
-        click.echo(f"{services().uploads.cleanup()} uploads deleted")
+        click.echo(f"{services().uploads.cleanup(full=True)} uploads deleted")
 
 def register_search_cli(app: Flask) -> None:
     """``flask --app app search-reindex``: rebuild the search index from the messages."""

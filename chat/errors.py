@@ -15,7 +15,7 @@ DATABASE_UNAVAILABLE = (DBAPIError, PoolTimeout)
 
 # Our error names for HTTP statuses that have no ChatError of their own.
 _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                 405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
+                 405: "method_not_allowed", 409: "conflict", 413: "too_large",
                  415: "unsupported_media_type", 429: "rate_limited", 500: "internal_error",
                  503: "server_busy"}
 
@@ -83,6 +83,12 @@ class RateLimited(ChatError):
     """Too many frames or attempts in the window."""
 
     status, code, default_message = 429, "rate_limited", "too many requests, slow down"
+
+
+class TooLarge(ChatError):
+    """An upload over the size limit or the quota (PROTOCOL.md 6.6)."""
+
+    status, code, default_message = 413, "too_large", "too large"
 
 
 class ServerBusy(ChatError):

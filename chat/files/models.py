@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -15,7 +15,7 @@ class Upload(db.Model):
 
     __tablename__ = "uploads"
     __table_args__ = (Index("ix_uploads_owner", "owner_id"),
-                      Index("ix_uploads_created", "created_at"), MYSQL_TABLE)
+                      Index("ix_uploads_unattached", "attached", "created_at"), MYSQL_TABLE)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
@@ -31,6 +31,8 @@ class Upload(db.Model):
     thumb_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     digest: Mapped[str] = mapped_column(String(64))  # sha256 of what is served: the ETag
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set by the message committer when a message first holds it (never unset).
+    attached: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class UploadLink(db.Model):

@@ -15,13 +15,12 @@ from datetime import timedelta
 from typing import BinaryIO
 
 from gevent.threadpool import ThreadPool
-from sqlalchemy import bindparam, text
 
-from ..errors import BadRequest, ChatError, NotFound
+from ..errors import BadRequest, NotFound, TooLarge
 from ..extensions import db
 from ..service.i18n import N_
-from ..store.models import UTCDateTime, utcnow
-from . import images
+from ..store.models import utcnow
+from . import images, queries
 from .models import Upload
 from .names import sanitize
 from .receive import TooBig, read_file_part
@@ -32,12 +31,6 @@ log = logging.getLogger("chat.files")
 UNUSED_FOR = timedelta(hours=24)
 # Slack for the multipart framing around the file, when checking Content-Length up front.
 FRAMING = 16 * 1024
-
-
-class TooLarge(ChatError):
-    """An upload over the size limit or the quota (PROTOCOL.md 6.6)."""
-
-    status, code, default_message = 413, "too_large", "the file is too large"
 
 
 @dataclass(frozen=True)
@@ -76,27 +69,6 @@ def file_object(row) -> dict:
             "thumb_url": f"/api/files/{row.id}/thumb" if row.thumb_key else None}
 
 
-_READABLE = text(
-    "SELECT 1 FROM upload_links l JOIN messages m ON m.id = l.message_id "
-    "WHERE l.upload_id = :f AND m.recalled = 0 AND (m.sender_id = :u OR m.recipient_id = :u "
-    "OR (m.group_id IS NOT NULL AND EXISTS (SELECT 1 FROM memberships ms "
-    "WHERE ms.group_id = m.group_id AND ms.user_id = :u))) LIMIT 1")
-_RESOLVE = text(
-    "SELECT u.id, u.owner_id, u.name, u.size, u.mime, u.kind, u.width, u.height, u.thumb_key, "
-    "u.created_at, EXISTS (SELECT 1 FROM upload_links l WHERE l.upload_id = u.id) AS linked, "
-    "EXISTS (SELECT 1 FROM upload_links l JOIN messages m ON m.id = l.message_id "
-    "WHERE l.upload_id = u.id AND m.recalled = 0) AS live, u.created_at >= :cut AS fresh "
-    "FROM uploads u WHERE u.id IN :ids").bindparams(bindparam("ids", expanding=True),
-                                                     bindparam("cut", type_=UTCDateTime))
-# An upload no message holds, made before :cut; or one only recalled messages hold.
-_UNUSED = ("NOT EXISTS (SELECT 1 FROM upload_links l WHERE l.upload_id = uploads.id) "
-           "AND uploads.created_at < :cut")
-_ONLY_RECALLED = (
-    "EXISTS (SELECT 1 FROM upload_links l WHERE l.upload_id = uploads.id) AND NOT EXISTS "
-    "(SELECT 1 FROM upload_links l JOIN messages m ON m.id = l.message_id "
-    "WHERE l.upload_id = uploads.id AND m.recalled = 0)")
-
-
 class Uploads:
     """Receive, resolve, authorize, serve and clean up uploaded files."""
 
@@ -109,15 +81,15 @@ class Uploads:
         self.pool = ThreadPool(max(1, settings.image_threads))
         with app.app_context():
             self.engine = db.engine
+        # The newest recall the clean-up has looked at (0: look at every recall once).
+        self.recall_cursor = 0
 
     # -- receiving ----------------------------------------------------------
 
     def used_bytes(self, owner_id: int) -> int:
         """Bytes the user's kept files take (counted against CHAT_UPLOAD_QUOTA)."""
         with self.engine.connect() as conn:
-            return int(conn.execute(text(
-                "SELECT COALESCE(SUM(size), 0) FROM uploads WHERE owner_id = :u"),
-                {"u": owner_id}).scalar() or 0)
+            return queries.used_bytes(conn, owner_id)
 
     def receive(self, owner_id: int, stream: BinaryIO, boundary: bytes,
                 content_length: int | None) -> dict:
@@ -184,8 +156,7 @@ class Uploads:
             # What the clean-up is about to delete names nothing: an unused upload in its
             # last minute, or one only recalled messages hold (else the new message could
             # be stored holding a file deleted under it).
-            rows = conn.execute(_RESOLVE, {"ids": list(ids), "cut": utcnow() - UNUSED_FOR
-                                           + timedelta(minutes=1)}).all()
+            rows = queries.resolve(conn, ids, utcnow() - UNUSED_FOR + timedelta(minutes=1))
         return {row.id: (row.owner_id, file_object(row)) for row in rows
                 if row.live or (not row.linked and row.fresh)}
 
@@ -196,8 +167,7 @@ class Uploads:
         row = db.session.get(Upload, upload_id)
         if row is None or (thumb and not row.thumb_key):
             raise NotFound(N_("no such file"))
-        if row.owner_id != user_id and db.session.execute(
-                _READABLE, {"f": upload_id, "u": user_id}).first() is None:
+        if row.owner_id != user_id and not queries.readable(db.session, upload_id, user_id):
             raise NotFound(N_("no such file"))
         if thumb:
             return Served(row.thumb_key, row.thumb_size or 0, row.thumb_mime,
@@ -207,30 +177,32 @@ class Uploads:
 
     # -- cleaning up ----------------------------------------------------------
 
-    def cleanup(self) -> int:
+    def cleanup(self, full: bool = False) -> int:
         """Delete unused uploads (24 h) and those only recalled messages hold; how many.
 
+        The unused ones are one index range (``attached``, ``created_at``). Recalled ones
+        are found from the recalls made since the last round (``message_updates`` ids
+        after this process's cursor), or, with ``full``, by checking every held upload.
         Safe with several processes: each row is deleted by a DELETE that repeats the
         condition, and only the process whose DELETE took the row removes its objects.
         """
-        params = {"cut": utcnow() - UNUSED_FOR}
-        cut = bindparam("cut", type_=UTCDateTime)
-        removed = 0
+        cut = utcnow() - UNUSED_FOR
         with self.engine.connect() as conn:
-            found = conn.execute(text(
-                f"SELECT id, storage_key, thumb_key FROM uploads WHERE ({_UNUSED}) "
-                f"OR ({_ONLY_RECALLED}) LIMIT 1000").bindparams(cut), params).all()
-            for row in found:
-                taken = conn.execute(text(
-                    f"DELETE FROM uploads WHERE id = :id AND (({_UNUSED}) OR ({_ONLY_RECALLED}))"
-                ).bindparams(cut), {**params, "id": row.id}).rowcount
-                if taken:
-                    conn.execute(text("DELETE FROM upload_links WHERE upload_id = :id"),
-                                 {"id": row.id})
-                conn.commit()
-                if taken:
-                    self._forget_objects(row.storage_key, row.thumb_key)
-                    removed += 1
+            found = {row.id: row for row in queries.unused(conn, cut)}
+            if full:
+                found.update((row.id, row) for row in queries.only_recalled(conn))
+            else:
+                newest, recalled = queries.recalled_after(conn, self.recall_cursor)
+                found.update((row.id, row) for row in recalled)
+                self.recall_cursor = newest
+            conn.commit()
+        removed = 0
+        for row in found.values():
+            with self.engine.begin() as conn:
+                taken = queries.delete_if_unheld(conn, row.id, cut)
+            if taken:
+                self._forget_objects(row.storage_key, row.thumb_key)
+                removed += 1
         if removed:
             log.info("event=uploads_cleaned count=%s", removed)
         return removed
@@ -246,10 +218,7 @@ class Uploads:
     def totals(self) -> tuple[int, int]:
         """(uploads kept, bytes stored with thumbnails), for /metrics."""
         with self.engine.connect() as conn:
-            row = conn.execute(text("SELECT COUNT(*), COALESCE(SUM(size), 0) + "
-                                    "COALESCE(SUM(thumb_size), 0) FROM uploads")).one()
-        return int(row[0]), int(row[1])
-
+            return queries.totals(conn)
 
 def _sha256(path: str) -> str:
     import hashlib

@@ -110,9 +110,19 @@ class MessageWrites:
                    f"message_id, sender_id) VALUES (%s, %s, %s, %s)", rows)
 
     def insert_upload_links(self, rows: list[tuple]) -> None:
-        """(upload_id, message_id) rows: which new message holds which upload."""
+        """(upload_id, message_id) rows: which new message holds which upload (and mark
+        those uploads attached, which keeps them from the clean-up of unused ones)."""
+        if not rows:
+            return
         self._many(f"{_INSERT_IGNORE[self.dialect]} INTO upload_links (upload_id, message_id) "
                    f"VALUES (%s, %s)", rows)
+        ids = sorted({upload_id for upload_id, _ in rows})
+        cur = self.raw.cursor()
+        try:
+            cur.execute(f"UPDATE uploads SET attached = 1 WHERE id IN "
+                        f"({','.join([self.mark] * len(ids))})", ids)
+        finally:
+            cur.close()
 
     def delete_mentions(self, rows: list[tuple]) -> None:
         """Forget (user_id, conv_key, message_id) mentions (of recalled messages), in one

@@ -1,5 +1,8 @@
 """Files and pictures: the ``uploads`` table and ``upload_links`` (message -> upload).
 
+``attached`` is set once a message holds the upload, so the clean-up finds the
+unused ones by one index range instead of checking every old upload.
+
 Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-02 15:40:00
@@ -35,12 +38,13 @@ def upgrade():
         sa.Column("thumb_mime", sa.String(length=32), nullable=True),
         sa.Column("thumb_size", sa.BigInteger(), nullable=True),
         sa.Column("digest", sa.String(length=64), nullable=False),
+        sa.Column("attached", sa.Boolean(), nullable=False, server_default=sa.false()),
         sa.Column("created_at", UTC_DATETIME, nullable=False),
         sa.ForeignKeyConstraint(["owner_id"], ["users.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         **MYSQL_TABLE)
     op.create_index("ix_uploads_owner", "uploads", ["owner_id"])
-    op.create_index("ix_uploads_created", "uploads", ["created_at"])
+    op.create_index("ix_uploads_unattached", "uploads", ["attached", "created_at"])
     op.create_table(
         "upload_links",
         sa.Column("upload_id", sa.BigInteger(), autoincrement=False, nullable=False),
@@ -53,6 +57,6 @@ def upgrade():
 def downgrade():
     op.drop_index("ix_upload_links_message", table_name="upload_links")
     op.drop_table("upload_links")
-    op.drop_index("ix_uploads_created", table_name="uploads")
+    op.drop_index("ix_uploads_unattached", table_name="uploads")
     op.drop_index("ix_uploads_owner", table_name="uploads")
     op.drop_table("uploads")
