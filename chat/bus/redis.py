@@ -28,9 +28,9 @@ class RedisBus:
     """Redis pub/sub between processes, with a listener that never dies.
 
     An event is delivered to this process's own connections at once, and PUBLISHed
-    only on channels that another process listens to (``PUBSUB NUMSUB`` minus our
-    own subscription): one process alone does no pub/sub work at all, and each
-    process receives only what its users need.
+    when another process is alive (``PUBSUB NUMSUB`` of the processes' channel): one
+    process alone does no pub/sub work at all, and each process receives only what
+    its users need (Redis hands a message only to the channel's subscribers).
 
     Order: the committer publishes in commit order while it holds the database's
     message-order lock. Another process's PUBLISH of an earlier message therefore
@@ -117,14 +117,17 @@ class RedisBus:
                 log.warning("event=redis_publish_failed error=%s", type(exc).__name__)
                 self._mark_down()
         deliver_locally(self.sink, events, batch, log)
-        if not presence.remote or not self.up:
+        if not presence.others or not self.up:
             return
         try:
+            # Every channel, not only those another process listened to when ``presence``
+            # was asked (before the commit): a socket that opened on another process since
+            # then may have synced before our commit, and this PUBLISH is the only way it
+            # hears of the message. A channel nobody listens to costs Redis next to nothing.
             pipe = self.client.pipeline(transaction=False)
             for event in events:
-                if event.channel in presence.remote:
-                    pipe.publish(self._full(event.channel), event.encode(self.tag))
-                    self.published += 1
+                pipe.publish(self._full(event.channel), event.encode(self.tag))
+                self.published += 1
             pipe.execute()
         except self.redis_module.RedisError as exc:
             log.warning("event=redis_publish_failed error=%s", type(exc).__name__)

@@ -155,7 +155,23 @@ def test_another_process_gets_what_it_subscribed_to_once(redis_buses):
         ("user:1", b"to-1", "c9"), ("group:5", b"to-g5", None)]
     gevent.sleep(0.2)
     assert sink_a.frames() == [b"to-1", b"to-g5", b"to-2"]  # its own, once, not echoed back
-    assert len(sink_b.events) == 2 and a.published == 2  # user:2 is nobody's: not sent
+    assert len(sink_b.events) == 2  # user:2 is nobody's: Redis hands it to no one
+
+
+def test_a_channel_another_process_subscribed_after_presence_was_asked_still_hears(
+        redis_buses):
+    """A socket that opened elsewhere between a batch's presence check and its commit may
+    have synced before the commit: the PUBLISH after the commit must still reach it."""
+    sink_a, sink_b = Sink(), Sink()
+    a, b = redis_buses(sink_a), redis_buses(sink_b)
+    wait_until(lambda: a.presence(["user:3"]).others == 1, what="a sees b")
+    asked = a.presence(["user:3"])
+    assert asked.remote == frozenset()  # nobody listened to user:3 when asked
+    sink_b.subscribed.append("user:3")  # ... then the socket opened on b
+    b.subscribe("user:3")
+    a.publish([Event("user:3", b"committed after")], asked)
+    wait_until(lambda: [e.frame for e, _ in sink_b.events] == [b"committed after"],
+               what="b receives")
 
 
 def test_presence_and_online_see_the_other_process(redis_buses):
