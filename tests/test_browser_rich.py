@@ -85,6 +85,13 @@ def test_edit_recall_links_live(server, tabs):
     expect(edited.locator(".msg-text")).to_have_text("<b>final</b> text")
     expect(edited.locator(".msg-edited")).to_have_count(1)
     assert b.page.locator("#messages b").count() == 0
+    # Edit from the menu while a message is half-written: the draft comes back afterwards.
+    box.fill("half-written")
+    menu(a, "final").locator(".act-edit").click()
+    expect(box).to_have_value("<b>final</b> text")
+    box.press("Escape")
+    expect(box).to_have_value("half-written")
+    box.fill("")
 
     a.send("see https://example.com/a?b=1, or javascript:alert(1) and http://x.test/y.")
     body = b.page.locator("#messages .msg-text", has_text="example.com")
