@@ -10,6 +10,7 @@ hashing 10,000 passwords one by one would take minutes.
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from datetime import datetime, timezone
 
@@ -203,7 +204,8 @@ class BenchDB:
 
     def fill_history(self, total: int, every: int, user_a: int, user_b: int,
                      filler_base: int, filler_pairs: int = 500, chunk: int = 100_000) -> dict:
-        """``total`` messages; one in ``every`` is in the conversation of ``user_a`` and ``user_b``.
+        """``total`` messages; one in ``every`` is in the conversation of ``user_a`` and ``user_b``
+        (with replies and reactions).
 
         The rest are spread over ``filler_pairs`` private chats of pool users (with no
         read cursors, so nobody's hello or sync sees them). Ids come after the
@@ -211,6 +213,11 @@ class BenchDB:
         """
         lo, hi = sorted((user_a, user_b))
         conv = f"p:{lo}:{hi}"
+        # In the measured conversation, one message in five answers the one before it and
+        # one in three carries reactions, so a page reads replies and reactions too.
+        in_conv, n = f"s.seq % {every} = 0", f"(s.seq DIV {every})"
+        reactions = json.dumps([["\U0001f44d", [user_a, user_b]], ["\U0001f389", [user_a]]],
+                               ensure_ascii=False)  # utf8mb4 connection; no quote inside
         conn = self.connect()
         try:
             with conn.cursor() as cur:
@@ -220,7 +227,8 @@ class BenchDB:
                     end = min(total, start + chunk - 1)
                     cur.execute(
                         f"""INSERT INTO messages (id, conv_key, sender_id, recipient_id, group_id,
-                                content, client_id, created_at)
+                                content, client_id, created_at, reply_to_id, reply_sender_id,
+                                reply_excerpt, reactions)
                         SELECT {base} + s.seq,
                           IF(s.seq % {every} = 0, '{conv}',
                              CONCAT('p:', {filler_base} + 2 * (s.seq % {filler_pairs}), ':',
@@ -234,7 +242,13 @@ class BenchDB:
                           NULL,
                           CONCAT('history message ', s.seq, ': lorem ipsum dolor sit amet'),
                           NULL,
-                          NOW(6) - INTERVAL ({total} - s.seq) SECOND
+                          NOW(6) - INTERVAL ({total} - s.seq) SECOND,
+                          IF({in_conv} AND {n} % 5 = 1, {base} + s.seq - {every}, NULL),
+                          IF({in_conv} AND {n} % 5 = 1,
+                             IF((s.seq DIV {every}) % 2 = 0, {user_b}, {user_a}), NULL),
+                          IF({in_conv} AND {n} % 5 = 1,
+                             CONCAT('history message ', s.seq - {every}), NULL),
+                          IF({in_conv} AND {n} % 3 = 0, '{reactions}', NULL)
                         FROM seq_{start}_to_{end} AS s""")
                     conn.commit()
                 cur.execute("UPDATE message_sequence SET last_id=%s WHERE id=1", (base + total,))

@@ -258,9 +258,18 @@ class Traffic:
         except (KeyError, ValueError, IndexError, AttributeError, TypeError):
             self.unexpected += 1
             return
+        st = self.count_arrival(cl, bm, seen, sid, seq, sched)
+        if st is not None:
+            st.lat.append(now - sched)
+            st.delivered += 1
+
+    def count_arrival(self, cl: Client, bm, seen: int, sid: int, seq: int,
+                      sched: int) -> Step | None:
+        """Count one arrival of stream ``sid``'s item ``seq`` (duplicate, order); the step
+        it was scheduled in, or None for a duplicate or one before the first step."""
         if seen:
             self.dups += 1
-            return
+            return None
         bm[seq] = 1
         self.delivered += 1
         if seq < cl.last.get(sid, -1):
@@ -270,10 +279,7 @@ class Traffic:
         st = self.cur
         if st is None or sched < st.t0:
             st = self.step_for(sched)
-            if st is None:
-                return
-        st.lat.append(now - sched)
-        st.delivered += 1
+        return st
 
     def step_for(self, sched: int) -> Step | None:
         for st in reversed(self.steps):

@@ -166,22 +166,10 @@ class MixedTraffic(Traffic):
         if d.get("update") != kind:
             self.unexpected += 1
             return
-        if seen:
-            self.dups += 1
-            return
-        bm[seq] = 1
-        self.delivered += 1
-        if seq < cl.last.get(sid, -1):
-            self.ooo += 1
-        else:
-            cl.last[sid] = seq
-        st = self.cur
-        if st is None or sched < st.t0:
-            st = self.step_for(sched)
-            if st is None:
-                return
-        st.ulat.append(now - sched)
-        st.udelivered += 1
+        st = self.count_arrival(cl, bm, seen, sid, seq, sched)
+        if st is not None:
+            st.ulat.append(now - sched)
+            st.udelivered += 1
 
     def describe(self, st: dict) -> str:
         """The pairs step line, with the changes' part."""

@@ -41,6 +41,8 @@ def register_cli(app: Flask) -> None:
         else:
             click.echo("users exist already: nothing seeded")
 
+    register_search_cli(app)
+
     @app.cli.command("create-user")
     @click.argument("username")
     @click.password_option()
@@ -48,3 +50,48 @@ def register_cli(app: Flask) -> None:
         """Create an account."""
         user = services().accounts.register(username, password)
         click.echo(f"user {user.username} created with id {user.id}")
+
+    @app.cli.command("uploads-cleanup")
+    def uploads_cleanup():
+        """Delete uploads no message holds after 24 h, and those only recalled messages hold."""
+        click.echo(f"{services().uploads.cleanup()} uploads deleted")
+
+def register_search_cli(app: Flask) -> None:
+    """``flask --app app search-reindex``: rebuild the search index from the messages."""
+
+    @app.cli.command("search-reindex")
+    @click.option("--after-id", type=int, default=0, show_default=True,
+                  help="go on after this message id (the last one a stopped run printed); "
+                       "0 empties the index and starts over")
+    @click.option("--batch", type=click.IntRange(1, 1_000_000), default=5000, show_default=True)
+    def search_reindex(after_id: int, batch: int):
+        """Create the index if needed and index every message (each batch commits)."""
+        from sqlalchemy import text
+
+        from .store import search_sql
+        conn = db.session.connection()
+        if not search_sql.create_index(conn):
+            raise click.ClickException("the Mroonga engine is not loaded in MariaDB: install "
+                                       "mariadb-plugin-mroonga and load ha_mroonga first")
+        if after_id == 0:
+            search_sql.clear_index(conn)
+        db.session.commit()
+        total = db.session.execute(text("SELECT COUNT(*) FROM messages WHERE id > :a"),
+                                   {"a": after_id}).scalar() or 0
+        last = after_id
+        try:
+            with click.progressbar(length=total, label="indexing", show_pos=True) as bar:
+                while True:
+                    done = search_sql.reindex_batch(db.session.connection(), last, batch)
+                    db.session.commit()
+                    if done is None:
+                        break
+                    bar.update(db.session.execute(text(
+                        "SELECT COUNT(*) FROM messages WHERE id > :a AND id <= :b"),
+                        {"a": last, "b": done}).scalar() or 0)
+                    last = done
+        except BaseException:
+            click.echo(f"\nstopped: indexed up to message id {last}; go on with "
+                       f"flask --app app search-reindex --after-id {last}", err=True)
+            raise
+        click.echo(f"search index rebuilt up to message id {last}")

@@ -119,6 +119,9 @@ class BaseConfig:
     # Seconds after sending within which the sender may edit (or recall) a message; 0: any time.
     CHAT_EDIT_WINDOW = env_int("CHAT_EDIT_WINDOW", 48 * 3600)
     CHAT_RECALL_WINDOW = env_int("CHAT_RECALL_WINDOW", 24 * 3600)
+    # Search checks this many of the user's newest messages one by one before it asks the
+    # full-text index (chat.store.search_sql): common words answer from the scan.
+    CHAT_SEARCH_WINDOW = env_int("CHAT_SEARCH_WINDOW", 2000)
     CHAT_RATE_PER_MINUTE = env_int("CHAT_RATE_PER_MINUTE", 600)
     CHAT_STRANGER_LIMIT = env_int("CHAT_STRANGER_LIMIT", 3)
     CHAT_STRANGER_TTL = env_int("CHAT_STRANGER_TTL", 90 * 24 * 3600)
@@ -163,6 +166,24 @@ class BaseConfig:
     CHAT_METRICS_ALLOW = env_networks("CHAT_METRICS_ALLOW", "127.0.0.1/32,::1/128")
     # The server process's gc.set_threshold (see ChatRuntime.start).
     CHAT_GC_THRESHOLDS = env_ints("CHAT_GC_THRESHOLDS", (50000, 20, 100))[:3]
+    # Attention (PROTOCOL.md 6.5): friends hear "offline" this many seconds after a user's
+    # last socket closed (a reload does not flicker).
+    CHAT_PRESENCE_GRACE = env_int("CHAT_PRESENCE_GRACE", 10)
+    # Files and pictures (PROTOCOL.md 6.3): one upload's size, each user's total, where they
+    # are kept (a local folder, or an S3-compatible bucket when CHAT_S3_BUCKET is set, with
+    # the standard AWS credentials), threads that decode pictures, and the clean-up period.
+    CHAT_MAX_UPLOAD_BYTES = env_int("CHAT_MAX_UPLOAD_BYTES", 25 * 1024 * 1024)
+    CHAT_UPLOAD_QUOTA = env_int("CHAT_UPLOAD_QUOTA", 1024 * 1024 * 1024)
+    CHAT_UPLOAD_DIR = env_str("CHAT_UPLOAD_DIR", str(INSTANCE_DIR / "uploads"))
+    CHAT_UPLOAD_SPOOL = env_str("CHAT_UPLOAD_SPOOL", str(INSTANCE_DIR / "uploads" / "spool"))
+    CHAT_S3_BUCKET = env_str("CHAT_S3_BUCKET")
+    CHAT_S3_ENDPOINT = env_str("CHAT_S3_ENDPOINT")
+    CHAT_S3_REGION = env_str("CHAT_S3_REGION")
+    CHAT_IMAGE_THREADS = env_int("CHAT_IMAGE_THREADS", 2)
+    CHAT_UPLOAD_CLEANUP_INTERVAL = env_int("CHAT_UPLOAD_CLEANUP_INTERVAL", 20)
+    # With the local backend behind nginx: downloads answered with this internal location
+    # prefix in X-Accel-Redirect (nginx then sends the file); empty: the app streams it.
+    CHAT_UPLOAD_ACCEL_PREFIX = env_str("CHAT_UPLOAD_ACCEL_PREFIX", "")
     # Only for the transport conformance tests: mounts /_echo on our exact WebSocket stack.
     CHAT_ECHO_ROUTE = env_bool("CHAT_ECHO_ROUTE", False)
 

@@ -9,6 +9,8 @@ from functools import wraps
 
 from flask import current_app, g, redirect, request, url_for
 from flask_login import current_user
+from flask_wtf.csrf import CSRFError, validate_csrf
+from wtforms import ValidationError
 
 from .errors import RateLimited, Unauthorized
 from .extensions import csrf, login_manager
@@ -93,6 +95,14 @@ def check_csrf() -> None:
     has_session_cookie = current_app.config["SESSION_COOKIE_NAME"] in request.cookies
     if request.path.startswith("/api/") and not has_session_cookie:
         return  # a script without cookies: nothing a foreign site could ride on
+    if request.path == "/api/uploads":
+        # The token comes in the header: looking in the form would read the whole file
+        # before its size limit could be applied.
+        try:
+            validate_csrf(request.headers.get("X-CSRFToken"))
+        except ValidationError as err:
+            raise CSRFError(err.args[0]) from None
+        return
     csrf.protect()
 
 

@@ -15,6 +15,8 @@ from flask import Flask, current_app
 
 from .bus import Bus, make_bus
 from .extensions import db
+from .files import make_storage
+from .files.service import UploadSettings, Uploads
 from .ops.dbcheck import DatabaseCheck
 from .ops.metrics import SendStats
 from .realtime.quota import SocketQuota
@@ -22,6 +24,7 @@ from .realtime.registry import Registry
 from .service import Services, ServiceSettings
 from .service.limits import FloodLimiter
 from .store.counters import Counters, MemoryCounters, make_counters
+from .store.presence import make_presence
 from .store.slots import make_slots
 from .store.tickets import make_tickets
 
@@ -52,7 +55,9 @@ class ChatRuntime:
             counters=self.counters, local_counters=MemoryCounters(),
             tickets=make_tickets(cfg.get("REDIS_URL"), prefix),
             flood=FloodLimiter(cfg["CHAT_RATE_PER_MINUTE"]), stats=self.stats,
-            open_batch=self.registry.batch, draining=lambda: self.draining)
+            open_batch=self.registry.batch, draining=lambda: self.draining,
+            presence_store=make_presence(cfg.get("REDIS_URL"), prefix, SLOT_STALE_AFTER),
+            uploads=Uploads(app, UploadSettings.from_config(cfg), make_storage(cfg)))
         # The only wiring between bus and registry.
         self.bus.attach(self.registry)
         self.registry.on_channel_added = self.bus.subscribe
@@ -71,10 +76,13 @@ class ChatRuntime:
         cfg = self.app.config
         self.bus.start()
         self.registry.start_pinger(cfg["CHAT_PING_INTERVAL"])
+        self._say_search_status()
         interval = cfg["CHAT_AUTH_RECHECK_INTERVAL"]
         if interval > 0:
             self._janitor = gevent.spawn(self._recheck_credentials, interval)
         gevent.spawn(self._refresh_socket_slots)
+        if cfg["CHAT_UPLOAD_CLEANUP_INTERVAL"] > 0:
+            gevent.spawn(self._clean_uploads, cfg["CHAT_UPLOAD_CLEANUP_INTERVAL"])
         # Everything loaded so far lives as long as the process: keep the cyclic collector
         # from walking it again and again (its pauses showed as latency spikes), and make
         # young collections rarer (a third of a reconnect storm's CPU was the collector
@@ -82,6 +90,15 @@ class ChatRuntime:
         gc.collect()
         gc.freeze()
         gc.set_threshold(*cfg["CHAT_GC_THRESHOLDS"])
+
+    def _say_search_status(self) -> None:
+        """Log at start whether search works here (MariaDB needs the Mroonga plugin)."""
+        try:
+            with self.app.app_context():
+                self.services.search.log_status()
+                db.session.remove()
+        except Exception as exc:  # the database may be down: search says so when asked
+            log.warning("event=search_status_unknown error=%s", type(exc).__name__)
 
     def _recheck_credentials(self, interval: float) -> None:
         """Close sockets whose session or token was revoked, even if the event was lost."""
@@ -107,9 +124,20 @@ class ChatRuntime:
         while True:
             gevent.sleep(SLOT_REFRESH_EVERY)
             try:
-                self.quota.refresh([(c.user_id, c.id) for c in self.registry.connections()])
+                held = [(c.user_id, c.id) for c in self.registry.connections()]
+                self.quota.refresh(held)
+                self.services.presence.store.refresh(held)
             except Exception:
                 log.exception("event=slot_refresh_failed")
+
+    def _clean_uploads(self, interval: float) -> None:
+        """Delete unused and recalled files (every process may: the DELETEs decide who)."""
+        while True:
+            gevent.sleep(interval)
+            try:
+                self.services.uploads.cleanup()
+            except Exception:  # the database or the bucket may be down: next round
+                log.exception("event=upload_cleanup_failed")
 
     def shutdown(self, timeout: float) -> None:
         """Graceful stop: refuse new sends, store what is queued, close sockets with 1001."""

@@ -310,3 +310,31 @@ def test_edits_and_recalls_close_after_their_windows_but_owners_may_still_recall
     assert alice.delete(f"/api/messages/{private['id']}").status_code == 403
     assert bob.delete(f"/api/messages/{in_group['id']}").status_code == 403
     assert alice.delete(f"/api/messages/{in_group['id']}").status_code == 200  # the owner
+
+
+def test_edits_recalls_and_reactions_count_against_the_flood_limit(sqlite_url):
+    """Every change, by frame or over HTTP, is one more action in the minute's allowance."""
+    server = ServerProcess({"DATABASE_URL": sqlite_url, "REDIS_URL": "",
+                            "CHAT_RATE_PER_MINUTE": "7"}).start()
+    try:
+        alice, bob = Api.new_user(server.base, "a"), Api.new_user(server.base, "b")
+        alice.follow_each_other(bob)  # alice's follow is her first action of the minute
+        a = WS(server.ws_url, alice.token)
+        sent = send(a, bob.user_id, "one")                                      # 2
+        change(a, 8, sent["id"], content="one, edited")                         # 3
+        change(a, 10, sent["id"], emoji="🎉")                                   # 4
+        assert alice.put(f"/api/messages/{sent['id']}/reactions/{quote('👍')}"
+                         ).status_code == 200                                    # 5
+        assert alice.patch(f"/api/messages/{sent['id']}",
+                           json={"content": "two"}).status_code == 200           # 6
+        change(a, 10, sent["id"], emoji="👀")                                   # 7
+        refused = change(a, 9, sent["id"], answer="error", client_id="r7")
+        assert (refused["code"], refused["error"], refused["ref"]) == (429, "rate_limited", "r7")
+        answer = alice.delete(f"/api/messages/{sent['id']}")
+        assert answer.status_code == 429 and answer.json()["error"]["code"] == "rate_limited"
+        # Nothing refused was done: the message is not recalled, its text is the last edit.
+        [message] = alice.get(f"/api/messages/{bob.user_id}").json()["messages"]
+        assert (message["recalled"], message["content"]) == (False, "two")
+        a.close()
+    finally:
+        server.stop()

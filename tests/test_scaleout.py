@@ -92,6 +92,37 @@ def test_group_read_typing_and_notices_cross_processes(two):
         ws.close()
 
 
+def test_edits_reactions_and_recalls_cross_processes_live_and_in_sync(two):
+    """An update made on one process (by frame or by HTTP) reaches members on the other."""
+    p1, p2 = two
+    owner, member = users(p1.base, 2)
+    gid = owner.post("/api/groups", json={"name": "x-proc updates"}).json()["id"]
+    member.put(f"/api/groups/{gid}/members/{member.user_id}")
+    o = WS(p1.ws_url, owner.token)
+    m = WS(p2.ws_url, member.token)
+    time.sleep(0.3)
+    sent = o.request({"type": 4, "recipient_id": gid, "content": "draft"}, "ack")
+    assert m.expect("message")["id"] == sent["id"]
+    edit = o.request({"type": 8, "message_id": sent["id"], "content": "final"}, "ack")
+    seen = m.expect("update", update="edit")
+    assert (seen["id"], seen["message_id"], seen["content"]) == (edit["id"], sent["id"], "final")
+    # The member reacts over HTTP on process 2; the owner on process 1 sees it live.
+    answer = member.put(f"/api/messages/{sent['id']}/reactions/%F0%9F%91%8D")
+    assert answer.status_code == 200
+    reaction = o.expect("update", update="reaction")
+    assert reaction["reactions"] == [{"emoji": "\U0001f44d", "count": 1,
+                                      "user_ids": [member.user_id]}]
+    recall = o.request({"type": 9, "message_id": sent["id"]}, "ack")
+    assert m.expect("update", update="recall")["id"] == recall["id"]
+    # A device of the member that was away gets the same, in id order, from sync.
+    synced = WS(p2.ws_url, member.token).request(
+        {"type": 7, "since_id": sent["id"] - 1, "limit": 50}, "sync")
+    assert [u["update"] for u in synced["updates"]] == ["edit", "reaction", "recall"]
+    assert synced["messages"][0]["recalled"] is True and synced["messages"][0]["content"] == ""
+    for ws in (o, m):
+        ws.close()
+
+
 def test_hammering_two_processes_then_sync_gives_every_acked_message_once(two):
     """Clients on both processes send at once; after reconnect + sync each holds all, once."""
     p1, p2 = two

@@ -7,7 +7,8 @@ from flask_login import current_user, logout_user
 from ..service.accounts import TICKET_TTL
 from ..service.shapes import user_json
 from . import answers, bp
-from .inputs import Login, PasswordChange, Registration
+from ..service.prefs import change_me, me_json
+from .inputs import Login, MeEdit, PasswordChange, Registration
 from .operation import operation
 from .request import me, services
 
@@ -64,10 +65,17 @@ def ws_ticket():
 
 
 @bp.get("/me")
-@operation({200: answers.User})
+@operation({200: answers.Me})
 def whoami():
-    """The current user."""
-    return user_json(current_user)
+    """The current user, with their own settings."""
+    return me_json(me())
+
+
+@bp.patch("/me")
+@operation({200: answers.Me}, body=MeEdit)
+def edit_me(body: MeEdit):
+    """Change one's own settings: ``show_presence``, ``push_previews``."""
+    return change_me(me(), body.model_dump())
 
 
 @bp.post("/me/password")

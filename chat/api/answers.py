@@ -62,12 +62,21 @@ class User(Answer):
     created_at: Time
 
 
+class Me(User):
+    """The caller, with their own settings (PROTOCOL.md 6.5)."""
+
+    show_presence: bool
+    push_previews: bool
+
+
 class Profile(User):
     """A user with the relation seen from the caller."""
 
     following: bool
     followed_by: bool
     blocking: bool
+    online: bool | None
+    last_seen_at: Time | None
 
 
 class UserList(Answer):
@@ -127,6 +136,7 @@ class Group(Answer):
     owner_id: Id
     member_count: Count
     created_at: Time
+    visibility: Literal["public", "private"]
     role: Role | None = None
 
 
@@ -239,10 +249,11 @@ class Update(Answer):
 
 
 class Page(Answer):
-    """A page of history, oldest first."""
+    """A page of history, oldest first (``has_newer`` on a page around a message)."""
 
     messages: list[Message]
     has_more: bool
+    has_newer: bool = sometimes()
 
 
 class Sync(Answer):
@@ -291,6 +302,9 @@ class PrivateConversation(Answer):
     mentions: Count
     last_read_id: Position
     peer_last_read_id: Position
+    muted: bool
+    pinned: bool
+    archived: bool
 
 
 class GroupConversation(Answer):
@@ -304,13 +318,16 @@ class GroupConversation(Answer):
     unread: Count
     mentions: Count
     last_read_id: Position
+    muted: bool
+    pinned: bool
+    archived: bool
 
 
 Conversation = Annotated[PrivateConversation | GroupConversation, Field(discriminator="kind")]
 
 
 class ConversationList(Answer):
-    """The caller's conversations, newest first."""
+    """The caller's conversations, pinned first, then newest first."""
 
     conversations: list[Conversation]
 

@@ -137,6 +137,8 @@ def id_list(most: int) -> Rule:
 Mentions = Annotated[list[int], id_list(500)]
 Attachments = Annotated[list[int], id_list(100)]
 Flag = Annotated[bool, Rule(v.flag, {"type": "boolean"}, envelope=True)]
+Visibility = Annotated[str, Rule(lambda value, f: v.visibility(value, f),
+                                 {"type": "string", "enum": list(v.VISIBILITIES)})]
 Emoji = Annotated[str, Rule(lambda value, _: reaction_emoji(value), {
     "type": "string", "minLength": 1, "maxLength": 8,
     "description": "exactly one emoji of Unicode's list (unqualified forms are stored "

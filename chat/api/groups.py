@@ -11,13 +11,15 @@ from .request import me, services
 @operation({201: answers.Group}, body=NewGroup)
 def create_group(body: NewGroup):
     """Create a group owned by the caller."""
-    return services().groups.create(me(), body.name, body.description, body.icon), 201
+    return services().groups.create(me(), body.name, body.description, body.icon,
+                                   body.visibility), 201
 
 
 @bp.get("/groups")
 @operation({200: answers.GroupList}, query=GroupSearch)
 def list_groups(query: GroupSearch):
-    """The caller's groups; with ``?q=`` every group whose name matches."""
+    """The caller's groups; with ``?q=`` every public group (and private one of the
+    caller's) whose name matches."""
     if query.q is not None:
         return {"groups": services().groups.search(me(), query.q)}
     return {"groups": services().groups.list_mine(me())}

@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model, model
 from ..errors import BadRequest
 from .fields import (AnyString, Attachments, ClientId, Content, Cursor, Description, Flag,
                      GroupName, GroupQuery, HistoryLimit, IconUrl, Id, Mentions, Password,
-                     QueryCursor, QueryFlag, Rule, SyncLimit, TokenName, Username, UserQuery)
+                     QueryCursor, QueryFlag, Rule, SyncLimit, TokenName, Username, UserQuery,
+                     Visibility)
 
 
 def rule_of(annotation: Any) -> Rule | None:
@@ -166,6 +167,7 @@ class NewGroup(Body):
     name: GroupName
     description: Description | None = None
     icon: IconUrl | None = None
+    visibility: Visibility | None = None
 
 
 class GroupEdit(Body):
@@ -187,9 +189,11 @@ class NoticesRead(Body):
 # -- Query strings ------------------------------------------------------------------------
 
 class PageQuery(Query):
-    """A page of history: the messages before ``before_id`` (the newest without it)."""
+    """A page of history: the messages before ``before_id`` (the newest without it), or
+    around ``around_id``."""
 
     before_id: QueryCursor | None = None
+    around_id: QueryCursor | None = None
     limit: HistoryLimit | None = None
 
 
@@ -217,3 +221,26 @@ class NoticeQuery(Query):
     """``unread=1``: only the unread notices."""
 
     unread: QueryFlag | None = None
+
+
+# -- Attention (PROTOCOL.md 6.5) ------------------------------------------------------------
+
+class ConversationEdit(Body):
+    """The caller's own settings of one conversation; an absent field stays as it is."""
+
+    muted: Flag | None = None
+    pinned: Flag | None = None
+    archived: Flag | None = None
+
+
+class ConversationQuery(Query):
+    """``archived=1``: only the archived conversations (else only the others)."""
+
+    archived: QueryFlag | None = None
+
+
+class MeEdit(Body):
+    """The caller's own settings; an absent field stays as it is."""
+
+    show_presence: Flag | None = None
+    push_previews: Flag | None = None

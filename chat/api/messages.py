@@ -2,22 +2,24 @@
 from __future__ import annotations
 
 from . import answers, bp
-from .inputs import MessageEdit, NewMessage, PageQuery, ReadRequest, SyncQuery
+from .inputs import ConversationQuery, MessageEdit, NewMessage, PageQuery, ReadRequest, SyncQuery
 from .operation import operation
 from .request import me, services
 
 
 @bp.get("/conversations")
-@operation({200: answers.ConversationList})
-def conversations():
-    """Private chats and groups, newest first, with last message and unread count."""
-    return {"conversations": services().reading.conversations(me())}
+@operation({200: answers.ConversationList}, query=ConversationQuery)
+def conversations(query: ConversationQuery):
+    """Private chats and groups, pinned first, then newest first, with last message and
+    unread count; ``?archived=1``: only the archived ones."""
+    return {"conversations": services().reading.conversations(
+        me(), archived=bool(query.archived))}
 
 
 def _page(target: int, is_group: bool, query: PageQuery) -> dict:
     page = services().reading.history(me(), target, is_group, before_id=query.before_id,
-                                      limit=query.limit)
-    return {"messages": page["messages"], "has_more": page["has_more"]}
+                                      limit=query.limit, around_id=query.around_id)
+    return {key: page[key] for key in ("messages", "has_more", "has_newer") if key in page}
 
 
 @bp.get("/messages/<user_id>")

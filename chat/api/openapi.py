@@ -77,10 +77,20 @@ def _operation(path: str, op: Operation, refs: dict) -> dict:
     if op.body is not None:
         needed = any(field.is_required() for field in op.body.model_fields.values())
         entry["requestBody"] = {"required": needed, **_json(refs[op.body])}
+    if op.upload:
+        entry["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": {
+            "type": "object", "required": ["file"],
+            "properties": {"file": {"type": "string", "format": "binary"}}}}}}
     entry["responses"] = {
         str(status): {"description": HTTPStatus(status).phrase,
                       **_json(refs[shape] if shape is not None else {"type": "object"})}
         for status, shape in sorted(op.answers.items())}
+    if op.download:  # the file's own bytes, of its own type; 304 has no body
+        entry["responses"] = {
+            str(status): {"description": HTTPStatus(status).phrase,
+                          **({} if status == 304 else {"content": {"*/*": {"schema": {
+                              "type": "string", "format": "binary"}}}})}
+            for status in sorted(op.answers)}
     entry["responses"]["default"] = {"description": "An error: PROTOCOL.md's codes",
                                      **_json(refs[answers.Error])}
     if op.public:

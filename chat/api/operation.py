@@ -39,11 +39,14 @@ class Operation:
     public: bool = False  # no login needed
     texts: tuple[str, ...] = ()  # path parameters that are text, not ids
     summary: str = ""
+    upload: bool = False  # the body is multipart/form-data with one file part, read by the view
+    download: bool = False  # success answers are the file's bytes (any type), not JSON
 
 
 def operation(answers: Mapping[int, type[BaseModel] | None], *, body: type[Body] | None = None,
               query: type[Query] | None = None, whole: bool = False, public: bool = False,
-              texts: tuple[str, ...] = ()) -> Callable:
+              texts: tuple[str, ...] = (), upload: bool = False,
+              download: bool = False) -> Callable:
     """Declare a view's call; the view gets ``body=`` and ``query=`` parsed, path ids as ints.
 
     Every state-changing call counts against the flood limit before any of this
@@ -51,7 +54,8 @@ def operation(answers: Mapping[int, type[BaseModel] | None], *, body: type[Body]
     """
     def decorate(view: Callable) -> Callable:
         summary = (view.__doc__ or "").strip().partition("\n")[0]
-        op = Operation(dict(answers), body, query, whole, public, texts, summary)
+        op = Operation(dict(answers), body, query, whole, public, texts, summary, upload,
+                       download)
 
         @wraps(view)
         def run(**path: str):

@@ -73,6 +73,7 @@ def metrics():
                chat.bus.published, "counter"),
         *gauge("chat_bus_up", "1 while the Redis bus is connected (or in-process).",
                0 if chat.bus.status() == "down" else 1),
+        *_upload_gauges(chat),
         "# HELP chat_errors_total Errors answered, by code.",
         "# TYPE chat_errors_total counter",
     ]
@@ -81,3 +82,13 @@ def metrics():
     lines += ["# HELP chat_send_seconds Time from batch start to ack, per message.",
               "# TYPE chat_send_seconds histogram", *stats.histogram_lines("chat_send_seconds")]
     return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
+
+
+def _upload_gauges(chat) -> list[str]:
+    """Files kept and the bytes they take (every process's: read from the database)."""
+    try:
+        count, stored = chat.services.uploads.totals()
+    except Exception:  # the database is down: /metrics still answers the rest
+        return []
+    return [*gauge("chat_uploads", "Uploaded files kept.", count),
+            *gauge("chat_upload_bytes", "Bytes of uploaded files and thumbnails stored.", stored)]

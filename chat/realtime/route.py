@@ -157,6 +157,7 @@ def serve(chat: Any, conn: Connection, ws: WebSocket, user_id: int) -> None:
                                     "unread": unread, "last_id": last_id,
                                     "content": "connected"}))
     chat.registry.add(conn, group_ids)
+    chat.services.presence.opened(user_id, conn.id)
     log.info("event=ws_open user_id=%s conn=%s", user_id, conn.id)
     handler = FrameHandler(conn, chat.services, chat.stats, cfg["CHAT_MAX_INFLIGHT"],
                            cfg["CHAT_MAX_UNREAD_ANSWER_BYTES"])
@@ -167,6 +168,7 @@ def serve(chat: Any, conn: Connection, ws: WebSocket, user_id: int) -> None:
         conn.close(err.code, err.reason)
     finally:
         chat.registry.remove(conn)
+        chat.services.presence.closed(user_id, conn.id)
         log.info("event=ws_close user_id=%s conn=%s code=%s", user_id, conn.id, ws.close_code)
         finish(conn)
 

@@ -11,6 +11,7 @@ from typing import Callable
 
 from ..bus import Bus
 from ..store.counters import Counters
+from ..store.presence import LocalPresence, PresenceStore
 from ..store.tickets import Tickets
 from .accounts import Accounts
 from .committer import MessageCommitter
@@ -18,8 +19,12 @@ from .events import Events
 from .groups import Groups
 from .limits import FloodLimiter
 from .notices import Notices
+from . import rich
 from .passwords import PasswordHasher
+from .presence import Presence
+from .prefs import ConversationPrefs
 from .reading import Reading
+from .search import Search
 from .sending import Sending
 from .settings import ServiceSettings
 from .social import Social
@@ -33,15 +38,23 @@ class Services:
     def __init__(self, app, *, settings: ServiceSettings, bus: Bus, counters: Counters,
                  local_counters: Counters, tickets: Tickets, flood: FloodLimiter, stats,
                  open_batch: Callable[[], AbstractContextManager],
-                 draining: Callable[[], bool]) -> None:
+                 draining: Callable[[], bool],
+                 presence_store: PresenceStore | None = None, uploads=None) -> None:
         self.settings = settings
         self.flood = flood
         self.events = Events(bus)
         self.notices = Notices(self.events)
         self.accounts = Accounts(settings, counters, local_counters, self.events,
                                  PasswordHasher(settings.hash_threads), tickets)
-        self.social = Social(self.notices)
+        self.presence = Presence(app, presence_store or LocalPresence(), bus,
+                                 settings.presence_grace)
+        self.social = Social(self.notices, self.presence)
         self.groups = Groups(self.notices, self.events)
         self.reading = Reading(self.events)
-        self.committer = MessageCommitter(app, settings, bus, counters, stats, open_batch)
+        self.search = Search(app.config.get("CHAT_SEARCH_WINDOW", 2000))
+        self.prefs = ConversationPrefs(self.reading)
+        # Files (chat.files.service.Uploads); without them no upload id names anything.
+        self.uploads = uploads
+        self.committer = MessageCommitter(app, settings, bus, counters, stats, open_batch,
+                                          files=uploads.resolve if uploads else rich.no_files)
         self.sending = Sending(self.committer, draining)

@@ -110,9 +110,12 @@ class BatchChecks:
                 blocked_by_recipient=(item.recipient_id, item.sender_id) in found["blocks"])
         else:
             item.conv_key = group_conv_key(item.group_id)
+            is_member = (item.group_id, item.sender_id) in found["members"]
+            # A private group is hidden from non-members (PROTOCOL.md 6.5): 404, not 403.
             error = policy.group_write(
-                group_exists=item.group_id in found["groups"],
-                is_member=(item.group_id, item.sender_id) in found["members"])
+                group_exists=item.group_id in found["groups"]
+                and (is_member or item.group_id not in found["private"]),
+                is_member=is_member)
         if error is None:
             error = rich.reference_error(item, targets, found["groups"].get(item.group_id),
                                          files)

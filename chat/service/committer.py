@@ -383,6 +383,8 @@ class MessageCommitter:
         if values:
             store.insert_messages(values, rich_batch)
         store.insert_mentions(mentions)
+        store.insert_upload_links([(upload_id, item.id) for item in items
+                                   for upload_id in item.attachments])
         new_pairs = self._write_cursors(store, items)
         self._write_changes(store, applied, first_id + len(items), stamp)
         store.commit()

@@ -14,7 +14,7 @@ from ..store.queries import like_contains
 from . import policy, validation
 from .events import Events
 from .i18n import N_
-from .lookups import follows, get_group, get_user, is_blocked, membership
+from .lookups import follows, get_user, is_blocked, membership, visible_group
 from .notices import Notices
 from .shapes import iso, user_json
 
@@ -30,7 +30,7 @@ def group_json(group: Group, viewer_id: int | None = None, count: int | None = N
     data = {"id": group.id, "name": group.name, "description": group.description,
             "icon": group.icon, "owner_id": group.owner_id,
             "member_count": member_count(group.id) if count is None else count,
-            "created_at": iso(group.created_at)}
+            "created_at": iso(group.created_at), "visibility": group.visibility}
     if viewer_id is not None:
         mine = membership(group.id, viewer_id)
         data["role"] = mine.role if mine else None
@@ -69,14 +69,16 @@ class Groups:
         db.session.execute(delete(ReadCursor).where(
             ReadCursor.user_id == user_id, ReadCursor.conv_key == group_conv_key(group_id)))
 
-    def create(self, owner_id: int, name: Any, description: Any = None, icon: Any = None) -> dict:
-        """Create a group; the creator owns it and is its first member."""
+    def create(self, owner_id: int, name: Any, description: Any = None, icon: Any = None,
+               visibility: Any = None) -> dict:
+        """Create a group (public unless asked); the creator owns it and is its first member."""
         group = Group(name=validation.text_field(name, "name", validation.GROUP_NAME_MAX,
                                                  required=True).strip(),
                       description=validation.text_field(description, "description",
                                                         validation.GROUP_DESCRIPTION_MAX,
                                                         required=False),
-                      icon=validation.icon_url(icon), owner_id=owner_id, created_at=utcnow())
+                      icon=validation.icon_url(icon), owner_id=owner_id, created_at=utcnow(),
+                      visibility=validation.visibility(visibility))
         db.session.add(group)
         db.session.flush()
         self._enrol(group, owner_id, "owner")
@@ -86,8 +88,9 @@ class Groups:
 
     @staticmethod
     def show(viewer_id: int, group_id: Any) -> dict:
-        """Any user may see a group (to find and join it)."""
-        return group_json(get_group(group_id), viewer_id)
+        """Any user may see a public group (to find and join it); a private one only its
+        members and invitees."""
+        return group_json(visible_group(viewer_id, group_id), viewer_id)
 
     @staticmethod
     def list_mine(user_id: int) -> list[dict]:
@@ -103,19 +106,22 @@ class Groups:
 
     @staticmethod
     def search(viewer_id: int, query: str | None, limit: int = 50) -> list[dict]:
-        """Groups whose name contains ``query``."""
+        """Public groups, and private ones the viewer belongs to, whose name contains
+        ``query``."""
         text = (query or "").strip()
         if len(text) > 64:
             raise BadRequest(N_("q is longer than 64 characters"))
+        mine = select(Membership.group_id).where(Membership.user_id == viewer_id)
         stmt = (select(Group).where(func.lower(Group.name).like(like_contains(text.lower()),
-                                                                escape="\\"))
+                                                                escape="\\"),
+                                    (Group.visibility == "public") | Group.id.in_(mine))
                 .order_by(Group.name, Group.id).limit(limit))
         return [group_json(g, viewer_id) for g in db.session.scalars(stmt)]
 
     @staticmethod
     def update(actor_id: int, group_id: Any, fields: dict) -> dict:
         """Edit name, description, icon, or hand the group over (``owner_id``); owner only."""
-        group = get_group(group_id)
+        group = visible_group(actor_id, group_id)
         _require_owner(group, actor_id)
         if fields.get("name") is not None:
             group.name = validation.text_field(fields["name"], "name", validation.GROUP_NAME_MAX,
@@ -140,7 +146,7 @@ class Groups:
 
     def delete_group(self, actor_id: int, group_id: Any) -> dict:
         """Delete a group with its messages; every other member gets ``group_deleted``."""
-        group = get_group(group_id)
+        group = visible_group(actor_id, group_id)
         _require_owner(group, actor_id)
         member_ids = list(db.session.scalars(select(Membership.user_id)
                                              .where(Membership.group_id == group.id)))
@@ -160,7 +166,7 @@ class Groups:
     @staticmethod
     def members(viewer_id: int, group_id: Any) -> list[dict]:
         """The group's members (owner first); only members may look."""
-        group = get_group(group_id)
+        group = visible_group(viewer_id, group_id)
         if membership(group.id, viewer_id) is None:
             raise Forbidden(N_("only members can see who is in the group"))
         rows = db.session.execute(
@@ -176,9 +182,10 @@ class Groups:
 
         Nobody is put in a group without saying yes (PROTOCOL.md 6.5): someone the
         owner adds who does not follow the owner is invited instead (``{"invited":
-        true}``, and a ``group_invited`` notice), and joins by adding themself.
+        true}``, and a ``group_invited`` notice), and joins by adding themself. A private
+        group is joined only by invitation: whoever its owner adds is invited.
         """
-        group = get_group(group_id)
+        group = visible_group(actor_id, group_id)
         target = get_user(user_id)
         if target.id == actor_id:
             return self._join(group, actor_id)
@@ -187,7 +194,7 @@ class Groups:
             recipient_exists=True, blocked_by_recipient=is_blocked(target.id, actor_id)))
         if membership(group.id, target.id) is not None:
             return group_json(group, actor_id)
-        if not follows(target.id, group.owner_id):
+        if group.visibility == "private" or not follows(target.id, group.owner_id):
             return self._invite(group, actor_id, target.id)
         self._enrol(group, target.id, "member")
         db.session.execute(delete(Invitation).where(Invitation.group_id == group.id,
@@ -200,6 +207,8 @@ class Groups:
     def _join(self, group: Group, user_id: int) -> dict:
         """The user joins (a public group, or one they were invited to)."""
         if membership(group.id, user_id) is None:
+            if group.visibility == "private" and self.invitation(group.id, user_id) is None:
+                raise NotFound(policy.NO_SUCH_GROUP)  # (visible_group let only invitees by)
             self._enrol(group, user_id, "member")
             db.session.execute(delete(Invitation).where(Invitation.group_id == group.id,
                                                         Invitation.user_id == user_id))
@@ -234,7 +243,7 @@ class Groups:
         Authorization comes first (PROTOCOL.md 6.6): a member removing the owner is 403;
         only the owner leaving their own group hears that the owner cannot leave.
         """
-        group = get_group(group_id)
+        group = visible_group(actor_id, group_id)
         target = get_user(user_id)
         if target.id != actor_id:
             _require_owner(group, actor_id)

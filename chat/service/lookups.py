@@ -5,7 +5,7 @@ from typing import Any
 
 from ..errors import NotFound
 from ..extensions import db
-from ..store.models import Block, Follow, Group, Membership, User
+from ..store.models import Block, Follow, Group, Invitation, Membership, User
 from . import policy, validation
 
 
@@ -48,9 +48,20 @@ def writable_peer(sender_id: int, peer_id: Any) -> User:
     return peer
 
 
-def member_group(user_id: int, group_id: Any) -> Group:
-    """A group the user is a member of (404 when there is none, 403 for a non-member)."""
+def visible_group(viewer_id: int, group_id: Any) -> Group:
+    """A group the viewer may know of: every public one; a private one only for its
+    members and the people invited to it (404 for anyone else: existence is hidden)."""
     group = get_group(group_id)
+    if (group.visibility == "private" and membership(group.id, viewer_id) is None
+            and db.session.get(Invitation, (group.id, viewer_id)) is None):
+        raise NotFound(policy.NO_SUCH_GROUP)
+    return group
+
+
+def member_group(user_id: int, group_id: Any) -> Group:
+    """A group the user is a member of (404 when there is none, or a private one they
+    were not invited to; 403 for a non-member)."""
+    group = visible_group(user_id, group_id)
     policy.check(policy.group_write(group_exists=True,
                                     is_member=membership(group.id, user_id) is not None))
     return group

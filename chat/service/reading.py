@@ -14,7 +14,7 @@ import orjson
 from sqlalchemy import func, select, update
 
 from ..bus import Event, group_channel, user_channel
-from ..errors import BadRequest
+from ..errors import BadRequest, NotFound
 from ..extensions import db
 from ..store import queries
 from ..store.committer_sql import db_time
@@ -69,6 +69,18 @@ def _within_answer_size(rows: list) -> list:
     return rows
 
 
+def unread_total(rows: list) -> int:
+    """What counts as unread for the user (PROTOCOL.md 6.5): every unread message of the
+    conversations that are not muted, and the unread mentions of the muted ones."""
+    return sum(r.mentions if r.muted else r.unread for r in rows)
+
+
+def is_archived(row: Any) -> bool:
+    """Archived, and no newer message brought it back (a muted one stays archived)."""
+    return row.archived_at_id is not None and (
+        bool(row.muted) or (row.last_id or 0) <= row.archived_at_id)
+
+
 def _set_cursor(user_id: int, key: str, value: int, peer_id: int | None,
                 group_id: int | None) -> int:
     """Move a read cursor forward to ``value`` (never back); returns where it stands."""
@@ -93,6 +105,24 @@ def _read_events(user_id: int, peer_id: int | None, group_id: int | None, value:
     return events
 
 
+def _around(user_id: int, target_id: Any, is_group: bool, around: int, size: int) -> dict:
+    """A page of ``size`` messages holding ``around``: (size-1)//2 older ones before it,
+    the rest newer, one side filling in where the other runs short (PROTOCOL.md 6.4)."""
+    key, peer_id, group_id = resolve_conversation(user_id, target_id, is_group)
+    older, newer = queries.around_rows(key, around, size + 1)
+    if not newer or newer[0].id != around:
+        raise NotFound(N_("no such message in this conversation"))
+    want_older = (size - 1) // 2
+    want_newer = size - 1 - want_older
+    after = newer[1:]
+    take_older = min(len(older), want_older + max(0, want_newer - len(after)))
+    take_newer = min(len(after), size - 1 - take_older)
+    page = list(reversed(older[:take_older])) + [newer[0]] + after[:take_newer]
+    return {"recipient_id": peer_id if peer_id is not None else group_id, "group": is_group,
+            "messages": [message_frame(r) for r in page],
+            "has_more": len(older) > take_older, "has_newer": len(after) > take_newer}
+
+
 class Reading:
     """Everything that reads messages or moves read cursors."""
 
@@ -101,13 +131,19 @@ class Reading:
 
     @staticmethod
     def history(user_id: int, target_id: Any, is_group: bool, before_id: Any = None,
-                before_time: Any = None, limit: Any = None) -> dict:
-        """The ``limit`` messages of a conversation before the cursor, oldest first."""
+                before_time: Any = None, limit: Any = None, around_id: Any = None) -> dict:
+        """The ``limit`` messages of a conversation before the cursor, oldest first
+        (or around ``around_id``: then ``has_newer`` says whether newer ones follow)."""
         # The frame's own fields first: a mistyped field is 400 whoever the peer is.
         before = validation.cursor(before_id, "before_id")
+        around = validation.cursor(around_id, "around_id")
         size = validation.limit(limit, 1, 100, 10)
         if before is not None and before_time is not None:
             raise BadRequest(N_("give before_id or a time cursor, not both"))
+        if around is not None and (before is not None or before_time is not None):
+            raise BadRequest(N_("give around_id or a cursor, not both"))
+        if around is not None:
+            return _around(user_id, target_id, is_group, around, size)
         moment = None if before_time is None else db_time(validation.time_cursor(before_time))
         key, peer_id, group_id = resolve_conversation(user_id, target_id, is_group)
         result = {"recipient_id": peer_id if peer_id is not None else group_id,
@@ -126,14 +162,19 @@ class Reading:
         One query: a user's groups are the group rows among their read cursors.
         """
         rows = queries.hello_rows(user_id)
-        return (sum(r.unread for r in rows),
+        return (unread_total(rows),
                 max((max(r.last_id or 0, r.last_update_id or 0) for r in rows), default=0),
                 [r.group_id for r in rows if r.group_id is not None])
 
     @staticmethod
-    def conversations(user_id: int, unread_only: bool = False) -> list[dict]:
-        """The user's private chats and groups, newest first, with last message and unread."""
-        rows = [r for r in queries.conversation_rows(user_id) if not unread_only or r.unread]
+    def conversations(user_id: int, unread_only: bool = False, archived: bool | None = False,
+                      only_key: str | None = None) -> list[dict]:
+        """The user's private chats and groups, pinned first, then newest first, with last
+        message, unread counts and the user's settings; ``archived``: only the archived
+        ones (True), only the others (False), or both (None)."""
+        rows = [r for r in queries.conversation_rows(user_id)
+                if (not unread_only or r.unread) and (only_key is None or r.conv_key == only_key)
+                and (archived is None or is_archived(r) == archived)]
         last = {r.id: message_frame(r) for r in queries.message_rows_by_id(
             [r.last_id for r in rows if r.last_id])}
         peer_ids = [r.peer_id for r in rows if r.peer_id is not None]
@@ -148,11 +189,13 @@ class Reading:
                 ReadCursor.user_id != user_id)).all()) if peer_ids else {}
         items = []
         for r in rows:
-            if r.group_id is None and not r.last_id:
+            if r.group_id is None and not r.last_id and only_key is None:
                 continue  # a private chat with nothing in it yet
             item = {"kind": "group" if r.group_id is not None else "private",
                     "last_message": last.get(r.last_id), "unread": r.unread,
-                    "mentions": r.mentions, "last_read_id": r.last_read_id}
+                    "mentions": r.mentions, "last_read_id": r.last_read_id,
+                    "muted": bool(r.muted), "pinned": bool(r.pinned),
+                    "archived": is_archived(r)}
             if r.group_id is not None:
                 group = groups.get(r.group_id)
                 if group is None:
@@ -163,14 +206,16 @@ class Reading:
                             peer_last_read_id=(r.last_read_id if r.peer_id == user_id
                                                else peer_read.get(r.conv_key, 0)))
             items.append(item)
-        items.sort(key=lambda i: (i["last_message"]["id"] if i["last_message"] else 0),
-                   reverse=True)
+        items.sort(key=lambda i: (i["pinned"], i["last_message"]["id"] if i["last_message"]
+                                  else 0), reverse=True)
         return items
 
     def unread_summary(self, user_id: int) -> dict:
-        """``{"total", "conversations"}`` of what is unread; marks nothing read."""
-        convs = self.conversations(user_id, unread_only=True)
-        return {"total": sum(c["unread"] for c in convs), "conversations": convs}
+        """``{"total", "conversations"}`` of what is unread (archived or not); marks nothing
+        read. ``total`` counts muted conversations' mentions only (PROTOCOL.md 6.5)."""
+        convs = self.conversations(user_id, unread_only=True, archived=None)
+        return {"total": sum(c["mentions"] if c["muted"] else c["unread"] for c in convs),
+                "conversations": convs}
 
     def mark_read(self, user_id: int, target_id: Any, is_group: bool, last_read_id: Any,
                   origin: str | None = None) -> dict:

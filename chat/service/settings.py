@@ -24,6 +24,7 @@ class ServiceSettings:
     order_lock: bool = True
     order_lock_name: str = "chat:message-order"
     send_timeout: float = 10.0
+    presence_grace: float = 10.0
 
     @classmethod
     def from_config(cls, config: Mapping) -> "ServiceSettings":
@@ -42,4 +43,5 @@ class ServiceSettings:
                    batch_max=config["CHAT_BATCH_MAX"],
                    order_lock=config["CHAT_ORDER_LOCK"],
                    order_lock_name=config["CHAT_REDIS_PREFIX"] + "message-order",
-                   send_timeout=config["CHAT_SEND_TIMEOUT"])
+                   send_timeout=config["CHAT_SEND_TIMEOUT"],
+                   presence_grace=config["CHAT_PRESENCE_GRACE"])

@@ -14,6 +14,7 @@ from . import policy
 from .i18n import N_
 from .lookups import get_user, is_blocked
 from .notices import Notices
+from .presence import Presence
 from .shapes import user_json
 
 
@@ -23,8 +24,9 @@ FOLLOW_NOTICE_EVERY = 3600  # seconds
 class Social:
     """Follows, blocks and profiles."""
 
-    def __init__(self, notices: Notices) -> None:
+    def __init__(self, notices: Notices, presence: Presence) -> None:
         self.notices = notices
+        self.presence = presence
 
     @staticmethod
     def search(query: str | None, limit: int = 20) -> list[dict]:
@@ -51,9 +53,12 @@ class Social:
                 "blocking": is_blocked(viewer_id, other_id)}
 
     def profile(self, viewer_id: int, user_id: Any) -> dict:
-        """A user with ``following`` / ``followed_by`` seen from the viewer."""
+        """A user with ``following`` / ``followed_by`` seen from the viewer, and presence
+        between friends (PROTOCOL.md 6.5)."""
         user = get_user(user_id)
-        return {**user_json(user), **self.relation(viewer_id, user.id)}
+        relation = self.relation(viewer_id, user.id)
+        mutual = relation["following"] and relation["followed_by"]
+        return {**user_json(user), **relation, **self.presence.fields(user, mutual)}
 
     def follow(self, actor_id: int, user_id: Any) -> dict:
         """Follow a user (idempotent); they get a ``follow`` notice the first time."""

@@ -101,6 +101,18 @@ def flag(value: Any, field: str) -> bool:
     return value
 
 
+VISIBILITIES = ("public", "private")
+
+
+def visibility(value: Any, field: str = "visibility") -> str:
+    """A group's visibility: ``public`` (the default) or ``private``."""
+    if value is None:
+        return "public"
+    if value not in VISIBILITIES:
+        raise BadRequest(f"{field} must be public or private")
+    return value
+
+
 def content(value: Any, max_len: int, may_be_empty: bool = False) -> str:
     """Message text: 1..max_len code points, not only white space, valid Unicode.
 

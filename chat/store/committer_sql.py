@@ -138,13 +138,14 @@ class MessageStore(MessageWrites):
             pairs_branch("SELECT 'f', follower_id, followee_id, NULL FROM follows",
                          ("follower_id", "followee_id"), follow_pairs)
         if group_ids:
-            branch("SELECT 'g', id, owner_id, NULL FROM chat_groups WHERE id IN ({})",
+            branch(f"SELECT 'g', id, owner_id, {as_text('visibility')} FROM chat_groups "
+                   "WHERE id IN ({})",
                    sorted(group_ids))
         if member_pairs:  # (group_id, user_id): the primary key's order
             pairs_branch("SELECT 'm', group_id, user_id, NULL FROM memberships",
                          ("group_id", "user_id"), member_pairs)
         found: dict = {"stored": {}, "names": {}, "blocks": set(), "follows": set(),
-                       "groups": {}, "members": set()}
+                       "groups": {}, "members": set(), "private": set()}
         if not parts:
             return found
         for tag, a, b, c in self.rows(" UNION ALL ".join(parts), params):
@@ -160,6 +161,8 @@ class MessageStore(MessageWrites):
                 found["follows"].add((a, b))
             elif tag == "g":
                 found["groups"][a] = b  # group id -> owner id
+                if c == "private":
+                    found["private"].add(a)
             elif tag == "m":
                 found["members"].add((a, b))
         found["blocks"] &= block_pairs

@@ -109,6 +109,11 @@ class MessageWrites:
         self._many(f"{_INSERT_IGNORE[self.dialect]} INTO mentions (user_id, conv_key, "
                    f"message_id, sender_id) VALUES (%s, %s, %s, %s)", rows)
 
+    def insert_upload_links(self, rows: list[tuple]) -> None:
+        """(upload_id, message_id) rows: which new message holds which upload."""
+        self._many(f"{_INSERT_IGNORE[self.dialect]} INTO upload_links (upload_id, message_id) "
+                   f"VALUES (%s, %s)", rows)
+
     def delete_mentions(self, rows: list[tuple]) -> None:
         """Forget (user_id, conv_key, message_id) mentions (of recalled messages), in one
         statement."""

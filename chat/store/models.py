@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 from flask_login import UserMixin
 from sqlalchemy import (BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String,
-                        Text, UniqueConstraint, false)
+                        Text, UniqueConstraint, false, true)
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -51,6 +51,11 @@ class User(UserMixin, db.Model):
     username_key: Mapped[str] = mapped_column(String(32), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # PROTOCOL.md 6.5: whether friends see presence, whether pushes carry the text,
+    # and when the user's last connection closed (null: never seen, or online).
+    show_presence: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    push_previews: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     # Set by the user loader: which session or token row authenticated this request.
     auth_token_id = None
@@ -116,6 +121,9 @@ class Group(db.Model):
     icon: Mapped[str] = mapped_column(String(500), default="")
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # "public" (anyone finds and joins it) or "private" (members and invitees only).
+    visibility: Mapped[str] = mapped_column(String(8), default="public",
+                                            server_default="public")
 
 
 class Membership(db.Model):
@@ -260,6 +268,11 @@ class ReadCursor(db.Model):
     peer_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     group_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     last_read_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The user's own settings of the conversation (PROTOCOL.md 6.5). Archived while
+    # ``archived_at_id`` is set and no newer message came (or the conversation is muted).
+    muted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    archived_at_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class Notice(db.Model):
@@ -278,3 +291,20 @@ class Notice(db.Model):
     group_name: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class PushSubscription(db.Model):
+    """A browser's Web Push subscription (RFC 8030): where to post, and the keys (RFC 8291)."""
+
+    __tablename__ = "push_subscriptions"
+    __table_args__ = (Index("ix_push_subscriptions_user", "user_id"),
+                      UniqueConstraint("endpoint_hash", name="uq_push_endpoint"), MYSQL_TABLE)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # SHA-256 of the endpoint: endpoints are long URLs, too long for a unique index.
+    endpoint_hash: Mapped[str] = mapped_column(String(64))
+    endpoint: Mapped[str] = mapped_column(Text)
+    p256dh: Mapped[str] = mapped_column(String(200))
+    auth: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

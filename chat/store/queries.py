@@ -26,23 +26,27 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from ..extensions import db
 from .models import UTCDateTime
 
-# Every connect and every conversation list runs these: per conversation, the newest
-# message, the newest update (edit, recall, reaction), and what is unread from others
-# (recalled messages left out: the index covers it).
+# Every connect and every conversation list runs these: per conversation, the user's own
+# settings (mute, pin, archive), the newest message, the newest update (edit, recall,
+# reaction), and what is unread from others (recalled messages left out: the index covers
+# it), and the unread mentions of the user (or of everyone: user 0).
 _CONVERSATION_COLUMNS = (
-    "SELECT rc.conv_key, rc.peer_id, rc.group_id, rc.last_read_id, "
+    "SELECT rc.conv_key, rc.peer_id, rc.group_id, rc.last_read_id, rc.muted, rc.pinned, "
+    "rc.archived_at_id, "
     "(SELECT MAX(m.id) FROM messages m WHERE m.conv_key = rc.conv_key) AS last_id, "
     "(SELECT MAX(u.id) FROM message_updates u WHERE u.conv_key = rc.conv_key) "
     " AS last_update_id, "
     "(SELECT COUNT(*) FROM messages m WHERE m.conv_key = rc.conv_key "
     " AND m.id > rc.last_read_id AND m.sender_id != :me AND m.recalled = 0) AS unread")
-_HELLO_ROWS = text(_CONVERSATION_COLUMNS + " FROM read_cursors rc WHERE rc.user_id = :me")
-# The conversation list also counts unread mentions of the user (or of everyone: user 0).
-_CONVERSATION_ROWS = text(
-    _CONVERSATION_COLUMNS + ", (SELECT COUNT(DISTINCT n.message_id) FROM mentions n "
-    "WHERE n.user_id IN (:me, 0) AND n.conv_key = rc.conv_key "
-    "AND n.message_id > rc.last_read_id AND n.sender_id != :me) AS mentions "
-    "FROM read_cursors rc WHERE rc.user_id = :me")
+_MENTIONS = ("(SELECT COUNT(DISTINCT n.message_id) FROM mentions n "
+             "WHERE n.user_id IN (:me, 0) AND n.conv_key = rc.conv_key "
+             "AND n.message_id > rc.last_read_id AND n.sender_id != :me)")
+# hello.unread counts a muted conversation's mentions only (PROTOCOL.md 6.5), so it counts
+# mentions of muted conversations alone: the others cost nothing more on every connect.
+_HELLO_ROWS = text(_CONVERSATION_COLUMNS + f", CASE WHEN rc.muted THEN {_MENTIONS} ELSE 0 END "
+                   "AS mentions FROM read_cursors rc WHERE rc.user_id = :me")
+_CONVERSATION_ROWS = text(_CONVERSATION_COLUMNS + f", {_MENTIONS} AS mentions "
+                          "FROM read_cursors rc WHERE rc.user_id = :me")
 
 # Runs for every API call and every socket.
 _OWNER_COLUMNS = ("SELECT u.id, u.username, u.created_at, t.id AS token_id, t.revoked_at, "
@@ -87,13 +91,14 @@ def like_contains(text: str) -> str:
 
 
 def hello_rows(user_id: int) -> list[Row]:
-    """Each of the user's conversations (key, peer, group, cursor, last message id, last
-    update id, unread count), on a pooled connection: what every connect reads."""
+    """Each of the user's conversations (key, peer, group, cursor, mute, pin, archive, last
+    message id, last update id, unread count, and unread mentions where muted), on a
+    pooled connection: what every connect reads."""
     return pooled_rows(_HELLO_ROWS, {"me": user_id})
 
 
 def conversation_rows(user_id: int) -> list[Row]:
-    """``hello_rows``, plus each conversation's unread mentions of the user."""
+    """``hello_rows``, with every conversation's unread mentions of the user."""
     return session_rows(_CONVERSATION_ROWS, {"me": user_id})
 
 
@@ -141,6 +146,17 @@ def history_rows(conv_key: str, before_id: int | None, before_time: str | None,
         page += " AND created_at < :moment"
         params["moment"] = before_time
     return _messages_in(page + " ORDER BY id DESC LIMIT :n", params, descending=True)
+
+
+def around_rows(conv_key: str, around_id: int, count: int) -> tuple[list[Row], list[Row]]:
+    """Up to ``count`` messages of a conversation before ``around_id`` (newest first) and
+    ``count`` from it on (oldest first, the message itself first when it is there)."""
+    params = {"key": conv_key, "around": around_id, "n": count}
+    older = _messages_in("SELECT id FROM messages WHERE conv_key = :key AND id < :around "
+                         "ORDER BY id DESC LIMIT :n", params, descending=True)
+    newer = _messages_in("SELECT id FROM messages WHERE conv_key = :key AND id >= :around "
+                         "ORDER BY id LIMIT :n", params)
+    return older, newer
 
 
 def message_rows_by_id(ids: list[int]) -> list[Row]:

@@ -13,6 +13,7 @@ import {changeMessage, editedMark, messageBody, reactionsRow, recalledText, repl
 import {MessageActions} from "./actions.js";
 import {MentionPicker} from "./mentions.js";
 import {TypingIndicator} from "./typing.js";
+import {attachmentsView} from "./uploads.js";
 
 const PAGE = 30;                   // messages per history page
 const GROUP_GAP = 5 * 60 * 1000;   // same sender within 5 minutes: drawn as one run
@@ -337,9 +338,10 @@ export class Thread {
       : messageBody(message.content, this.mentionNames(message));
     const quote = message.reply_to && !message.recalled
       ? replyQuote(message.reply_to, this.names, () => this.showMessage(message.reply_to.id)) : null;
+    const files = message.recalled ? null : attachmentsView(message.attachments);
     li.append(el("div", {class: "bubble", title: formatFull(when)},
                  el("span", {class: "visually-hidden", text: `${mine ? t("You") : sender}: `}),
-                 quote, body, meta));
+                 quote, body, files, meta));
     if (message.id && !message.recalled) {
       const row = reactionsRow(message.reactions, this.me, this.names,
                                (emoji, on) => this.actions.react(message.id, emoji, on));

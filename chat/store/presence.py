@@ -1,0 +1,157 @@
+"""Who is online, across every process: Redis sorted sets with expiry, or in-process.
+
+Each user has a set of live connection ids scored by when their process last
+vouched for them (as ``chat.store.slots``), and an "announced online" flag. The
+flag makes the transitions happen once across processes: the first socket
+anywhere sets it (announce online), and the grace check after the last one
+closed clears it only if no socket came back (announce offline). Slots of a
+process that died go stale after ``stale_after`` seconds and the flag expires, so
+a killed process never leaves a user online for good.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Iterable, Protocol, Sequence
+
+from .redis_client import make_client
+
+log = logging.getLogger("chat.presence")
+
+_OPEN = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+local fresh = redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[4])
+if not fresh then redis.call('EXPIRE', KEYS[2], ARGV[4]) return 0 end
+return 1
+"""
+_GONE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) > 0 then return 0 end
+return redis.call('DEL', KEYS[2])
+"""
+
+
+class PresenceStore(Protocol):
+    """Live connections per user, shared by every process."""
+
+    def opened(self, user_id: int, conn_id: str) -> bool: ...
+    def closed(self, user_id: int, conn_id: str) -> None: ...
+    def gone(self, user_id: int) -> bool: ...
+    def online(self, user_ids: Sequence[int]) -> set[int]: ...
+    def refresh(self, held: Iterable[tuple[int, str]]) -> None: ...
+
+
+class RedisPresence:
+    """Presence in Redis (the keys of one user share a cluster hash tag)."""
+
+    def __init__(self, url: str, prefix: str, stale_after: float) -> None:
+        import redis
+
+        self.redis_module = redis
+        self.prefix = prefix
+        self.stale_after = stale_after
+        self.client = make_client(url, max_connections=4)
+        self._open = self.client.register_script(_OPEN)
+        self._gone = self.client.register_script(_GONE)
+
+    def _keys(self, user_id: int) -> list[str]:
+        return [f"{self.prefix}presence:{{{user_id}}}", f"{self.prefix}presence:{{{user_id}}}:on"]
+
+    def opened(self, user_id: int, conn_id: str) -> bool:
+        """Record a live socket; True when the user was not announced online yet."""
+        now = time.time()
+        try:
+            return bool(self._open(keys=self._keys(user_id), args=[
+                now, now - self.stale_after, conn_id, int(self.stale_after * 2)]))
+        except self.redis_module.RedisError as exc:
+            log.warning("event=presence_unreachable error=%s", type(exc).__name__)
+            return False
+
+    def closed(self, user_id: int, conn_id: str) -> None:
+        """Forget a socket (best effort: a lost one goes stale by itself)."""
+        try:
+            self.client.zrem(self._keys(user_id)[0], conn_id)
+        except self.redis_module.RedisError:
+            log.warning("event=presence_release_failed")
+
+    def gone(self, user_id: int) -> bool:
+        """True (once) when the user has no live socket left and was announced online."""
+        try:
+            return bool(self._gone(keys=self._keys(user_id),
+                                   args=[time.time() - self.stale_after]))
+        except self.redis_module.RedisError:
+            return False
+
+    def online(self, user_ids: Sequence[int]) -> set[int]:
+        """Those of ``user_ids`` with a live socket anywhere."""
+        if not user_ids:
+            return set()
+        fresh = time.time() - self.stale_after
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for uid in user_ids:
+                pipe.zcount(self._keys(uid)[0], fresh, "+inf")
+            counts = pipe.execute()
+        except self.redis_module.RedisError:
+            return set()
+        return {uid for uid, n in zip(user_ids, counts) if n}
+
+    def refresh(self, held: Iterable[tuple[int, str]]) -> None:
+        """Vouch again for this process's sockets (and keep their flags), in one pipeline."""
+        now = time.time()
+        ttl = int(self.stale_after * 2)
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for user_id, conn_id in held:
+                key, flag = self._keys(user_id)
+                pipe.zadd(key, {conn_id: now}, xx=True)
+                pipe.expire(key, ttl)
+                pipe.expire(flag, ttl)
+            pipe.execute()
+        except self.redis_module.RedisError:
+            log.warning("event=presence_refresh_failed")
+
+
+class LocalPresence:
+    """One process: presence is this process's own sockets."""
+
+    def __init__(self) -> None:
+        self.held: dict[int, set[str]] = {}
+        self.announced: set[int] = set()
+
+    def opened(self, user_id: int, conn_id: str) -> bool:
+        """Record a live socket; True when the user was not announced online yet."""
+        self.held.setdefault(user_id, set()).add(conn_id)
+        if user_id in self.announced:
+            return False
+        self.announced.add(user_id)
+        return True
+
+    def closed(self, user_id: int, conn_id: str) -> None:
+        """Forget a socket."""
+        mine = self.held.get(user_id)
+        if mine is not None:
+            mine.discard(conn_id)
+            if not mine:
+                del self.held[user_id]
+
+    def gone(self, user_id: int) -> bool:
+        """True (once) when the user has no live socket left and was announced online."""
+        if user_id in self.held or user_id not in self.announced:
+            return False
+        self.announced.discard(user_id)
+        return True
+
+    def online(self, user_ids: Sequence[int]) -> set[int]:
+        """Those of ``user_ids`` with a live socket here."""
+        return {uid for uid in user_ids if uid in self.held}
+
+    def refresh(self, held: Iterable[tuple[int, str]]) -> None:
+        """Nothing goes stale in one process."""
+
+
+def make_presence(redis_url: str | None, prefix: str, stale_after: float) -> PresenceStore:
+    """Redis when a URL is configured, else this process alone."""
+    return RedisPresence(redis_url, prefix, stale_after) if redis_url else LocalPresence()

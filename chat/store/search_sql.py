@@ -1,0 +1,279 @@
+"""The full-text index of messages and the one search query, per database.
+
+* SQLite (the embedded default): an FTS5 table with the ``trigram`` tokenizer,
+  external content (``messages`` holds the text), kept by triggers on
+  ``messages``. Trigrams find any substring of 3+ characters in any script; a
+  shorter piece (one or two Chinese characters, a one-letter prefix) cannot use
+  the index, so it is checked on the rows the other pieces and the permission
+  join leave (a scan of the user's conversations, newest first, stopping at the
+  page's end).
+* MariaDB: a table of the Mroonga engine (Groonga: bigrams of every script,
+  symbols included, case and width folded) beside ``messages``, kept by
+  triggers. Mroonga is a plugin: without it the table is absent and search
+  says so (503) while everything else works.
+
+On both, the engine only narrows the candidates (a superset); the exact rule
+(a Latin word matches by prefix, CJK anywhere, phrases with any white space
+between words, recalled messages never) is checked on ``messages.content`` in
+the same query, before ``LIMIT``, so a page is always full when matches exist.
+"""
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from typing import Any, Callable
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+TABLE = "message_search"
+
+
+def is_index_table(name: str | None) -> bool:
+    """Whether a table is the search index's (or FTS5's shadow tables of it): kept by the
+    engine and the triggers, not a model, so schema comparisons leave it out."""
+    return bool(name) and (name == TABLE or name.startswith(TABLE + "_"))
+
+# Mroonga: bigrams over every character (a symbol too, so operators are searchable), and
+# Groonga's normalizer (case, width, compatibility forms).
+MROONGA_TABLE = (
+    f"CREATE TABLE IF NOT EXISTS {TABLE} (id BIGINT NOT NULL PRIMARY KEY, "
+    "content MEDIUMTEXT NOT NULL, FULLTEXT INDEX ft_content (content) COMMENT "
+    "'tokenizer \"TokenBigramSplitSymbolAlphaDigit\", normalizer \"NormalizerAuto\"') "
+    "ENGINE=Mroonga DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci")
+# One statement each (MariaDB has no FOR EACH ROW ... WHEN): a recalled message leaves the
+# index, an edited one is indexed again. Mroonga is not transactional; a row left by a
+# rolled-back send is harmless because every match is checked against ``messages``.
+MROONGA_TRIGGERS = (
+    f"CREATE TRIGGER {TABLE}_ai AFTER INSERT ON messages FOR EACH ROW "
+    f"INSERT INTO {TABLE} (id, content) SELECT NEW.id, NEW.content FROM DUAL "
+    "WHERE NEW.recalled = 0",
+    f"CREATE TRIGGER {TABLE}_au AFTER UPDATE ON messages FOR EACH ROW "
+    f"REPLACE INTO {TABLE} (id, content) SELECT NEW.id, "
+    "IF(NEW.recalled = 0, NEW.content, '') FROM DUAL "
+    "WHERE NEW.content <> OLD.content OR NEW.recalled <> OLD.recalled",
+    f"CREATE TRIGGER {TABLE}_ad AFTER DELETE ON messages FOR EACH ROW "
+    f"DELETE FROM {TABLE} WHERE id = OLD.id",
+)
+
+# SQLite: external content, so the text is stored once (in messages). The delete command of
+# an external-content table must be given exactly what was indexed: only rows that are not
+# recalled are in the index.
+SQLITE_TABLE = (f"CREATE VIRTUAL TABLE IF NOT EXISTS {TABLE} USING fts5(content, "
+                "content='messages', content_rowid='id', tokenize='trigram')")
+SQLITE_TRIGGERS = (
+    f"CREATE TRIGGER IF NOT EXISTS {TABLE}_ai AFTER INSERT ON messages "
+    f"WHEN NEW.recalled = 0 BEGIN "
+    f"INSERT INTO {TABLE}(rowid, content) VALUES (NEW.id, NEW.content); END",
+    f"CREATE TRIGGER IF NOT EXISTS {TABLE}_au AFTER UPDATE OF content, recalled ON messages "
+    f"BEGIN "
+    f"INSERT INTO {TABLE}({TABLE}, rowid, content) SELECT 'delete', OLD.id, OLD.content "
+    "WHERE OLD.recalled = 0; "
+    f"INSERT INTO {TABLE}(rowid, content) SELECT NEW.id, NEW.content WHERE NEW.recalled = 0; "
+    "END",
+    f"CREATE TRIGGER IF NOT EXISTS {TABLE}_ad AFTER DELETE ON messages "
+    f"WHEN OLD.recalled = 0 BEGIN "
+    f"INSERT INTO {TABLE}({TABLE}, rowid, content) VALUES ('delete', OLD.id, OLD.content); END",
+)
+
+# A Latin-script word matches only at a word start: not after a letter or digit of a
+# script written with spaces. The same rule as ``chat.service.search.is_word_char``.
+_PCRE_WORD_START = (r"(?<![\p{L}\p{N}](?<![\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]))")
+
+
+def dialect(conn: Connection) -> str:
+    """``sqlite`` or ``mysql`` (MariaDB)."""
+    return conn.dialect.name
+
+
+def is_mariadb(conn: Connection) -> bool:
+    """True on MySQL/MariaDB."""
+    return dialect(conn) in ("mysql", "mariadb")
+
+
+def mroonga_loaded(conn: Connection) -> bool:
+    """Whether the server has the Mroonga engine (the plugin is loaded)."""
+    rows = conn.execute(text("SELECT SUPPORT FROM information_schema.ENGINES "
+                             "WHERE ENGINE = 'Mroonga'")).all()
+    return bool(rows) and rows[0][0] in ("YES", "DEFAULT")
+
+
+def index_missing(conn: Connection) -> str | None:
+    """Why search cannot run on this database (``None`` when it can)."""
+    if is_mariadb(conn):
+        if not mroonga_loaded(conn):
+            return ("the Mroonga engine is not loaded in MariaDB (install "
+                    "mariadb-plugin-mroonga and load ha_mroonga, then run "
+                    "flask --app app search-reindex)")
+        found = conn.execute(text(
+            "SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+            "AND TABLE_NAME = :t"), {"t": TABLE}).all()
+        if not found or (found[0][0] or "").lower() != "mroonga":
+            return "the search index is missing: run flask --app app search-reindex"
+        return None
+    found = conn.execute(text("SELECT 1 FROM sqlite_master WHERE name = :t"),
+                         {"t": TABLE}).all()
+    return None if found else "the search index is missing: run flask --app app search-reindex"
+
+
+def create_index(conn: Connection) -> bool:
+    """Create the index table and its triggers where the engine allows; False when not."""
+    if is_mariadb(conn):
+        if not mroonga_loaded(conn):
+            return False
+        conn.execute(text(MROONGA_TABLE))
+        have = {r[0] for r in conn.execute(text(
+            "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS "
+            "WHERE TRIGGER_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = 'messages'"))}
+        for statement in MROONGA_TRIGGERS:
+            name = statement.split()[2]
+            if name not in have:
+                conn.execute(text(statement))
+        return True
+    conn.execute(text(SQLITE_TABLE))
+    for statement in SQLITE_TRIGGERS:
+        conn.execute(text(statement))
+    return True
+
+
+def drop_index(conn: Connection) -> None:
+    """Remove the index table and its triggers."""
+    for suffix in ("ai", "au", "ad"):
+        conn.execute(text(f"DROP TRIGGER IF EXISTS {TABLE}_{suffix}"))
+    conn.execute(text(f"DROP TABLE IF EXISTS {TABLE}"))
+
+
+def clear_index(conn: Connection) -> None:
+    """Empty the index (a rebuild from the first message starts here)."""
+    if is_mariadb(conn):
+        conn.execute(text(f"TRUNCATE TABLE {TABLE}"))
+    else:
+        conn.execute(text(f"INSERT INTO {TABLE}({TABLE}) VALUES ('delete-all')"))
+
+
+def reindex_batch(conn: Connection, after_id: int, size: int) -> int | None:
+    """Index the next ``size`` messages after ``after_id``; returns the last id done
+    (``None`` when none were left). Each batch is its own transaction, so a rebuild that
+    stopped goes on from the last id it printed."""
+    last = conn.execute(text(
+        "SELECT MAX(id) FROM (SELECT id FROM messages WHERE id > :after ORDER BY id "
+        "LIMIT :n) page"), {"after": after_id, "n": size}).scalar()
+    if last is None:
+        return None
+    span = {"after": after_id, "last": last}
+    if is_mariadb(conn):  # REPLACE: a batch done twice is harmless
+        conn.execute(text(f"REPLACE INTO {TABLE} (id, content) SELECT id, content FROM "
+                          "messages WHERE id > :after AND id <= :last AND recalled = 0"), span)
+    else:
+        conn.execute(text(f"INSERT INTO {TABLE}(rowid, content) SELECT id, content FROM "
+                          "messages WHERE id > :after AND id <= :last AND recalled = 0"), span)
+    return last
+
+
+# -- the query -------------------------------------------------------------------------------
+
+
+def _mroonga_term(piece: str) -> str:
+    # Inside a quoted Groonga phrase only \ and " are special: operators stay text.
+    return '+"' + piece.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _fts5_term(piece: str) -> str:
+    return '"' + piece.replace('"', '""') + '"'
+
+
+# The newest this many readable messages are checked one by one before the index is asked
+# (CHAT_SEARCH_WINDOW): a common word then costs a short scan instead of the engine's whole
+# list of matches.
+RECENT_WINDOW = 2000
+
+
+def _like_safe(conn: Connection, piece: str) -> bool:
+    # LIKE is a safe pre-filter only where it ignores case as the rule does: SQLite's LIKE
+    # folds ASCII only, and MariaDB's is exact on our binary collation; text without case
+    # (Chinese, digits, symbols) is safe on both.
+    return piece.lower() == piece.upper() or (piece.isascii() and not is_mariadb(conn))
+
+
+def _like(piece: str) -> str:
+    """A LIKE pattern (``ESCAPE '!'``, the same on both databases) holding ``piece``."""
+    return "%" + piece.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+
+
+def _exact(conn: Connection, needles: list[dict], params: dict,
+           matches: Callable[[str, str], bool]) -> list[str]:
+    """The conditions that hold for exactly the matching messages (checked on ``m``)."""
+    where = ["m.recalled = 0"]
+    for i, piece in enumerate(p for n in needles for p in n["pieces"]):
+        if _like_safe(conn, piece):  # cheap, in C, before the exact rule
+            where.append(f"m.content LIKE :like{i} ESCAPE '!'")
+            params[f"like{i}"] = _like(piece)
+    if is_mariadb(conn):
+        for i, needle in enumerate(needles):
+            prefix = _PCRE_WORD_START if needle["word"] else ""
+            where.append(f"m.content REGEXP :re{i}")
+            params[f"re{i}"] = "(?i)" + prefix + needle["pattern"]
+    else:
+        raw = conn.connection.driver_connection
+        if isinstance(raw, sqlite3.Connection):
+            raw.create_function("chat_search_match", 2, matches, deterministic=True)
+        params["spec"] = json.dumps(needles)
+        where.append("chat_search_match(m.content, :spec)")
+    return where
+
+
+def search_ids(conn: Connection, me: int, needles: list[dict], conv_key: str | None,
+               before_id: int | None, count: int,
+               matches: Callable[[str, str], bool], window: int = RECENT_WINDOW) -> list[int]:
+    """Ids of the newest ``count`` messages the user can read (read cursors: their private
+    chats and the groups they are a member of now) that match every needle, newest first.
+
+    ``needles``: ``{"pieces": [text without white space, ...], "pattern": regex source,
+    "word": bool}`` (see ``chat.service.search``); ``matches(content, spec)`` is the exact
+    rule, run by SQLite as a function on each candidate row. First the newest
+    ``window`` readable messages are checked; only if they hold fewer than ``count``
+    matches is the full-text index asked for older ones.
+    """
+    params: dict[str, Any] = {"me": me, "n": count, "w": window}
+    scope = ["1 = 1"]
+    if conv_key is not None:
+        scope.append("m.conv_key = :key")
+        params["key"] = conv_key
+    if before_id is not None:
+        scope.append("m.id < :before")
+        params["before"] = before_id
+    readable = ("FROM messages m JOIN read_cursors rc ON rc.conv_key = m.conv_key "
+                "AND rc.user_id = :me WHERE " + " AND ".join(scope))
+    exact = " AND ".join(_exact(conn, needles, params, matches))
+    newest = f"SELECT m.id {readable} ORDER BY m.id DESC LIMIT :w"
+    found = [r[0] for r in conn.execute(text(
+        f"SELECT m.id FROM ({newest}) w JOIN messages m ON m.id = w.id WHERE {exact} "
+        "ORDER BY m.id DESC LIMIT :n"), params)]
+    if len(found) >= count:
+        return found
+    floor, seen = conn.execute(text(f"SELECT MIN(w.id), COUNT(*) FROM ({newest}) w"),
+                               params).one()
+    if not seen or seen < window:
+        return found  # the window held every readable message
+    params.update(floor=floor, n=count - len(found))
+    if is_mariadb(conn):
+        params["ft"] = " ".join(_mroonga_term(p) for n in needles for p in n["pieces"])
+        sql = (f"SELECT m.id FROM {TABLE} s JOIN messages m ON m.id = s.id "
+               "JOIN read_cursors rc ON rc.conv_key = m.conv_key AND rc.user_id = :me "
+               "WHERE MATCH(s.content) AGAINST(:ft IN BOOLEAN MODE) AND m.id < :floor AND "
+               + " AND ".join(scope) + f" AND {exact} ORDER BY m.id DESC LIMIT :n")
+    else:
+        long_pieces = [p for n in needles for p in n["pieces"] if len(p) >= 3]
+        indexed = ""
+        if long_pieces:  # trigrams need 3 characters; shorter pieces rely on the scan
+            indexed = f" AND m.id IN (SELECT rowid FROM {TABLE} WHERE {TABLE} MATCH :fts)"
+            params["fts"] = " AND ".join(_fts5_term(p) for p in long_pieces)
+        sql = (f"SELECT m.id {readable} AND m.id < :floor{indexed} AND {exact} "
+               "ORDER BY m.id DESC LIMIT :n")
+    return found + [r[0] for r in conn.execute(text(sql), params)]
+
+
+def python_pattern(pattern: str) -> re.Pattern:
+    """The needle's pattern for Python (the same source serves PCRE)."""
+    return re.compile(pattern, re.IGNORECASE)

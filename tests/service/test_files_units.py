@@ -1,0 +1,48 @@
+"""The pure parts of uploads: file names, download names, and telling pictures by their bytes."""
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+from chat.files.images import sniff
+from chat.files.names import disposition, sanitize
+from chat.files.receive import TooBig, read_file_part
+
+
+def test_names_lose_folders_control_characters_and_end_dots():
+    assert sanitize("../../etc/passwd") == "passwd"
+    assert sanitize("C:\\Users\\me\\cv.pdf") == "cv.pdf"
+    assert sanitize("a\u202egnp.exe") == "agnp.exe"  # no right-to-left override
+    assert sanitize("..") == "file" and sanitize("") == "file" and sanitize(None) == "file"
+    assert sanitize("x" * 300 + ".tar.gz").endswith(".gz") and len(sanitize("x" * 300)) == 200
+    assert sanitize("猫 <1>.png") == "猫 _1_.png"
+
+
+def test_download_names_have_an_ascii_fallback_and_the_utf8_name():
+    header = disposition("attachment", 'résumé "final".pdf')
+    assert header.startswith('attachment; filename="resume _final_.pdf"')
+    assert header.endswith("filename*=UTF-8''r%C3%A9sum%C3%A9%20%22final%22.pdf")
+
+
+def test_pictures_are_told_by_their_bytes_only():
+    for fmt in ("PNG", "JPEG", "GIF", "WEBP"):
+        out = io.BytesIO()
+        Image.new("RGB", (4, 4)).save(out, format=fmt)
+        assert sniff(out.getvalue()[:64]) == fmt
+    assert sniff(b"<svg xmlns='http://www.w3.org/2000/svg'/>") is None
+    assert sniff(b"<html>\x89PNG") is None
+
+
+def test_the_file_part_is_cut_off_at_its_limit(tmp_path):
+    body = (b"--b\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nx\r\n"
+            b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f.txt\"\r\n\r\n"
+            + b"y" * 1000 + b"\r\n--b--\r\n")
+    got = read_file_part(io.BytesIO(body), b"b", 1000, str(tmp_path))
+    assert (got.filename, got.size, open(got.path, "rb").read()) == ("f.txt", 1000, b"y" * 1000)
+    try:
+        read_file_part(io.BytesIO(body), b"b", 999, str(tmp_path))
+        raise AssertionError("not refused")
+    except TooBig:
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == [got.path.rsplit("/", 1)[1]]

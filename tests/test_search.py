@@ -1,0 +1,249 @@
+"""Search and opening a message in context (PROTOCOL.md 6.4), against real servers:
+``around_id`` on the shared MariaDB and on SQLite; search itself on SQLite (FTS5) and
+on a private MariaDB with the Mroonga engine."""
+from __future__ import annotations
+
+import pytest
+
+
+def _send(a, b, text: str) -> int:
+    r = a.post("/api/messages", json={"recipient_id": b.user_id, "content": text})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+# -- around_id --------------------------------------------------------------------------------
+
+
+def test_around_id_holds_the_message_with_older_before_and_newer_after(pair):
+    a, b = pair
+    ids = [_send(a, b, f"m{i}") for i in range(9)]
+    page = b.get(f"/api/messages/{a.user_id}", params={"around_id": ids[4], "limit": 4}).json()
+    # (4-1)//2 = 1 older, then the message, then 2 newer
+    assert [m["id"] for m in page["messages"]] == ids[3:7]
+    assert page["has_more"] is True and page["has_newer"] is True
+    whole = b.get(f"/api/messages/{a.user_id}", params={"around_id": ids[4], "limit": 9}).json()
+    assert [m["id"] for m in whole["messages"]] == ids
+    assert whole["has_more"] is False and whole["has_newer"] is False
+
+
+def test_around_id_fills_from_the_other_side_where_one_runs_short(pair):
+    a, b = pair
+    ids = [_send(a, b, f"m{i}") for i in range(6)]
+    near_end = a.get(f"/api/messages/{b.user_id}", params={"around_id": ids[5], "limit": 3})
+    assert [m["id"] for m in near_end.json()["messages"]] == ids[3:]
+    assert near_end.json()["has_more"] is True and near_end.json()["has_newer"] is False
+    near_start = a.get(f"/api/messages/{b.user_id}", params={"around_id": ids[0], "limit": 4})
+    assert [m["id"] for m in near_start.json()["messages"]] == ids[:4]
+    assert near_start.json()["has_more"] is False and near_start.json()["has_newer"] is True
+
+
+def test_around_id_in_a_group(user):
+    owner, member = user("own"), user("mem")
+    member.follow_each_other(owner)
+    gid = owner.post("/api/groups", json={"name": "around"}).json()["id"]
+    assert owner.put(f"/api/groups/{gid}/members/{member.user_id}").status_code == 200
+    ids = [owner.post("/api/messages", json={"group_id": gid, "content": f"g{i}"}).json()["id"]
+           for i in range(5)]
+    page = member.get(f"/api/groups/{gid}/messages", params={"around_id": ids[2], "limit": 3})
+    assert [m["id"] for m in page.json()["messages"]] == ids[1:4]
+
+
+def test_around_id_of_another_conversation_or_none_is_404(user):
+    a, b, c = user("a"), user("b"), user("c")
+    a.follow_each_other(b)
+    a.follow_each_other(c)
+    _send(a, b, "ours")
+    theirs = _send(a, c, "not yours")
+    r = b.get(f"/api/messages/{a.user_id}", params={"around_id": theirs})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    assert b.get(f"/api/messages/{a.user_id}",
+                 params={"around_id": theirs + 10_000}).status_code == 404
+    assert b.get(f"/api/messages/{a.user_id}",
+                 params={"around_id": "x"}).status_code == 400
+
+
+# -- search -----------------------------------------------------------------------------------
+
+# Search first checks the user's newest messages one by one, then asks the index for older
+# ones: a window of 3 makes most tests below go through both.
+WINDOW = 3
+
+
+@pytest.fixture(scope="module")
+def mroonga_server(redis_prefix):
+    """The chat server on a private MariaDB that has the Mroonga engine."""
+    from tests import mroonga
+    from tests.conftest import mysql_env
+    from tests.support import ServerProcess, migrate, need
+    need(mroonga.available(), "MariaDB with the Mroonga plugin (mariadb-plugin-mroonga)")
+    database = mroonga.PrivateMariaDB().start()
+    try:
+        migrate(database.database_url)
+        proc = ServerProcess(mysql_env(database.database_url, redis_prefix,
+                                       CHAT_SEARCH_WINDOW=WINDOW)).start()
+        yield proc
+        proc.stop()
+    finally:
+        database.stop()
+
+
+@pytest.fixture(scope="module")
+def sqlite_search_server(sqlite_module_url):
+    """The chat server on SQLite (FTS5 trigram), with the same small scan window."""
+    from tests.support import ServerProcess
+    proc = ServerProcess({"DATABASE_URL": sqlite_module_url, "REDIS_URL": "",
+                          "CHAT_SEARCH_WINDOW": str(WINDOW)}).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "mroonga"])
+def search_server(request):
+    """Search on the embedded default (FTS5 trigram) and on MariaDB with Mroonga."""
+    return request.getfixturevalue("sqlite_search_server" if request.param == "sqlite"
+                                   else "mroonga_server")
+
+
+@pytest.fixture
+def people(search_server):
+    """Alice, Bob and Carol on ``search_server``; Alice and Bob follow each other."""
+    from tests.support import Api
+    a, b, c = (Api.new_user(search_server.base, stem) for stem in ("alice", "bob", "carol"))
+    a.follow_each_other(b)
+    a.follow_each_other(c)
+    return a, b, c
+
+
+def _find(api, q: str, expect: int = 200, **params) -> dict:
+    r = api.get("/api/search", params={"q": q, **params})
+    assert r.status_code == expect, r.text
+    return r.json()
+
+
+def _found(api, q: str, **params) -> list[tuple[str, list]]:
+    return [(m["content"], m["highlights"]) for m in _find(api, q, **params)["messages"]]
+
+
+def test_chinese_matches_inside_words_and_one_character_works(people):
+    a, b, _ = people
+    _send(a, b, "早上八点，地铁站见")
+    _send(b, a, "明天见")
+    assert _found(b, "地铁") == [("早上八点，地铁站见", [[5, 7]])]
+    assert _found(a, "铁") == [("早上八点，地铁站见", [[6, 7]])]
+    assert [c for c, _ in _found(a, "见")] == ["明天见", "早上八点，地铁站见"]  # newest first
+    assert _found(a, "地下") == []
+
+
+def test_latin_words_match_by_prefix_ignoring_case(people):
+    a, b, _ = people
+    _send(a, b, "The Deployment is done")
+    _send(a, b, "redeploy later")
+    assert _found(b, "deplo") == [("The Deployment is done", [[4, 9]])]
+    assert _found(b, "DEPLOYMENT") == [("The Deployment is done", [[4, 14]])]
+    assert _found(b, "ploy") == []  # not at a word start
+    assert _found(b, "re") == [("redeploy later", [[0, 2]])]
+
+
+def test_phrases_terms_and_mixed_scripts(people):
+    a, b, _ = people
+    _send(a, b, "please deploy now")
+    _send(a, b, "now deploy, please")
+    _send(a, b, "周五 demo 会议")
+    _send(a, b, "周五休息")
+    assert _found(b, '"deploy now"') == [("please deploy now", [[7, 17]])]
+    assert [c for c, _ in _found(b, "now deploy")] == ["now deploy, please",
+                                                       "please deploy now"]
+    assert _found(b, "周五 demo") == [("周五 demo 会议", [[0, 2], [3, 7]])]
+    assert _found(b, "demo 周五") == [("周五 demo 会议", [[0, 2], [3, 7]])]
+
+
+def test_operator_characters_are_plain_text(people):
+    a, b, _ = people
+    _send(a, b, 'a+b (c) @x ~y "z -w* <v>')
+    for q in ("(c)", "@x", "~y", '"z', "-w*", "<v>", "a+b", "+b"):
+        assert [c for c, _ in _found(b, q)] == ['a+b (c) @x ~y "z -w* <v>'], q
+    for q in ("+ - * ~ < > ( ) @", '"', '""', "*", "OR", "AND NOT", "\\", "'", "%", "_"):
+        _find(b, q)  # never an error
+
+
+def test_bad_queries_are_400(people):
+    a, b, _ = people
+    for q in ("", "   ", "\u3000", "x" * 201, "中" * 201):
+        r = a.get("/api/search", params={"q": q})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request", q
+    assert a.get("/api/search").status_code == 400
+    assert _find(a, "  " + "中" * 200 + "  ")["messages"] == []
+    assert a.get("/api/search", params={"q": "x", "limit": 101}).status_code == 400
+    assert a.get("/api/search", params={"q": "x", "user_id": b.user_id,
+                                        "group_id": 1}).status_code == 400
+
+
+def test_only_conversations_the_user_can_read_now(people):
+    a, b, c = people
+    gid = a.post("/api/groups", json={"name": "readers"}).json()["id"]
+    assert a.put(f"/api/groups/{gid}/members/{c.user_id}").status_code == 200
+    assert a.post("/api/messages", json={"group_id": gid, "content": "secret plan"}).ok
+    _send(a, b, "secret for bob")
+    assert [m["content"] for m in _find(c, "secret")["messages"]] == ["secret plan"]
+    assert [m["content"] for m in _find(b, "secret")["messages"]] == ["secret for bob"]
+    assert len(_find(a, "secret")["messages"]) == 2
+    assert c.delete(f"/api/groups/{gid}/members/{c.user_id}").status_code == 200
+    assert _find(c, "secret")["messages"] == []
+    assert c.get("/api/search", params={"q": "secret", "group_id": gid}).status_code in (403,
+                                                                                          404)
+    only_group = _find(a, "secret", group_id=gid)["messages"]
+    assert [m["content"] for m in only_group] == ["secret plan"]
+    only_bob = _find(a, "secret", user_id=b.user_id)["messages"]
+    assert [m["content"] for m in only_bob] == ["secret for bob"]
+
+
+def test_a_member_of_few_of_many_groups_still_gets_a_full_page(people):
+    a, b, c = people
+    mine = a.post("/api/groups", json={"name": "mine"}).json()["id"]
+    assert a.put(f"/api/groups/{mine}/members/{c.user_id}").status_code == 200
+    for i in range(5):
+        assert a.post("/api/messages", json={"group_id": mine, "content": f"needle {i}"}).ok
+    for g in range(12):  # newer matches in groups Carol is not in
+        other = a.post("/api/groups", json={"name": f"other{g}"}).json()["id"]
+        for i in range(2):
+            assert a.post("/api/messages", json={"group_id": other,
+                                                 "content": f"needle x{g}{i}"}).ok
+    page = _find(c, "needle", limit=3)
+    assert [m["content"] for m in page["messages"]] == ["needle 4", "needle 3", "needle 2"]
+    assert page["has_more"] is True
+    rest = _find(c, "needle", limit=3, before_id=page["messages"][-1]["id"])
+    assert [m["content"] for m in rest["messages"]] == ["needle 1", "needle 0"]
+    assert rest["has_more"] is False
+
+
+def test_edits_reindex_and_recalls_remove(people):
+    a, b, _ = people
+    mid = _send(a, b, "meet at the library")
+    assert a.patch(f"/api/messages/{mid}", json={"content": "meet at the station"}).ok
+    assert _found(b, "library") == []
+    found = _find(b, "station")["messages"]
+    assert [m["id"] for m in found] == [mid] and found[0]["edited_at"] is not None
+    assert a.delete(f"/api/messages/{mid}").ok
+    assert _found(b, "station") == [] and _found(b, "meet") == []
+
+
+def test_a_result_opens_in_context(people):
+    a, b, _ = people
+    ids = [_send(a, b, f"line {i}") for i in range(5)]
+    hit = _find(b, "line", limit=1)["messages"][0]
+    assert hit["id"] == ids[-1]
+    page = b.get(f"/api/messages/{a.user_id}", params={"around_id": ids[2], "limit": 3}).json()
+    assert [m["id"] for m in page["messages"]] == ids[1:4]
+
+
+def test_search_without_the_engine_answers_503_and_history_still_works(pair):
+    """On the shared MariaDB (no Mroonga loaded there) search says why; SQLite always has it."""
+    a, b = pair
+    r = a.get("/api/search", params={"q": "hello"})
+    if r.status_code == 503:
+        assert "Mroonga" in r.json()["error"]["message"]
+    else:
+        assert r.status_code == 200
+    _send(a, b, "still fine")
+    assert b.get(f"/api/messages/{a.user_id}").json()["messages"][-1]["content"] == "still fine"

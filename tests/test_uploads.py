@@ -1,0 +1,322 @@
+"""Files and pictures end to end (PROTOCOL.md 6.3): a real server on MariaDB + Redis,
+the local folder backend, and the S3 backend against a real S3-compatible server (moto's
+standalone server on loopback)."""
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import requests
+import sqlalchemy
+from PIL import ExifTags, Image
+
+from tests.conftest import mysql_env
+from tests.support import ROOT, Api, ServerProcess, free_port
+
+LIMIT = 2 * 1024 * 1024
+QUOTA = 5 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def files_server(mysql_url, redis_prefix, tmp_path_factory):
+    """A server with small limits, its own upload folder, and no clean-up greenlet."""
+    folder = tmp_path_factory.mktemp("uploads")
+    env = mysql_env(mysql_url, redis_prefix, CHAT_UPLOAD_DIR=folder,
+                    CHAT_UPLOAD_SPOOL=folder / "spool", CHAT_MAX_UPLOAD_BYTES=LIMIT,
+                    CHAT_UPLOAD_QUOTA=QUOTA, CHAT_UPLOAD_CLEANUP_INTERVAL=0)
+    proc = ServerProcess(env).start()
+    proc.folder = folder
+    yield proc
+    proc.stop()
+
+
+def cleanup(server: ServerProcess) -> str:
+    """Run ``flask uploads-cleanup`` with the server's settings."""
+    done = subprocess.run([sys.executable, "-m", "flask", "--app", "app", "uploads-cleanup"],
+                          cwd=ROOT, env=server.env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def picture(fmt: str = "PNG", size=(64, 48), mode="RGB", **save) -> bytes:
+    out = io.BytesIO()
+    Image.new(mode, size, "red" if mode != "1" else 0).save(out, format=fmt, **save)
+    return out.getvalue()
+
+
+def upload(user: Api, data: bytes, name: str = "a.bin", ctype: str = "application/octet-stream"):
+    return user.post("/api/uploads", files={"file": (name, data, ctype)})
+
+
+def fetch(user: Api, path: str, headers: dict) -> requests.Response:
+    return user.http.get(user.base + path, headers={**user.headers(), **headers}, timeout=30)
+
+
+def send(user: Api, to: int, ids: list[int], content: str = "") -> dict:
+    r = user.post("/api/messages", json={"recipient_id": to, "content": content,
+                                         "attachments": ids})
+    assert r.status_code in (200, 201), r.text
+    return r.json()
+
+
+@pytest.fixture(scope="module")
+def trio(files_server):
+    a, b, c = (Api.new_user(files_server.base, s) for s in ("ann", "ben", "cat"))
+    a.follow_each_other(b)
+    return a, b, c
+
+
+def test_a_picture_attached_is_seen_by_the_other_member_not_by_a_stranger(trio):
+    ann, ben, cat = trio
+    r = upload(ann, picture(), "../../etc/passwd.png", "text/html")
+    assert r.status_code == 201, r.text
+    made = r.json()
+    assert made["kind"] == "image" and made["mime"] == "image/png"
+    assert (made["width"], made["height"]) == (64, 48)
+    assert made["name"] == "passwd.png"  # no folders from the given name
+    assert made["thumb_url"] == f"/api/files/{made['id']}/thumb"
+    # Before any message holds it, only the uploader sees it.
+    assert ann.get(made["url"]).status_code == 200
+    assert ben.get(made["url"]).status_code == 404
+    send(ann, ben.user_id, [made["id"]])
+    got = ben.get(made["url"])
+    assert got.status_code == 200 and got.headers["Content-Type"] == "image/png"
+    assert got.headers["Content-Disposition"].startswith("inline")
+    assert got.headers["X-Content-Type-Options"] == "nosniff"
+    assert "private" in got.headers["Cache-Control"]
+    assert Image.open(io.BytesIO(got.content)).size == (64, 48)
+    thumb = ben.get(made["thumb_url"])
+    assert thumb.status_code == 200 and max(Image.open(io.BytesIO(thumb.content)).size) <= 320
+    history = ben.get(f"/api/messages/{ann.user_id}").json()
+    assert [m["attachments"] for m in history["messages"]] == [[made]]
+    # A stranger: 404 for the file, the thumbnail, and when attaching someone else's upload.
+    assert cat.get(made["url"]).status_code == 404
+    assert cat.get(made["thumb_url"]).status_code == 404
+    cat.follow_each_other(ann)
+    r = cat.post("/api/messages", json={"recipient_id": ann.user_id, "content": "x",
+                                        "attachments": [made["id"]]})
+    assert r.status_code == 404, r.text
+
+
+def test_group_members_see_a_group_file_and_others_do_not(trio):
+    ann, ben, cat = trio
+    group = ann.post("/api/groups", json={"name": "pics"}).json()
+    assert ann.put(f"/api/groups/{group['id']}/members/{ben.user_id}").status_code == 200
+    made = upload(ann, picture(fmt="GIF"), "a.gif").json()
+    assert made["mime"] == "image/gif"
+    r = ann.post("/api/messages", json={"group_id": group["id"], "content": "",
+                                        "attachments": [made["id"]]})
+    assert r.status_code == 201, r.text
+    assert ben.get(made["url"]).headers["Content-Type"] == "image/gif"
+    assert cat.get(made["url"]).status_code == 404
+
+
+def test_html_and_svg_are_plain_files_served_as_downloads(trio):
+    ann, ben, _ = trio
+    page = upload(ann, b"<html><script>alert(1)</script></html>", "cat.png", "image/png")
+    svg = upload(ann, b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script>'
+                      b'</svg>', "\u732b pic.svg", "image/svg+xml")
+    for r in (page, svg):
+        assert r.status_code == 201, r.text
+        made = r.json()
+        assert made["kind"] == "file" and made["width"] is None and made["thumb_url"] is None
+        got = ann.get(made["url"])
+        assert got.headers["Content-Type"] == "application/octet-stream"
+        assert got.headers["Content-Disposition"].startswith("attachment")
+        assert b"<script>" in got.content
+        assert ann.get(made["url"] + "/thumb").status_code == 404
+    disp = ann.get(svg.json()["url"]).headers["Content-Disposition"]
+    assert "filename*=UTF-8''%E7%8C%AB%20pic.svg" in disp and 'filename="' in disp
+
+
+def test_location_metadata_is_gone_from_what_is_served(trio):
+    ann, _, _ = trio
+    img = Image.new("RGB", (40, 30), "blue")
+    exif = img.getexif()
+    exif[ExifTags.Base.Make] = "SpyCam"
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    gps[ExifTags.GPS.GPSLatitudeRef] = "N"
+    gps[ExifTags.GPS.GPSLatitude] = (52.0, 13.0, 7.0)
+    out = io.BytesIO()
+    img.save(out, format="JPEG", exif=exif)
+    assert Image.open(io.BytesIO(out.getvalue())).getexif().get_ifd(ExifTags.IFD.GPSInfo)
+    made = upload(ann, out.getvalue(), "holiday.jpg").json()
+    served = ann.get(made["url"]).content
+    again = Image.open(io.BytesIO(served))
+    assert again.format == "JPEG" and again.size == (40, 30)
+    assert not again.getexif().get_ifd(ExifTags.IFD.GPSInfo)
+    assert b"SpyCam" not in served and b"Exif" not in served
+
+
+def test_pictures_that_do_not_decode_or_are_too_big_are_refused(trio, files_server):
+    ann, _, _ = trio
+    whole = picture(size=(300, 300))
+    assert upload(ann, whole[: len(whole) // 2], "half.png").status_code == 400
+    huge = picture(size=(10000, 6000), mode="1")  # 60 megapixels in a few kilobytes
+    assert len(huge) < 100_000
+    r = upload(ann, huge, "huge.png")
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "bad_request"
+
+
+def test_range_etag_and_not_modified(trio):
+    ann, _, _ = trio
+    data = bytes(range(256)) * 40
+    made = upload(ann, data, "data.bin").json()
+    assert made["size"] == len(data)
+    whole = ann.get(made["url"])
+    assert whole.content == data and whole.headers["Accept-Ranges"] == "bytes"
+    etag = whole.headers["ETag"]
+    part = fetch(ann, made["url"], {"Range": "bytes=10-19"})
+    assert part.status_code == 206 and part.content == data[10:20]
+    assert part.headers["Content-Range"] == f"bytes 10-19/{len(data)}"
+    tail = fetch(ann, made["url"], {"Range": "bytes=-5"})
+    assert tail.status_code == 206 and tail.content == data[-5:]
+    assert fetch(ann, made["url"], {"Range": f"bytes={len(data)}-"}).status_code == 416
+    same = fetch(ann, made["url"], {"If-None-Match": etag})
+    assert same.status_code == 304 and same.content == b""
+
+
+def test_too_large_is_refused_before_the_body_is_read(trio, files_server):
+    ann, _, _ = trio
+    # Announced too big: refused at once, nothing sent after the headers.
+    head = (f"POST /api/uploads HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ann.token}\r\n"
+            f"Content-Type: multipart/form-data; boundary=zz\r\n"
+            f"Content-Length: {50 * LIMIT}\r\n\r\n").encode()
+    assert b" 413 " in _raw(files_server.port, head, b"").split(b"\r\n", 1)[0]
+    # Streamed (chunked, no length): refused once past the limit, the body never ended.
+    head = head.replace(f"Content-Length: {50 * LIMIT}".encode(), b"Transfer-Encoding: chunked")
+    part = (b"--zz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big\"\r\n\r\n")
+    body = b"%x\r\n%s\r\n" % (len(part), part)
+    block = b"x" * 65536
+    body += b"%x\r\n%s\r\n" % (len(block), block) * (LIMIT // 65536 + 4)
+    answer = _raw(files_server.port, head, body)
+    assert b" 413 " in answer.split(b"\r\n", 1)[0] and b"too_large" in answer
+    # The quota: two files fit in 5 MiB, the third does not.
+    dan = Api.new_user(files_server.base, "dan")
+    for _ in range(2):
+        assert upload(dan, os.urandom(LIMIT - 4096)).status_code == 201
+    r = upload(dan, os.urandom(LIMIT - 4096))
+    assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
+
+
+def _raw(port: int, head: bytes, body: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head)
+        try:
+            sock.sendall(body)
+        except OSError:
+            pass  # the server answered and closed while we were still sending
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+                if b"\r\n\r\n" in answer and b"}" in answer:
+                    break
+        except OSError:
+            pass
+    return answer
+
+
+def test_recalled_and_unused_files_are_deleted_by_the_cleanup(trio, files_server, mysql_url):
+    ann, ben, _ = trio
+    made = upload(ann, picture(), "gone.png").json()
+    message = send(ann, ben.user_id, [made["id"]], "look")
+    assert ben.get(made["url"]).status_code == 200
+    assert ann.delete(f"/api/messages/{message['id']}").status_code in (200, 204)
+    assert ben.get(made["url"]).status_code == 404  # recalled: the other member lost it
+    r = ann.post("/api/messages", json={"recipient_id": ben.user_id, "content": "again",
+                                        "attachments": [made["id"]]})
+    assert r.status_code == 404, r.text  # about to be deleted: it cannot be attached again
+    kept = upload(ann, b"not attached yet").json()
+    assert "uploads deleted" in cleanup(files_server)
+    assert ann.get(made["url"]).status_code == 404  # gone for the uploader too
+    assert ann.get(made["thumb_url"]).status_code == 404
+    assert ann.get(kept["url"]).status_code == 200  # younger than 24 h: kept
+    # A day later (the clock of its row turned back), nothing holds it: gone.
+    engine = sqlalchemy.create_engine(mysql_url)
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text("UPDATE uploads SET created_at = created_at - "
+                                     "INTERVAL 25 HOUR WHERE id = :id"), {"id": kept["id"]})
+    engine.dispose()
+    cleanup(files_server)
+    assert ann.get(kept["url"]).status_code == 404
+    metrics = requests.get(files_server.base + "/metrics").text
+    assert "chat_uploads " in metrics and "chat_upload_bytes " in metrics
+
+
+@pytest.fixture(scope="module")
+def s3_server(mysql_url, redis_prefix, tmp_path_factory):
+    """moto's standalone S3 server on loopback, a bucket in it, and a chat server using it."""
+    import time
+
+    import boto3
+
+    port = free_port()
+    aws = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1"}
+    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")
+    moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                             str(port)], stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, **aws}, start_new_session=True)
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 30
+    while True:
+        try:
+            requests.get(endpoint, timeout=1)
+            break
+        except requests.RequestException:
+            assert time.time() < deadline and moto.poll() is None, "moto did not start"
+            time.sleep(0.1)
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    client.create_bucket(Bucket="chat-files")
+    spool = tmp_path_factory.mktemp("spool")
+    env = mysql_env(mysql_url, redis_prefix, CHAT_S3_BUCKET="chat-files",
+                    CHAT_S3_ENDPOINT=endpoint, CHAT_UPLOAD_SPOOL=spool,
+                    CHAT_UPLOAD_CLEANUP_INTERVAL=0, **aws)
+    proc = ServerProcess(env).start()
+    proc.s3 = client
+    yield proc
+    proc.stop()
+    moto.terminate()
+    moto.wait(10)
+
+
+def test_the_s3_backend_behaves_the_same(s3_server):
+    ann, ben = (Api.new_user(s3_server.base, s) for s in ("ann", "ben"))
+    ann.follow_each_other(ben)
+    made = upload(ann, picture(size=(800, 600)), "big.png").json()
+    data = os.urandom(100_000)
+    plain = upload(ann, data, "blob.bin").json()
+    keys = {o["Key"] for o in s3_server.s3.list_objects_v2(Bucket="chat-files")["Contents"]}
+    assert len(keys) == 3  # the picture, its thumbnail, the plain file
+    send(ann, ben.user_id, [made["id"], plain["id"]], "both")
+    assert max(Image.open(io.BytesIO(ben.get(made["thumb_url"]).content)).size) == 320
+    assert ben.get(plain["url"]).content == data
+    part = fetch(ben, plain["url"], {"Range": "bytes=1000-1999"})
+    assert part.status_code == 206 and part.content == data[1000:2000]
+    history = ben.get(f"/api/messages/{ann.user_id}").json()["messages"]
+    ann.delete(f"/api/messages/{history[-1]['id']}")
+    cleanup(s3_server)
+    assert ann.get(plain["url"]).status_code == 404
+    assert "Contents" not in s3_server.s3.list_objects_v2(Bucket="chat-files")
+
+
+def test_a_browser_session_uploads_only_with_the_csrf_header(trio, files_server):
+    from tests.test_csrf import browser_login
+
+    ann, _, _ = trio
+    s, token = browser_login(files_server, ann)
+    url = files_server.base + "/api/uploads"
+    files = {"file": ("n.txt", b"note", "text/plain")}
+    refused = s.post(url, files=files)
+    assert refused.status_code == 400 and "CSRF" in refused.json()["error"]["message"]
+    assert s.post(url, files=files, data={"csrf_token": token}).status_code == 400
+    made = s.post(url, files=files, headers={"X-CSRFToken": token})
+    assert made.status_code == 201, made.text
+    assert s.get(files_server.base + made.json()["url"]).content == b"note"
