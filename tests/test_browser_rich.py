@@ -1,11 +1,15 @@
 """Rich messages in the browser (issue 13): answer, change, take back, react, mention.
 
 Real headless Chromium against a real server; each user in a browser context of their
-own. Screenshots of each feature go to docs/screenshots/ (docs/ui.md shows them).
+own. Screenshots of each feature go to $CHAT_TEST_SCREENSHOTS (a temporary folder by
+default, so a test run changes no tracked file); docs/ui.md shows the ones made with
+CHAT_TEST_SCREENSHOTS=docs/screenshots.
 """
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from pathlib import Path
 
 from tests.support import Api
@@ -16,11 +20,11 @@ from tests.test_browser_chat import expect, pair
 browser = chat_ui.browser
 tabs = chat_ui.tabs
 
-SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+SHOTS = Path(os.environ.get("CHAT_TEST_SCREENSHOTS") or Path(tempfile.gettempdir()) / "chat-screenshots")
 
 
 def shot(tab, name: str) -> None:
-    """Save the thread pane (small PNG) as docs/screenshots/<name>.png."""
+    """Save the thread pane (a small PNG) as <SHOTS>/<name>.png."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     tab.page.locator("#thread").screenshot(path=str(SHOTS / f"{name}.png"))
 
@@ -85,6 +89,13 @@ def test_edit_recall_links_live(server, tabs):
     expect(edited.locator(".msg-text")).to_have_text("<b>final</b> text")
     expect(edited.locator(".msg-edited")).to_have_count(1)
     assert b.page.locator("#messages b").count() == 0
+    # Edit from the menu while a message is half-written: the draft comes back afterwards.
+    box.fill("half-written")
+    menu(a, "final").locator(".act-edit").click()
+    expect(box).to_have_value("<b>final</b> text")
+    box.press("Escape")
+    expect(box).to_have_value("half-written")
+    box.fill("")
 
     a.send("see https://example.com/a?b=1, or javascript:alert(1) and http://x.test/y.")
     body = b.page.locator("#messages .msg-text", has_text="example.com")

@@ -46,6 +46,8 @@ SHOWN_FROM_ELSEWHERE = (
     N_("too many requests, slow down"),
     N_("the server is busy; nothing was stored, retry with the same client_id"),
     N_("Something went wrong on our side."),
+    # ChatError defaults of other packages (chat/service/search.py, chat/files/service.py)
+    N_("search is not available on this server"), N_("the file is too large"),
 )
 
 # thread.js picks one of these with a ternary (``t(n === 1 ? a : b)``), which the

@@ -35,6 +35,7 @@ export class MessageActions {
     this.thread = thread;
     this.replyTo = null;   // the message the next Send answers
     this.editing = null;   // the message the next Send changes
+    this.draft = "";       // what the composer held before an edit took it over
     this.menu = null;      // {node, anchor} of the open menu
     this.errorTimer = null;
     this.pressedAt = 0;    // when a long press opened the menu (its finger's click must not close it)
@@ -162,8 +163,9 @@ export class MessageActions {
   // Change `message`: its text goes into the composer, Send saves it, Esc cancels.
   startEdit(message) {
     this.replyTo = null;
-    this.editing = message;
     const {text} = this.thread.dom;
+    if (!this.editing) { this.draft = text.value; }  // a message being written comes back after the edit
+    this.editing = message;
     text.value = message.content;
     this.thread.autosize();
     this.showBar();
@@ -183,7 +185,8 @@ export class MessageActions {
   endEdit() {
     if (!this.editing) { return; }
     this.editing = null;
-    this.thread.dom.text.value = "";
+    this.thread.dom.text.value = this.draft || "";
+    this.draft = "";
     this.thread.autosize();
   }
 

@@ -8,12 +8,14 @@ import {t} from "./i18n.js";
 
 const SHOWN = 8;                                  // suggestions at most
 const TYPING_NAME = /(^|\s)@([A-Za-z0-9_.-]*)$/;  // "@" and the start of a name, just before the caret
-const NAME_CHAR = "[A-Za-z0-9_-]";                // what may not follow a whole mention
+// What may not follow a whole mention: a name character, or a dot that goes on with one
+// ("@bob" is not in "@bob.smith", but is in "@bob.").
+const NAME_GOES_ON = "[A-Za-z0-9_-]|\\.[A-Za-z0-9_-]";
 
 // "@name" in the text as a whole word (a following "." still ends it: end of a sentence).
 function mentioned(text, name) {
   const escaped = name.replace(/[.*+?^${}()|[\]\\-]/g, "\\$&");
-  return new RegExp(`(^|[^A-Za-z0-9_.-])@${escaped}(?!${NAME_CHAR})`, "i").test(text);
+  return new RegExp(`(^|[^A-Za-z0-9_.-])@${escaped}(?!${NAME_GOES_ON})`, "i").test(text);
 }
 
 // The suggestion list under one textarea.
