@@ -166,6 +166,11 @@ class BaseConfig:
     # Attention (PROTOCOL.md 6.5): friends hear "offline" this many seconds after a user's
     # last socket closed (a reload does not flicker).
     CHAT_PRESENCE_GRACE = env_int("CHAT_PRESENCE_GRACE", 10)
+    # Web Push's VAPID private key (PEM, or base64url of the raw key); unset: one is
+    # generated once and kept in instance/ (fine for one machine, not for several).
+    CHAT_VAPID_PRIVATE_KEY = env_str("CHAT_VAPID_PRIVATE_KEY")
+    # Who runs this server, for push services to write to (a mailto: or https: URL).
+    CHAT_VAPID_SUBJECT = env_str("CHAT_VAPID_SUBJECT", "mailto:admin@localhost")
     # Only for the transport conformance tests: mounts /_echo on our exact WebSocket stack.
     CHAT_ECHO_ROUTE = env_bool("CHAT_ECHO_ROUTE", False)
 

@@ -10,6 +10,7 @@ from contextlib import AbstractContextManager
 from typing import Callable
 
 from ..bus import Bus
+from ..config import INSTANCE_DIR
 from ..store.counters import Counters
 from ..store.presence import LocalPresence, PresenceStore
 from ..store.tickets import Tickets
@@ -21,6 +22,7 @@ from .limits import FloodLimiter
 from .notices import Notices
 from .passwords import PasswordHasher
 from .presence import Presence
+from .push import Push
 from .prefs import ConversationPrefs
 from .reading import Reading
 from .sending import Sending
@@ -51,4 +53,8 @@ class Services:
         self.reading = Reading(self.events)
         self.prefs = ConversationPrefs(self.reading)
         self.committer = MessageCommitter(app, settings, bus, counters, stats, open_batch)
+        self.push = Push(app, self.presence.store, app.config.get("CHAT_VAPID_PRIVATE_KEY"),
+                         app.config.get("CHAT_VAPID_SUBJECT", "mailto:admin@localhost"),
+                         app.config.get("NAME") == "testing", INSTANCE_DIR)
+        self.committer.on_messages = self.push.enqueue
         self.sending = Sending(self.committer, draining)
