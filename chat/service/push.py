@@ -35,6 +35,7 @@ QUEUE_MAX = 10_000  # messages waiting to be looked at; past it new ones are not
 SENDERS = 8  # pushes posted at once
 SEND_TIMEOUT = 10
 EXCERPT = 100  # code points of the message in a push
+PER_USER = 20  # subscriptions kept per user: a new one past it replaces the oldest
 NOBODY_RECHECK = 10.0  # seconds: with no subscription at all, look again only this often
 
 _USERS = bindparam("users", expanding=True)
@@ -111,6 +112,11 @@ class Push:
         digest = endpoint_hash(url)
         db.session.execute(delete(PushSubscription).where(PushSubscription.endpoint_hash
                                                           == digest))
+        held = list(db.session.scalars(select(PushSubscription.id).where(
+            PushSubscription.user_id == user_id).order_by(PushSubscription.id)))
+        if len(held) >= PER_USER:
+            db.session.execute(delete(PushSubscription).where(
+                PushSubscription.id.in_(held[:len(held) - PER_USER + 1])))
         sub = PushSubscription(user_id=user_id, endpoint_hash=digest, endpoint=url,
                                p256dh=p256dh, auth=auth, created_at=utcnow())
         db.session.add(sub)
