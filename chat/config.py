@@ -184,6 +184,11 @@ class BaseConfig:
     # With the local backend behind nginx: downloads answered with this internal location
     # prefix in X-Accel-Redirect (nginx then sends the file); empty: the app streams it.
     CHAT_UPLOAD_ACCEL_PREFIX = env_str("CHAT_UPLOAD_ACCEL_PREFIX", "")
+    # Web Push's VAPID private key (PEM, or base64url of the raw key); unset: one is
+    # generated once and kept in instance/ (fine for one machine, not for several).
+    CHAT_VAPID_PRIVATE_KEY = env_str("CHAT_VAPID_PRIVATE_KEY")
+    # Who runs this server, for push services to write to (a mailto: or https: URL).
+    CHAT_VAPID_SUBJECT = env_str("CHAT_VAPID_SUBJECT", "mailto:admin@localhost")
     # Only for the transport conformance tests: mounts /_echo on our exact WebSocket stack.
     CHAT_ECHO_ROUTE = env_bool("CHAT_ECHO_ROUTE", False)
 

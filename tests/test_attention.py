@@ -2,6 +2,9 @@
 mute / pin / archive and the unread total, presence, Web Push."""
 from __future__ import annotations
 
+import json
+import time
+
 import pytest
 
 from tests.conftest import mysql_env
@@ -190,3 +193,180 @@ def test_presence_reaches_friends_across_processes(two):
     bob_ws.nothing("presence", wait=1)
     for ws in (again, bob_ws, carol_ws):
         ws.close()
+
+
+# -- Web Push --------------------------------------------------------------------------------
+
+class PushReceiver:
+    """A real push service on 127.0.0.1: keeps each request and answers ``status``."""
+
+    def __init__(self) -> None:
+        import queue
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.received: queue.Queue = queue.Queue()
+        self.status = 201
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (the http.server API)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.received.put((self.path, {k.lower(): v for k, v in self.headers.items()},
+                                       body))
+                self.send_response(receiver.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def next(self, timeout: float = 15):
+        return self.received.get(timeout=timeout)
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+
+
+def _b64(raw: bytes) -> str:
+    import base64
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    import base64
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class Browser:
+    """A browser's side of a subscription: its P-256 key pair and auth secret (RFC 8291)."""
+
+    def __init__(self, endpoint: str) -> None:
+        import os
+
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.auth = os.urandom(16)
+        public = self.key.public_key().public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+        self.subscription = {"endpoint": endpoint,
+                             "keys": {"p256dh": _b64(public), "auth": _b64(self.auth)}}
+
+    def open(self, headers: dict, body: bytes, server_key: str, audience: str) -> dict:
+        """Check the VAPID signature (RFC 8292) and decrypt the payload (RFC 8291)."""
+        import http_ece
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+        assert headers["content-encoding"] == "aes128gcm" and int(headers["ttl"]) > 0
+        scheme, _, params = headers["authorization"].partition(" ")
+        assert scheme == "vapid"
+        fields = dict(p.strip().split("=", 1) for p in params.split(","))
+        assert fields["k"] == server_key
+        head, claims, signature = fields["t"].split(".")
+        public = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), _unb64(fields["k"]))
+        raw = _unb64(signature)
+        public.verify(encode_dss_signature(int.from_bytes(raw[:32], "big"),
+                                           int.from_bytes(raw[32:], "big")),
+                      f"{head}.{claims}".encode(), ec.ECDSA(hashes.SHA256()))
+        claims = json.loads(_unb64(claims))
+        assert claims["aud"] == audience and claims["sub"].startswith("mailto:")
+        assert claims["exp"] > time.time()
+        plain = http_ece.decrypt(body, private_key=self.key, auth_secret=self.auth,
+                                 version="aes128gcm")
+        return json.loads(plain)
+
+
+@pytest.fixture
+def receiver():
+    r = PushReceiver()
+    yield r
+    r.close()
+
+
+def test_push_subscriptions_are_checked(api):
+    alice = api("alice")
+    key = alice.get("/api/push/key")
+    assert key.status_code == 200 and len(_unb64(key.json()["key"])) == 65
+    good = Browser("https://push.example.com/x").subscription["keys"]
+    for body in ({"endpoint": "http://push.example.com/x", "keys": good},
+                 {"endpoint": "https://10.0.0.1/x", "keys": good},
+                 {"endpoint": "https://127.0.0.1/x", "keys": good},
+                 {"endpoint": "http://127.0.0.1.nip.io/x", "keys": good},
+                 {"endpoint": "ftp://127.0.0.1/x", "keys": good},
+                 {"endpoint": "http://127.0.0.1:9/x", "keys": {"p256dh": "abc", "auth": "x"}},
+                 {"endpoint": "http://127.0.0.1:9/x", "keys": {"p256dh": good["p256dh"]}},
+                 {"endpoint": "http://127.0.0.1:9/x"}, {"endpoint": 5, "keys": good}):
+        r = alice.post("/api/push/subscriptions", json=body)
+        assert r.status_code == 400, (body, r.text)
+    assert alice.delete("/api/push/subscriptions",
+                        json={"endpoint": "http://127.0.0.1:9/x"}).json() == {"removed": False}
+
+
+def test_push_reaches_a_user_with_no_live_connection(api, server, receiver):
+    alice, bob = api("alice"), api("bob")
+    alice.follow_each_other(bob)
+    server_key = bob.get("/api/push/key").json()["key"]
+    browser = Browser(receiver.base + "/push/bob")
+    r = bob.post("/api/push/subscriptions", json=browser.subscription)
+    assert r.status_code == 201 and r.json()["endpoint"] == receiver.base + "/push/bob"
+
+    def next_push() -> dict:
+        path, headers, body = receiver.next()
+        assert path == "/push/bob"
+        return browser.open(headers, body, server_key, receiver.base)
+
+    first = _send(alice, recipient_id=bob.user_id)
+    assert next_push() == {"kind": "message", "id": first,
+                           "conversation": {"kind": "private", "user_id": alice.user_id},
+                           "sender": {"id": alice.user_id, "username": alice.username},
+                           "excerpt": "ping"}
+    # While bob has a live socket nothing is pushed. Pushes are decided in order, so once
+    # carol's (sent after it) has arrived, bob's message was passed over.
+    carol = api("carol")
+    carol.follow_each_other(alice)
+    carol_browser = Browser(receiver.base + "/push/carol")
+    assert carol.post("/api/push/subscriptions",
+                      json=carol_browser.subscription).status_code == 201
+    ws = WS(server.ws_url, token=bob.token)
+    _send(alice, recipient_id=bob.user_id)
+    ws.expect("message")
+    _send(alice, recipient_id=carol.user_id)
+    path, headers, body = receiver.next()
+    assert path == "/push/carol"
+    assert carol_browser.open(headers, body, server_key, receiver.base)["excerpt"] == "ping"
+    ws.close()
+    deadline = time.time() + 10  # until the server has seen the socket go
+    while _presence(alice, bob)[0] and time.time() < deadline:
+        time.sleep(0.05)
+    bob.patch("/api/me", json={"push_previews": False})
+    third = _send(alice, recipient_id=bob.user_id)
+    push = next_push()
+    assert (push["id"], push["excerpt"]) == (third, "")
+    # A muted group pushes only mentions.
+    bob.put(f"/api/users/{alice.user_id}/follow")
+    gid = make_group(alice)["id"]
+    assert alice.put(f"/api/groups/{gid}/members/{bob.user_id}").status_code == 200
+    bob.patch(f"/api/conversations/group/{gid}", json={"muted": True})
+    _send(alice, group_id=gid)
+    mention = alice.post("/api/messages", json={"group_id": gid, "content": "@bob",
+                                                "mentions": [bob.user_id]}).json()["id"]
+    push = next_push()
+    assert (push["id"], push["conversation"]) == (mention, {"kind": "group", "group_id": gid})
+    # A subscription that answers 410 is removed.
+    receiver.status = 410
+    gone = _send(alice, recipient_id=bob.user_id)
+    assert next_push()["id"] == gone
+    deadline = time.time() + 15
+    while bob.get("/api/push/subscriptions").json()["subscriptions"] and time.time() < deadline:
+        time.sleep(0.1)
+    assert bob.get("/api/push/subscriptions").json() == {"subscriptions": []}
+    assert carol.get("/api/push/subscriptions").json()["subscriptions"][0]["endpoint"].endswith(
+        "/push/carol")

@@ -10,7 +10,7 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 # The view modules register their routes on ``bp`` (imported for that effect).
 from . import accounts, groups, messages, notices, openapi, social, uploads  # noqa: E402,F401
 from . import search  # noqa: E402,F401
-from . import conversations  # noqa: E402,F401
+from . import conversations, push  # noqa: E402,F401
 from .operation import check_answer  # noqa: E402
 
 bp.after_request(check_answer)

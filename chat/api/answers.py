@@ -376,3 +376,28 @@ class Marked(Answer):
     """How many notices were marked read."""
 
     marked: Count
+
+
+class PushKey(Answer):
+    """The VAPID public key (base64url), for ``PushManager.subscribe``."""
+
+    key: str
+
+
+class PushSubscribed(Answer):
+    """A push subscription kept."""
+
+    id: Id
+    endpoint: str
+
+
+class PushSubscriptionList(Answer):
+    """The caller's push subscriptions."""
+
+    subscriptions: list[PushSubscribed]
+
+
+class PushUnsubscribed(Answer):
+    """Whether a subscription was removed (false: there was none)."""
+
+    removed: bool

@@ -244,3 +244,23 @@ class MeEdit(Body):
 
     show_presence: Flag | None = None
     push_previews: Flag | None = None
+
+
+class PushKeys(Body):
+    """A subscription's keys (RFC 8291): the browser's P-256 key and the auth secret."""
+
+    p256dh: AnyString
+    auth: AnyString
+
+
+class NewPushSubscription(Body):
+    """A browser's push subscription, as ``PushSubscription.toJSON()`` gives it."""
+
+    endpoint: AnyString
+    keys: PushKeys
+
+
+class PushUnsubscribe(Body):
+    """The endpoint of a subscription to forget."""
+
+    endpoint: AnyString

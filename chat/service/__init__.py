@@ -10,6 +10,7 @@ from contextlib import AbstractContextManager
 from typing import Callable
 
 from ..bus import Bus
+from ..config import INSTANCE_DIR
 from ..store.counters import Counters
 from ..store.presence import LocalPresence, PresenceStore
 from ..store.tickets import Tickets
@@ -22,6 +23,7 @@ from .notices import Notices
 from . import rich
 from .passwords import PasswordHasher
 from .presence import Presence
+from .push import Push
 from .prefs import ConversationPrefs
 from .reading import Reading
 from .search import Search
@@ -58,4 +60,8 @@ class Services:
         self.uploads = uploads
         self.committer = MessageCommitter(app, settings, bus, counters, stats, open_batch,
                                           files=uploads.resolve if uploads else rich.no_files)
+        self.push = Push(app, self.presence.store, app.config.get("CHAT_VAPID_PRIVATE_KEY"),
+                         app.config.get("CHAT_VAPID_SUBJECT", "mailto:admin@localhost"),
+                         app.config.get("NAME") == "testing", INSTANCE_DIR)
+        self.committer.on_messages = self.push.enqueue
         self.sending = Sending(self.committer, draining)

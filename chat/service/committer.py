@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import nullcontext
+from typing import Callable
 from time import monotonic, perf_counter
 
 import gevent
@@ -81,6 +82,9 @@ class MessageCommitter:
         self.known_pairs: set[str] = set()
         self.inflight = 0
         self._now = utcnow()  # the time of the batch being written
+        # Told of each committed batch's messages after they are published (Web Push's
+        # queue: it must return at once).
+        self.on_messages: Callable[[list[Row]], None] | None = None
 
     # -- the public face ----------------------------------------------------
 
@@ -349,6 +353,8 @@ class MessageCommitter:
             self._events(events, dumps(frame), change.actor_id, state.sender_id,
                          state.recipient_id, state.group_id, change.origin)
         self.bus.publish(events, presence, batch)
+        if self.on_messages is not None and rows:
+            self.on_messages(rows)
 
     def _events(self, events: list[Event], frame: bytes, actor_id: int, sender_id: int,
                 recipient_id: int | None, group_id: int | None, origin: str | None) -> None:

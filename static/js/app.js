@@ -13,6 +13,7 @@ import {Names} from "./names.js";
 import {localiseTimes, t} from "./i18n.js";
 import {badgeText, el} from "./dom.js";
 import {Conversation, Frame, Kind, Notice} from "./protocol.js";
+import {notePresence, startPresence} from "./presence.js";
 
 const me = Number(document.body.dataset.me);
 const myName = document.body.dataset.username;
@@ -68,6 +69,7 @@ class ConnectionBanner {
 const names = new Names(me, myName);
 const banner = new ConnectionBanner(document.getElementById("conn"));
 const socket = new Socket(socketUrl(), {onFrame: handleFrame, onState: connectionChanged});
+startPresence();
 const list = new ConversationList({listEl: chatRoot ? document.getElementById("conversations") : null,
                                    emptyEl: document.getElementById("conv-empty"), me, onChange: updateCounts});
 const outbox = new Outbox(socket, (item) => thread && thread.outgoingChanged(item));
@@ -125,6 +127,7 @@ function handleFrame(frame) {
     case Kind.READ: return readReceipt(frame);
     case Kind.TYPING: return thread && thread.typing(frame);
     case Kind.NOTICE: return noticed(frame);
+    case "presence": return notePresence(frame);
     case Kind.CATCH_UP: return socket.send({type: Frame.SYNC, since_id: maxSeen});
     default: return undefined;  // pong, and kinds a newer server may add
   }
