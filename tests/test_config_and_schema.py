@@ -50,7 +50,9 @@ def _drift(url: str) -> list:
     import chat.store.models  # noqa: F401
     engine = sqlalchemy.create_engine(url)
     with engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        from chat.store.search_sql import not_search_index
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True,
+                                                     "include_name": not_search_index})
         diff = compare_metadata(ctx, db.metadata)
     engine.dispose()
     return diff
