@@ -96,7 +96,7 @@ def _drop_triggers(url: str) -> None:
         db.session.commit()
 
 
-def _latency(url: str, runs: int) -> dict:
+def _latency(url: str, runs: int, window: int) -> dict:
     from chat.extensions import db
     from chat.service.search import highlights, matches, parse_query
     from chat.store import queries, search_sql
@@ -108,7 +108,7 @@ def _latency(url: str, runs: int) -> dict:
             for _ in range(runs):
                 t0 = time.perf_counter()
                 ids = search_sql.search_ids(db.session.connection(), 1, needles, None, None, 21,
-                                            matches)
+                                            matches, window)
                 for row in queries.message_rows_by_id(ids[:20]):
                     highlights(row.content, needles)
                 times.append((time.perf_counter() - t0) * 1000)
@@ -141,7 +141,7 @@ def _sizes(url: str, datadir: Path | None) -> dict:
             "index_to_messages": round(index / table, 2) if table else None}
 
 
-def run_engine(engine: str, count: int, runs: int) -> dict:
+def run_engine(engine: str, count: int, runs: int, windows: list[int]) -> dict:
     """Build, fill (with and without the index), measure; returns the figures."""
     result: dict = {"engine": engine, "messages": count}
     server = None
@@ -170,7 +170,7 @@ def run_engine(engine: str, count: int, runs: int) -> dict:
         result["insert_rate_index_on"] = round(on)
         result["insert_rate_index_off"] = round(off)
         result["insert_ratio"] = round(on / off, 2)
-        result["latency"] = _latency(urls[0], runs)
+        result["latency"] = {f"window_{w}": _latency(urls[0], runs, w) for w in windows}
         result["size"] = _sizes(urls[0], datadir)
     finally:
         if server is not None:
@@ -185,8 +185,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--engines", default="sqlite,mroonga")
     parser.add_argument("--out", default="")
+    parser.add_argument("--windows", default="2000,200,1",
+                        help="CHAT_SEARCH_WINDOW values to time (1: almost always the index)")
     args = parser.parse_args()
-    results = [run_engine(e, args.messages, args.runs) for e in args.engines.split(",")]
+    results = [run_engine(e, args.messages, args.runs,
+                          [int(w) for w in args.windows.split(",")]) for e in args.engines.split(",")]
     text_out = json.dumps(results, indent=2, ensure_ascii=False)
     print(text_out)
     if args.out:

@@ -97,10 +97,10 @@ def run_migrations_online():
     conf_args = current_app.extensions['migrate'].configure_args
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
-    # `flask db migrate` must not propose dropping the search index: the engine's tables.
-    from chat.store.search_sql import is_index_table
-    conf_args.setdefault("include_name", lambda name, kind, parent: not (
-        kind == "table" and is_index_table(name)))
+    # The search index's tables (migration 0006) are not models: leave them out of
+    # autogenerate's comparison.
+    from chat.store.search_sql import not_search_index
+    conf_args.setdefault("include_name", not_search_index)
 
     connectable = get_engine()
 

@@ -48,14 +48,11 @@ def test_development_keeps_one_generated_key(tmp_path):
 def _drift(url: str) -> list:
     from chat.extensions import db
     import chat.store.models  # noqa: F401
-    from chat.store import search_sql
     engine = sqlalchemy.create_engine(url)
     with engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={
-            "compare_type": True,
-            # The search index is the engine's (FTS5 / Mroonga), made by migration 0006.
-            "include_name": lambda name, kind, parent: not (
-                kind == "table" and search_sql.is_index_table(name))})
+        from chat.store.search_sql import not_search_index
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True,
+                                                     "include_name": not_search_index})
         diff = compare_metadata(ctx, db.metadata)
     engine.dispose()
     return diff

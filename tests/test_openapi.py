@@ -38,11 +38,21 @@ def fuzz_user(server):
     return Api.new_user(server.base, "fuzz")
 
 
+@pytest.fixture(scope="module")
+def sqlite_fuzz_user(sqlite_server):
+    return Api.new_user(sqlite_server.base, "fuzz")
+
+
 @schema.parametrize()
 @settings(max_examples=25, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.filter_too_much])
-def test_api_against_its_document(case, server, fuzz_user):
+def test_api_against_its_document(case, server, fuzz_user, request):
+    if case.path == "/api/search":
+        # The shared MariaDB has no Mroonga engine (search answers 503 there, on purpose):
+        # search is fuzzed on the embedded default, whose FTS5 is always there.
+        server = request.getfixturevalue("sqlite_server")
+        fuzz_user = request.getfixturevalue("sqlite_fuzz_user")
     case.call_and_validate(
         base_url=server.base, headers={"Authorization": f"Bearer {fuzz_user.token}"},
         checks=[oa.not_a_server_error, oa.status_code_conformance,

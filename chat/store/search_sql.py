@@ -29,19 +29,13 @@ from sqlalchemy.engine import Connection
 
 TABLE = "message_search"
 
-
-def is_index_table(name: str | None) -> bool:
-    """Whether a table is the search index's (or FTS5's shadow tables of it): kept by the
-    engine and the triggers, not a model, so schema comparisons leave it out."""
-    return bool(name) and (name == TABLE or name.startswith(TABLE + "_"))
-
 # Mroonga: bigrams over every character (a symbol too, so operators are searchable), and
 # Groonga's normalizer (case, width, compatibility forms).
 MROONGA_TABLE = (
     f"CREATE TABLE IF NOT EXISTS {TABLE} (id BIGINT NOT NULL PRIMARY KEY, "
     "content MEDIUMTEXT NOT NULL, FULLTEXT INDEX ft_content (content) COMMENT "
     "'tokenizer \"TokenBigramSplitSymbolAlphaDigit\", normalizer \"NormalizerAuto\"') "
-    "ENGINE=Mroonga DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci")
+    "ENGINE=Mroonga DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin")
 # One statement each (MariaDB has no FOR EACH ROW ... WHEN): a recalled message leaves the
 # index, an edited one is indexed again. Mroonga is not transactional; a row left by a
 # rolled-back send is harmless because every match is checked against ``messages``.
@@ -80,6 +74,12 @@ SQLITE_TRIGGERS = (
 # A Latin-script word matches only at a word start: not after a letter or digit of a
 # script written with spaces. The same rule as ``chat.service.search.is_word_char``.
 _PCRE_WORD_START = (r"(?<![\p{L}\p{N}](?<![\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]))")
+
+
+def not_search_index(name: str | None, type_: str, parent_names: dict) -> bool:
+    """Alembic's ``include_name``: the index's tables and triggers are made by migration 0006
+    and the rebuild command, not by the models, so autogenerate must not drop them."""
+    return not (type_ == "table" and (name or "").startswith(TABLE))
 
 
 def dialect(conn: Connection) -> str:
