@@ -54,7 +54,7 @@ def test_history_pages_and_has_more(pair):
     page = bob.get(f"/api/messages/{alice.user_id}", params={"before_id": 0}).json()
     assert page == {"messages": [], "has_more": False}
     for params in ({"limit": 0}, {"limit": 101}, {"limit": "x"}, {"before_id": "-1"},
-                   {"before_id": "1.5"}):
+                   {"before_id": "1.5"}, {"limit": ""}, {"before_id": ""}):
         assert bob.get(f"/api/messages/{alice.user_id}", params=params).status_code == 400
 
 
@@ -128,6 +128,8 @@ def test_sync_over_http(pair):
     assert bob.get("/api/sync").status_code == 400
     assert bob.get("/api/sync", params={"since_id": "abc"}).status_code == 400
     assert bob.get("/api/sync", params={"since_id": 0, "limit": 1001}).status_code == 400
+    assert bob.get("/api/sync", params={"since_id": 0, "limit": ""}).status_code == 400
+    assert bob.get("/api/sync", params={"since_id": ""}).status_code == 400
 
 
 def test_group_history_is_for_members(pair, user):

@@ -89,13 +89,15 @@ class Query(BaseModel):
     """A query string; every parameter is checked by the view (it is part of parsing)."""
 
     model_config = ConfigDict(extra="ignore")
-    blank_is_given: ClassVar[frozenset[str]] = frozenset()  # else ``?name=`` is absent
+    # ``?name=`` is checked like any value (so ``?limit=`` is 400, as the document's
+    # integer says), except for these, where a blank text means "not given".
+    blank_is_absent: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     def parse(cls, args: dict) -> "Query":
         """The parameters checked; 400 when one fails."""
         given = {name: value for name, value in args.items()
-                 if value != "" or name in cls.blank_is_given}
+                 if value != "" or name not in cls.blank_is_absent}
         try:
             return cls.model_validate(given)
         except ValidationError as err:
@@ -207,13 +209,13 @@ class SyncQuery(Query):
 class UserSearch(Query):
     """Users whose name contains ``q``."""
 
+    blank_is_absent: ClassVar[frozenset[str]] = frozenset({"q"})
     q: UserQuery | None = None
 
 
 class GroupSearch(Query):
     """With ``q``: groups whose name contains it; without: the caller's groups."""
 
-    blank_is_given: ClassVar[frozenset[str]] = frozenset({"q"})  # ?q= finds every group
     q: GroupQuery | None = None
 
 

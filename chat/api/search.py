@@ -1,7 +1,7 @@
 """/api/search: the messages the caller can read that match a query (PROTOCOL.md 6.4)."""
 from __future__ import annotations
 
-from typing import Annotated, ClassVar
+from typing import Annotated
 
 from ..service import validation as v
 from . import bp
@@ -18,7 +18,6 @@ QueryId = Annotated[int, query_int(1, v.MAX_ID)]
 class SearchQuery(Query):
     """``q`` (1 to 200 characters once trimmed), optionally one conversation, a page."""
 
-    blank_is_given: ClassVar[frozenset[str]] = frozenset({"q"})  # ?q= is 400, not absent
     q: SearchText | None = None
     user_id: QueryId | None = None
     group_id: QueryId | None = None
