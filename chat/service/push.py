@@ -27,6 +27,7 @@ from ..errors import BadRequest
 from ..extensions import db
 from ..store.models import PushSubscription, utcnow
 from ..store.presence import PresenceStore
+from .i18n import N_
 from .push_keys import check_endpoint, check_key, endpoint_problem, load_vapid, public_key_b64
 
 log = logging.getLogger("chat.push")
@@ -105,7 +106,7 @@ class Push:
     def subscribe(self, user_id: int, endpoint: Any, keys: Any) -> dict:
         """Keep a browser's subscription (a known endpoint moves to this user)."""
         if not isinstance(keys, dict):
-            raise BadRequest("keys must be an object with p256dh and auth")
+            raise BadRequest(N_("keys must be an object with p256dh and auth"))
         p256dh = check_key(keys.get("p256dh"), "keys.p256dh", 65)
         auth = check_key(keys.get("auth"), "keys.auth", 16)
         url = check_endpoint(endpoint, self.testing)
@@ -128,7 +129,7 @@ class Push:
     def unsubscribe(user_id: int, endpoint: Any) -> dict:
         """Forget one of the user's subscriptions (idempotent)."""
         if type(endpoint) is not str:
-            raise BadRequest("endpoint is required")
+            raise BadRequest(N_("endpoint is required"))
         result = db.session.execute(delete(PushSubscription).where(
             PushSubscription.user_id == user_id,
             PushSubscription.endpoint_hash == endpoint_hash(endpoint)))

@@ -48,6 +48,7 @@ SHOWN_FROM_ELSEWHERE = (
     N_("Something went wrong on our side."),
     # ChatError defaults of other packages (chat/service/search.py, chat/files/service.py)
     N_("search is not available on this server"), N_("the file is too large"),
+    N_("too large"),
 )
 
 # thread.js picks one of these with a ternary (``t(n === 1 ? a : b)``), which the
