@@ -35,6 +35,20 @@ function urlOf(conv) {
 }
 
 
+// A magnifying glass (an SVG, drawn like the page's other icons).
+function magnifier() {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  for (const [k, v] of Object.entries({viewBox: "0 0 24 24", width: "20", height: "20", "aria-hidden": "true"})) {
+    svg.setAttribute(k, v);
+  }
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("fill", "currentColor");
+  path.setAttribute("d", "M15.5 14h-.8l-.3-.3A6.5 6.5 0 1 0 14 15.5l.3.3v.8l5 5 1.5-1.5zm-6 0a4.5 4.5 0 1 1 0-9 4.5 4.5 0 0 1 0 9z");
+  svg.append(path);
+  return svg;
+}
+
 class SearchPanel {
   constructor(host, me) {
     this.me = me;
@@ -82,9 +96,11 @@ class SearchPanel {
   addHeaderButton() {
     const info = document.getElementById("thread-info");
     if (!info) { return; }
-    info.before(el("button", {type: "button", class: "button secondary small", id: "thread-search",
-                              text: t("Search in this conversation"),
-                              onclick: () => this.searchHere()}));
+    // An icon with a hidden label: the header must still fit a phone's width.
+    const label = t("Search in this conversation");
+    info.before(el("button", {type: "button", class: "icon-button", id: "thread-search", title: label,
+                              onclick: () => this.searchHere()},
+                   magnifier(), el("span", {class: "visually-hidden", text: label})));
   }
 
   // Keep the search to the open conversation (the one the address names) and focus the box.
