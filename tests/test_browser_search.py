@@ -66,7 +66,8 @@ def test_a_result_far_back_opens_there_and_loads_down_to_the_newest(sqlite_serve
     target = say(bob, "the address is 12 Elm Street")
     for i in range(150):
         say(bob, f"filler {i:03d}")
-    newest = say(bob, "the newest one")
+    newest = bob.post("/api/messages", json={"recipient_id": alice.user_id, "content": "the newest one",
+                                             "reply_to": target}).json()["id"]
     say(carol, "my address changed")
     tab = tabs(sqlite_server, alice)
     page = tab.page
@@ -95,3 +96,8 @@ def test_a_result_far_back_opens_there_and_loads_down_to_the_newest(sqlite_serve
     expect(results.first).to_have_attribute("data-id", str(target))
     page.locator("#search-scope button").click()
     expect(results).to_have_count(2)
+
+    # A reply's quote of a message this far back opens the history around it too.
+    other = tabs(sqlite_server, alice, f"/chat/u/{bob.user_id}").page
+    other.locator(f'#messages > .msg[data-id="{newest}"] .reply-quote').click()
+    expect(other.locator(f'#messages > .msg[data-id="{target}"]')).to_be_in_viewport()
