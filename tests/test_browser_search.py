@@ -68,7 +68,7 @@ def test_a_result_far_back_opens_there_and_loads_down_to_the_newest(sqlite_serve
         say(bob, f"filler {i:03d}")
     newest = bob.post("/api/messages", json={"recipient_id": alice.user_id, "content": "the newest one",
                                              "reply_to": target}).json()["id"]
-    say(carol, "my address changed")
+    elsewhere = say(carol, "my address changed")
     tab = tabs(sqlite_server, alice)
     page = tab.page
     page.keyboard.press("Control+k")
@@ -101,3 +101,8 @@ def test_a_result_far_back_opens_there_and_loads_down_to_the_newest(sqlite_serve
     other = tabs(sqlite_server, alice, f"/chat/u/{bob.user_id}").page
     other.locator(f'#messages > .msg[data-id="{newest}"] .reply-quote').click()
     expect(other.locator(f'#messages > .msg[data-id="{target}"]')).to_be_in_viewport()
+
+    # A link to a message of another conversation: said so, and the newest page instead.
+    wrong = tabs(sqlite_server, alice, f"/chat/u/{bob.user_id}#message-{elsewhere}").page
+    expect(wrong.locator("#action-error")).to_have_text("The message could not be found.")
+    expect(wrong.locator(f'#messages > .msg[data-id="{newest}"]')).to_be_in_viewport()

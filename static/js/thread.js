@@ -182,11 +182,15 @@ export class Thread {
     }
   }
 
+  // The API path of the open conversation's history.
+  historyBase() {
+    const {kind, id} = this.conv;
+    return kind === Conversation.GROUP ? `/api/groups/${id}/messages` : `/api/messages/${id}`;
+  }
+
   // The API path of a history page (the newest one, or the one before `before`).
   historyPath(before) {
-    const {kind, id} = this.conv;
-    const base = kind === Conversation.GROUP ? `/api/groups/${id}/messages` : `/api/messages/${id}`;
-    return `${base}?limit=${PAGE}${before ? `&before_id=${before}` : ""}`;
+    return `${this.historyBase()}?limit=${PAGE}${before ? `&before_id=${before}` : ""}`;
   }
 
   // Fetch one page of history and put it in place, keeping the reader's scroll position.
@@ -221,7 +225,7 @@ export class Thread {
 
   // Open the history at message `id`: the page around it, scrolled to it and highlighted;
   // older pages then load upward and newer ones downward as the reader scrolls.
-  async loadAround(id) {
+  async loadAround(id, missing = t("The message could not be found.")) {
     if (!this.conv) { return false; }
     this.loading = true;
     const view = this.view;
@@ -230,15 +234,14 @@ export class Thread {
     note.hidden = false;
     let page;
     try {
-      const base = this.historyPath(null).split("?")[0];
-      page = await api("GET", `${base}?around_id=${id}&limit=${PAGE}`);
+      page = await api("GET", `${this.historyBase()}?around_id=${id}&limit=${PAGE}`);
     } catch (error) {
       page = null;
     }
     if (view !== this.view) { return false; }
     this.loading = false;
     if (!page) {  // gone, or not of this conversation: show the newest page instead
-      this.actions.showError(t("The original message could not be found."));
+      this.actions.showError(missing);
       await this.loadPage(null);
       return false;
     }
@@ -264,8 +267,7 @@ export class Thread {
     try {
       // The history pages back (before_id) or around a message: around the newest loaded one,
       // with PAGE older ones (already here, skipped) and up to PAGE newer ones.
-      const base = this.historyPath(null).split("?")[0];
-      const page = await api("GET", `${base}?around_id=${this.newestId}&limit=${2 * PAGE + 1}`);
+      const page = await api("GET", `${this.historyBase()}?around_id=${this.newestId}&limit=${2 * PAGE + 1}`);
       if (view !== this.view) { return; }
       this.hasNewer = page.has_newer;
       this.insert(page.messages);
@@ -493,7 +495,7 @@ export class Thread {
     this.clearHistory();
     this.dom.messages.replaceChildren();
     for (const item of this.outbox.forConversation(this.conv.key)) { this.showOutgoing(item); }
-    await this.loadAround(id);
+    await this.loadAround(id, t("The original message could not be found."));
   }
 
   // Day separators and runs of one sender, recomputed over the whole list after each change.
