@@ -1,8 +1,10 @@
 // Search over every conversation (GET /api/search), in a panel over the conversation list.
 // Ctrl+K or "/" focuses the box; results are newest first with the matches marked; more
-// load as the list scrolls; a result opens a preview of its conversation around it
-// (GET ...?around_id=) with a link into the conversation. User text only ever goes in
-// through text nodes (dom.js's el), never as HTML.
+// load as the list scrolls; a result opens its conversation at that message (thread.js
+// reads the address's #message-<id> and loads the history around it). The conversation
+// header's "Search in this conversation" keeps the search to the open one. User text only
+// ever goes in through text nodes (dom.js's el), never as HTML.
+import {conversationAt} from "./conversations.js";
 import {el} from "./dom.js";
 import {formatShort, t} from "./i18n.js";
 import {api} from "./net.js";
@@ -32,8 +34,19 @@ function urlOf(conv) {
   return `/chat/${conv.kind === "group" ? "g" : "u"}/${conv.id}`;
 }
 
-function historyPath(conv) {
-  return conv.kind === "group" ? `/api/groups/${conv.id}/messages` : `/api/messages/${conv.id}`;
+
+// A magnifying glass (an SVG, drawn like the page's other icons).
+function magnifier() {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  for (const [k, v] of Object.entries({viewBox: "0 0 24 24", width: "20", height: "20", "aria-hidden": "true"})) {
+    svg.setAttribute(k, v);
+  }
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("fill", "currentColor");
+  path.setAttribute("d", "M15.5 14h-.8l-.3-.3A6.5 6.5 0 1 0 14 15.5l.3.3v.8l5 5 1.5-1.5zm-6 0a4.5 4.5 0 1 1 0-9 4.5 4.5 0 0 1 0 9z");
+  svg.append(path);
+  return svg;
 }
 
 class SearchPanel {
@@ -44,12 +57,18 @@ class SearchPanel {
                               autocomplete: "off", maxlength: "200"});
     this.list = el("ol", {class: "search-results", id: "search-results", "aria-live": "polite"});
     this.note = el("p", {class: "search-note", id: "search-note", hidden: true});
-    this.preview = el("section", {class: "search-preview", id: "search-preview", hidden: true});
+    this.scope = null;  // {kind, id, name}: search in this conversation only
+    this.scopeName = el("span", {class: "search-scope-name"});
+    this.scopeChip = el("p", {class: "search-scope", id: "search-scope", hidden: true},
+                        this.scopeName,
+                        el("button", {type: "button", class: "link", text: t("Search all conversations"),
+                                      onclick: () => { this.setScope(null); this.input.focus(); }}));
     this.panel = el("div", {class: "search-panel", id: "search-panel", hidden: true},
-                    this.note, this.list, this.preview);
+                    this.note, this.list);
     host.after(el("form", {class: "search-form", role: "search",
-                           onsubmit: (e) => { e.preventDefault(); this.run(); }}, this.input),
+                           onsubmit: (e) => { e.preventDefault(); this.run(); }}, this.input, this.scopeChip),
                this.panel);
+    this.addHeaderButton();
     let timer = null;
     this.input.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(() => this.run(), 250); });
     this.input.addEventListener("keydown", (e) => { if (e.key === "Escape") { this.close(); } });
@@ -70,13 +89,44 @@ class SearchPanel {
     this.input.value = "";
     this.panel.hidden = true;
     this.list.replaceChildren();
+    this.setScope(null, false);
+  }
+
+  // "Search in this conversation" next to the conversation header's info link.
+  addHeaderButton() {
+    const info = document.getElementById("thread-info");
+    if (!info) { return; }
+    // An icon with a hidden label: the header must still fit a phone's width.
+    const label = t("Search in this conversation");
+    info.before(el("button", {type: "button", class: "icon-button", id: "thread-search", title: label,
+                              onclick: () => this.searchHere()},
+                   magnifier(), el("span", {class: "visually-hidden", text: label})));
+  }
+
+  // Keep the search to the open conversation (the one the address names) and focus the box.
+  searchHere() {
+    const conv = conversationAt(location.pathname);
+    if (!conv) { return; }
+    const name = document.getElementById("thread-title")?.textContent || "";
+    if (!this.input.offsetParent) {  // a phone shows the thread alone: back to the list, where the box is
+      document.getElementById("thread-back")?.click();
+    }
+    this.setScope({kind: conv.kind, id: conv.id, name});
+    this.input.focus();
+  }
+
+  // Set (or with null clear) the conversation the search keeps to, and search again.
+  setScope(scope, rerun = true) {
+    this.scope = scope;
+    this.scopeChip.hidden = !scope;
+    this.scopeName.textContent = scope ? t("In {name}", {name: scope.name}) + " " : "";
+    this.input.placeholder = scope ? t("Search in this conversation") : t("Search messages");
+    if (rerun && this.input.value.trim()) { this.run(); }
   }
 
   run() {
     this.query = this.input.value.trim();
     this.list.replaceChildren();
-    this.preview.hidden = true;
-    this.list.hidden = false;
     this.before = null;
     this.more = false;
     if (!this.query) { this.panel.hidden = true; return; }
@@ -86,12 +136,14 @@ class SearchPanel {
 
   async load() {
     const query = this.query;
+    const scope = this.scope;
     const params = new URLSearchParams({q: query, limit: String(PAGE)});
     if (this.before) { params.set("before_id", String(this.before)); }
+    if (this.scope) { params.set(this.scope.kind === "group" ? "group_id" : "user_id", String(this.scope.id)); }
     this.loading = true;
     try {
       const page = await api("GET", `/api/search?${params}`);
-      if (query !== this.query) { return; }  // a newer query has started
+      if (query !== this.query || scope !== this.scope) { return; }  // a newer search has started
       for (const message of page.messages) { this.list.append(this.item(message)); }
       this.more = page.has_more;
       if (page.messages.length) { this.before = page.messages[page.messages.length - 1].id; }
@@ -116,22 +168,13 @@ class SearchPanel {
         el("span", {class: "search-text"}, ...marked(message.content, message.highlights))));
   }
 
-  async open(hit, conv) {
-    const params = new URLSearchParams({around_id: String(hit.id), limit: "9"});
-    const page = await api("GET", `${historyPath(conv)}?${params}`);
-    const items = page.messages.map((m) => el("li",
-      {class: m.id === hit.id ? "search-context-hit" : "", dataset: {id: m.id}},
-      el("strong", {text: m.sender_name}), ": ",
-      ...(m.id === hit.id ? marked(hit.content, hit.highlights) : [m.content])));
-    this.preview.replaceChildren(
-      el("button", {type: "button", class: "link", text: t("Back to results"),
-                    onclick: () => { this.preview.hidden = true; this.list.hidden = false; }}),
-      el("ol", {class: "search-context"}, ...items),
-      el("a", {class: "button small", href: urlOf(conv), text: t("Open conversation")}));
-    this.list.hidden = true;
-    this.preview.hidden = false;
-    const mark = this.preview.querySelector(".search-context-hit");
-    if (mark) { mark.scrollIntoView({block: "center"}); }
+  // Open the result's conversation at that message: the address says where, app.js opens the
+  // conversation (as after Back / Forward) and thread.js loads the history around the message.
+  open(hit, conv) {
+    for (const node of this.list.querySelectorAll(".search-result.active")) { node.classList.remove("active"); }
+    this.list.querySelector(`.search-result[data-id="${hit.id}"]`)?.classList.add("active");
+    history.pushState(null, "", `${urlOf(conv)}#message-${hit.id}`);
+    window.dispatchEvent(new PopStateEvent("popstate"));
   }
 }
 

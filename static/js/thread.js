@@ -19,6 +19,7 @@ const PAGE = 30;                   // messages per history page
 const GROUP_GAP = 5 * 60 * 1000;   // same sender within 5 minutes: drawn as one run
 const NEAR_BOTTOM = 120;           // px from the end that still count as "at the bottom"
 const LOAD_OLDER_AT = 150;         // px from the top where the next older page is fetched
+const MESSAGE_HASH = /^#message-(\d+)$/;  // /chat/u/2#message-55: open the conversation at message 55
 
 // The small mark in a bubble of ours: sending, sent or failed (with words for screen readers).
 function stateMark(state) {
@@ -59,22 +60,30 @@ export class Thread {
   // Forget everything about the previous conversation.
   reset() {
     this.generation += 1;
-    this.byId = new Map();     // message id -> <li>
-    this.byCid = new Map();    // client_id -> <li> of a message still waiting for its ack
-    this.messages = new Map(); // message id -> the message as it is now (edits, reactions applied)
+    this.clearHistory();
     this.memberNames = new Map();  // the open group's members: id -> username (for mentions)
     this.groupOwner = null;
     this.actions?.cancelMode();
     this.actions?.closeMenu();
     this.mentionPicker?.setMembers([], false);
-    this.oldestId = null;
-    this.newestId = 0;
-    this.hasMore = false;
-    this.loading = false;
     this.readSent = 0;
     this.peerLastRead = 0;
     this.locked = false;
     this.typingLine?.reset();
+  }
+
+  // Forget the loaded messages (a new conversation, or a jump to a message far from them).
+  clearHistory() {
+    this.view = (this.view || 0) + 1;  // history answers for an older view are dropped
+    this.byId = new Map();     // message id -> <li>
+    this.byCid = new Map();    // client_id -> <li> of a message still waiting for its ack
+    this.messages = new Map(); // message id -> the message as it is now (edits, reactions applied)
+    this.oldestId = null;
+    this.newestId = 0;
+    this.hasMore = false;
+    this.hasNewer = false;     // opened at a message: newer pages are still to load (scrolling down)
+    this.heldLive = [];        // live messages that came meanwhile, shown once the newest page is here
+    this.loading = false;
   }
 
   // Hook up the composer, the scroller and the buttons.
@@ -104,7 +113,10 @@ export class Thread {
     });
     scroller.addEventListener("scroll", () => this.scrolled(), {passive: true});
     older.addEventListener("click", () => this.loadPage(this.oldestId));
-    jump.addEventListener("click", () => { this.scrollToBottom(); this.dom.text.focus(); });
+    jump.addEventListener("click", () => {
+      if (this.hasNewer) { this.reloadNewest(); } else { this.scrollToBottom(); }
+      this.dom.text.focus();
+    });
   }
 
   // Open a conversation ({kind, id, name}): header, waiting messages, newest history page.
@@ -124,7 +136,13 @@ export class Thread {
     this.peerLastRead = known ? known.peerLastRead : 0;
     for (const item of this.outbox.forConversation(this.conv.key)) { this.showOutgoing(item); }
     if (window.matchMedia("(pointer: fine)").matches) { this.dom.text.focus(); }
-    await this.loadPage(null);
+    const at = location.hash.match(MESSAGE_HASH);
+    if (at) {  // a search result (or a link to a message): open there, once
+      history.replaceState(history.state, "", location.pathname + location.search);
+      await this.loadAround(Number(at[1]));
+    } else {
+      await this.loadPage(null);
+    }
   }
 
   // Close the conversation (the list alone, as on a phone's first screen).
@@ -164,24 +182,28 @@ export class Thread {
     }
   }
 
+  // The API path of the open conversation's history.
+  historyBase() {
+    const {kind, id} = this.conv;
+    return kind === Conversation.GROUP ? `/api/groups/${id}/messages` : `/api/messages/${id}`;
+  }
+
   // The API path of a history page (the newest one, or the one before `before`).
   historyPath(before) {
-    const {kind, id} = this.conv;
-    const base = kind === Conversation.GROUP ? `/api/groups/${id}/messages` : `/api/messages/${id}`;
-    return `${base}?limit=${PAGE}${before ? `&before_id=${before}` : ""}`;
+    return `${this.historyBase()}?limit=${PAGE}${before ? `&before_id=${before}` : ""}`;
   }
 
   // Fetch one page of history and put it in place, keeping the reader's scroll position.
   async loadPage(before) {
     if (this.loading || !this.conv) { return; }
     this.loading = true;
-    const generation = this.generation;
+    const generation = this.view;
     const {scroller, note} = this.dom;
     note.textContent = t("Loading…");
     note.hidden = false;
     try {
       const page = await api("GET", this.historyPath(before));
-      if (generation !== this.generation) { return; }
+      if (generation !== this.view) { return; }
       const fromBottom = scroller.scrollHeight - scroller.scrollTop;
       this.hasMore = page.has_more;
       this.insert(page.messages);
@@ -189,16 +211,94 @@ export class Thread {
       this.updateHistoryTop();
       this.markRead();
     } catch (error) {
-      if (generation !== this.generation) { return; }
+      if (generation !== this.view) { return; }
       note.textContent = t("Could not load the conversation.");
       this.dom.older.hidden = false;
     } finally {
-      if (generation === this.generation) { this.loading = false; }
+      if (generation === this.view) { this.loading = false; }
     }
     // A short page may not fill the pane (no scrolling, so no scroll event): fetch on.
-    if (generation === this.generation && this.hasMore && scroller.scrollHeight <= scroller.clientHeight) {
+    if (generation === this.view && this.hasMore && scroller.scrollHeight <= scroller.clientHeight) {
       this.loadPage(this.oldestId);
     }
+  }
+
+  // Open the history at message `id`: the page around it, scrolled to it and highlighted;
+  // older pages then load upward and newer ones downward as the reader scrolls.
+  async loadAround(id, missing = t("The message could not be found.")) {
+    if (!this.conv) { return false; }
+    this.loading = true;
+    const view = this.view;
+    const {note, scroller} = this.dom;
+    note.textContent = t("Loading…");
+    note.hidden = false;
+    let page;
+    try {
+      page = await api("GET", `${this.historyBase()}?around_id=${id}&limit=${PAGE}`);
+    } catch (error) {
+      page = null;
+    }
+    if (view !== this.view) { return false; }
+    this.loading = false;
+    if (!page) {  // gone, or not of this conversation: show the newest page instead
+      this.actions.showError(missing);
+      await this.loadPage(null);
+      return false;
+    }
+    this.hasMore = page.has_more;
+    this.hasNewer = page.has_newer;
+    this.insert(page.messages);
+    this.updateHistoryTop();
+    this.flash(id);
+    if (!this.hasNewer) { this.insert(this.heldLive.splice(0)); this.markRead(); }
+    // A page that does not fill the pane gives no scroll event: fetch on both ways.
+    if (scroller.scrollHeight <= scroller.clientHeight) {
+      if (this.hasMore) { await this.loadPage(this.oldestId); }
+      if (this.hasNewer && view === this.view) { await this.loadNewer(); }
+    }
+    return true;
+  }
+
+  // Fetch the page after the newest loaded message (opened at a message, scrolling down).
+  async loadNewer() {
+    if (this.loading || !this.conv || !this.hasNewer) { return; }
+    this.loading = true;
+    const view = this.view;
+    try {
+      // The history pages back (before_id) or around a message: around the newest loaded one,
+      // with PAGE older ones (already here, skipped) and up to PAGE newer ones.
+      const page = await api("GET", `${this.historyBase()}?around_id=${this.newestId}&limit=${2 * PAGE + 1}`);
+      if (view !== this.view) { return; }
+      this.hasNewer = page.has_newer;
+      this.insert(page.messages);
+      if (!this.hasNewer) {  // the newest page: live messages that came meanwhile, then as usual
+        this.insert(this.heldLive.splice(0));
+        this.markRead();
+      }
+    } catch (error) {
+      if (view !== this.view) { return; }
+      this.actions.showError(t("Could not load the conversation."));
+    } finally {
+      if (view === this.view) { this.loading = false; }
+    }
+  }
+
+  // Leave a place far back in history for the newest messages (the "New messages" button, sending).
+  async reloadNewest() {
+    this.clearHistory();
+    this.dom.messages.replaceChildren();
+    for (const item of this.outbox.forConversation(this.conv.key)) { this.showOutgoing(item); }
+    await this.loadPage(null);
+  }
+
+  // Scroll message `id` into the middle of the pane and highlight it for a moment.
+  flash(id) {
+    const node = this.byId.get(id);
+    if (!node) { return; }
+    node.scrollIntoView({block: "center"});
+    node.classList.remove("flash-in");
+    void node.offsetWidth;  // restart the highlight's animation
+    node.classList.add("flash-in");
   }
 
   // The top of the history: "Load older messages", or a note that this is the beginning.
@@ -225,6 +325,11 @@ export class Thread {
 
   // Add stored messages (a history page, a live one, a sync) in id order; each id shows once.
   insert(messages, {live = false} = {}) {
+    if (live && this.hasNewer) {  // newer pages are still to load: these come after them
+      this.heldLive.push(...messages);
+      this.dom.jump.hidden = false;
+      return;
+    }
     const atBottom = this.nearBottom();
     let added = 0;
     for (const message of messages) {
@@ -375,22 +480,22 @@ export class Thread {
   }
 
   // Scroll to message `id` (a quote was clicked), loading older pages until it is there.
+  // A message one page back loads that page; one further back opens the history around it.
   async showMessage(id) {
     const generation = this.generation;
+    let tries = 1;
     while (!this.byId.has(id) && generation === this.generation && (this.loading || this.hasMore)
            && (this.oldestId === null || id < this.oldestId)) {
       if (this.loading) { await new Promise((resolve) => setTimeout(resolve, 100)); continue; }
+      if (tries-- <= 0) { break; }
       await this.loadPage(this.oldestId);
     }
-    const node = this.byId.get(id);
-    if (!node || generation !== this.generation) {
-      this.actions.showError(t("The original message could not be found."));
-      return;
-    }
-    node.scrollIntoView({block: "center"});
-    node.classList.remove("flash-in");
-    void node.offsetWidth;  // restart the highlight's animation
-    node.classList.add("flash-in");
+    if (generation !== this.generation) { return; }
+    if (this.byId.has(id)) { this.flash(id); return; }
+    this.clearHistory();
+    this.dom.messages.replaceChildren();
+    for (const item of this.outbox.forConversation(this.conv.key)) { this.showOutgoing(item); }
+    await this.loadAround(id, t("The original message could not be found."));
   }
 
   // Day separators and runs of one sender, recomputed over the whole list after each change.
@@ -437,7 +542,7 @@ export class Thread {
 
   // Tell the server (and the list) that we have read the open conversation up to its newest message.
   markRead() {
-    if (!this.isReading(this.conv?.key) || !this.newestId) { return; }
+    if (!this.isReading(this.conv?.key) || !this.newestId || this.hasNewer) { return; }
     if (this.newestId > this.readSent && this.socket.send({type: Frame.MARK_READ, recipient_id: this.conv.id,
                                                            group: this.conv.kind === Conversation.GROUP,
                                                            last_read_id: this.newestId})) {
@@ -483,7 +588,7 @@ export class Thread {
     const item = this.outbox.add(this.conv.key, frame);
     item.replyTo = replyTo;
     this.actions.cancelMode();
-    this.showOutgoing(item);
+    if (this.hasNewer) { this.reloadNewest(); } else { this.showOutgoing(item); }
     text.value = "";
     this.autosize();
     this.typingLine.sent();
@@ -530,6 +635,7 @@ export class Thread {
   scrolled() {
     const {scroller} = this.dom;
     if (scroller.scrollTop < LOAD_OLDER_AT && this.hasMore && !this.loading) { this.loadPage(this.oldestId); }
+    if (this.nearBottom() && this.hasNewer && !this.loading) { this.loadNewer(); }
     if (this.nearBottom()) {
       this.dom.jump.hidden = true;
       this.markRead();
