@@ -49,7 +49,7 @@ class ConnectionBanner {
     node.classList.add("offline");
     if (state === "ended") {
       node.replaceChildren(t("Your session has ended. Please log in again."), " ",
-                           el("a", {href: "/login", text: t("Log in")}));
+                           el("a", {href: `/login?next=${encodeURIComponent(location.pathname)}`, text: t("Log in")}));
       return;
     }
     const retry = el("button", {type: "button", class: "secondary", text: t("Reconnect now"),
@@ -113,6 +113,11 @@ async function start() {
 function connectionChanged(state) {
   document.documentElement.dataset.connection = state;
   banner.show(state, socket);
+  if (state === "ended") {
+    // Logged out (perhaps in another tab): say so where one types, and fail what waits.
+    if (thread) { thread.setLocked(true, t("Your session has ended. Please log in again."), true); }
+    outbox.endSession();
+  }
 }
 
 // Route each server frame to the part of the page it concerns.

@@ -119,6 +119,18 @@ export class Outbox {
     }
   }
 
+  // Logged out (in another tab): nothing waiting can be sent from this page any more.
+  endSession() {
+    for (const item of this.items.values()) {
+      if (item.state !== "pending") { continue; }
+      clearTimeout(item.timer);
+      item.state = "failed";
+      item.error = t("Your session has ended. Please log in again.");
+      item.canRetry = false;
+      this.onChange(item);
+    }
+  }
+
   // The waiting messages of one conversation, oldest first.
   forConversation(key) {
     return [...this.items.values()].filter((item) => item.key === key);

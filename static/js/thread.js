@@ -14,11 +14,17 @@ import {MessageActions} from "./actions.js";
 import {MentionPicker} from "./mentions.js";
 import {TypingIndicator} from "./typing.js";
 import {attachmentsView} from "./uploads.js";
+import {LengthCounter} from "./limit.js";
 
 const PAGE = 30;                   // messages per history page
 const GROUP_GAP = 5 * 60 * 1000;   // same sender within 5 minutes: drawn as one run
 const NEAR_BOTTOM = 120;           // px from the end that still count as "at the bottom"
 const LOAD_OLDER_AT = 150;         // px from the top where the next older page is fetched
+
+// The login page, coming back to this conversation.
+function loginUrl() {
+  return `/login?next=${encodeURIComponent(location.pathname)}`;
+}
 
 // The small mark in a bubble of ours: sending, sent or failed (with words for screen readers).
 function stateMark(state) {
@@ -47,6 +53,7 @@ export class Thread {
     this.hintText = this.dom.hint.textContent;
     // The server's content limit in code points (CHAT_MAX_CONTENT), checked before sending.
     this.maxContent = Number(this.dom.layout.dataset.maxContent) || Infinity;
+    this.counter = new LengthCounter(this.dom.text, this.maxContent);
     this.actions = new MessageActions(this);
     this.mentionPicker = new MentionPicker(this.dom.text, this.dom.form);
     this.typingLine = new TypingIndicator({me, socket, names, node: this.dom.typing, current: () => this.conv});
@@ -462,7 +469,7 @@ export class Thread {
     const {text} = this.dom;
     const content = text.value;
     if (!this.conv || this.locked || !content.trim()) { return; }
-    if ([...content].length > this.maxContent) {  // the server would refuse it: keep it here to shorten
+    if (!this.counter.update()) {  // the server would refuse it: keep it here to shorten
       text.setCustomValidity(t("The message is too long."));
       text.reportValidity();
       return;
@@ -485,6 +492,7 @@ export class Thread {
     this.actions.cancelMode();
     this.showOutgoing(item);
     text.value = "";
+    this.counter.update();
     this.autosize();
     this.typingLine.sent();
     this.scrollToBottom();
@@ -496,13 +504,17 @@ export class Thread {
   }
 
   // We are no longer a member (removed, or the group was deleted): read-only, with the reason.
-  setLocked(locked, reason) {
+  // With `login`, the reason ends with a link to log in again (the session has ended).
+  setLocked(locked, reason, login = false) {
+    if (this.ended && !locked) { this.locked = true; return; }  // logged out: stays locked, whichever conversation opens
+    this.ended = this.ended || login;
     this.locked = locked;
     const {form, text, send, hint} = this.dom;
     form.classList.toggle("disabled", locked);
     text.disabled = locked;
     send.disabled = locked;
-    hint.textContent = locked ? reason : this.hintText;
+    hint.replaceChildren(locked ? reason : this.hintText);
+    if (locked && login) { hint.append(" ", el("a", {href: loginUrl(), text: t("Log in")})); }
     hint.classList.toggle("locked", locked);
   }
 

@@ -1,0 +1,83 @@
+"""The chat page's behaviour as a new user tries it (issue 16's list), in real Chromium:
+reconnect back-off, a session ended in another tab, long pastes, the login redirect."""
+from __future__ import annotations
+
+from tests.support import PASSWORD, Api
+from tests.test_browser_chat import browser, expect, pair, tabs  # noqa: F401 (fixtures)
+
+
+def test_a_visible_tab_reconnects_within_seconds(server, tabs):  # noqa: F811
+    """However many attempts failed, a tab someone looks at waits at most 4 s before the next."""
+    ann = Api.new_user(server.base, "ann")
+    a = tabs(server, ann)
+    waits = a.page.evaluate("""async () => {
+        const net = await import("/static/js/net.js");
+        return [1, 3, 5, 8, 12].map((n) => net.backoff(n));
+    }""")
+    assert max(waits) <= 4000, waits
+    hidden = a.page.evaluate("""async () => (await import("/static/js/net.js")).backoff(8, false)""")
+    assert hidden > 4000  # a hidden tab still backs off further (it spares a restarted server)
+
+
+def test_logged_out_in_another_tab_locks_the_composer(server, tabs):  # noqa: F811
+    """Logging out in one tab: the other says so in the composer, which offers to log in again."""
+    ann, ben = pair(server)
+    a = tabs(server, ann, f"/chat/u/{ben.user_id}")
+    other = a.page.context.new_page()
+    other.goto(server.base + "/")
+    other.locator(".account-menu summary").click()
+    other.get_by_role("button", name="Log out").click()
+    expect(a.page.locator("html")).to_have_attribute("data-connection", "ended")
+    expect(a.page.locator("#text")).to_be_disabled()
+    expect(a.page.locator("#send")).to_be_disabled()
+    link = a.page.locator("#composer-hint a")
+    expect(link).to_have_text("Log in")
+    expect(a.page.locator("#messages .msg.pending")).to_have_count(0)
+    link.click()
+    expect(a.page.locator("#username")).to_be_visible()
+
+
+def test_a_long_paste_is_counted_like_the_server_and_never_cut(server, tabs):  # noqa: F811
+    """3,000 emoji are 3,000 characters (sent whole); 5,001 are refused with a counter, not cut."""
+    ann, ben = pair(server)
+    a = tabs(server, ann, f"/chat/u/{ben.user_id}")
+    box = a.page.locator("#text")
+    box.focus()
+    a.page.keyboard.insert_text("😀" * 3000)
+    assert a.page.evaluate("Array.from(document.getElementById('text').value).length") == 3000
+    expect(a.page.locator("#length-counter")).to_be_hidden()
+    box.press("Enter")
+    expect(a.page.locator("#messages .msg.mine[data-id]")).to_have_count(1)
+    stored = ann.get(f"/api/messages/{ben.user_id}").json()["messages"]
+    assert [len(m["content"]) for m in stored] == [3000]
+
+    box.focus()
+    a.page.keyboard.insert_text("a" * 5001)
+    counter = a.page.locator("#length-counter")
+    expect(counter).to_be_visible()
+    expect(counter).to_contain_text("5001 / 5000")
+    box.press("Enter")
+    assert a.page.evaluate("document.getElementById('text').value.length") == 5001  # kept, not cut
+    expect(a.page.locator("#messages .msg.mine")).to_have_count(1)  # nothing sent
+    box.press("Backspace")
+    expect(counter).not_to_have_class("over")
+    box.press("Enter")
+    expect(a.page.locator("#messages .msg.mine[data-id]")).to_have_count(2)
+
+
+def test_login_redirect_has_no_stray_question_mark(server, browser):  # noqa: F811
+    """A page asked for while logged out leads back to it cleanly; "next=/?" ends on "/"."""
+    ann = Api.new_user(server.base, "ann")
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(server.base + "/groups/")
+        assert page.url == server.base + "/login?next=/groups/", page.url
+        page.goto(server.base + "/login?next=/?")
+        page.fill("#username", ann.username)
+        page.fill("#password", PASSWORD)
+        page.locator("form.stack button[type=submit]").click()
+        page.wait_for_url(server.base + "/")
+        assert page.url == server.base + "/", page.url
+    finally:
+        context.close()
