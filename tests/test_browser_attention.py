@@ -81,3 +81,55 @@ def test_login_redirect_has_no_stray_question_mark(server, browser):  # noqa: F8
         assert page.url == server.base + "/", page.url
     finally:
         context.close()
+
+
+def test_a_failed_message_offers_edit_and_delete_and_survives_a_reload(server, tabs):  # noqa: F811
+    """Blocked: no Retry (it can never pass) but Edit and Delete; failed ones outlive a reload."""
+    ann, ben = pair(server)
+    assert ben.put(f"/api/users/{ann.user_id}/block").status_code == 200
+    a = tabs(server, ann, f"/chat/u/{ben.user_id}")
+    a.send("first try")
+    a.send("second try")
+    failed = a.page.locator("#messages .msg.failed")
+    expect(failed).to_have_count(2)
+    expect(failed.first.locator(".msg-error")).to_contain_text("You cannot message this user.")
+    expect(failed.locator("button.retry")).to_have_count(0)
+
+    a.page.reload()
+    a.wait_connected()
+    expect(failed).to_have_count(2)
+    expect(failed.first.locator(".msg-error")).to_contain_text("You cannot message this user.")
+    failed.first.get_by_role("button", name="Delete").click()
+    expect(failed).to_have_count(1)
+    failed.first.get_by_role("button", name="Edit").click()
+    expect(failed).to_have_count(0)
+    expect(a.page.locator("#text")).to_have_value("second try")
+    a.page.reload()
+    a.wait_connected()
+    expect(a.page.locator("#messages .msg")).to_have_count(0)
+
+
+def test_drafts_are_kept_per_conversation(server, tabs):  # noqa: F811
+    """A draft stays with its conversation when switching, and after a reload."""
+    ann, ben = pair(server)
+    carl = Api.new_user(server.base, "carl")
+    ann.follow_each_other(carl)
+    ben.post("/api/messages", json={"recipient_id": ann.user_id, "content": "from ben"})
+    carl.post("/api/messages", json={"recipient_id": ann.user_id, "content": "from carl"})
+    a = tabs(server, ann, f"/chat/u/{ben.user_id}")
+    box = a.page.locator("#text")
+    box.fill("for ben, unfinished")
+    a.conv(f"private:{carl.user_id}").locator("a").click()
+    expect(a.page.locator("#thread-title")).to_have_text(carl.username)
+    expect(box).to_have_value("")
+    box.fill("for carl")
+    a.page.reload()
+    a.wait_connected()
+    expect(box).to_have_value("for carl")
+    a.conv(f"private:{ben.user_id}").locator("a").click()
+    expect(box).to_have_value("for ben, unfinished")
+    box.press("Enter")
+    expect(a.page.locator("#messages .msg.mine[data-id]")).to_have_count(1)
+    a.page.reload()
+    a.wait_connected()
+    expect(box).to_have_value("")

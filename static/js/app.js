@@ -14,6 +14,7 @@ import {localiseTimes, t} from "./i18n.js";
 import {badgeText, el} from "./dom.js";
 import {Conversation, Frame, Kind, Notice} from "./protocol.js";
 import {notePresence, startPresence} from "./presence.js";
+import {Drafts} from "./drafts.js";
 
 const me = Number(document.body.dataset.me);
 const myName = document.body.dataset.username;
@@ -72,9 +73,10 @@ const socket = new Socket(socketUrl(), {onFrame: handleFrame, onState: connectio
 startPresence();
 const list = new ConversationList({listEl: chatRoot ? document.getElementById("conversations") : null,
                                    emptyEl: document.getElementById("conv-empty"), me, onChange: updateCounts});
-const outbox = new Outbox(socket, (item) => thread && thread.outgoingChanged(item));
+const outbox = new Outbox(socket, (item) => thread && thread.outgoingChanged(item), me);
 const thread = chatRoot ? new Thread({me, myName, socket, outbox, list, names}) : null;
 const notices = new NoticeMenu();
+const drafts = new Drafts(me);
 
 start();
 
@@ -97,6 +99,7 @@ async function start() {
   notices.load().catch(() => {});
   if (chatRoot) {
     wireNavigation();
+    wireDrafts();
     if (chatRoot.dataset.kind) {
       const {kind, target, name} = chatRoot.dataset;
       const id = Number(target);
@@ -258,7 +261,32 @@ function openConversation(conv, push) {
   if (push) { history.pushState(null, "", conversationUrl(conv)); }
   list.setActive(conv.key);
   setBaseTitle(conv.name);
+  saveDraft();
   thread.open({kind: conv.kind, id: conv.id, name: conv.name});
+  restoreDraft();
+}
+
+// Each conversation keeps its own draft: saved as it is typed, cleared once sent.
+function wireDrafts() {
+  const text = document.getElementById("text");
+  text.addEventListener("input", () => saveDraft());
+  const clearSent = () => setTimeout(() => { if (!text.value) { saveDraft(); } });
+  text.addEventListener("keydown", (event) => { if (event.key === "Enter") { clearSent(); } });
+  document.getElementById("composer").addEventListener("submit", clearSent);
+}
+
+// The open conversation's draft, from the composer (not while editing a sent message).
+function saveDraft() {
+  if (!thread.conv || thread.actions.editing) { return; }
+  drafts.set(thread.conv.key, document.getElementById("text").value);
+}
+
+// Put the open conversation's draft in the composer (the previous one's text leaves with it).
+function restoreDraft() {
+  const text = document.getElementById("text");
+  text.value = drafts.get(thread.conv.key);
+  thread.counter.update();
+  thread.autosize();
 }
 
 // Clicking a conversation opens it in place; Back / Forward follow; the phone's back arrow shows the list.

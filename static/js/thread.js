@@ -306,11 +306,22 @@ export class Thread {
     const message = {content: item.content, reply_to: item.replyTo || null, mentions: item.frame.mentions || [],
                      mention_all: Boolean(item.frame.mention_all), reactions: []};
     this.fill(li, {mine: true, sender: this.myName, message, when: item.createdAt,
-                   state: item.state, error: item.error, cid: item.canRetry ? item.cid : null});
+                   state: item.state, error: item.error, cid: item.cid, canRetry: item.canRetry});
     const old = this.byCid.get(item.cid);
     if (old) { old.replaceWith(li); } else { this.dom.messages.append(li); }
     this.byCid.set(item.cid, li);
     this.decorate();
+  }
+
+  // Edit or Delete on a failed message: it leaves the outbox; Edit puts its text in the composer.
+  dropOutgoing(cid, edit) {
+    const item = this.outbox.discard(cid);
+    this.byCid.get(cid)?.remove();
+    this.byCid.delete(cid);
+    if (!item || !edit || this.locked) { return; }
+    this.dom.text.value = item.content;
+    this.dom.text.dispatchEvent(new Event("input"));
+    this.dom.text.focus();
   }
 
   // The outbox changed an item (failed, retried): redraw it if it is in this conversation.
@@ -332,7 +343,7 @@ export class Thread {
   // The inside of a message <li>: sender (groups), bubble with the quote it answers, text (or
   // "took back"), time, "edited" and state, reactions under it; for a failed one the reason,
   // with Retry when given the client_id to retry.
-  fill(li, {mine, sender, message, when, state, error, cid}) {
+  fill(li, {mine, sender, message, when, state, error, cid, canRetry}) {
     if (this.conv.kind === Conversation.GROUP && !mine) {
       li.append(el("span", {class: "msg-sender", "aria-hidden": "true", text: sender}));
     }
@@ -357,8 +368,12 @@ export class Thread {
     if (state === "failed") {
       li.append(el("div", {class: "msg-error", role: "alert"},
                    el("span", {text: `${t("Not sent")}: ${error}`}),
-                   cid && el("button", {type: "button", class: "secondary small retry", text: t("Retry"),
-                                        onclick: () => this.outbox.retry(cid)})));
+                   canRetry && el("button", {type: "button", class: "secondary small retry", text: t("Retry"),
+                                             onclick: () => this.outbox.retry(cid)}),
+                   el("button", {type: "button", class: "secondary small edit-failed", text: t("Edit"),
+                                 onclick: () => this.dropOutgoing(cid, true)}),
+                   el("button", {type: "button", class: "secondary small delete-failed", text: t("Delete"),
+                                 onclick: () => this.dropOutgoing(cid, false)})));
     }
   }
 
@@ -489,6 +504,7 @@ export class Thread {
     const replyTo = this.actions.replyShape();
     const item = this.outbox.add(this.conv.key, frame);
     item.replyTo = replyTo;
+    this.outbox.save();
     this.actions.cancelMode();
     this.showOutgoing(item);
     text.value = "";
