@@ -2,6 +2,8 @@
 reconnect back-off, a session ended in another tab, long pastes, the login redirect."""
 from __future__ import annotations
 
+import re
+
 from tests.support import PASSWORD, Api
 from tests.test_browser_chat import browser, expect, pair, tabs  # noqa: F401 (fixtures)
 
@@ -133,3 +135,27 @@ def test_drafts_are_kept_per_conversation(server, tabs):  # noqa: F811
     a.page.reload()
     a.wait_connected()
     expect(box).to_have_value("")
+
+
+def test_new_group_on_top_and_a_new_chat_listed(server, tabs):  # noqa: F811
+    """A group just made heads the list; a chat with someone never written to is listed, active."""
+    ann, ben = pair(server)
+    carl = Api.new_user(server.base, "carl")
+    ben.post("/api/messages", json={"recipient_id": ann.user_id, "content": "older chat"})
+    a = tabs(server, ann, "/groups/new")
+    a.page.fill("#name", "Fresh group")
+    a.page.locator("main button[type=submit]").click()
+    a.wait_connected()
+    rows = a.page.locator("#conversations .conv")
+    expect(rows.first).to_contain_text("Fresh group")
+    expect(rows.first).to_have_class(re.compile(r"\bactive\b"))
+
+    a.goto(f"/chat/u/{carl.user_id}")
+    row = a.conv(f"private:{carl.user_id}")
+    expect(row).to_have_class(re.compile(r"\bactive\b"))
+    expect(row).to_contain_text(carl.username)
+    a.send("hello carl")
+    expect(a.page.locator("#messages .msg.mine[data-id]")).to_have_count(1)
+    a.conv(f"private:{ben.user_id}").locator("a").click()
+    expect(row).to_be_visible()  # written to now: it stays in the list
+    expect(row).not_to_have_class(re.compile(r"\bactive\b"))

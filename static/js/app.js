@@ -259,7 +259,7 @@ function setBaseTitle(name) {
 // Open a conversation in place (no page load); `push` adds it to the browser history.
 function openConversation(conv, push) {
   if (push) { history.pushState(null, "", conversationUrl(conv)); }
-  list.setActive(conv.key);
+  list.setActive(conv.key, conv);
   setBaseTitle(conv.name);
   saveDraft();
   thread.open({kind: conv.kind, id: conv.id, name: conv.name});
