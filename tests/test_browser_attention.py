@@ -159,3 +159,30 @@ def test_new_group_on_top_and_a_new_chat_listed(server, tabs):  # noqa: F811
     a.conv(f"private:{ben.user_id}").locator("a").click()
     expect(row).to_be_visible()  # written to now: it stays in the list
     expect(row).not_to_have_class(re.compile(r"\bactive\b"))
+
+
+def _last_message_shown(tab) -> bool:
+    """Whether the newest message's bottom edge is inside the scroller's box."""
+    return tab.page.evaluate("""() => {
+        const box = document.getElementById("scroller").getBoundingClientRect();
+        const last = [...document.querySelectorAll("#messages > .msg")].pop().getBoundingClientRect();
+        return last.bottom <= box.bottom + 1;
+    }""")
+
+
+def test_the_list_stays_at_the_bottom_when_the_composer_grows(server, tabs):  # noqa: F811
+    """A three-line draft grows the composer; the newest message stays in sight."""
+    ann, ben = pair(server)
+    for n in range(30):
+        ben.post("/api/messages", json={"recipient_id": ann.user_id, "content": f"line {n}"})
+    a = tabs(server, ann, f"/chat/u/{ben.user_id}")
+    expect(a.page.locator("#messages .msg[data-id]")).to_have_count(30)
+    assert _last_message_shown(a)
+    box = a.page.locator("#text")
+    box.focus()
+    for word in ("one", "two", "three", "four"):
+        a.page.keyboard.type(word)
+        a.page.keyboard.press("Shift+Enter")
+    a.page.wait_for_function("document.getElementById('text').offsetHeight > 80")
+    a.page.wait_for_timeout(200)  # a ResizeObserver callback runs after layout
+    assert _last_message_shown(a)

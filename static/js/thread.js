@@ -15,6 +15,7 @@ import {MentionPicker} from "./mentions.js";
 import {TypingIndicator} from "./typing.js";
 import {attachmentsView} from "./uploads.js";
 import {LengthCounter} from "./limit.js";
+import {keepAtBottom} from "./stick.js";
 
 const PAGE = 30;                   // messages per history page
 const GROUP_GAP = 5 * 60 * 1000;   // same sender within 5 minutes: drawn as one run
@@ -54,6 +55,7 @@ export class Thread {
     // The server's content limit in code points (CHAT_MAX_CONTENT), checked before sending.
     this.maxContent = Number(this.dom.layout.dataset.maxContent) || Infinity;
     this.counter = new LengthCounter(this.dom.text, this.maxContent);
+    keepAtBottom(this.dom.scroller, this.dom.messages);
     this.actions = new MessageActions(this);
     this.mentionPicker = new MentionPicker(this.dom.text, this.dom.form);
     this.typingLine = new TypingIndicator({me, socket, names, node: this.dom.typing, current: () => this.conv});
