@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from tests.support import PASSWORD, Api
-from tests.test_browser_chat import browser, expect, pair, tabs  # noqa: F401 (fixtures)
+from tests.test_browser_chat import browser, eventually, expect, pair, tabs  # noqa: F401 (fixtures)
 
 
 def test_a_visible_tab_reconnects_within_seconds(server, tabs):  # noqa: F811
@@ -186,3 +186,28 @@ def test_the_list_stays_at_the_bottom_when_the_composer_grows(server, tabs):  # 
     a.page.wait_for_function("document.getElementById('text').offsetHeight > 80")
     a.page.wait_for_timeout(200)  # a ResizeObserver callback runs after layout
     assert _last_message_shown(a)
+
+
+def _peer_read(api: Api, peer: Api) -> int:
+    """How far `peer` has read the private chat with `api`, as `api` is told."""
+    convs = api.get("/api/conversations").json()["conversations"]
+    return next(c["peer_last_read_id"] for c in convs if c.get("user_id") == peer.user_id)
+
+
+def test_seen_only_once_the_message_is_on_screen(server, tabs):  # noqa: F811
+    """Ben scrolled up: Ann's new message is not "Seen" until he scrolls down to it."""
+    ann, ben = pair(server)
+    for n in range(28):  # one page of history, taller than the screen
+        ann.post("/api/messages", json={"recipient_id": ben.user_id, "content": f"line {n}"})
+    b = tabs(server, ben, f"/chat/u/{ann.user_id}")
+    expect(b.page.locator("#messages .msg[data-id]")).to_have_count(28)
+    last = max(b.ids())
+    eventually(lambda: _peer_read(ann, ben) == last)
+    b.page.evaluate("document.getElementById('scroller').scrollTop = 0")
+    new_id = ann.post("/api/messages", json={"recipient_id": ben.user_id, "content": "fresh"}).json()["id"]
+    expect(b.page.locator("#messages .msg", has_text="fresh")).to_have_count(1)
+    expect(b.page.locator("#jump")).to_be_visible()
+    b.page.wait_for_timeout(1500)  # a read frame would have gone out by now
+    assert _peer_read(ann, ben) == last
+    b.page.locator("#jump").click()
+    eventually(lambda: _peer_read(ann, ben) == new_id)

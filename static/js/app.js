@@ -109,6 +109,7 @@ async function start() {
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible" && thread) { thread.markRead(); }
   });
+  window.addEventListener("focus", () => { if (thread) { thread.markRead(); } });
   socket.start();
 }
 

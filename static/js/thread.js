@@ -15,7 +15,7 @@ import {MentionPicker} from "./mentions.js";
 import {TypingIndicator} from "./typing.js";
 import {attachmentsView} from "./uploads.js";
 import {LengthCounter} from "./limit.js";
-import {keepAtBottom} from "./stick.js";
+import {keepAtBottom, newestShown} from "./stick.js";
 
 const PAGE = 30;                   // messages per history page
 const GROUP_GAP = 5 * 60 * 1000;   // same sender within 5 minutes: drawn as one run
@@ -460,14 +460,18 @@ export class Thread {
   }
 
   // Tell the server (and the list) that we have read the open conversation up to its newest message.
+  // Only what has been on screen in a visible, focused tab counts as read (not the whole
+  // conversation because it is open): the newest message shown, not the newest loaded.
   markRead() {
-    if (!this.isReading(this.conv?.key) || !this.newestId) { return; }
-    if (this.newestId > this.readSent && this.socket.send({type: Frame.MARK_READ, recipient_id: this.conv.id,
-                                                           group: this.conv.kind === Conversation.GROUP,
-                                                           last_read_id: this.newestId})) {
-      this.readSent = this.newestId;
+    if (!this.isReading(this.conv?.key) || !this.newestId || !document.hasFocus()) { return; }
+    const seen = newestShown(this.dom.scroller, this.dom.messages);
+    if (!seen) { return; }
+    if (seen > this.readSent && this.socket.send({type: Frame.MARK_READ, recipient_id: this.conv.id,
+                                                  group: this.conv.kind === Conversation.GROUP,
+                                                  last_read_id: seen})) {
+      this.readSent = seen;
     }
-    this.list.markRead(this.conv.key, this.newestId);
+    this.list.markRead(this.conv.key, seen);
   }
 
   // Mark read shortly (a burst of messages, e.g. a sync, costs one read frame).
@@ -560,9 +564,7 @@ export class Thread {
   scrolled() {
     const {scroller} = this.dom;
     if (scroller.scrollTop < LOAD_OLDER_AT && this.hasMore && !this.loading) { this.loadPage(this.oldestId); }
-    if (this.nearBottom()) {
-      this.dom.jump.hidden = true;
-      this.markRead();
-    }
+    if (this.nearBottom()) { this.dom.jump.hidden = true; }
+    this.markReadSoon();  // what scrolled into sight is read now
   }
 }
