@@ -211,3 +211,18 @@ def test_seen_only_once_the_message_is_on_screen(server, tabs):  # noqa: F811
     assert _peer_read(ann, ben) == last
     b.page.locator("#jump").click()
     eventually(lambda: _peer_read(ann, ben) == new_id)
+
+
+def test_a_muted_conversation_is_greyed_and_left_out_of_the_title(server, tabs):  # noqa: F811
+    """Muted (PATCH API): its row is greyed and its unread messages do not count in the title."""
+    ann, ben = pair(server)
+    carl = Api.new_user(server.base, "carl")
+    ann.follow_each_other(carl)
+    assert ann.patch(f"/api/conversations/private/{ben.user_id}", json={"muted": True}).status_code == 200
+    ben.post("/api/messages", json={"recipient_id": ann.user_id, "content": "muted one"})
+    carl.post("/api/messages", json={"recipient_id": ann.user_id, "content": "loud one"})
+    a = tabs(server, ann)
+    expect(a.conv(f"private:{ben.user_id}")).to_have_class(re.compile(r"\bmuted\b"))
+    expect(a.conv(f"private:{carl.user_id}")).not_to_have_class(re.compile(r"\bmuted\b"))
+    expect(a.page).to_have_title(re.compile(r"^\(1\) "))
+    expect(a.page.locator("#nav-unread")).to_have_text("1")

@@ -88,10 +88,10 @@ export class ConversationList {
     return max;
   }
 
-  // Unread messages over all conversations.
+  // Unread messages over all conversations; a muted one counts only its mentions.
   totalUnread() {
     let total = 0;
-    for (const conv of this.items.values()) { total += conv.unread; }
+    for (const conv of this.items.values()) { total += conv.muted ? conv.mentions : conv.unread; }
     return total;
   }
 
@@ -204,7 +204,7 @@ export class ConversationList {
     const link = el("a", {href: conversationUrl(conv), "aria-current": active ? "page" : null},
                     avatar(conv.id, conv.name, conv.kind === GROUP),
                     el("span", {class: "conv-main"}, top, bottom));
-    return el("li", {class: `conv${conv.unread ? " has-unread" : ""}${active ? " active" : ""}`,
+    return el("li", {class: `conv${conv.unread ? " has-unread" : ""}${active ? " active" : ""}${conv.muted ? " muted" : ""}`,
                      dataset: {key: conv.key}}, link);
   }
 
