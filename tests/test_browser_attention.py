@@ -226,3 +226,15 @@ def test_a_muted_conversation_is_greyed_and_left_out_of_the_title(server, tabs):
     expect(a.conv(f"private:{carl.user_id}")).not_to_have_class(re.compile(r"\bmuted\b"))
     expect(a.page).to_have_title(re.compile(r"^\(1\) "))
     expect(a.page.locator("#nav-unread")).to_have_text("1")
+
+
+def test_a_private_group_from_the_new_group_form(server, tabs):  # noqa: F811
+    """The "Private group" box on the form makes an invitation-only group."""
+    ann = Api.new_user(server.base, "ann")
+    a = tabs(server, ann, "/groups/new")
+    a.page.fill("#name", "Secret club")
+    a.page.locator("#private").check()
+    a.page.locator("main button[type=submit]").click()
+    a.wait_connected()
+    group_id = int(a.page.url.rsplit("/", 1)[1])
+    assert ann.get(f"/api/groups/{group_id}").json()["visibility"] == "private"
