@@ -83,7 +83,9 @@ def unauthorized():
     """JSON 401 for the API; the login page for pages."""
     if request.path.startswith(("/api/", "/ws")):
         raise Unauthorized()
-    return redirect(url_for("auth.login", next=request.full_path))
+    # request.full_path ends in a bare "?" when there is no query: leave it out.
+    query = request.query_string.decode("latin-1")
+    return redirect(url_for("auth.login", next=request.path + (f"?{query}" if query else "")))
 
 
 def check_csrf() -> None:

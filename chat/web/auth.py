@@ -24,7 +24,7 @@ def _safe_next(target: str | None) -> str:
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return url_for("pages.home")
-    return target
+    return target.rstrip("?") or url_for("pages.home")  # "/?" (an empty query) is just "/"
 
 
 def start_session(user) -> None:

@@ -37,7 +37,8 @@ def create():
     form = {k: request.form.get(k, "") for k in _GROUP_FIELDS}
     if request.method == "POST":
         group = services().groups.create(current_user.id, form["name"], form["description"],
-                                         form["icon"])
+                                         form["icon"],
+                                         "private" if request.form.get("private") else "public")
         flash(_("Group “%(name)s” created.", name=group["name"]), "ok")
         return redirect(url_for("pages.group_chat", group_id=group["id"]))
     return render_template("groups/new.html", form=form)

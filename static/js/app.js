@@ -14,6 +14,7 @@ import {localiseTimes, t} from "./i18n.js";
 import {badgeText, el} from "./dom.js";
 import {Conversation, Frame, Kind, Notice} from "./protocol.js";
 import {notePresence, startPresence} from "./presence.js";
+import {Drafts} from "./drafts.js";
 
 const me = Number(document.body.dataset.me);
 const myName = document.body.dataset.username;
@@ -49,7 +50,7 @@ class ConnectionBanner {
     node.classList.add("offline");
     if (state === "ended") {
       node.replaceChildren(t("Your session has ended. Please log in again."), " ",
-                           el("a", {href: "/login", text: t("Log in")}));
+                           el("a", {href: `/login?next=${encodeURIComponent(location.pathname)}`, text: t("Log in")}));
       return;
     }
     const retry = el("button", {type: "button", class: "secondary", text: t("Reconnect now"),
@@ -72,9 +73,10 @@ const socket = new Socket(socketUrl(), {onFrame: handleFrame, onState: connectio
 startPresence();
 const list = new ConversationList({listEl: chatRoot ? document.getElementById("conversations") : null,
                                    emptyEl: document.getElementById("conv-empty"), me, onChange: updateCounts});
-const outbox = new Outbox(socket, (item) => thread && thread.outgoingChanged(item));
+const outbox = new Outbox(socket, (item) => thread && thread.outgoingChanged(item), me);
 const thread = chatRoot ? new Thread({me, myName, socket, outbox, list, names}) : null;
 const notices = new NoticeMenu();
+const drafts = new Drafts(me);
 
 start();
 
@@ -97,6 +99,7 @@ async function start() {
   notices.load().catch(() => {});
   if (chatRoot) {
     wireNavigation();
+    wireDrafts();
     if (chatRoot.dataset.kind) {
       const {kind, target, name} = chatRoot.dataset;
       const id = Number(target);
@@ -106,6 +109,7 @@ async function start() {
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible" && thread) { thread.markRead(); }
   });
+  window.addEventListener("focus", () => { if (thread) { thread.markRead(); } });
   socket.start();
 }
 
@@ -113,6 +117,11 @@ async function start() {
 function connectionChanged(state) {
   document.documentElement.dataset.connection = state;
   banner.show(state, socket);
+  if (state === "ended") {
+    // Logged out (perhaps in another tab): say so where one types, and fail what waits.
+    if (thread) { thread.setLocked(true, t("Your session has ended. Please log in again."), true); }
+    outbox.endSession();
+  }
 }
 
 // Route each server frame to the part of the page it concerns.
@@ -251,9 +260,34 @@ function setBaseTitle(name) {
 // Open a conversation in place (no page load); `push` adds it to the browser history.
 function openConversation(conv, push) {
   if (push) { history.pushState(null, "", conversationUrl(conv)); }
-  list.setActive(conv.key);
+  list.setActive(conv.key, conv);
   setBaseTitle(conv.name);
+  saveDraft();
   thread.open({kind: conv.kind, id: conv.id, name: conv.name});
+  restoreDraft();
+}
+
+// Each conversation keeps its own draft: saved as it is typed, cleared once sent.
+function wireDrafts() {
+  const text = document.getElementById("text");
+  text.addEventListener("input", () => saveDraft());
+  const clearSent = () => setTimeout(() => { if (!text.value) { saveDraft(); } });
+  text.addEventListener("keydown", (event) => { if (event.key === "Enter") { clearSent(); } });
+  document.getElementById("composer").addEventListener("submit", clearSent);
+}
+
+// The open conversation's draft, from the composer (not while editing a sent message).
+function saveDraft() {
+  if (!thread.conv || thread.actions.editing) { return; }
+  drafts.set(thread.conv.key, document.getElementById("text").value);
+}
+
+// Put the open conversation's draft in the composer (the previous one's text leaves with it).
+function restoreDraft() {
+  const text = document.getElementById("text");
+  text.value = drafts.get(thread.conv.key);
+  thread.counter.update();
+  thread.autosize();
 }
 
 // Clicking a conversation opens it in place; Back / Forward follow; the phone's back arrow shows the list.

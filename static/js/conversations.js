@@ -38,7 +38,15 @@ function fromApi(item) {
   const id = item.kind === GROUP ? item.group_id : item.user_id;
   return {key: conversationKey(item.kind, id), kind: item.kind, id, name: item.name,
           last: item.last_message || null, unread: item.unread || 0, mentions: item.mentions || 0,
-          peerLastRead: item.peer_last_read_id || 0};
+          peerLastRead: item.peer_last_read_id || 0, pinned: Boolean(item.pinned), muted: Boolean(item.muted)};
+}
+
+// The list's order: pinned first; then newest first, where a conversation with nothing in it
+// yet (a group just made, a chat just opened) counts as the newest of all.
+function newerFirst(a, b) {
+  if (a.pinned !== b.pinned) { return a.pinned ? -1 : 1; }
+  const recency = (conv) => (conv.last ? conv.last.id : Number.MAX_SAFE_INTEGER);
+  return (recency(b) - recency(a)) || (b.id - a.id);
 }
 
 // The list itself: conversation objects by key, rendered into listEl (when there is one).
@@ -56,7 +64,9 @@ export class ConversationList {
   // Fetch the list from the API and show it.
   async load() {
     const data = await api("GET", "/api/conversations");
+    const open = this.items.get(this.activeKey);
     this.items = new Map(data.conversations.map(fromApi).map((conv) => [conv.key, conv]));
+    if (open && open.placeholder && !this.items.has(open.key)) { this.items.set(open.key, open); }
     this.render();
   }
 
@@ -78,10 +88,10 @@ export class ConversationList {
     return max;
   }
 
-  // Unread messages over all conversations.
+  // Unread messages over all conversations; a muted one counts only its mentions.
   totalUnread() {
     let total = 0;
-    for (const conv of this.items.values()) { total += conv.unread; }
+    for (const conv of this.items.values()) { total += conv.muted ? conv.mentions : conv.unread; }
     return total;
   }
 
@@ -143,9 +153,17 @@ export class ConversationList {
     if (this.items.delete(key)) { this.render(); }
   }
 
-  // Highlight the open conversation.
-  setActive(key) {
+  // Highlight the open conversation. One the list does not have yet (a chat with someone
+  // never written to) is listed while it is open, and kept once something is written.
+  setActive(key, conv = null) {
     this.activeKey = key;
+    for (const [k, item] of this.items) {
+      if (item.placeholder && k !== key && !item.last) { this.items.delete(k); }
+    }
+    if (key && conv && !this.items.has(key)) {
+      this.items.set(key, {key, kind: conv.kind, id: conv.id, name: conv.name, last: null, unread: 0,
+                           mentions: 0, peerLastRead: 0, pinned: false, muted: false, placeholder: true});
+    }
     this.render();
   }
 
@@ -153,7 +171,7 @@ export class ConversationList {
   render() {
     if (this.listEl) {
       const focusedKey = document.activeElement?.closest?.(".conv")?.dataset.key;
-      const sorted = [...this.items.values()].sort((a, b) => (b.last?.id || 0) - (a.last?.id || 0));
+      const sorted = [...this.items.values()].sort(newerFirst);
       this.listEl.replaceChildren(...sorted.map((conv) => this.renderItem(conv)));
       if (this.emptyEl) { this.emptyEl.hidden = sorted.length > 0; }
       if (focusedKey) { this.listEl.querySelector(`.conv[data-key="${focusedKey}"] a`)?.focus(); }
@@ -186,7 +204,7 @@ export class ConversationList {
     const link = el("a", {href: conversationUrl(conv), "aria-current": active ? "page" : null},
                     avatar(conv.id, conv.name, conv.kind === GROUP),
                     el("span", {class: "conv-main"}, top, bottom));
-    return el("li", {class: `conv${conv.unread ? " has-unread" : ""}${active ? " active" : ""}`,
+    return el("li", {class: `conv${conv.unread ? " has-unread" : ""}${active ? " active" : ""}${conv.muted ? " muted" : ""}`,
                      dataset: {key: conv.key}}, link);
   }
 

@@ -36,11 +36,13 @@ export async function api(method, path, body) {
   return data;
 }
 
-// How long to wait before reconnect attempt n: exponential, capped at 30 s, with jitter
-// ("equal jitter": half fixed, half random) so that the clients of a restarted server
-// spread out instead of all knocking at the same instant.
-export function backoff(attempt) {
-  const ceiling = Math.min(30000, 1000 * 2 ** attempt);
+// How long to wait before reconnect attempt n: exponential, with jitter ("equal jitter":
+// half fixed, half random) so that the clients of a restarted server spread out instead of
+// all knocking at the same instant. Capped at 4 s while someone looks at the tab (they are
+// waiting for it), at 30 s for a hidden one.
+export const VISIBLE_CAP = 4000;
+export function backoff(attempt, visible = document.visibilityState === "visible") {
+  const ceiling = Math.min(visible ? VISIBLE_CAP : 30000, 1000 * 2 ** attempt);
   return ceiling / 2 + Math.random() * (ceiling / 2);
 }
 
@@ -62,7 +64,11 @@ export class Socket {
     this.deadTimer = null;
     this.state = "idle";
     this.retryAt = 0;
+    // The network is back, or someone looks at the tab again: no reason to wait out the back-off.
     window.addEventListener("online", () => { if (this.state === "offline") { this.reconnectNow(); } });
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "visible" && this.state === "offline") { this.reconnectNow(); }
+    });
   }
 
   // Open the first connection.

@@ -32,13 +32,48 @@ function errorText(error, frame) {
 }
 
 // The waiting messages by client_id, with their state ("pending" or "failed").
+// Kept in localStorage (per user) until sent or discarded, so a reload loses nothing.
 export class Outbox {
-  constructor(socket, onChange) {
+  constructor(socket, onChange, me = 0) {
     this.socket = socket;
     this.onChange = onChange;  // (item) after a state change: the thread redraws it
     // client_id -> {cid, key, frame, content, state, error, canRetry, sentAt, createdAt, resends, timer}
     this.items = new Map();
+    this.storeKey = `chat.outbox.${me}`;
+    this.restore();
     setInterval(() => this.expire(), 2000);
+  }
+
+  // The messages a previous page left waiting (pending ones are sent again after the sync).
+  restore() {
+    let saved = [];
+    try { saved = JSON.parse(localStorage.getItem(this.storeKey) || "[]"); } catch (e) { /* unreadable: start empty */ }
+    for (const s of Array.isArray(saved) ? saved : []) {
+      if (!s || !s.cid || !s.frame) { continue; }
+      this.items.set(s.cid, {cid: s.cid, key: s.key, frame: s.frame, content: s.content, state: s.state,
+                             error: s.error, canRetry: s.canRetry !== false, replyTo: s.replyTo || null,
+                             sentAt: 0, createdAt: new Date(s.createdAt), resends: 0, timer: null});
+    }
+  }
+
+  // Write the waiting messages down (storage full or blocked: they live as long as the page).
+  save() {
+    const saved = [...this.items.values()].map((i) => ({
+      cid: i.cid, key: i.key, frame: i.frame, content: i.content, state: i.state, error: i.error,
+      canRetry: i.canRetry, replyTo: i.replyTo || null, createdAt: i.createdAt.getTime()}));
+    try {
+      if (saved.length) { localStorage.setItem(this.storeKey, JSON.stringify(saved)); } else { localStorage.removeItem(this.storeKey); }
+    } catch (e) { /* private mode or full */ }
+  }
+
+  // Delete (or Edit, which takes the text back to the composer): forget a failed message.
+  discard(cid) {
+    const item = this.items.get(cid);
+    if (!item) { return null; }
+    clearTimeout(item.timer);
+    this.items.delete(cid);
+    this.save();
+    return item;
   }
 
   // Queue a new message for conversation `key` and send it if the socket is open.
@@ -49,6 +84,7 @@ export class Outbox {
                   resends: 0, timer: null};
     this.items.set(cid, item);
     this.transmit(item);
+    this.save();
     return item;
   }
 
@@ -66,6 +102,7 @@ export class Outbox {
     if (!item) { return; }
     item.resends = 0;
     this.transmit(item);
+    this.save();
     this.onChange(item);
   }
 
@@ -82,6 +119,7 @@ export class Outbox {
     if (!item) { return null; }
     clearTimeout(item.timer);
     this.items.delete(cid);
+    this.save();
     return item;
   }
 
@@ -101,6 +139,7 @@ export class Outbox {
     item.state = "failed";
     item.error = errorText(error, item.frame);
     item.canRetry = outlook !== "never";
+    this.save();
     this.onChange(item);
     return true;
   }
@@ -114,9 +153,23 @@ export class Outbox {
         item.state = "failed";
         item.error = t("No answer from the server. Check your connection and retry.");
         item.canRetry = true;
+        this.save();
         this.onChange(item);
       }
     }
+  }
+
+  // Logged out (in another tab): nothing waiting can be sent from this page any more.
+  endSession() {
+    for (const item of this.items.values()) {
+      if (item.state !== "pending") { continue; }
+      clearTimeout(item.timer);
+      item.state = "failed";
+      item.error = t("Your session has ended. Please log in again.");
+      item.canRetry = false;
+      this.onChange(item);
+    }
+    this.save();
   }
 
   // The waiting messages of one conversation, oldest first.

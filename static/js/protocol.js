@@ -76,11 +76,12 @@ export function errorName(error) {
 // When a refused message may still go through:
 // "soon": the same frame again a little later (the server was busy, or we were too fast);
 // "later": only once someone changes something (unblocks us, replies, follows back);
-// "never": the frame itself is wrong, or what it names does not exist.
+// "never": the frame itself is wrong (400, too long), forbidden (403: blocked, not a member),
+// or what it names does not exist (404); only Edit or Delete make sense then.
 export function retryOutlook(error) {
   switch (errorName(error)) {
     case ErrorName.SERVER_BUSY: case ErrorName.RATE_LIMITED: return "soon";
-    case ErrorName.BAD_REQUEST: case ErrorName.NOT_FOUND: return "never";
+    case ErrorName.BAD_REQUEST: case ErrorName.NOT_FOUND: case ErrorName.FORBIDDEN: return "never";
     default: return "later";
   }
 }

@@ -14,12 +14,19 @@ import {MessageActions} from "./actions.js";
 import {MentionPicker} from "./mentions.js";
 import {TypingIndicator} from "./typing.js";
 import {attachmentsView} from "./uploads.js";
+import {LengthCounter} from "./limit.js";
+import {keepAtBottom, newestShown} from "./stick.js";
 
 const PAGE = 30;                   // messages per history page
 const GROUP_GAP = 5 * 60 * 1000;   // same sender within 5 minutes: drawn as one run
 const NEAR_BOTTOM = 120;           // px from the end that still count as "at the bottom"
 const LOAD_OLDER_AT = 150;         // px from the top where the next older page is fetched
 const MESSAGE_HASH = /^#message-(\d+)$/;  // /chat/u/2#message-55: open the conversation at message 55
+
+// The login page, coming back to this conversation.
+function loginUrl() {
+  return `/login?next=${encodeURIComponent(location.pathname)}`;
+}
 
 // The small mark in a bubble of ours: sending, sent or failed (with words for screen readers).
 function stateMark(state) {
@@ -48,6 +55,8 @@ export class Thread {
     this.hintText = this.dom.hint.textContent;
     // The server's content limit in code points (CHAT_MAX_CONTENT), checked before sending.
     this.maxContent = Number(this.dom.layout.dataset.maxContent) || Infinity;
+    this.counter = new LengthCounter(this.dom.text, this.maxContent);
+    keepAtBottom(this.dom.scroller, this.dom.messages);
     this.actions = new MessageActions(this);
     this.mentionPicker = new MentionPicker(this.dom.text, this.dom.form);
     this.typingLine = new TypingIndicator({me, socket, names, node: this.dom.typing, current: () => this.conv});
@@ -404,11 +413,22 @@ export class Thread {
     const message = {content: item.content, reply_to: item.replyTo || null, mentions: item.frame.mentions || [],
                      mention_all: Boolean(item.frame.mention_all), reactions: []};
     this.fill(li, {mine: true, sender: this.myName, message, when: item.createdAt,
-                   state: item.state, error: item.error, cid: item.canRetry ? item.cid : null});
+                   state: item.state, error: item.error, cid: item.cid, canRetry: item.canRetry});
     const old = this.byCid.get(item.cid);
     if (old) { old.replaceWith(li); } else { this.dom.messages.append(li); }
     this.byCid.set(item.cid, li);
     this.decorate();
+  }
+
+  // Edit or Delete on a failed message: it leaves the outbox; Edit puts its text in the composer.
+  dropOutgoing(cid, edit) {
+    const item = this.outbox.discard(cid);
+    this.byCid.get(cid)?.remove();
+    this.byCid.delete(cid);
+    if (!item || !edit || this.locked) { return; }
+    this.dom.text.value = item.content;
+    this.dom.text.dispatchEvent(new Event("input"));
+    this.dom.text.focus();
   }
 
   // The outbox changed an item (failed, retried): redraw it if it is in this conversation.
@@ -430,7 +450,7 @@ export class Thread {
   // The inside of a message <li>: sender (groups), bubble with the quote it answers, text (or
   // "took back"), time, "edited" and state, reactions under it; for a failed one the reason,
   // with Retry when given the client_id to retry.
-  fill(li, {mine, sender, message, when, state, error, cid}) {
+  fill(li, {mine, sender, message, when, state, error, cid, canRetry}) {
     if (this.conv.kind === Conversation.GROUP && !mine) {
       li.append(el("span", {class: "msg-sender", "aria-hidden": "true", text: sender}));
     }
@@ -455,8 +475,12 @@ export class Thread {
     if (state === "failed") {
       li.append(el("div", {class: "msg-error", role: "alert"},
                    el("span", {text: `${t("Not sent")}: ${error}`}),
-                   cid && el("button", {type: "button", class: "secondary small retry", text: t("Retry"),
-                                        onclick: () => this.outbox.retry(cid)})));
+                   canRetry && el("button", {type: "button", class: "secondary small retry", text: t("Retry"),
+                                             onclick: () => this.outbox.retry(cid)}),
+                   el("button", {type: "button", class: "secondary small edit-failed", text: t("Edit"),
+                                 onclick: () => this.dropOutgoing(cid, true)}),
+                   el("button", {type: "button", class: "secondary small delete-failed", text: t("Delete"),
+                                 onclick: () => this.dropOutgoing(cid, false)})));
     }
   }
 
@@ -541,14 +565,18 @@ export class Thread {
   }
 
   // Tell the server (and the list) that we have read the open conversation up to its newest message.
+  // Only what has been on screen in a visible, focused tab counts as read (not the whole
+  // conversation because it is open): the newest message shown, not the newest loaded.
   markRead() {
-    if (!this.isReading(this.conv?.key) || !this.newestId || this.hasNewer) { return; }
-    if (this.newestId > this.readSent && this.socket.send({type: Frame.MARK_READ, recipient_id: this.conv.id,
-                                                           group: this.conv.kind === Conversation.GROUP,
-                                                           last_read_id: this.newestId})) {
-      this.readSent = this.newestId;
+    if (!this.isReading(this.conv?.key) || !this.newestId || this.hasNewer || !document.hasFocus()) { return; }
+    const seen = newestShown(this.dom.scroller, this.dom.messages);
+    if (!seen) { return; }
+    if (seen > this.readSent && this.socket.send({type: Frame.MARK_READ, recipient_id: this.conv.id,
+                                                  group: this.conv.kind === Conversation.GROUP,
+                                                  last_read_id: seen})) {
+      this.readSent = seen;
     }
-    this.list.markRead(this.conv.key, this.newestId);
+    this.list.markRead(this.conv.key, seen);
   }
 
   // Mark read shortly (a burst of messages, e.g. a sync, costs one read frame).
@@ -567,7 +595,7 @@ export class Thread {
     const {text} = this.dom;
     const content = text.value;
     if (!this.conv || this.locked || !content.trim()) { return; }
-    if ([...content].length > this.maxContent) {  // the server would refuse it: keep it here to shorten
+    if (!this.counter.update()) {  // the server would refuse it: keep it here to shorten
       text.setCustomValidity(t("The message is too long."));
       text.reportValidity();
       return;
@@ -587,9 +615,11 @@ export class Thread {
     const replyTo = this.actions.replyShape();
     const item = this.outbox.add(this.conv.key, frame);
     item.replyTo = replyTo;
+    this.outbox.save();
     this.actions.cancelMode();
     if (this.hasNewer) { this.reloadNewest(); } else { this.showOutgoing(item); }
     text.value = "";
+    this.counter.update();
     this.autosize();
     this.typingLine.sent();
     this.scrollToBottom();
@@ -601,13 +631,17 @@ export class Thread {
   }
 
   // We are no longer a member (removed, or the group was deleted): read-only, with the reason.
-  setLocked(locked, reason) {
+  // With `login`, the reason ends with a link to log in again (the session has ended).
+  setLocked(locked, reason, login = false) {
+    if (this.ended && !locked) { this.locked = true; return; }  // logged out: stays locked, whichever conversation opens
+    this.ended = this.ended || login;
     this.locked = locked;
     const {form, text, send, hint} = this.dom;
     form.classList.toggle("disabled", locked);
     text.disabled = locked;
     send.disabled = locked;
-    hint.textContent = locked ? reason : this.hintText;
+    hint.replaceChildren(locked ? reason : this.hintText);
+    if (locked && login) { hint.append(" ", el("a", {href: loginUrl(), text: t("Log in")})); }
     hint.classList.toggle("locked", locked);
   }
 
@@ -636,9 +670,7 @@ export class Thread {
     const {scroller} = this.dom;
     if (scroller.scrollTop < LOAD_OLDER_AT && this.hasMore && !this.loading) { this.loadPage(this.oldestId); }
     if (this.nearBottom() && this.hasNewer && !this.loading) { this.loadNewer(); }
-    if (this.nearBottom()) {
-      this.dom.jump.hidden = true;
-      this.markRead();
-    }
+    if (this.nearBottom()) { this.dom.jump.hidden = true; }
+    this.markReadSoon();  // what scrolled into sight is read now
   }
 }
