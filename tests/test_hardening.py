@@ -178,7 +178,9 @@ def test_the_process_budget_closes_the_biggest_queues_first(big_history):
         for n in range(3):
             alice.post("/api/messages", json={"recipient_id": o.user_id,
                                               "content": "y" * 4999})
-    hogs = [raw_socket(server, bob) for _ in range(8)]
+    # Twelve hogs of about 250 KB each: well over the 2 MB budget, whatever the kernel's
+    # buffers take in.
+    hogs = [raw_socket(server, bob) for _ in range(12)]
     page = '{"type": 3, "recipient_id": %d, "limit": 50}' % alice.user_id
     for hog in hogs:
         hog.send(page)
@@ -189,7 +191,7 @@ def test_the_process_budget_closes_the_biggest_queues_first(big_history):
     while metric(server, "chat_queued_bytes") > 2_000_000:
         assert time.time() < deadline, "the process stayed over its queue budget"
         time.sleep(0.2)
-    codes = [closed_with(hog) for hog in hogs]
+    codes = [closed_with(hog, timeout=3) for hog in hogs]
     assert 1013 in codes, codes
     # A reader is still served.
     reader = WS(server.ws_url, alice.token)
@@ -222,7 +224,7 @@ def test_a_hung_database_gets_prompt_answers_and_a_safe_retry(hung_database):
         started = time.monotonic()
         health = requests.get(server.base + "/healthz", timeout=5)
         print(f"FIGURE item 3: /healthz answered in {time.monotonic() - started:.2f} s")
-        assert time.monotonic() - started < 1.5
+        assert time.monotonic() - started < 2  # its one-second bound, plus the request
         assert health.status_code == 503 and health.json()["db"] in ("timeout", "down")
         started = time.monotonic()
         err = a.request({"type": 1, "recipient_id": bob.user_id, "content": "hung",

@@ -56,7 +56,7 @@ export class Thread {
     // The server's content limit in code points (CHAT_MAX_CONTENT), checked before sending.
     this.maxContent = Number(this.dom.layout.dataset.maxContent) || Infinity;
     this.counter = new LengthCounter(this.dom.text, this.maxContent);
-    keepAtBottom(this.dom.scroller, this.dom.messages);
+    this.releaseBottom = keepAtBottom(this.dom.scroller, this.dom.messages);
     this.actions = new MessageActions(this);
     this.mentionPicker = new MentionPicker(this.dom.text, this.dom.form);
     this.typingLine = new TypingIndicator({me, socket, names, node: this.dom.typing, current: () => this.conv});
@@ -256,6 +256,7 @@ export class Thread {
     }
     this.hasMore = page.has_more;
     this.hasNewer = page.has_newer;
+    this.releaseBottom();  // we scroll to the message, not to the bottom
     this.insert(page.messages);
     this.updateHistoryTop();
     this.flash(id);
