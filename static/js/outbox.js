@@ -66,14 +66,10 @@ export class Outbox {
     } catch (e) { /* private mode or full */ }
   }
 
-  // Delete (or Edit, which takes the text back to the composer): forget a failed message.
+  // Delete (or Edit, which takes the text back to the composer): forget a failed message,
+  // exactly as a stored one is forgotten.
   discard(cid) {
-    const item = this.items.get(cid);
-    if (!item) { return null; }
-    clearTimeout(item.timer);
-    this.items.delete(cid);
-    this.save();
-    return item;
+    return this.settle(cid);
   }
 
   // Queue a new message for conversation `key` and send it if the socket is open.
