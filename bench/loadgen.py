@@ -597,6 +597,31 @@ def scenario_pairs(spec: dict) -> dict:
     return result
 
 
+def scenario_steady(spec: dict) -> dict:
+    """Pairs traffic at one fixed rate for one long step, while something else loads the
+    server (the uploads scenario): touches ``ready_file`` once connected (and waits
+    ``lead`` seconds for the other load to start), ``stop_file`` when the step is over."""
+    loop, meter = _setup(spec)
+    traffic = Traffic(spec, loop, meter)
+    clients = [Client(uid, tok) for uid, tok in spec["users"]]
+    for i in range(0, len(clients) - 1, 2):
+        a, b = clients[i], clients[i + 1]
+        traffic.streams.append(Stream(len(traffic.streams), a, 1, b.uid, [b]))
+        traffic.streams.append(Stream(len(traffic.streams), b, 1, a.uid, [a]))
+    conn = traffic.connect(clients, concurrency=spec.get("concurrency", 200))
+    log(f"connected {conn}")
+    open(spec["ready_file"], "w").close()
+    lead = monotonic() + spec.get("lead", 2)  # the uploads get going first
+    while monotonic() < lead:
+        loop.poll(0.005)
+    step = traffic.run_step(spec["rate"], spec["seconds"], spec.get("drain_seconds", 4),
+                            label="steady")
+    open(spec["stop_file"], "w").close()
+    log(step_line(step))
+    return {"step": step, "connect": conn, "streams": len(traffic.streams),
+            "connections": len(clients), "lost": step["undelivered"]}
+
+
 def scenario_group(spec: dict) -> dict:
     """Messages to one group: every member is connected, a few of them send."""
     loop, meter = _setup(spec)
@@ -965,7 +990,8 @@ def scenario_mixed(spec: dict) -> dict:
     return run(spec)
 
 
-SCENARIOS = {"pairs": scenario_pairs, "mixed": scenario_mixed, "group": scenario_group,
+SCENARIOS = {"pairs": scenario_pairs, "mixed": scenario_mixed, "steady": scenario_steady,
+             "group": scenario_group,
              "idle": scenario_idle, "storm": scenario_storm, "history": scenario_history}
 
 

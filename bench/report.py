@@ -83,6 +83,18 @@ def summary(results: dict) -> list[dict]:
             None, None, "(no target)", None, "/s")
         add("1. mixed pairs, 1 worker", "ratio to plain pairs, 1 worker (same run)", r, None,
             None, ">= 0.8", None if r is None else r >= 0.8 and mixed.get("lost") == 0)
+    uploads = _get(sc, "uploads", "ours_1w")
+    if uploads:
+        step, files = uploads.get("step") or {}, uploads.get("uploads") or {}
+        name = (f"1. uploads beside pairs, 1 worker ({files.get('clients')} clients, "
+                f"{_cell((files.get('photo_bytes') or 0) / 2**20, 'KiB')} MiB photos)")
+        add(name, f"chat p99 at {_num(uploads.get('pairs_rate'))} msgs/s (half of pairs)",
+            step.get("p99"), None, None, "< 100 ms, nothing lost",
+            step.get("clean", False), "ms")
+        add(name, "upload MB/s (photo bytes accepted)", files.get("mb_per_s"), None, None,
+            "(no target)", None, "ms")
+        add(name, "thumbnails made per second", files.get("thumbnails_per_s"), None, None,
+            "(no target)", None, "ms")
     for size in (100, 1000):
         g = sc.get(f"group_{size}")
         if not g:

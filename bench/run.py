@@ -49,6 +49,7 @@ FULL = {
     "step_seconds": 8, "drain_seconds": 4, "factor": 1.5, "bisect": 2,
     "pairs_start": 1000, "group_start": {100: 20, 1000: 4}, "max_rate": 200_000,
     "profile_seconds": 20, "workers": [1, 2], "idle_hold": 5, "mixed_cycle": "",
+    "uploaders": 20, "upload_mib": 5, "upload_seconds": 30, "upload_rate": 5000,
 }
 QUICK = {
     "pairs_users": 100, "group_sizes": [100], "group_senders": 20,
@@ -59,11 +60,13 @@ QUICK = {
     "step_seconds": 2, "drain_seconds": 2, "factor": 2.0, "bisect": 0,
     "pairs_start": 500, "group_start": {100: 10, 1000: 2}, "max_rate": 200_000,
     "profile_seconds": 6, "workers": [1], "idle_hold": 2, "mixed_cycle": "",
+    "uploaders": 20, "upload_mib": 5, "upload_seconds": 8, "upload_rate": 1000,
 }
 # History last: its bulk insert of a million rows leaves InnoDB flushing dirty pages
 # for minutes, which slows every COMMIT (and so every scenario that follows it).
-# Mixed right after pairs: its figure is given as a ratio to plain pairs of the same run.
-SCENARIOS = ("pairs", "mixed", "group", "idle", "storm", "history")
+# Mixed right after pairs: its figure is given as a ratio to plain pairs of the same run;
+# uploads too: its chat traffic runs at half the plain pairs rate of the same run.
+SCENARIOS = ("pairs", "mixed", "uploads", "group", "idle", "storm", "history")
 
 
 def relay_users(users: list) -> list:
@@ -353,7 +356,7 @@ class Bench:
             self.finish_server(srv)
         password_hash = self.db.password_hash_of(self.api_users[0].user_id)
         need = (max(max(s["idle"]), s["storm"]) + s["storm_writers"]
-                + s["pairs_users"] * (2 * len(s["workers"]) + 3)
+                + s["pairs_users"] * (2 * len(s["workers"]) + 4) + s["uploaders"]
                 + (sum(s["group_sizes"]) * (1 + len(s["workers"]))) + 10)
         t = time.time()
         self.db.create_pool(need, password_hash)
@@ -434,6 +437,57 @@ class Bench:
         say(f"mixed: {report.best_rate(res)} messages+changes/s, plain pairs {plain}/s, "
             f"ratio {res['ratio_to_pairs']}")
         self.record("mixed", "ours_1w", res)
+
+    def run_uploads(self) -> None:
+        """20 clients posting 5 MiB photos over and over while pairs traffic runs at half
+        the plain pairs rate of this run (bench/uploads.py beside bench/loadgen.py)."""
+        s = self.size
+        plain = report.best_rate(self.results["scenarios"].get("pairs", {}).get("ours_1w"))
+        rate = round(plain / 2) if plain else s["upload_rate"]
+        users = self.db.take(s["pairs_users"])
+        self.db.follow_both_ways([(users[i][0], users[i + 1][0])
+                                  for i in range(0, len(users) - 1, 2)])
+        uploaders = self.db.take(s["uploaders"])
+        ready, stop = self.workdir / "uploads.ready", self.workdir / "uploads.stop"
+        store = self.workdir / "uploads"
+        srv = Server("chat", 1, {**self.chat_env(), "CHAT_UPLOAD_DIR": str(store / "files"),
+                                 "CHAT_UPLOAD_SPOOL": str(store / "spool")},
+                     self.server_cpus, self.workdir, "chat-uploads-1w")
+        say(f"starting chat-uploads-1w on 127.0.0.1:{srv.port}; pairs at {rate}/s "
+            f"(half of {plain or 'no pairs figure'}), {len(uploaders)} uploaders")
+        srv.start()
+        extra = {}
+        try:
+            spec = {"host": "127.0.0.1", "port": srv.port, "users": uploaders,
+                    "photo_mib": s["upload_mib"], "seconds": s["upload_seconds"],
+                    "ready_file": str(ready), "stop_file": str(stop)}
+            spec_path = self.workdir / "spec-uploads.json"
+            out_path = self.workdir / "out-uploads.json"
+            spec_path.write_text(json.dumps(spec))
+            argv = [sys.executable, "-m", "bench.uploads", str(spec_path), str(out_path)]
+            if self.client_cpus:
+                argv = ["taskset", "-c", self.client_cpus] + argv
+            uploading = subprocess.Popen(argv, cwd=ROOT)
+            try:
+                res = self.loadgen("uploads-pairs", {
+                    "scenario": "steady", "users": users, "concurrency": 200, "rate": rate,
+                    "seconds": s["upload_seconds"], "drain_seconds": s["drain_seconds"],
+                    "ready_file": str(ready), "stop_file": str(stop)}, srv)
+            finally:
+                stop.touch()
+                uploading.wait(300)
+            files = json.loads(out_path.read_text()) if out_path.exists() else {}
+            extra = {"stored_bytes": sum(f.stat().st_size for f in store.rglob("*")
+                                         if f.is_file())}
+        finally:
+            self.finish_server(srv, extra)
+            shutil.rmtree(store, ignore_errors=True)
+        res.update({"uploads": files, "pairs_rate": rate, "plain_pairs_msgs_per_s": plain})
+        step = res["step"]
+        say(f"uploads: pairs at {rate}/s p99 {step['p99']} ms lost {step['undelivered']}; "
+            f"{files.get('uploads')} photos, {files.get('mb_per_s')} MB/s, "
+            f"{files.get('thumbnails_per_s')} thumbnails/s")
+        self.record("uploads", "ours_1w", res)
 
     def run_group(self) -> None:
         s = self.size

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import BinaryIO
 
-from gevent.threadpool import ThreadPool
-
+from ..background import BackgroundPool
 from ..errors import BadRequest, NotFound, TooLarge
 from ..extensions import db
 from ..service.i18n import N_
@@ -77,8 +76,8 @@ class Uploads:
         self.storage = storage
         os.makedirs(settings.spool_dir, exist_ok=True)
         # Decoding pictures is CPU work in C that releases the GIL: off the event loop,
-        # in a bounded pool, as password hashing is.
-        self.pool = ThreadPool(max(1, settings.image_threads))
+        # in a bounded pool of threads that give way to the loop, as password hashing is.
+        self.pool = BackgroundPool(settings.image_threads)
         with app.app_context():
             self.engine = db.engine
         # The newest recall the clean-up has looked at (0: look at every recall once).
