@@ -34,6 +34,7 @@ if str(ROOT) not in sys.path:
 from bench import procstat, report  # noqa: E402
 from bench.fixtures import ApiUser, BenchDB, delete_redis_prefix  # noqa: E402
 from bench.mixed import parse_cycle  # noqa: E402
+from bench.privdb import PrivateMariaDB  # noqa: E402
 
 BENCH = ROOT / "bench"
 RESULTS = BENCH / "results"
@@ -259,7 +260,10 @@ class Bench:
         else:
             self.server_cpus, self.client_cpus = args.server_cpus, args.client_cpus
         self.workdir = Path(tempfile.mkdtemp(prefix="chat-bench-"))
-        self.db = BenchDB(args.db_name)
+        # The database server: the shared one on :3306 with its defaults, or a private
+        # mariadbd on deploy/mariadb.cnf (the README's production settings).
+        self.private_db = PrivateMariaDB(self.workdir) if args.db == "private" else None
+        self.db = BenchDB(args.db_name, port=self.private_db.port if self.private_db else 3306)
         self.redis_url = args.redis_url
         self.prefix = f"chat-bench-{secrets.token_hex(4)}:"
         self.secret = secrets.token_urlsafe(48)
@@ -563,11 +567,14 @@ class Bench:
             "started": started.isoformat(timespec="seconds"),
             "mode": ("quick" if self.args.quick else "full") + (
                 f", only {self.args.only}" if self.args.only else "") + (
+                ", private mariadbd on deploy/mariadb.cnf" if self.private_db else "") + (
                 f", DATABASE_URL options {self.args.db_options}" if self.args.db_options else ""),
             "sizes": self.size,
             "machine": machine_info(),
             "config": {"server_cpus": self.server_cpus, "client_cpus": self.client_cpus,
                        "nofile": hard, "database": self.db.name, "redis": self.redis_url,
+                       "db_server": ("private mariadbd, deploy/mariadb.cnf" if self.private_db
+                                     else "shared MariaDB on :3306, its defaults"),
                        "rate_per_minute": self.args.rate_per_minute,
                        "db_options": self.args.db_options,
                        "services": {name: {"pids": pids, "cpus": [procstat.affinity(p)
@@ -578,6 +585,10 @@ class Bench:
             f"{self.results['machine']['cpu_model']}; server CPUs {self.server_cpus}, "
             f"load generator CPUs {self.client_cpus}; logs in {self.workdir}")
         try:
+            if self.private_db:
+                say(f"private mariadbd on :{self.private_db.port} with deploy/mariadb.cnf")
+                self.private_db.start()
+                self.aux["mariadb"] = [self.private_db.pid]
             self.setup()
             for name in SCENARIOS:
                 if name in self.only:
@@ -595,7 +606,9 @@ class Bench:
         finally:
             self.results["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
             self.results["machine"]["loadavg_end"] = os.getloadavg()
-            if not self.args.keep_db:
+            if self.private_db:
+                self.private_db.stop()
+            elif not self.args.keep_db:
                 try:
                     self.db.drop()
                 except Exception as exc:  # noqa: BLE001
@@ -637,6 +650,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-profile", dest="profile", action="store_false",
                         help="skip the py-spy profiles of the pairs and mixed scenarios")
     parser.add_argument("--db-name", default="chat_bench")
+    parser.add_argument("--db", choices=("shared", "private"), default="shared",
+                        help="shared: the MariaDB on :3306 as it is; private: a mariadbd of "
+                             "the run's own on deploy/mariadb.cnf (bench/privdb.py)")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
     parser.add_argument("--rate-per-minute", type=int, default=10_000_000,
                         help="CHAT_RATE_PER_MINUTE of the server (the flood limit, raised)")
