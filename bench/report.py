@@ -110,6 +110,19 @@ def summary(results: dict) -> list[dict]:
             ok = (None if r is None else r >= 0.8) if target.startswith(">=") else None
             add(f"2. group of {size:,}, {label}", "deliveries/s, p99 < 100 ms, nothing lost",
                 o, b, r, target, ok, "deliveries/s")
+    for key, metric, unit in (("balanced_pairs", "msgs/s", "msgs/s"),
+                              ("balanced_group_100", "deliveries/s", "deliveries/s")):
+        bal = _get(sc, key, "ours_3x1w")
+        if not bal:
+            continue
+        name = ("6. pairs" if key == "balanced_pairs" else "6. group of 100") + \
+            ", nginx + 3 processes on one core"
+        rate = best_rate(bal) if key == "balanced_pairs" else _get(bal, "best", "deliveries_per_s")
+        r = bal.get("ratio_to_direct")
+        add(name, f"{metric}, p99 < 100 ms, nothing lost; ratio to 1 process direct", rate,
+            None, r, ">= 0.7 of direct", None if r is None else r >= 0.7, unit)
+        add(name, "bus PUBLISH per message", bal.get("publish_per_message"), None, None,
+            "<= 1 per channel listened to elsewhere", None, "ms")
     idle_keys = sorted((k for k in sc if k.startswith("idle_")), key=lambda k: int(k[5:]))
     for key in idle_keys:
         n = int(key[5:])

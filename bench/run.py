@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 import urllib.error
 import urllib.request
 from datetime import datetime, timezone
@@ -34,6 +35,7 @@ if str(ROOT) not in sys.path:
 from bench import procstat, report  # noqa: E402
 from bench.fixtures import ApiUser, BenchDB, delete_redis_prefix  # noqa: E402
 from bench.mixed import parse_cycle  # noqa: E402
+from bench.nginx import Nginx  # noqa: E402
 from bench.privdb import PrivateMariaDB  # noqa: E402
 
 BENCH = ROOT / "bench"
@@ -67,7 +69,8 @@ QUICK = {
 # for minutes, which slows every COMMIT (and so every scenario that follows it).
 # Mixed right after pairs: its figure is given as a ratio to plain pairs of the same run;
 # uploads too: its chat traffic runs at half the plain pairs rate of the same run.
-SCENARIOS = ("pairs", "mixed", "uploads", "group", "idle", "storm", "history")
+# Balanced after pairs and group: its figures are ratios to one process direct.
+SCENARIOS = ("pairs", "mixed", "uploads", "group", "balanced", "idle", "storm", "history")
 
 
 def relay_users(users: list) -> list:
@@ -360,7 +363,7 @@ class Bench:
             self.finish_server(srv)
         password_hash = self.db.password_hash_of(self.api_users[0].user_id)
         need = (max(max(s["idle"]), s["storm"]) + s["storm_writers"]
-                + s["pairs_users"] * (2 * len(s["workers"]) + 4) + s["uploaders"]
+                + s["pairs_users"] * (2 * len(s["workers"]) + 5) + s["uploaders"] + 100
                 + (sum(s["group_sizes"]) * (1 + len(s["workers"]))) + 10)
         t = time.time()
         self.db.create_pool(need, password_hash)
@@ -515,6 +518,75 @@ class Bench:
                                        {**spec, "members": relay_users(members)})
                     self.record(f"group_{size}", "relay", res)
 
+    def run_balanced(self) -> None:
+        """Pairs and a group of 100 through nginx (deploy/nginx.conf) in front of three
+        one-worker processes, all pinned to the server's CPU together: a check of the cost
+        of the balancer and the bus, given as ratios to one process direct (same run), and
+        the bus's PUBLISH count per message."""
+        s = self.size
+        env = {**self.chat_env(), "CHAT_TRUSTED_PROXIES": "1"}
+        servers = [Server("chat", 1, env, self.server_cpus, self.workdir, f"chat-balanced-{i}")
+                   for i in range(3)]
+        for srv in servers:
+            srv.start()
+        nginx = Nginx([srv.port for srv in servers], cpus=self.server_cpus)
+        say(f"nginx on :{nginx.port} in front of {[srv.port for srv in servers]}")
+        front = types.SimpleNamespace(port=nginx.port, kind="chat",
+                                      pids=[p for srv in servers for p in srv.pids] + nginx.pids(),
+                                      worker_pids=[p for srv in servers for p in srv.worker_pids])
+
+        def cpu() -> dict:
+            named = {f"chat-{i}": srv.pids for i, srv in enumerate(servers)}
+            named["nginx"] = nginx.pids()
+            return {k: sum(procstat.cpu_seconds(p) for p in v) for k, v in named.items()}
+
+        def counters() -> tuple[float, float]:
+            ms = [srv.metrics() for srv in servers]
+            return (sum(m.get("chat_bus_published_total", 0) for m in ms),
+                    sum(m.get("chat_messages_in_total", 0) for m in ms))
+
+        try:
+            users = self.db.take(s["pairs_users"])
+            self.db.follow_both_ways([(users[i][0], users[i + 1][0])
+                                      for i in range(0, len(users) - 1, 2)])
+            published, messages = counters()
+            cpu0 = cpu()
+            res = self.loadgen("balanced-pairs", {
+                "scenario": "pairs", "users": users, "concurrency": 200,
+                "search": self.search_params(s["pairs_start"])}, front)
+            published2, messages2 = counters()
+            res["cpu_seconds_by_process"] = {k: round(v - cpu0[k], 2) for k, v in cpu().items()}
+            direct = report.best_rate(self.results["scenarios"].get("pairs", {}).get("ours_1w"))
+            res.update({"direct_msgs_per_s": direct,
+                        "ratio_to_direct": report.ratio(report.best_rate(res), direct),
+                        "publish_per_message": round((published2 - published)
+                                                     / max(1, messages2 - messages), 3)})
+            say(f"balanced pairs: {report.best_rate(res)} msgs/s, direct {direct}, ratio "
+                f"{res['ratio_to_direct']}, PUBLISH per message {res['publish_per_message']}, "
+                f"CPU seconds {res['cpu_seconds_by_process']}")
+            self.record("balanced_pairs", "ours_3x1w", res)
+            members = self.db.take(100)
+            gid = self.db.create_group("bench balanced", [u for u, _ in members])
+            published, messages = counters()
+            res = self.loadgen("balanced-group100", {
+                "scenario": "group", "group_id": gid, "members": members,
+                "senders": min(s["group_senders"], 100), "concurrency": 200,
+                "search": self.search_params(s["group_start"][100])}, front)
+            published2, messages2 = counters()
+            direct = _deliveries(self.results["scenarios"].get("group_100", {}).get("ours_1w"))
+            res.update({"direct_deliveries_per_s": direct,
+                        "ratio_to_direct": report.ratio(_deliveries(res), direct),
+                        "publish_per_message": round((published2 - published)
+                                                     / max(1, messages2 - messages), 3)})
+            say(f"balanced group of 100: {_deliveries(res)} deliveries/s, direct {direct}, "
+                f"ratio {res['ratio_to_direct']}, PUBLISH per message "
+                f"{res['publish_per_message']}")
+            self.record("balanced_group_100", "ours_3x1w", res)
+        finally:
+            nginx.stop()
+            for srv in servers:
+                self.finish_server(srv)
+
     def run_idle(self) -> None:
         s = self.size
         tiers = sorted(s["idle"])
@@ -634,6 +706,11 @@ class Bench:
         say(f"results: {out.relative_to(ROOT)}, bench/results/results{self.suffix}.md")
         print(md)
         return 0
+
+
+def _deliveries(res) -> float | None:
+    """The highest clean deliveries/s of a group scenario, or None."""
+    return ((res or {}).get("best") or {}).get("deliveries_per_s")
 
 
 def main(argv: list[str] | None = None) -> int:

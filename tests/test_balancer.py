@@ -11,10 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
-import subprocess
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -23,76 +20,17 @@ import pytest
 import requests
 import websocket
 
+from bench.nginx import CONF, NGINX, Nginx
 from tests.conftest import mysql_env
-from tests.support import WS, Api, ServerProcess, free_port
+from tests.support import WS, Api, ServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
-CONF = ROOT / "deploy" / "nginx.conf"
-NGINX = "/usr/sbin/nginx"
 
 
 def test_the_readme_quotes_deploy_nginx_conf_exactly():
     """The documented configuration is the tested one."""
     readme = (ROOT / "README.md").read_text()
     assert re.findall(r"```nginx\n(.*?)```", readme, re.S) == [CONF.read_text()]
-
-
-def templated(conf: str, listen: int, upstreams: list[int], directory: str) -> str:
-    """deploy/nginx.conf with only its ports and paths replaced."""
-    conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{listen};")
-    servers = re.findall(r"server 127\.0\.0\.1:(800\d)", conf)
-    assert len(servers) == len(upstreams)
-    for old, new in zip(servers, upstreams):
-        conf = conf.replace(f"127.0.0.1:{old}", f"127.0.0.1:{new}")
-    for path in ("/run/nginx-chat.pid", "/var/log/nginx", "/var/lib/nginx/chat"):
-        assert path in conf
-    conf = conf.replace("/run/nginx-chat.pid", f"{directory}/nginx.pid")
-    conf = conf.replace("/var/log/nginx", directory).replace("/var/lib/nginx/chat", directory)
-    return conf
-
-
-class Nginx:
-    """Debian's nginx on a loopback port of its own, in a temporary prefix."""
-
-    def __init__(self, upstreams: list[int]) -> None:
-        self.port = free_port()
-        self.dir = tempfile.mkdtemp(prefix="chat-nginx-")
-        os.chmod(self.dir, 0o755)  # workers run as an unprivileged user when we are root
-        self.conf = Path(self.dir) / "nginx.conf"
-        self.conf.write_text(templated(CONF.read_text(), self.port, upstreams, self.dir))
-        self.proc = subprocess.Popen([NGINX, "-p", self.dir, "-c", str(self.conf),
-                                      "-g", "daemon off;"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        deadline = time.time() + 15
-        while time.time() < deadline:
-            assert self.proc.poll() is None, self.log()
-            try:
-                requests.get(f"{self.base}/healthz", timeout=2)
-                return
-            except requests.RequestException:
-                time.sleep(0.1)
-        raise RuntimeError(f"nginx did not start: {self.log()}")
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
-
-    def log(self) -> str:
-        path = Path(self.dir) / "chat-error.log"
-        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +119,7 @@ def test_nginx_spreads_users_and_everything_crosses(cluster):
     # HTTP calls landed on more than one process too (nginx's log names the upstream),
     # and the log holds no query string (a /ws?token=... must not be written down).
     requests.get(nginx.base + "/ws?token=not-for-the-log", timeout=5)
-    log = (Path(nginx.dir) / "chat-access.log").read_text()
+    log = nginx.access_log()
     upstreams = set(re.findall(r'"(?:GET|POST|PUT|DELETE) /api/\S*" \d+ \d+ \S+ (\S+)', log))
     assert len(upstreams) >= 2, log[-2000:]
     assert "/ws" in log and "not-for-the-log" not in log
