@@ -113,6 +113,28 @@ def _writer(url_db: BenchDB, batch: int, stop: threading.Event, counts: list, in
         conn.close()
 
 
+def _measure(db: BenchDB, server: PrivateMariaDB, w: int, batch: int, seconds: int) -> dict:
+    """``w`` writers committing batches of ``batch`` messages for ``seconds``."""
+    stop = threading.Event()
+    counts = [0] * w
+    threads = [threading.Thread(target=_writer, args=(db, batch, stop, counts, i, 1000 + 2 * i))
+               for i in range(w)]
+    cpu0 = procstat.cpu_seconds(server.pid)
+    t = time.monotonic()
+    [th.start() for th in threads]
+    time.sleep(seconds)
+    stop.set()
+    [th.join() for th in threads]
+    wall = time.monotonic() - t
+    cpu = (procstat.cpu_seconds(server.pid) - cpu0) / wall
+    commits = sum(counts)
+    row = {"writers": w, "batch": batch, "commits_per_s": round(commits / wall),
+           "messages_per_s": round(commits * batch / wall), "mariadb_cpu": round(cpu, 2)}
+    say(f"{w} writer(s), batches of {batch}: {row['messages_per_s']:,} messages/s, "
+        f"{row['commits_per_s']:,} commits/s, mariadbd CPU {cpu:.2f}")
+    return row
+
+
 def mariadb_inserts(seconds: int, batches: list[int], writers: list[int]) -> dict:
     """Inserted messages/s on a private mariadbd with deploy/mariadb.cnf."""
     server = PrivateMariaDB().start()
@@ -122,26 +144,16 @@ def mariadb_inserts(seconds: int, batches: list[int], writers: list[int]) -> dic
         rows = []
         for w in writers:
             for batch in batches:
-                stop = threading.Event()
-                counts = [0] * w
-                threads = [threading.Thread(target=_writer, args=(db, batch, stop, counts, i,
-                                                                  1000 + 2 * i))
-                           for i in range(w)]
-                cpu0 = procstat.cpu_seconds(server.pid)
-                t = time.monotonic()
-                [th.start() for th in threads]
-                time.sleep(seconds)
-                stop.set()
-                [th.join() for th in threads]
-                wall = time.monotonic() - t
-                cpu = (procstat.cpu_seconds(server.pid) - cpu0) / wall
-                commits = sum(counts)
-                row = {"writers": w, "batch": batch, "commits_per_s": round(commits / wall),
-                       "messages_per_s": round(commits * batch / wall),
-                       "mariadb_cpu": round(cpu, 2)}
-                rows.append(row)
-                say(f"{w} writer(s), batches of {batch}: {row['messages_per_s']:,} messages/s, "
-                    f"{row['commits_per_s']:,} commits/s, mariadbd CPU {cpu:.2f}")
+                rows.append({**_measure(db, server, w, batch, seconds), "search_index": True})
+        # The same with the search index's triggers dropped: what keeping the index costs.
+        with db.connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE "
+                        "TRIGGER_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = 'messages'")
+            for (name,) in cur.fetchall():
+                cur.execute(f"DROP TRIGGER `{name}`")
+        for w, batch in ((1, 100), (4, 100)):
+            row = _measure(db, server, w, batch, seconds)
+            rows.append({**row, "search_index": False})
         with pymysql.connect(host="127.0.0.1", port=server.port, user="root") as conn:
             with conn.cursor() as cur:
                 cur.execute("SELECT @@innodb_log_file_size, @@innodb_buffer_pool_size, "
