@@ -202,7 +202,7 @@ function acknowledged(ack) {
                    group_id: isGroup ? item.frame.recipient_id : null,
                    content: item.content, created_at: ack.created_at, client_id: item.cid,
                    reply_to: item.replyTo || null, mentions: item.frame.mentions || [],
-                   mention_all: Boolean(item.frame.mention_all), attachments: [], edited_at: null,
+                   mention_all: Boolean(item.frame.mention_all), attachments: item.files || [], edited_at: null,
                    recalled: false, reactions: []};
   if (thread && thread.accepts(message)) { thread.insert([message], {live: true}); }
   list.applyMessage(message, true);

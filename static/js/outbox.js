@@ -52,6 +52,7 @@ export class Outbox {
       if (!s || !s.cid || !s.frame) { continue; }
       this.items.set(s.cid, {cid: s.cid, key: s.key, frame: s.frame, content: s.content, state: s.state,
                              error: s.error, canRetry: s.canRetry !== false, replyTo: s.replyTo || null,
+                             files: Array.isArray(s.files) ? s.files : [],
                              sentAt: 0, createdAt: new Date(s.createdAt), resends: 0, timer: null});
     }
   }
@@ -60,7 +61,8 @@ export class Outbox {
   save() {
     const saved = [...this.items.values()].map((i) => ({
       cid: i.cid, key: i.key, frame: i.frame, content: i.content, state: i.state, error: i.error,
-      canRetry: i.canRetry, replyTo: i.replyTo || null, createdAt: i.createdAt.getTime()}));
+      canRetry: i.canRetry, replyTo: i.replyTo || null, files: i.files || [],
+      createdAt: i.createdAt.getTime()}));
     try {
       if (saved.length) { localStorage.setItem(this.storeKey, JSON.stringify(saved)); } else { localStorage.removeItem(this.storeKey); }
     } catch (e) { /* private mode or full */ }
@@ -72,12 +74,13 @@ export class Outbox {
     return this.settle(cid);
   }
 
-  // Queue a new message for conversation `key` and send it if the socket is open.
-  add(key, frame) {
+  // Queue a new message for conversation `key` and send it if the socket is open (`files`:
+  // the file objects of its attachments, to show while it waits).
+  add(key, frame, files = null) {
     const cid = newClientId();
     const item = {cid, key, frame: {...frame, client_id: cid}, content: frame.content,
                   state: "pending", error: null, canRetry: true, sentAt: 0, createdAt: new Date(),
-                  resends: 0, timer: null};
+                  resends: 0, timer: null, files: files || []};
     this.items.set(cid, item);
     this.transmit(item);
     this.save();

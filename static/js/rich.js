@@ -68,15 +68,17 @@ export function messageBody(text, mentionNames = new Set()) {
 }
 
 // The quote above an answer: who wrote the original and its first line (or that it was
-// taken back). A button: clicking it shows the original.
-export function replyQuote(reply, names, onClick) {
+// taken back), with a small thumbnail when the original holds a picture. A button: clicking
+// it shows the original.
+export function replyQuote(reply, names, onClick, thumb = null) {
   const who = el("span", {class: "reply-sender"});
   names.get(reply.sender_id).then((name) => { who.textContent = name; });
   const excerpt = reply.recalled
     ? el("span", {class: "reply-excerpt recalled", text: t("message taken back")})
     : el("span", {class: "reply-excerpt", text: firstLine(reply.excerpt)});
   return el("button", {type: "button", class: "reply-quote", dataset: {replyId: reply.id},
-                       title: t("Show the original message"), onclick: onClick}, who, excerpt);
+                       title: t("Show the original message"), onclick: onClick},
+            reply.recalled ? null : thumb, who, excerpt);
 }
 
 // The small "edited" mark, with the time of the edit as its tooltip.

@@ -8,6 +8,7 @@ import {conversationAt} from "./conversations.js";
 import {el} from "./dom.js";
 import {formatShort, t} from "./i18n.js";
 import {api} from "./net.js";
+import {smallThumb} from "./uploads.js";
 
 const PAGE = 20;
 
@@ -165,7 +166,8 @@ class SearchPanel {
           el("strong", {text: message.sender_name}),
           " ",
           el("time", {datetime: message.created_at, text: formatShort(new Date(message.created_at))})),
-        el("span", {class: "search-text"}, ...marked(message.content, message.highlights))));
+        el("span", {class: "search-text"}, ...marked(message.content, message.highlights)),
+        smallThumb(message.attachments)));
   }
 
   // Open the result's conversation at that message: the address says where, app.js opens the

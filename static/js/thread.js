@@ -13,7 +13,7 @@ import {changeMessage, editedMark, messageBody, reactionsRow, recalledText, repl
 import {MessageActions} from "./actions.js";
 import {MentionPicker} from "./mentions.js";
 import {TypingIndicator} from "./typing.js";
-import {attachmentsView} from "./uploads.js";
+import {attachmentsView, smallThumb, tray} from "./uploads.js";
 import {LengthCounter} from "./limit.js";
 import {keepAtBottom, newestShown} from "./stick.js";
 
@@ -412,7 +412,7 @@ export class Thread {
     const li = el("li", {class: `msg mine ${item.state}`,
                          dataset: {cid: item.cid, sender: this.me, at: item.createdAt.getTime()}});
     const message = {content: item.content, reply_to: item.replyTo || null, mentions: item.frame.mentions || [],
-                     mention_all: Boolean(item.frame.mention_all), reactions: []};
+                     mention_all: Boolean(item.frame.mention_all), reactions: [], attachments: item.files || []};
     this.fill(li, {mine: true, sender: this.myName, message, when: item.createdAt,
                    state: item.state, error: item.error, cid: item.cid, canRetry: item.canRetry});
     const old = this.byCid.get(item.cid);
@@ -463,7 +463,8 @@ export class Thread {
       ? el("span", {class: "msg-recalled", text: recalledText(mine, sender)})
       : messageBody(message.content, this.mentionNames(message));
     const quote = message.reply_to && !message.recalled
-      ? replyQuote(message.reply_to, this.names, () => this.showMessage(message.reply_to.id)) : null;
+      ? replyQuote(message.reply_to, this.names, () => this.showMessage(message.reply_to.id),
+                   smallThumb(this.messages.get(message.reply_to.id)?.attachments)) : null;
     const files = message.recalled ? null : attachmentsView(message.attachments);
     li.append(el("div", {class: "bubble", title: formatFull(when)},
                  el("span", {class: "visually-hidden", text: `${mine ? t("You") : sender}: `}),
@@ -592,10 +593,11 @@ export class Thread {
   }
 
   // Send what is in the composer: it shows at once as pending, and turns to sent on its ack.
-  submit() {
+  async submit() {
     const {text} = this.dom;
     const content = text.value;
-    if (!this.conv || this.locked || !content.trim()) { return; }
+    const withFiles = Boolean(tray?.count) && !this.actions.editing;
+    if (!this.conv || this.locked || this.waitingForFiles || (!content.trim() && !withFiles)) { return; }
     if (!this.counter.update()) {  // the server would refuse it: keep it here to shorten
       text.setCustomValidity(t("The message is too long."));
       text.reportValidity();
@@ -613,13 +615,32 @@ export class Thread {
       if (ids.length) { frame.mentions = ids; }
       if (all) { frame.mention_all = true; }
     }
+    let files = null;
+    if (withFiles) {  // the files of the tray, the text as their caption: one message
+      const conv = this.conv;
+      text.value = "";  // the caption goes with the files; typing may go on meanwhile
+      this.autosize();
+      this.waitingForFiles = true;  // a second Enter meanwhile must not send them twice
+      try {
+        files = await tray.ready();
+      } catch (error) {
+        tray.say(`${t("Not sent")}: ${error.message}`, true);
+        if (!text.value) { text.value = content; }
+        return;
+      } finally {
+        this.waitingForFiles = false;
+      }
+      if (conv !== this.conv || this.locked) { return; }  // left the conversation meanwhile
+      frame.attachments = files.map((file) => file.id);
+      tray.clear();
+    }
     const replyTo = this.actions.replyShape();
-    const item = this.outbox.add(this.conv.key, frame);
+    const item = this.outbox.add(this.conv.key, frame, files);
     item.replyTo = replyTo;
     this.outbox.save();
     this.actions.cancelMode();
     if (this.hasNewer) { this.reloadNewest(); } else { this.showOutgoing(item); }
-    text.value = "";
+    if (!withFiles) { text.value = ""; }
     this.counter.update();
     this.autosize();
     this.typingLine.sent();
