@@ -5,7 +5,7 @@
 
 1. **Redis**: a private ``redis-server`` pinned to one CPU, a subscriber listening on
    the channel (as another process of ours would be), ``redis-benchmark`` on the other
-   CPU sending ``PUBLISH`` of a 300-byte message frame (a typical chat message with its
+   CPU sending ``PUBLISH`` of a 315-byte message frame (a typical chat message with its
    envelope), pipelined as our bus does. Figure: PUBLISH/s one Redis process (one
    shard of a cluster) takes, and its CPU.
 2. **MariaDB**: a private ``mariadbd`` on ``deploy/mariadb.cnf`` (bench/privdb.py), the
