@@ -174,7 +174,9 @@ def test_the_list_stays_at_the_bottom_when_the_composer_grows(server, tabs):  # 
     """A three-line draft grows the composer; the newest message stays in sight."""
     ann, ben = pair(server)
     for n in range(30):
-        ben.post("/api/messages", json={"recipient_id": ann.user_id, "content": f"line {n}"})
+        last = ben.post("/api/messages", json={"recipient_id": ann.user_id, "content": f"line {n}"})
+    # Read already (else the chat opens at the first unread, under "New messages").
+    ann.post("/api/read", json={"recipient_id": ben.user_id, "last_read_id": last.json()["id"]})
     a = tabs(server, ann, f"/chat/u/{ben.user_id}")
     expect(a.page.locator("#messages .msg[data-id]")).to_have_count(30)
     assert _last_message_shown(a)
@@ -198,7 +200,9 @@ def test_seen_only_once_the_message_is_on_screen(server, tabs):  # noqa: F811
     """Ben scrolled up: Ann's new message is not "Seen" until he scrolls down to it."""
     ann, ben = pair(server)
     for n in range(28):  # one page of history, taller than the screen
-        ann.post("/api/messages", json={"recipient_id": ben.user_id, "content": f"line {n}"})
+        sent = ann.post("/api/messages", json={"recipient_id": ben.user_id, "content": f"line {n}"})
+    # Read already (else the chat opens at the first unread, under "New messages").
+    ben.post("/api/read", json={"recipient_id": ann.user_id, "last_read_id": sent.json()["id"]})
     b = tabs(server, ben, f"/chat/u/{ann.user_id}")
     expect(b.page.locator("#messages .msg[data-id]")).to_have_count(28)
     last = max(b.ids())

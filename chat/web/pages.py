@@ -1,13 +1,15 @@
 """Server-rendered pages: the two-pane chat, people, profiles, notices, tokens, language."""
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import (Blueprint, current_app, flash, redirect, render_template, request,
+                   send_from_directory, url_for)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from ..errors import NotFound
 from ..runtime import services
 from ..service.i18n import N_
+from ..service.prefs import change_me, me_json
 from . import i18n
 from .forms import back_to, form_view
 
@@ -131,6 +133,29 @@ def notices_read():
     services().notices.mark_read(current_user.id, None)
     flash(_("Notices marked read."), "ok")
     return redirect(url_for("pages.notice_list"))
+
+
+# -- settings -------------------------------------------------------------------
+
+@bp.route("/settings", methods=["GET", "POST"])
+@login_required
+def settings():
+    """Privacy and notifications: presence, previews (saved here), desktop alerts (browser)."""
+    if request.method == "POST":
+        change_me(current_user.id, {"show_presence": "show_presence" in request.form,
+                                    "push_previews": "push_previews" in request.form})
+        flash(_("Settings saved."), "ok")
+        return redirect(url_for("pages.settings"))
+    return render_template("pages/settings.html", me=me_json(current_user.id))
+
+
+@bp.get("/sw.js")
+def service_worker():
+    """The service worker (Web Push), from the site's root so that its scope is every page."""
+    response = send_from_directory(current_app.static_folder, "sw.js",
+                                   mimetype="text/javascript", max_age=0)
+    response.headers["Service-Worker-Allowed"] = "/"
+    return response
 
 
 # -- API tokens -----------------------------------------------------------------

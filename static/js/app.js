@@ -15,6 +15,7 @@ import {badgeText, el} from "./dom.js";
 import {Conversation, Frame, Kind, Notice} from "./protocol.js";
 import {notePresence, startPresence} from "./presence.js";
 import {Drafts} from "./drafts.js";
+import {keepServiceWorker, notifyMessage} from "./notify.js";
 
 const me = Number(document.body.dataset.me);
 const myName = document.body.dataset.username;
@@ -110,7 +111,9 @@ async function start() {
     if (document.visibilityState === "visible" && thread) { thread.markRead(); }
   });
   window.addEventListener("focus", () => { if (thread) { thread.markRead(); } });
+  window.addEventListener("chat:joined", () => list.refreshSoon());  // an invitation accepted
   socket.start();
+  keepServiceWorker();
 }
 
 // The socket's state: in the banner, and on <html data-connection> (for styles and tests).
@@ -129,7 +132,7 @@ function handleFrame(frame) {
   switch (frame.kind) {
     case Kind.HELLO: return greeted(frame);
     case Kind.SYNC: return synced(frame);
-    case Kind.MESSAGE: return received(frame);
+    case Kind.MESSAGE: return receivedLive(frame);
     case Kind.UPDATE: return updated(frame);
     case Kind.ACK: return acknowledged(frame);
     case Kind.ERROR: return refused(frame);
@@ -182,6 +185,19 @@ function received(message) {
   if (thread && thread.accepts(message)) { thread.insert([message], {live: true}); }
   list.applyMessage(message, reading);
   if (reading) { thread.markReadSoon(); }
+}
+
+// A message as it happens (not from sync): as any, and a notification if the user is elsewhere;
+// clicking it opens the conversation (in place on the chat page, else by loading it).
+function receivedLive(message) {
+  received(message);
+  const group = message.group_id !== null && message.group_id !== undefined;
+  const conv = list.get(messageKey(message, me))
+    || {kind: group ? Conversation.GROUP : Conversation.PRIVATE, id: group ? message.group_id : message.sender_id,
+        name: group ? "" : message.sender_name};
+  notifyMessage(message, me, conv, () => {
+    if (thread && conv.key) { openConversation(conv, true); } else { location.href = conversationUrl(conv); }
+  }).catch(() => {});
 }
 
 // A message was edited, taken back or reacted to: redraw it, and the list's preview.

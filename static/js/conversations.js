@@ -2,7 +2,8 @@
 // previews kept live. Without a list on the page it still counts unread (for the tab title).
 
 import {api} from "./net.js";
-import {avatar, el} from "./dom.js";
+import {ConversationMenu} from "./convmenu.js";
+import {announce, avatar, el} from "./dom.js";
 import {formatFull, formatShort, t} from "./i18n.js";
 import {Conversation} from "./protocol.js";
 
@@ -34,11 +35,12 @@ export function conversationAt(path) {
 }
 
 // The API's conversation object in the client's shape.
-function fromApi(item) {
+export function fromApi(item) {
   const id = item.kind === GROUP ? item.group_id : item.user_id;
   return {key: conversationKey(item.kind, id), kind: item.kind, id, name: item.name,
           last: item.last_message || null, unread: item.unread || 0, mentions: item.mentions || 0,
-          peerLastRead: item.peer_last_read_id || 0, pinned: Boolean(item.pinned), muted: Boolean(item.muted)};
+          peerLastRead: item.peer_last_read_id || 0, pinned: Boolean(item.pinned), muted: Boolean(item.muted),
+          archived: Boolean(item.archived)};
 }
 
 // The list's order: pinned first; then newest first, where a conversation with nothing in it
@@ -59,6 +61,50 @@ export class ConversationList {
     this.items = new Map();
     this.activeKey = null;
     this.refreshTimer = null;
+    this.menu = listEl ? new ConversationMenu(this) : null;
+    // The Archived folder under the list: loaded when opened (GET /api/conversations?archived=1).
+    this.archived = new Map();
+    this.archivedEl = document.getElementById("archived");
+    this.archivedToggle = document.getElementById("archived-toggle");
+    this.archivedToggle?.addEventListener("click", () => this.showArchived(this.archivedEl.hidden));
+  }
+
+  // Open or close the Archived folder.
+  async showArchived(open) {
+    this.archivedToggle.setAttribute("aria-expanded", String(open));
+    this.archivedEl.hidden = !open;
+    if (open) {
+      const data = await api("GET", "/api/conversations?archived=1");
+      this.archived = new Map(data.conversations.map(fromApi).map((conv) => [conv.key, conv]));
+      this.renderArchived();
+    }
+  }
+
+  renderArchived() {
+    if (!this.archivedEl) { return; }
+    const sorted = [...this.archived.values()].sort(newerFirst);
+    this.archivedEl.replaceChildren(...sorted.map((conv) => this.renderItem(conv)));
+    if (!sorted.length) { this.archivedEl.append(el("li", {class: "conv-empty-note muted", text: t("Nothing archived.")})); }
+  }
+
+  // The server's answer to a change made in the menu: the conversation as it is now.
+  changed(key, answer) {
+    const conv = {...(this.items.get(key) || this.archived.get(key) || {}), ...fromApi(answer)};
+    if (conv.archived) {
+      this.items.delete(key);
+      this.archived.set(key, conv);
+      announce(t("{name} archived", {name: conv.name}));
+    } else {
+      this.archived.delete(key);
+      this.items.set(key, conv);
+    }
+    this.render();
+    this.renderArchived();
+  }
+
+  // Tell the reader about a refused change (screen readers and the list's tooltip).
+  say(text) {
+    announce(text);
   }
 
   // Fetch the list from the API and show it.
@@ -102,6 +148,11 @@ export class ConversationList {
     if (!conv) {
       if (message.group_id === null && message.sender_id === this.me && message.recipient_id !== this.me) {
         this.refreshSoon();  // we wrote to someone new from another tab: the list knows their name
+        return;
+      }
+      if (this.archived.has(key)) {  // an archived conversation comes back (unless muted): the server decides
+        this.refreshSoon();
+        if (!this.archivedEl?.hidden) { this.showArchived(true).catch(() => {}); }
         return;
       }
       const isGroup = message.group_id !== null;
@@ -201,11 +252,15 @@ export class ConversationList {
       bottom.append(el("span", {class: "badge", "aria-hidden": "true", text: String(conv.unread)}),
                     el("span", {class: "visually-hidden", text: t("{n} unread", {n: conv.unread})}));
     }
+    if (conv.pinned || conv.muted) {
+      top.querySelector(".conv-name").after(el("span", {class: "conv-flags", text: `${conv.pinned ? "📌" : ""}${conv.muted ? "🔕" : ""}`,
+                                                        title: [conv.pinned && t("Pinned"), conv.muted && t("Muted")].filter(Boolean).join(", ")}));
+    }
     const link = el("a", {href: conversationUrl(conv), "aria-current": active ? "page" : null},
                     avatar(conv.id, conv.name, conv.kind === GROUP),
                     el("span", {class: "conv-main"}, top, bottom));
     return el("li", {class: `conv${conv.unread ? " has-unread" : ""}${active ? " active" : ""}${conv.muted ? " muted" : ""}`,
-                     dataset: {key: conv.key}}, link);
+                     dataset: {key: conv.key}}, link, conv.placeholder || !this.menu ? null : this.menu.button(conv));
   }
 
   // The last message as a one-line preview, with who wrote it where that matters.

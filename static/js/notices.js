@@ -123,6 +123,29 @@ export class NoticeMenu {
     this.countText.textContent = this.unread ? t("{n} unread", {n: this.unread}) : "";
   }
 
+  // Join and Decline under an invitation (PUT / DELETE /api/groups/<id>/members/<me>); once
+  // answered, what was answered. Joining lists the group (app.js listens for the event).
+  invitationActions(notice) {
+    if (notice.answer) { return el("span", {class: "notice-answer", role: "status", text: notice.answer}); }
+    const me = Number(document.body.dataset.me);
+    const path = `/api/groups/${notice.group_id}/members/${me}`;
+    const answer = async (method, done) => {
+      try {
+        await api(method, path);
+        notice.answer = done;
+        if (method === "PUT") { window.dispatchEvent(new CustomEvent("chat:joined", {detail: {groupId: notice.group_id}})); }
+      } catch (error) {
+        notice.answer = error.message;
+      }
+      this.render();
+    };
+    return el("span", {class: "notice-actions"},
+      el("button", {type: "button", class: "small", text: t("Join"),
+                    onclick: () => answer("PUT", t("You joined {group}.", {group: notice.group_name || t("a group")}))}),
+      el("button", {type: "button", class: "secondary small", text: t("Decline"),
+                    onclick: () => answer("DELETE", t("Invitation declined."))}));
+  }
+
   // Draw the menu's list.
   render() {
     const items = this.notices.map((notice) => {
@@ -132,6 +155,7 @@ export class NoticeMenu {
       const body = el("span", {class: "notice-text"},
                       href ? el("a", {href, text}) : el("span", {text}),
                       el("time", {datetime: notice.created_at, title: formatFull(when), text: formatShort(when)}));
+      if (notice.notice === Notice.GROUP_INVITED && notice.group_id) { body.append(this.invitationActions(notice)); }
       return el("li", {class: notice.read ? "" : "unread"}, avatar(notice.actor_id, notice.actor_name), body);
     });
     if (!items.length) { items.push(el("li", {class: "empty", text: t("No notices.")})); }

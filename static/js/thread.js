@@ -143,6 +143,7 @@ export class Thread {
     this.dom.layout.classList.add("has-thread");
     const known = this.list.get(this.conv.key);
     this.peerLastRead = known ? known.peerLastRead : 0;
+    this.unreadAtOpen = known ? known.unread : 0;  // where the "New messages" line goes
     for (const item of this.outbox.forConversation(this.conv.key)) { this.showOutgoing(item); }
     if (window.matchMedia("(pointer: fine)").matches) { this.dom.text.focus(); }
     const at = location.hash.match(MESSAGE_HASH);
@@ -216,7 +217,9 @@ export class Thread {
       const fromBottom = scroller.scrollHeight - scroller.scrollTop;
       this.hasMore = page.has_more;
       this.insert(page.messages);
-      if (before) { scroller.scrollTop = scroller.scrollHeight - fromBottom; } else { this.scrollToBottom(); }
+      if (before) { scroller.scrollTop = scroller.scrollHeight - fromBottom; }
+      else if (!this.placeDivider(this.unreadAtOpen)) { this.scrollToBottom(); }
+      this.unreadAtOpen = 0;
       this.updateHistoryTop();
       this.markRead();
     } catch (error) {
@@ -230,6 +233,25 @@ export class Thread {
     if (generation === this.view && this.hasMore && scroller.scrollHeight <= scroller.clientHeight) {
       this.loadPage(this.oldestId);
     }
+  }
+
+  // Opened with unread messages: a "New messages" line above the first of them, that line at
+  // the top of the pane, and the button to jump to the newest. False when there is none here.
+  placeDivider(unread) {
+    this.dom.messages.querySelector(".unread-divider")?.remove();
+    const others = [...this.dom.messages.querySelectorAll(":scope > .msg[data-id]")]
+      .filter((li) => Number(li.dataset.sender) !== this.me);
+    // A backlog longer than the page opens at the newest, as before (the line would have to
+    // go above messages not loaded yet).
+    if (!unread || unread > others.length) { return false; }
+    const first = others[others.length - unread];
+    this.dom.messages.querySelector(".first-unread")?.classList.remove("first-unread");
+    first.classList.add("first-unread");
+    first.prepend(el("div", {class: "unread-divider", role: "separator", text: t("New messages")}));
+    this.releaseBottom();
+    first.scrollIntoView({block: "start"});
+    if (!this.nearBottom()) { this.dom.jump.hidden = false; }
+    return true;
   }
 
   // Open the history at message `id`: the page around it, scrolled to it and highlighted;
