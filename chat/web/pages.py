@@ -1,8 +1,16 @@
 """Server-rendered pages: the two-pane chat, people, profiles, notices, tokens, language."""
 from __future__ import annotations
 
-from flask import (Blueprint, current_app, flash, redirect, render_template, request,
-                   send_from_directory, url_for)
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
