@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -248,6 +249,11 @@ def test_recalled_and_unused_files_are_deleted_by_the_cleanup(trio, files_server
     assert ann.get(kept["url"]).status_code == 404
     metrics = requests.get(files_server.base + "/metrics").text
     assert "chat_uploads " in metrics and "chat_upload_bytes " in metrics
+    before = int(re.search(r"^chat_uploads_received_total (\d+)$", metrics, re.MULTILINE)[1])
+    upload(ann, b"one more")
+    metrics = requests.get(files_server.base + "/metrics").text
+    after = int(re.search(r"^chat_uploads_received_total (\d+)$", metrics, re.MULTILINE)[1])
+    assert after == before + 1  # the rate of uploads, for Prometheus's rate()
 
 
 @pytest.fixture(scope="module")

@@ -82,6 +82,7 @@ class Uploads:
             self.engine = db.engine
         # The newest recall the clean-up has looked at (0: look at every recall once).
         self.recall_cursor = 0
+        self.received = 0  # uploads accepted by this process (/metrics)
 
     # -- receiving ----------------------------------------------------------
 
@@ -102,7 +103,9 @@ class Uploads:
         except TooBig:
             raise TooLarge() from None
         try:
-            return self._keep(owner_id, got)
+            kept = self._keep(owner_id, got)
+            self.received += 1
+            return kept
         finally:
             for path in (got.path, got.path + ".pic", got.path + ".thumb"):
                 if os.path.exists(path):

@@ -86,9 +86,12 @@ def metrics():
 
 def _upload_gauges(chat) -> list[str]:
     """Files kept and the bytes they take (every process's: read from the database)."""
+    received = gauge("chat_uploads_received_total",
+                     "Uploads this process accepted (rate() gives uploads per second).",
+                     chat.services.uploads.received, "counter")
     try:
         count, stored = chat.services.uploads.totals()
     except Exception:  # the database is down: /metrics still answers the rest
-        return []
-    return [*gauge("chat_uploads", "Uploaded files kept.", count),
+        return received
+    return [*received, *gauge("chat_uploads", "Uploaded files kept.", count),
             *gauge("chat_upload_bytes", "Bytes of uploaded files and thumbnails stored.", stored)]
