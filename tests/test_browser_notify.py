@@ -84,9 +84,10 @@ def test_pin_mute_and_archive_from_the_conversation_menu(server, tabs):
     open_menu(tab, f"private:{cat.user_id}").get_by_role("menuitem", name="Mute").click()
     expect(tab.conv(f"private:{cat.user_id}")).to_have_class(re.compile(r"\bmuted\b"))
     expect(page).to_have_title(re.compile(r"^\(1\) "))
-    shot(page, "conversation-menu")
     # Archive ben: gone from the list, in the Archived folder; Unarchive brings it back.
-    open_menu(tab, f"private:{ben.user_id}").get_by_role("menuitem", name="Archive").click()
+    menu = open_menu(tab, f"private:{ben.user_id}")
+    shot(page, "conversation-menu")
+    menu.get_by_role("menuitem", name="Archive").click()
     expect(rows).to_have_count(1)
     page.get_by_role("button", name="Archived").click()
     archived = page.locator("#archived > .conv")
