@@ -125,6 +125,8 @@ def test_each_upload_shows_its_progress_and_can_be_cancelled(server, tabs):
     expect(page.locator('.upload-item[data-state="uploading"]')).to_have_count(2)
     expect(page.locator(".upload-item progress")).to_have_count(2)
     page.wait_for_function("() => true")  # let the route handler run
+    # Nothing sent yet: the bars move without a value (indeterminate) rather than sit at 0.
+    expect(page.locator(".upload-item progress").first).to_have_js_property("position", -1)
     page.fill("#text", "two pictures on the way")
     shot(page, "files-uploading")
     page.get_by_role("button", name="Remove drop.png").click()
@@ -228,6 +230,9 @@ def test_pictures_keep_their_box_open_in_the_viewer_and_download(server, tabs):
     page.keyboard.press("ArrowLeft")
     page.keyboard.press("ArrowLeft")
     expect(viewer.locator(".viewer-count")).to_have_text("1 of 3")
+    for _ in range(6):  # Tab goes round the dialog's controls, never behind it
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.getElementById('viewer').contains(document.activeElement)")
     download = viewer.get_by_role("link", name="Download")
     expect(download).to_have_attribute("download", "p0.png")
     with page.expect_download() as got:

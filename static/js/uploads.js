@@ -207,7 +207,7 @@ class Tray {
       item.node = el("li", {class: "upload-item"},
         el("span", {class: "upload-name", text: item.file.name}),
         el("span", {class: "upload-size", text: sizeText(item.file.size)}),
-        el("progress", {max: "1", value: String(item.progress), "aria-label": item.file.name}),
+        el("progress", {max: "1", "aria-label": item.file.name}),
         el("span", {class: "upload-state"}),
         el("button", {type: "button", class: "secondary small upload-cancel", text: "✕",
                       "aria-label": t("Remove {name}", {name: item.file.name}),
@@ -221,7 +221,10 @@ class Tray {
   draw(item) {
     if (!item.node) { return; }
     item.node.dataset.state = item.state;
-    item.node.querySelector("progress").value = item.state === "done" ? 1 : item.progress;
+    const bar = item.node.querySelector("progress");
+    // Before the first progress event the bar moves without a value (indeterminate).
+    if (item.state === "uploading" && !item.progress) { bar.removeAttribute("value"); }
+    else { bar.value = item.state === "done" ? 1 : item.progress; }
     item.node.querySelector(".upload-state").textContent =
       item.state === "failed" ? `${t("Not sent")}: ${item.error}` : item.state === "done" ? "✓" : "";
   }
