@@ -3,13 +3,15 @@ upload with its progress and cancel it, send them with a caption as one message,
 pictures as thumbnails whose box is kept before they load, open them in the viewer, and be
 told in the page when a file is too big or not the picture it says it is.
 
-A server of this module's own runs with a small upload limit (300 KB), so that "too big"
-is cheap to make. Screenshots go to $CHAT_TEST_SCREENSHOTS (a temporary folder by default;
+A server of this module's own runs with a small upload limit (300 KB) and quota (600 KB),
+so that "too big" and "over the quota" are cheap to make. Screenshots go to $CHAT_TEST_SCREENSHOTS (a temporary folder by default;
 docs/ui.md shows the ones made with CHAT_TEST_SCREENSHOTS=docs/screenshots).
 """
+# ruff: noqa: F811  (the browser fixtures imported below are taken as test arguments)
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import os
 import tempfile
@@ -17,19 +19,22 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from playwright.sync_api import Error as PlaywrightError
 
 from tests.conftest import mysql_env
 from tests.support import ServerProcess
 from tests.test_browser_chat import PHONE, browser, expect, pair, tabs  # noqa: F401  (fixtures)
 
 LIMIT = 300_000
+QUOTA = 600_000
 SHOTS = Path(os.environ.get("CHAT_TEST_SCREENSHOTS") or Path(tempfile.gettempdir()) / "chat-screenshots")
 
 
 @pytest.fixture(scope="module")
 def server(mysql_url, redis_prefix):
-    """The chat server on MariaDB and Redis with a 300 KB upload limit."""
-    proc = ServerProcess(mysql_env(mysql_url, redis_prefix, CHAT_MAX_UPLOAD_BYTES=LIMIT)).start()
+    """The chat server on MariaDB and Redis with a 300 KB upload limit and a 600 KB quota."""
+    proc = ServerProcess(mysql_env(mysql_url, redis_prefix, CHAT_MAX_UPLOAD_BYTES=LIMIT,
+                                   CHAT_UPLOAD_QUOTA=QUOTA)).start()
     yield proc
     proc.stop()
 
@@ -120,15 +125,18 @@ def test_each_upload_shows_its_progress_and_can_be_cancelled(server, tabs):
     expect(page.locator('.upload-item[data-state="uploading"]')).to_have_count(2)
     expect(page.locator(".upload-item progress")).to_have_count(2)
     page.wait_for_function("() => true")  # let the route handler run
+    # Nothing sent yet: the bars move without a value (indeterminate) rather than sit at 0.
+    expect(page.locator(".upload-item progress").first).to_have_js_property("position", -1)
+    page.fill("#text", "two pictures on the way")
+    shot(page, "files-uploading")
     page.get_by_role("button", name="Remove drop.png").click()
     expect(page.locator(".upload-item .upload-name")).to_have_text(["keep.png"])
     page.unroute("**/api/uploads")
     for route in held:
-        try:
+        with contextlib.suppress(PlaywrightError):  # the cancelled one was aborted by the page
             route.continue_()
-        except Exception:  # the cancelled one was aborted by the page
-            pass
     tray_done(page, 1)
+    page.fill("#text", "")
     tab.send("")  # Enter with no caption sends the files alone
     bubble = page.locator("#messages > .msg[data-id]").last
     expect(bubble.locator(".attachments img")).to_have_count(1)
@@ -158,6 +166,38 @@ def test_a_too_big_file_is_refused_before_upload_and_a_broken_picture_after(serv
     assert page.locator("#messages > .msg").count() == 0  # nothing was sent
     page.get_by_role("button", name="Remove broken.png").click()
     expect(page.locator(".upload-item")).to_have_count(0)
+
+
+def test_over_the_quota_too_many_and_several_too_big_files_are_each_said(server, tabs):
+    ann, ben = pair(server)
+    for i in range(2):  # 500 KB of the 600 KB quota used
+        made = ann.post("/api/uploads", files={"file": (f"old{i}.bin", os.urandom(250_000),
+                                                        "application/octet-stream")})
+        assert made.status_code == 201, made.text
+    tab = tabs(server, ann, f"/chat/u/{ben.user_id}")
+    page = tab.page
+    page.set_input_files("#file-input", [{"name": "one more.bin", "mimeType": "application/octet-stream",
+                                          "buffer": os.urandom(250_000)}])
+    failed = page.locator('.upload-item[data-state="failed"]')
+    expect(failed).to_have_count(1)  # only the server knows the quota: said after the upload
+    expect(failed.locator(".upload-state")).to_contain_text("Over your storage quota")
+    page.get_by_role("button", name="Remove one more.bin").click()
+    # Eleven files: refused at once, none uploaded.
+    page.set_input_files("#file-input", [{"name": f"f{i}.txt", "mimeType": "text/plain",
+                                          "buffer": b"x"} for i in range(11)])
+    expect(page.locator(".upload-status .upload-error")).to_contain_text("at most 10 files")
+    assert page.locator(".upload-item").count() == 0
+    # Two too big and one that fits: each too-big file is named, the small one goes.
+    big = b"\0" * (LIMIT + 1)
+    page.set_input_files("#file-input", [
+        {"name": "a.bin", "mimeType": "application/octet-stream", "buffer": big},
+        {"name": "small.txt", "mimeType": "text/plain", "buffer": b"fits"},
+        {"name": "b.bin", "mimeType": "application/octet-stream", "buffer": big}])
+    error = page.locator(".upload-status .upload-error")
+    expect(error).to_contain_text("a.bin is too big")
+    expect(error).to_contain_text("b.bin is too big")
+    tray_done(page, 1)
+    expect(page.locator(".upload-item .upload-name")).to_have_text(["small.txt"])
 
 
 def test_pictures_keep_their_box_open_in_the_viewer_and_download(server, tabs):
@@ -190,6 +230,9 @@ def test_pictures_keep_their_box_open_in_the_viewer_and_download(server, tabs):
     page.keyboard.press("ArrowLeft")
     page.keyboard.press("ArrowLeft")
     expect(viewer.locator(".viewer-count")).to_have_text("1 of 3")
+    for _ in range(6):  # Tab goes round the dialog's controls, never behind it
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.getElementById('viewer').contains(document.activeElement)")
     download = viewer.get_by_role("link", name="Download")
     expect(download).to_have_attribute("download", "p0.png")
     with page.expect_download() as got:
@@ -206,17 +249,28 @@ def test_a_reply_and_a_search_result_show_the_picture_small(sqlite_server, tabs)
     # covers search on MariaDB).
     server = sqlite_server
     ann, ben = pair(server)
-    fid = ann.post("/api/uploads", files={"file": ("cat.png", png(300, 300), "image/png")}
-                   ).json()["id"]
+    cat, dog = (ann.post("/api/uploads", files={"file": (name, png(300, 300), "image/png")}
+                         ).json()["id"] for name in ("cat.png", "dog.png"))
     original = ann.post("/api/messages", json={"recipient_id": ben.user_id,
-                                               "content": "catnip report", "attachments": [fid]}
+                                               "content": "catnip report", "attachments": [cat]}
                         ).json()["id"]
+    alone = ann.post("/api/messages", json={"recipient_id": ben.user_id, "content": "",
+                                            "attachments": [dog]}).json()["id"]
+    # More than a history page (30) between: the originals are not among the loaded messages.
+    for i in range(30):
+        ann.post("/api/messages", json={"recipient_id": ben.user_id, "content": f"line {i}"})
     ben.post("/api/messages", json={"recipient_id": ann.user_id, "content": "so cute",
                                     "reply_to": original})
+    ben.post("/api/messages", json={"recipient_id": ann.user_id, "content": "and this one",
+                                    "reply_to": alone})
     tab = tabs(server, ann, f"/chat/u/{ben.user_id}")
     page = tab.page
-    quote = page.locator("#messages .reply-quote")
-    expect(quote.locator("img.small-thumb")).to_have_attribute("alt", "cat.png")
+    quotes = page.locator("#messages .reply-quote")
+    expect(quotes).to_have_count(2)
+    expect(quotes.nth(0).locator("img.small-thumb")).to_have_attribute("alt", "cat.png")
+    expect(quotes.nth(1).locator("img.small-thumb")).to_have_attribute("alt", "dog.png")
+    expect(quotes.nth(1).locator(".reply-excerpt")).to_have_text("Attachment")  # no text
+    assert page.locator(f'#messages .msg[data-id="{original}"]').count() == 0
     page.keyboard.press("Control+k")
     page.keyboard.type("catnip")
     hit = page.locator(".search-result")
@@ -231,6 +285,12 @@ def test_files_at_phone_width_in_chinese(server, tabs):
     page.set_input_files("#file-input", [{"name": "大文件.bin", "mimeType": "application/octet-stream",
                                           "buffer": b"\0" * (LIMIT + 1)}])
     expect(page.locator(".upload-status .upload-error")).to_contain_text("大文件.bin 太大")
+    # What only the server can tell is said in Chinese too.
+    page.set_input_files("#file-input", [{"name": "坏的.png", "mimeType": "image/png",
+                                          "buffer": png(400, 400)[:300]}])
+    failed = page.locator('.upload-item[data-state="failed"]')
+    expect(failed.locator(".upload-state")).to_contain_text("无法读取这张图片")
+    page.get_by_role("button", name="移除 坏的.png").click()
     page.set_input_files("#file-input", [picture("风景.png", 800, 600)])
     tray_done(page, 1)
     expect(page.get_by_role("button", name="移除 风景.png")).to_be_visible()

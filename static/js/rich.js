@@ -75,7 +75,10 @@ export function replyQuote(reply, names, onClick, thumb = null) {
   names.get(reply.sender_id).then((name) => { who.textContent = name; });
   const excerpt = reply.recalled
     ? el("span", {class: "reply-excerpt recalled", text: t("message taken back")})
-    : el("span", {class: "reply-excerpt", text: firstLine(reply.excerpt)});
+    : firstLine(reply.excerpt)
+      ? el("span", {class: "reply-excerpt", text: firstLine(reply.excerpt)})
+      // Only a message with files may have no text: say so rather than quote nothing.
+      : el("span", {class: "reply-excerpt recalled", text: t("Attachment")});
   return el("button", {type: "button", class: "reply-quote", dataset: {replyId: reply.id},
                        title: t("Show the original message"), onclick: onClick},
             reply.recalled ? null : thumb, who, excerpt);

@@ -13,7 +13,7 @@ import {changeMessage, editedMark, messageBody, reactionsRow, recalledText, repl
 import {MessageActions} from "./actions.js";
 import {MentionPicker} from "./mentions.js";
 import {TypingIndicator} from "./typing.js";
-import {attachmentsView, smallThumb, tray} from "./uploads.js";
+import {attachmentsView, quoteThumb, tray} from "./uploads.js";
 import {LengthCounter} from "./limit.js";
 import {keepAtBottom, newestShown} from "./stick.js";
 
@@ -486,7 +486,8 @@ export class Thread {
       : messageBody(message.content, this.mentionNames(message));
     const quote = message.reply_to && !message.recalled
       ? replyQuote(message.reply_to, this.names, () => this.showMessage(message.reply_to.id),
-                   smallThumb(this.messages.get(message.reply_to.id)?.attachments)) : null;
+                   quoteThumb(message.reply_to, this.messages.get(message.reply_to.id),
+                              this.conv && this.historyBase())) : null;
     const files = message.recalled ? null : attachmentsView(message.attachments);
     li.append(el("div", {class: "bubble", title: formatFull(when)},
                  el("span", {class: "visually-hidden", text: `${mine ? t("You") : sender}: `}),

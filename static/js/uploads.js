@@ -7,6 +7,7 @@
 
 import {el} from "./dom.js";
 import {t} from "./i18n.js";
+import {api} from "./net.js";
 import "./viewer.js";
 
 const csrfToken = document.querySelector('meta[name="csrf-token"]')?.content || "";
@@ -26,7 +27,7 @@ export function uploadFile(file, onProgress) {
       if (event.lengthComputable) { onProgress(event.loaded / event.total); }
     };
     xhr.onload = () => (xhr.status === 201 ? resolve(xhr.response)
-      : reject(new Error(xhr.response?.error?.message || xhr.statusText || t("Network error"))));
+      : reject(new Error(refusal(xhr.status, xhr.response))));
     xhr.onerror = () => reject(new Error(t("Network error")));
     xhr.onabort = () => reject(new Error(t("Cancelled")));
     const form = new FormData();
@@ -34,6 +35,18 @@ export function uploadFile(file, onProgress) {
     xhr.send(form);
   });
   return {promise, abort: () => xhr.abort()};
+}
+
+// The reason the server refused an upload, in the viewer's language. The server's own
+// message is English; an upload can only be refused for a few reasons, each said here.
+function refusal(status, body) {
+  // Over the size limit is refused before upload (Tray.add), so a 413 here is the quota.
+  if (status === 413) { return t("Over your storage quota: there is no room left for this file."); }
+  // The one 400 a browser's upload can get: a "picture" that does not decode.
+  if (status === 400) { return t("This picture could not be read (it is damaged, or over 50 megapixels)."); }
+  if (status === 429) { return t("too many requests, slow down"); }
+  if (status === 401) { return t("log in first"); }
+  return t(body?.error?.message || "Network error");
 }
 
 // "1.2 MB": a file's size for people.
@@ -77,6 +90,27 @@ export function smallThumb(files) {
   return picture ? thumbImage(picture, QUOTE_THUMB, "small-thumb") : null;
 }
 
+const originals = new Map();  // message id -> Promise of its attachments (quotes, fetched once)
+
+// The small picture in a reply's quote: from the original when it is among the loaded
+// messages (`loaded`), else fetched once from the conversation's history (`historyBase`)
+// into a slot that the thumbnail replaces when it comes, if the original holds a picture.
+export function quoteThumb(reply, loaded, historyBase) {
+  if (loaded) { return smallThumb(loaded.attachments); }
+  if (reply.recalled || !historyBase) { return null; }
+  if (!originals.has(reply.id)) {
+    originals.set(reply.id, api("GET", `${historyBase}?around_id=${reply.id}&limit=1`)
+      .then((page) => page.messages.find((m) => m.id === reply.id)?.attachments || [])
+      .catch(() => []));
+  }
+  const slot = el("span", {class: "quote-thumb-slot", hidden: true});
+  originals.get(reply.id).then((files) => {
+    const thumb = smallThumb(files);
+    if (thumb) { slot.replaceWith(thumb); } else { slot.remove(); }
+  });
+  return slot;
+}
+
 // A type icon for a file that is not a picture (by its detected type, not its name).
 function fileIcon(file) {
   const mime = file.mime || "";
@@ -110,14 +144,16 @@ class Tray {
       this.say(t("A message holds at most 10 files."), true);
       return;
     }
+    const refused = [];  // one line per file refused, the others upload
     for (const file of files) {
       if (this.limit && file.size > this.limit) {
-        this.say(t("{name} is too big: files can be at most {size}.",
-                   {name: file.name, size: sizeText(this.limit)}), true);
+        refused.push(t("{name} is too big: files can be at most {size}.",
+                       {name: file.name, size: sizeText(this.limit)}));
         continue;
       }
       this.start(file);
     }
+    if (refused.length) { this.say(refused.join("\n"), true); }
     this.render();
   }
 
@@ -171,7 +207,7 @@ class Tray {
       item.node = el("li", {class: "upload-item"},
         el("span", {class: "upload-name", text: item.file.name}),
         el("span", {class: "upload-size", text: sizeText(item.file.size)}),
-        el("progress", {max: "1", value: String(item.progress), "aria-label": item.file.name}),
+        el("progress", {max: "1", "aria-label": item.file.name}),
         el("span", {class: "upload-state"}),
         el("button", {type: "button", class: "secondary small upload-cancel", text: "✕",
                       "aria-label": t("Remove {name}", {name: item.file.name}),
@@ -185,7 +221,10 @@ class Tray {
   draw(item) {
     if (!item.node) { return; }
     item.node.dataset.state = item.state;
-    item.node.querySelector("progress").value = item.state === "done" ? 1 : item.progress;
+    const bar = item.node.querySelector("progress");
+    // Before the first progress event the bar moves without a value (indeterminate).
+    if (item.state === "uploading" && !item.progress) { bar.removeAttribute("value"); }
+    else { bar.value = item.state === "done" ? 1 : item.progress; }
     item.node.querySelector(".upload-state").textContent =
       item.state === "failed" ? `${t("Not sent")}: ${item.error}` : item.state === "done" ? "✓" : "";
   }
