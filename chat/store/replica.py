@@ -100,7 +100,11 @@ def _caught_up(state: _State) -> _Replica | None:
     """A replica connection that holds every commit the primary has now, or None."""
     if state.skip_until > time.monotonic():
         return None
-    position = db.session.execute(_PRIMARY_POSITION).scalar()
+    try:
+        position = db.session.execute(_PRIMARY_POSITION).scalar()
+    except DBAPIError as exc:  # not MariaDB (MySQL's GTIDs differ): the primary it is
+        _skip(state, state.retry, type(exc).__name__)
+        return None
     if not position:
         return None  # no binlog on the primary: nothing to compare, read the primary
     try:
