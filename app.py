@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from chat.config import get_config
 from chat.extensions import babel, csrf, db, login_manager, migrate
+from chat.store import replica
 
 
 def configure_logging(level: str) -> None:
@@ -42,6 +43,7 @@ def create_app(config_name: str | None = None, **overrides) -> Flask:
                                 x_port=hops)
 
     db.init_app(app)
+    replica.init_app(app)
     migrate.init_app(app, db, directory=str(app.root_path + "/migrations"),
                      render_as_batch=True)
     login_manager.init_app(app)

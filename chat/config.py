@@ -83,6 +83,15 @@ class BaseConfig:
     NAME = "base"
     SQLALCHEMY_DATABASE_URI = normalise_database_url(
         env_str("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'chat.db'}"))
+    # Optional MariaDB replica for history, sync and search (chat/store/replica.py has the
+    # rule); unset: every read on the primary.
+    DATABASE_REPLICA_URL = normalise_database_url(env_str("DATABASE_REPLICA_URL", "")) or None
+    # How long a read waits for the replica to reach the primary's position before it
+    # reads the primary; then the replica is skipped for BEHIND seconds (or RETRY
+    # seconds after it failed).
+    CHAT_REPLICA_WAIT_MS = env_int("CHAT_REPLICA_WAIT_MS", 50)
+    CHAT_REPLICA_BEHIND_SECONDS = env_int("CHAT_REPLICA_BEHIND_SECONDS", 1)
+    CHAT_REPLICA_RETRY_SECONDS = env_int("CHAT_REPLICA_RETRY_SECONDS", 5)
     REDIS_URL = env_str("REDIS_URL")
     SECRET_KEY = env_str("SECRET_KEY")
 

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from ..bus import Event, group_channel, user_channel
 from ..errors import BadRequest, NotFound
 from ..extensions import db
-from ..store import queries
+from ..store import queries, replica
 from ..store.committer_sql import db_time
 from ..store.models import Group, Message, ReadCursor, User, group_conv_key, private_conv_key
 from . import validation
@@ -133,7 +133,14 @@ class Reading:
     def history(user_id: int, target_id: Any, is_group: bool, before_id: Any = None,
                 before_time: Any = None, limit: Any = None, around_id: Any = None) -> dict:
         """The ``limit`` messages of a conversation before the cursor, oldest first
-        (or around ``around_id``: then ``has_newer`` says whether newer ones follow)."""
+        (or around ``around_id``: then ``has_newer`` says whether newer ones follow);
+        on the replica when it holds everything the primary had (``store.replica``)."""
+        return replica.read(lambda: Reading._history(user_id, target_id, is_group, before_id,
+                                                     before_time, limit, around_id))
+
+    @staticmethod
+    def _history(user_id: int, target_id: Any, is_group: bool, before_id: Any,
+                 before_time: Any, limit: Any, around_id: Any) -> dict:
         # The frame's own fields first: a mistyped field is 400 whoever the peer is.
         before = validation.cursor(before_id, "before_id")
         around = validation.cursor(around_id, "around_id")
@@ -256,14 +263,15 @@ class Reading:
         """Every message and update the user can see with ``id > since_id``, oldest first.
 
         ``limit`` and ``has_more`` count messages and updates together: the client's
-        next cursor is the largest id of either list.
+        next cursor is the largest id of either list. On the replica when it holds
+        everything the primary had (``store.replica``).
         """
         since = validation.cursor(since_id, "since_id")
         if since is None:
             raise BadRequest(N_("since_id is required"))
         size = validation.limit(limit, 1, 1000, 500)
-        messages = queries.sync_rows(user_id, since, size + 1)
-        updates = queries.sync_updates(user_id, since, size + 1)
+        messages, updates = replica.read(lambda: (queries.sync_rows(user_id, since, size + 1),
+                                                  queries.sync_updates(user_id, since, size + 1)))
         merged = sorted([(r.id, 0, r) for r in messages] + [(u.id, 1, u) for u in updates],
                         key=lambda entry: entry[0])
         kept = _within_answer_size([r for _, _, r in merged[:size]])

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import BadRequest, ChatError
 from ..extensions import db
-from ..store import queries, search_sql
+from ..store import queries, replica, search_sql
 from . import validation
 from .i18n import N_
 from .reading import resolve_conversation
@@ -158,15 +158,22 @@ class Search:
         reason = self.unavailable()
         if reason is not None:
             raise SearchUnavailable(reason)
-        ids = search_sql.search_ids(db.session.connection(), user_id, needles, key, before,
-                                    size + 1, matches, self.window)
-        rows = sorted(queries.message_rows_by_id(ids[:size]), key=lambda r: r.id, reverse=True)
+        # The matching and the rows on the replica when it holds everything (store.replica).
+        ids, rows = replica.read(lambda: self._find(user_id, needles, key, before, size))
         found = []
         for row in rows:
             frame = message_frame(row)
             frame["highlights"] = highlights(frame["content"], needles)
             found.append(frame)
         return {"messages": found, "has_more": len(ids) > size}
+
+    def _find(self, user_id: int, needles: list[dict], key: str | None, before: int | None,
+              size: int) -> tuple[list[int], list]:
+        """The ids of up to ``size + 1`` matches and the rows of the first ``size``."""
+        ids = search_sql.search_ids(replica.connection(), user_id, needles, key, before,
+                                    size + 1, matches, self.window)
+        rows = sorted(queries.message_rows_by_id(ids[:size]), key=lambda r: r.id, reverse=True)
+        return ids, rows
 
 
 def _engine_name() -> str:

@@ -13,6 +13,9 @@ There are three ways to the database, each for a reason that was measured:
   because SQLAlchemy Core cost more CPU per statement than MariaDB took to
   answer, in the hottest loop of the server.
 
+``replica`` chooses, for history, sync and search, between the primary and the
+optional read replica (``DATABASE_REPLICA_URL``), by a read-your-writes rule.
+
 ``counters`` holds the integer counters with expiry (Redis, or in-process).
 Every SQL string with a MySQL and a SQLite variant is written here and nowhere
 else.

@@ -24,6 +24,7 @@ from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..extensions import db
+from . import replica
 from .models import UTCDateTime
 
 # Every connect and every conversation list runs these: per conversation, the user's own
@@ -70,8 +71,9 @@ def pooled_rows(statement: Executable, params: dict[str, Any]) -> list[Row]:
 
 
 def session_rows(statement: Executable, params: dict[str, Any]) -> list[Row]:
-    """Rows of one read on the request's ORM session."""
-    return db.session.execute(statement, params).all()
+    """Rows of one read on the request's ORM session (on the replica inside
+    ``replica.read`` when the replica was chosen)."""
+    return replica.rows(statement, params)
 
 
 def insert_ignore(table: Table):
@@ -130,8 +132,8 @@ def _messages_in(page_sql: str, params: dict, descending: bool = False) -> list[
            "JOIN users u ON u.id = m.sender_id "
            f"JOIN ({page_sql}) page ON page.id = m.id ORDER BY m.id "
            f"{'DESC' if descending else 'ASC'}")
-    return db.session.execute(text(sql).columns(created_at=UTCDateTime, edited_at=UTCDateTime),
-                              params).all()
+    return session_rows(text(sql).columns(created_at=UTCDateTime, edited_at=UTCDateTime),
+                        params)
 
 
 def history_rows(conv_key: str, before_id: int | None, before_time: str | None,

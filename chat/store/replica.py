@@ -1,0 +1,169 @@
+"""The optional read replica (``DATABASE_REPLICA_URL``): where a pure read runs.
+
+History, sync and search may run their row reads on a MariaDB replica; every
+write, every ack, every cursor and every membership check stays on the primary.
+
+The rule (read-your-writes): a read goes to the replica only when the replica
+has applied every transaction the primary had committed when the read began.
+The primary's ``@@global.gtid_binlog_pos`` (a variable, no table is read) is
+that point; the replica's ``MASTER_GTID_WAIT(pos, wait)`` says whether it got
+there within ``CHAT_REPLICA_WAIT_MS``. An ack is sent only after its commit, so
+any id a client has been acked (or otherwise knows) is on the replica whenever
+the replica is chosen. Ids alone would not do: with several processes, id 10
+may commit after id 11, so "the replica holds id 11" does not mean it holds 10.
+
+Any doubt reads the primary: no binlog position on the primary, a replica behind
+by more than the wait (then the replica is skipped for ``CHAT_REPLICA_BEHIND_SECONDS``
+without asking), a replica that fails (skipped for ``CHAT_REPLICA_RETRY_SECONDS``;
+the read that failed is run again on the primary: it wrote nothing).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any, TypeVar
+
+from flask import Flask, current_app
+from sqlalchemy import Connection, Engine, Executable, Row, create_engine, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from ..extensions import db
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_KEY = "chat_replica"
+_PRIMARY_POSITION = text("SELECT @@global.gtid_binlog_pos")
+_WAIT = text("SELECT MASTER_GTID_WAIT(:pos, :wait)")
+# The replica connection of the read running now (None: the primary's session).
+_CURRENT: ContextVar[_Replica | None] = ContextVar("chat_replica_conn", default=None)
+
+
+class ReplicaFailed(Exception):
+    """A statement failed on the replica (the read is run again on the primary)."""
+
+
+class _State:
+    """One app's replica engine and what it last learnt of the replica's health."""
+
+    def __init__(self, engine: Engine, wait: float, behind: float, retry: float) -> None:
+        self.engine = engine
+        self.wait = wait
+        self.behind = behind
+        self.retry = retry
+        self.skip_until = 0.0  # monotonic; before it every read goes to the primary
+        self.replica_reads = 0  # reads served by the replica (counted for the tests and ops)
+
+
+class _Replica:
+    """A replica connection that turns its failures into ``ReplicaFailed``."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def execute(self, statement: Executable, params: Any = None) -> Any:
+        """Run a statement on the replica."""
+        try:
+            return self.conn.execute(statement, params)
+        except (DBAPIError, PoolTimeout) as exc:
+            raise ReplicaFailed(str(exc)) from exc
+
+    def __getattr__(self, name: str) -> Any:  # dialect, exec_driver_sql, ...
+        return getattr(self.conn, name)
+
+
+def init_app(app: Flask) -> None:
+    """Create the replica engine when ``DATABASE_REPLICA_URL`` is set (else: nothing)."""
+    url = app.config.get("DATABASE_REPLICA_URL")
+    if not url:
+        return
+    engine = create_engine(url, **app.config["SQLALCHEMY_ENGINE_OPTIONS"])
+    app.extensions[_KEY] = _State(engine, app.config["CHAT_REPLICA_WAIT_MS"] / 1000,
+                                  app.config["CHAT_REPLICA_BEHIND_SECONDS"],
+                                  app.config["CHAT_REPLICA_RETRY_SECONDS"])
+
+
+def _state() -> _State | None:
+    return current_app.extensions.get(_KEY)
+
+
+def _skip(state: _State, seconds: float, why: str) -> None:
+    if state.skip_until <= time.monotonic():
+        log.warning("event=replica_skipped reason=%s seconds=%s", why, seconds)
+    state.skip_until = time.monotonic() + seconds
+
+
+def _caught_up(state: _State) -> _Replica | None:
+    """A replica connection that holds every commit the primary has now, or None."""
+    if state.skip_until > time.monotonic():
+        return None
+    try:
+        position = db.session.execute(_PRIMARY_POSITION).scalar()
+    except DBAPIError as exc:  # not MariaDB (MySQL's GTIDs differ): the primary it is
+        _skip(state, state.retry, type(exc).__name__)
+        return None
+    if not position:
+        return None  # no binlog on the primary: nothing to compare, read the primary
+    try:
+        conn = state.engine.connect()
+    except (DBAPIError, PoolTimeout) as exc:
+        _skip(state, state.retry, type(exc).__name__)
+        return None
+    try:
+        reached = conn.execute(_WAIT, {"pos": position, "wait": state.wait}).scalar()
+    except (DBAPIError, PoolTimeout) as exc:
+        conn.close()
+        _skip(state, state.retry, type(exc).__name__)
+        return None
+    if reached != 0:
+        conn.close()
+        _skip(state, state.behind, "behind")
+        return None
+    return _Replica(conn)
+
+
+def read(fn: Callable[[], T]) -> T:
+    """``fn()``, its row reads on the replica when the rule allows, else on the primary."""
+    state = _state()
+    replica = _caught_up(state) if state is not None else None
+    if replica is None:
+        return fn()
+    token = _CURRENT.set(replica)
+    try:
+        result = fn()
+        state.replica_reads += 1
+        return result
+    except ReplicaFailed as exc:
+        _skip(state, state.retry, exc.__cause__.__class__.__name__)
+    finally:
+        _CURRENT.reset(token)
+        with contextlib.suppress(DBAPIError):  # a dead connection: the pool drops it
+            replica.conn.close()
+    return fn()
+
+
+def rows(statement: Executable, params: dict[str, Any]) -> list[Row]:
+    """Rows of one read: on the replica inside ``read`` when it was chosen, else on the
+    request's session (which sees what the request wrote)."""
+    replica = _CURRENT.get()
+    if replica is not None:
+        try:
+            return replica.execute(statement, params).all()
+        except (DBAPIError, PoolTimeout) as exc:  # failed while fetching
+            raise ReplicaFailed(str(exc)) from exc
+    return db.session.execute(statement, params).all()
+
+
+def connection() -> Any:
+    """The connection for a read that takes one (search): the replica inside ``read``
+    when it was chosen, else the session's."""
+    return _CURRENT.get() or db.session.connection()
+
+
+def served() -> int:
+    """How many reads the replica has served in this process (0 without one)."""
+    state = _state()
+    return state.replica_reads if state is not None else 0
