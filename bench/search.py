@@ -48,7 +48,8 @@ def _content(rng: random.Random) -> str:
 
 def _app(url: str):
     from app import create_app
-    return create_app("testing", SQLALCHEMY_DATABASE_URI=url, REDIS_URL=None)
+    return create_app("testing", SQLALCHEMY_DATABASE_URI=url, REDIS_URL=None,
+                      CHAT_DB_TIMEOUT=0)  # the bulk index build runs for minutes
 
 
 def _migrate(url: str) -> None:
@@ -99,7 +100,7 @@ def _rows(count: int, seed: int = 7):
     now = datetime(2026, 1, 1)
     for mid in range(1, count + 1):
         group = rng.randint(1, CONVERSATIONS)
-        yield (mid, f"g:{group}", rng.randint(1, 50), group, _content(rng), now)
+        yield (mid, f"g:{group}", rng.randint(1, 50), None, group, _content(rng), now, 0, 0, 0)
 
 
 def _bulk_fill(url: str, count: int) -> float:
@@ -121,7 +122,7 @@ def _bulk_fill(url: str, count: int) -> float:
         mark = "?" if sqlite else "%s"
         insert = ("INSERT INTO messages (id, conv_key, sender_id, recipient_id, group_id, "
                   "content, created_at, reply_recalled, mention_all, recalled) VALUES "
-                  f"({mark}, {mark}, {mark}, NULL, {mark}, {mark}, {mark}, 0, 0, 0)")
+                  f"({', '.join([mark] * 10)})")  # only markers: PyMySQL sends one multi-row INSERT
         batch: list = []
         for row in _rows(count):
             batch.append(row)
@@ -132,8 +133,8 @@ def _bulk_fill(url: str, count: int) -> float:
             cur.executemany(insert, batch)
         cur.executemany(
             f"INSERT INTO read_cursors (user_id, conv_key, group_id, last_read_id) "
-            f"VALUES (1, {mark}, {mark}, 0)",
-            [(f"g:{g}", g) for g in range(1, CONVERSATIONS + 1, CONVERSATIONS // MEMBER_OF)])
+            f"VALUES ({mark}, {mark}, {mark}, {mark})",
+            [(1, f"g:{g}", g, 0) for g in range(1, CONVERSATIONS + 1, CONVERSATIONS // MEMBER_OF)])
         raw.commit()
         conn = db.session.connection()
         search_sql.create_index(conn)

@@ -226,13 +226,18 @@ def _exact(conn: Connection, needles: list[dict], params: dict,
 
 def _window_floor(conn: Connection, conv_key: str | None, top: int | None,
                   window: int) -> int | None:
-    """The id of the ``window``-th newest message below ``top`` (of ``conv_key`` when
-    given): the window is ``[floor, top)``. ``None`` when fewer exist (it holds them all).
-    One index walk: the primary key, or the conversation's (conv_key, id) index."""
-    where, params = ["1 = 1"], {"off": window - 1}
-    if conv_key is not None:
-        where.append("conv_key = :key")
-        params["key"] = conv_key
+    """The lowest id of the window ``[floor, top)``, or ``None`` when it holds every message.
+
+    Over all conversations, the window is the ``window`` ids below ``top`` (ids come from
+    one sequence, so that is about as many messages; ``MAX(id)`` is one index lookup,
+    where counting 20,000 rows down the clustered primary key took 6 ms on MariaDB at 1M).
+    In one conversation, it is its ``window`` newest messages, counted on the
+    ``(conv_key, id)`` index alone."""
+    if conv_key is None:
+        if top is None:
+            top = (conn.execute(text("SELECT MAX(id) FROM messages")).scalar() or 0) + 1
+        return top - window if top - window > 1 else None
+    where, params = ["conv_key = :key"], {"off": window - 1, "key": conv_key}
     if top is not None:
         where.append("id < :top")
         params["top"] = top
@@ -255,7 +260,8 @@ def search_ids(conn: Connection, me: int, needles: list[dict], conv_key: str | N
     asked for older ones.
     """
     params: dict[str, Any] = {"me": me, "n": count}
-    scope = ["m.conv_key IN (SELECT rc.conv_key FROM read_cursors rc WHERE rc.user_id = :me)"]
+    readable = "m.conv_key IN (SELECT rc.conv_key FROM read_cursors rc WHERE rc.user_id = :me)"
+    scope = [readable]
     if conv_key is not None:
         scope.append("m.conv_key = :key")
         params["key"] = conv_key
@@ -266,8 +272,17 @@ def search_ids(conn: Connection, me: int, needles: list[dict], conv_key: str | N
     floor = _window_floor(conn, conv_key, before_id, window)
     recent = scope + ([] if floor is None else ["m.id >= :floor"])
     params["floor"] = floor
+    walk = "messages m"
+    if conv_key is None:
+        # Walk the primary key down from the newest and stop at the page's end. Left alone,
+        # both planners take the (conv_key, id) index once per conversation and sort every
+        # readable message of the window (measured at 1M rows: 2-20 ms against 0.4 ms).
+        if is_mariadb(conn):
+            walk = "messages m FORCE INDEX (PRIMARY)"
+        else:  # a unary + keeps SQLite from using an index on the column
+            recent = ["+" + readable if c == readable else c for c in recent]
     found = [r[0] for r in conn.execute(text(
-        f"SELECT m.id FROM messages m WHERE {' AND '.join(recent)} AND {exact} "
+        f"SELECT m.id FROM {walk} WHERE {' AND '.join(recent)} AND {exact} "
         "ORDER BY m.id DESC LIMIT :n"), params)]
     if len(found) >= count or floor is None:
         return found  # a full page, or the window held every message
