@@ -32,6 +32,7 @@ class BenchDB:
         self.host, self.port, self.user, self.password = host, port, user, password
         self.users: list[tuple[int, str]] = []  # the bulk pool: (user id, token)
         self.next_user = 0
+        self.search_index = True  # False: dropped after the migrations
 
     @property
     def url(self) -> str:
@@ -67,6 +68,10 @@ class BenchDB:
         with app.app_context():
             upgrade()
             from chat.extensions import db
+            if not self.search_index:  # --no-search-index: what keeping the index costs
+                from chat.store import search_sql
+                search_sql.drop_index(db.session.connection())
+                db.session.commit()
             db.engine.dispose()
 
     def drop(self) -> None:

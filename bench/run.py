@@ -267,6 +267,7 @@ class Bench:
         # mariadbd on deploy/mariadb.cnf (the README's production settings).
         self.private_db = PrivateMariaDB(self.workdir) if args.db == "private" else None
         self.db = BenchDB(args.db_name, port=self.private_db.port if self.private_db else 3306)
+        self.db.search_index = not args.no_search_index
         self.redis_url = args.redis_url
         self.prefix = f"chat-bench-{secrets.token_hex(4)}:"
         self.secret = secrets.token_urlsafe(48)
@@ -733,6 +734,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
     parser.add_argument("--rate-per-minute", type=int, default=10_000_000,
                         help="CHAT_RATE_PER_MINUTE of the server (the flood limit, raised)")
+    parser.add_argument("--no-search-index", action="store_true",
+                        help="drop the search index and its triggers after the migrations "
+                             "(with --db private, which loads Mroonga: the index's cost)")
     parser.add_argument("--keep-db", action="store_true", help="keep the database afterwards")
     parser.add_argument("--set", action="append", metavar="SIZE=JSON",
                         help="override a size, e.g. --set idle=[2000] --set step_seconds=5")

@@ -130,7 +130,7 @@ class BaseConfig:
     CHAT_RECALL_WINDOW = env_int("CHAT_RECALL_WINDOW", 24 * 3600)
     # Search checks this many of the user's newest messages one by one before it asks the
     # full-text index (chat.store.search_sql): common words answer from the scan.
-    CHAT_SEARCH_WINDOW = env_int("CHAT_SEARCH_WINDOW", 2000)
+    CHAT_SEARCH_WINDOW = env_int("CHAT_SEARCH_WINDOW", 20000)
     CHAT_RATE_PER_MINUTE = env_int("CHAT_RATE_PER_MINUTE", 600)
     CHAT_STRANGER_LIMIT = env_int("CHAT_STRANGER_LIMIT", 3)
     CHAT_STRANGER_TTL = env_int("CHAT_STRANGER_TTL", 90 * 24 * 3600)

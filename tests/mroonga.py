@@ -27,8 +27,12 @@ def available() -> bool:
 class PrivateMariaDB:
     """``mariadbd`` with Mroonga on its own folder and port."""
 
-    def __init__(self) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="chat-mroonga-"))
+    def __init__(self, folder: Path | None = None, buffer_pool: str = "64M") -> None:
+        # A given folder is kept (bench.search --reuse starts the same data again).
+        self.keep = folder is not None
+        self.folder = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="chat-mroonga-"))
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.buffer_pool = buffer_pool
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
 
@@ -39,15 +43,16 @@ class PrivateMariaDB:
     def start(self) -> "PrivateMariaDB":
         """Make the data folder and start the server; waits until it answers."""
         data = self.folder / "data"
-        subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={data}",
-                        "--user=root", "--auth-root-authentication-method=normal",
-                        "--skip-test-db"], check=True, capture_output=True)
+        if not data.exists():
+            subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={data}",
+                            "--user=root", "--auth-root-authentication-method=normal",
+                            "--skip-test-db"], check=True, capture_output=True)
         log = open(self.folder / "error.log", "wb")
         self.proc = subprocess.Popen(
             ["mariadbd", "--no-defaults", f"--datadir={data}", "--user=root",
              f"--port={self.port}", "--bind-address=127.0.0.1",
              f"--socket={self.folder / 'sock'}", "--skip-log-bin",
-             "--plugin-load-add=ha_mroonga", "--innodb-buffer-pool-size=64M",
+             "--plugin-load-add=ha_mroonga", f"--innodb-buffer-pool-size={self.buffer_pool}",
              "--character-set-server=utf8mb4"], stdout=log, stderr=subprocess.STDOUT)
         import sqlalchemy
         engine = sqlalchemy.create_engine(self.url + "/", connect_args={"connect_timeout": 1})
@@ -55,7 +60,7 @@ class PrivateMariaDB:
         while True:
             try:
                 with engine.connect() as conn:
-                    conn.exec_driver_sql("CREATE DATABASE chat CHARACTER SET utf8mb4 "
+                    conn.exec_driver_sql("CREATE DATABASE IF NOT EXISTS chat CHARACTER SET utf8mb4 "
                                          "COLLATE utf8mb4_bin")
                 break
             except Exception:
@@ -71,11 +76,12 @@ class PrivateMariaDB:
         return self.url + "/chat?charset=utf8mb4"
 
     def stop(self) -> None:
-        """Stop the server and remove its folder."""
+        """Stop the server and remove its folder (unless it was given)."""
         if self.proc is not None:
             self.proc.terminate()
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if not self.keep:
+            shutil.rmtree(self.folder, ignore_errors=True)

@@ -65,8 +65,8 @@ def test_around_id_of_another_conversation_or_none_is_404(user):
 
 # -- search -----------------------------------------------------------------------------------
 
-# Search first checks the user's newest messages one by one, then asks the index for older
-# ones: a window of 3 makes most tests below go through both.
+# Search first walks the newest message ids one by one, then asks the index for older ones:
+# a window of 3 makes most tests below go through both.
 WINDOW = 3
 
 

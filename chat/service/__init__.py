@@ -54,7 +54,7 @@ class Services:
         self.social = Social(self.notices, self.presence)
         self.groups = Groups(self.notices, self.events)
         self.reading = Reading(self.events)
-        self.search = Search(app.config.get("CHAT_SEARCH_WINDOW", 2000))
+        self.search = Search(app.config.get("CHAT_SEARCH_WINDOW", 20000))
         self.prefs = ConversationPrefs(self.reading)
         # Files (chat.files.service.Uploads); without them no upload id names anything.
         self.uploads = uploads

@@ -122,7 +122,7 @@ def highlights(content: str, needles: list[dict]) -> list[list[int]]:
 class Search:
     """Full-text search over the messages a user can read."""
 
-    def __init__(self, window: int = 2000) -> None:
+    def __init__(self, window: int = 20000) -> None:
         self.window = max(1, window)
         self.ready = False  # once the index was found, it stays (no query per search)
 

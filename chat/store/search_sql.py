@@ -183,10 +183,11 @@ def _fts5_term(piece: str) -> str:
     return '"' + piece.replace('"', '""') + '"'
 
 
-# The newest this many readable messages are checked one by one before the index is asked
-# (CHAT_SEARCH_WINDOW): a common word then costs a short scan instead of the engine's whole
-# list of matches.
-RECENT_WINDOW = 2000
+# The newest this many messages (of every conversation, or of the one searched) are checked
+# one by one, newest first, before the index is asked (CHAT_SEARCH_WINDOW): a common word
+# then costs a short walk down the primary key that stops at the page's end, instead of
+# the engine's whole list of matches joined and sorted.
+RECENT_WINDOW = 20000
 
 
 def _like_safe(conn: Connection, piece: str) -> bool:
@@ -223,6 +224,28 @@ def _exact(conn: Connection, needles: list[dict], params: dict,
     return where
 
 
+def _window_floor(conn: Connection, conv_key: str | None, top: int | None,
+                  window: int) -> int | None:
+    """The lowest id of the window ``[floor, top)``, or ``None`` when it holds every message.
+
+    Over all conversations, the window is the ``window`` ids below ``top`` (ids come from
+    one sequence, so that is about as many messages; ``MAX(id)`` is one index lookup,
+    where counting 20,000 rows down the clustered primary key took 6 ms on MariaDB at 1M).
+    In one conversation, it is its ``window`` newest messages, counted on the
+    ``(conv_key, id)`` index alone."""
+    if conv_key is None:
+        if top is None:
+            top = (conn.execute(text("SELECT MAX(id) FROM messages")).scalar() or 0) + 1
+        return top - window if top - window > 1 else None
+    where, params = ["conv_key = :key"], {"off": window - 1, "key": conv_key}
+    if top is not None:
+        where.append("id < :top")
+        params["top"] = top
+    return conn.execute(text(
+        f"SELECT id FROM messages WHERE {' AND '.join(where)} ORDER BY id DESC "
+        "LIMIT 1 OFFSET :off"), params).scalar()
+
+
 def search_ids(conn: Connection, me: int, needles: list[dict], conv_key: str | None,
                before_id: int | None, count: int,
                matches: Callable[[str, str], bool], window: int = RECENT_WINDOW) -> list[int]:
@@ -231,45 +254,52 @@ def search_ids(conn: Connection, me: int, needles: list[dict], conv_key: str | N
 
     ``needles``: ``{"pieces": [text without white space, ...], "pattern": regex source,
     "word": bool}`` (see ``chat.service.search``); ``matches(content, spec)`` is the exact
-    rule, run by SQLite as a function on each candidate row. First the newest
-    ``window`` readable messages are checked; only if they hold fewer than ``count``
-    matches is the full-text index asked for older ones.
+    rule, run by SQLite as a function on each candidate row. First the newest ``window``
+    messages are walked newest first (permission and the exact rule on each, stopping at
+    the page's end); only if they hold fewer than ``count`` matches is the full-text index
+    asked for older ones.
     """
-    params: dict[str, Any] = {"me": me, "n": count, "w": window}
-    scope = ["1 = 1"]
+    params: dict[str, Any] = {"me": me, "n": count}
+    readable = "m.conv_key IN (SELECT rc.conv_key FROM read_cursors rc WHERE rc.user_id = :me)"
+    scope = [readable]
     if conv_key is not None:
         scope.append("m.conv_key = :key")
         params["key"] = conv_key
     if before_id is not None:
         scope.append("m.id < :before")
         params["before"] = before_id
-    readable = ("FROM messages m JOIN read_cursors rc ON rc.conv_key = m.conv_key "
-                "AND rc.user_id = :me WHERE " + " AND ".join(scope))
     exact = " AND ".join(_exact(conn, needles, params, matches))
-    newest = f"SELECT m.id {readable} ORDER BY m.id DESC LIMIT :w"
+    floor = _window_floor(conn, conv_key, before_id, window)
+    recent = scope + ([] if floor is None else ["m.id >= :floor"])
+    params["floor"] = floor
+    walk = "messages m"
+    if conv_key is None:
+        # Walk the primary key down from the newest and stop at the page's end. Left alone,
+        # both planners take the (conv_key, id) index once per conversation and sort every
+        # readable message of the window (measured at 1M rows: 2-20 ms against 0.4 ms).
+        if is_mariadb(conn):
+            walk = "messages m FORCE INDEX (PRIMARY)"
+        else:  # a unary + keeps SQLite from using an index on the column
+            recent = ["+" + readable if c == readable else c for c in recent]
     found = [r[0] for r in conn.execute(text(
-        f"SELECT m.id FROM ({newest}) w JOIN messages m ON m.id = w.id WHERE {exact} "
+        f"SELECT m.id FROM {walk} WHERE {' AND '.join(recent)} AND {exact} "
         "ORDER BY m.id DESC LIMIT :n"), params)]
-    if len(found) >= count:
-        return found
-    floor, seen = conn.execute(text(f"SELECT MIN(w.id), COUNT(*) FROM ({newest}) w"),
-                               params).one()
-    if not seen or seen < window:
-        return found  # the window held every readable message
-    params.update(floor=floor, n=count - len(found))
+    if len(found) >= count or floor is None:
+        return found  # a full page, or the window held every message
+    params["n"] = count - len(found)
+    older = " AND ".join(scope) + " AND m.id < :floor"
     if is_mariadb(conn):
         params["ft"] = " ".join(_mroonga_term(p) for n in needles for p in n["pieces"])
         sql = (f"SELECT m.id FROM {TABLE} s JOIN messages m ON m.id = s.id "
-               "JOIN read_cursors rc ON rc.conv_key = m.conv_key AND rc.user_id = :me "
-               "WHERE MATCH(s.content) AGAINST(:ft IN BOOLEAN MODE) AND m.id < :floor AND "
-               + " AND ".join(scope) + f" AND {exact} ORDER BY m.id DESC LIMIT :n")
+               f"WHERE MATCH(s.content) AGAINST(:ft IN BOOLEAN MODE) AND {older} "
+               f"AND {exact} ORDER BY m.id DESC LIMIT :n")
     else:
         long_pieces = [p for n in needles for p in n["pieces"] if len(p) >= 3]
         indexed = ""
         if long_pieces:  # trigrams need 3 characters; shorter pieces rely on the scan
             indexed = f" AND m.id IN (SELECT rowid FROM {TABLE} WHERE {TABLE} MATCH :fts)"
             params["fts"] = " AND ".join(_fts5_term(p) for p in long_pieces)
-        sql = (f"SELECT m.id {readable} AND m.id < :floor{indexed} AND {exact} "
+        sql = (f"SELECT m.id FROM messages m WHERE {older}{indexed} AND {exact} "
                "ORDER BY m.id DESC LIMIT :n")
     return found + [r[0] for r in conn.execute(text(sql), params)]
 
