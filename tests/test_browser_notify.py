@@ -281,3 +281,52 @@ def test_a_mention_in_a_muted_group_still_counts_in_the_title_and_badge(server, 
     tab.goto("/")  # the same count from the server's list after a reload
     expect(page).to_have_title(re.compile(r"^\(1\) "))
     expect(page.locator("#nav-unread")).to_have_text("1")
+
+
+# Headless Chromium has no push service to subscribe with, so the page's PushManager is
+# replaced by one that records the server key it is given and answers a subscription (a real
+# P-256 key, the local endpoint the test server allows); the service worker and API are real.
+FAKE_PUSH = """
+(([p256dh, auth]) => {
+  window.__pushKey = null;
+  let current = null;
+  PushManager.prototype.getSubscription = async function () { return current; };
+  PushManager.prototype.subscribe = async function (options) {
+    window.__pushKey = Array.from(new Uint8Array(options.applicationServerKey));
+    current = {
+      endpoint: "http://127.0.0.1:9/push/ann-browser",
+      toJSON() { return {endpoint: this.endpoint, keys: {p256dh, auth}}; },
+      async unsubscribe() { current = null; return true; },
+    };
+    return current;
+  };
+})
+"""
+
+
+def test_turning_on_notifications_hands_the_push_subscription_to_the_server(server, tabs):  # noqa: F811
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    point = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    ann, _ = pair(server)
+    tab = tabs(server, ann, "/")
+    page = tab.page
+    page.context.grant_permissions(["notifications"], origin=server.base)
+    page.context.add_init_script(f"{FAKE_PUSH}({[b64(point), b64(os.urandom(16))]!r})")
+    tab.goto("/settings")
+    page.get_by_role("button", name="Turn on desktop notifications").click()
+    expect(page.locator("#notify-state")).to_contain_text("Desktop notifications are on")
+    eventually(lambda: len(ann.get("/api/push/subscriptions").json()["subscriptions"]) == 1)
+    endpoint = ann.get("/api/push/subscriptions").json()["subscriptions"][0]["endpoint"]
+    assert endpoint == "http://127.0.0.1:9/push/ann-browser"
+    key = ann.get("/api/push/key").json()["key"]
+    assert bytes(page.evaluate("window.__pushKey")) == base64.urlsafe_b64decode(key + "=" * (-len(key) % 4))
+    page.get_by_role("button", name="Turn off desktop notifications").click()
+    eventually(lambda: ann.get("/api/push/subscriptions").json()["subscriptions"] == [])
