@@ -33,7 +33,11 @@ AWAY_AND_RECORDED = """
   window.__asked = 0;
   const Real = window.Notification;
   class Recorded {
-    constructor(title, options) { window.__shown.push({title, body: (options || {}).body || ""}); this.onclick = null; }
+    constructor(title, options) {
+      window.__shown.push({title, body: (options || {}).body || ""});
+      (window.__notes = window.__notes || []).push(this);  // so a test can "click" one
+      this.onclick = null;
+    }
     close() {}
     static get permission() { return Real.permission; }
     static requestPermission() { window.__asked += 1; return Real.requestPermission(); }
@@ -64,7 +68,7 @@ def open_menu(tab, key: str):
     return row.locator(".conv-menu")
 
 
-def test_pin_mute_and_archive_from_the_conversation_menu(server, tabs):
+def test_pin_mute_and_archive_from_the_conversation_menu(server, tabs):  # noqa: F811
     ann, ben = pair(server)
     cat = Api.new_user(server.base, "cat")
     cat.follow_each_other(ann)
@@ -103,7 +107,7 @@ def test_pin_mute_and_archive_from_the_conversation_menu(server, tabs):
     assert conversation(ann, "private", ben.user_id)["archived"] is False
 
 
-def test_an_invitation_is_joined_or_declined_from_the_notice_menu(server, tabs):
+def test_an_invitation_is_joined_or_declined_from_the_notice_menu(server, tabs):  # noqa: F811
     owner = Api.new_user(server.base, "own")
     ann = Api.new_user(server.base, "ann")  # does not follow the owner: invited, not added
     first = owner.post("/api/groups", json={"name": "Secret club", "visibility": "private"}).json()["id"]
@@ -129,7 +133,7 @@ def test_an_invitation_is_joined_or_declined_from_the_notice_menu(server, tabs):
     assert ann.user_id not in members
 
 
-def test_desktop_notifications_asked_on_a_click_then_shown_when_away(server, tabs, browser):
+def test_desktop_notifications_asked_on_a_click_then_shown_when_away(server, tabs, browser):  # noqa: F811
     ann, ben = pair(server)
     gid = ben.post("/api/groups", json={"name": "Team"}).json()["id"]
     ben.put(f"/api/groups/{gid}/members/{ann.user_id}")
@@ -188,7 +192,7 @@ def test_the_service_worker_is_served_for_the_whole_site(server):
     assert "notificationclick" in r.text and "showNotification" in r.text
 
 
-def test_hiding_presence_in_settings_hides_it_from_friends(server, tabs):
+def test_hiding_presence_in_settings_hides_it_from_friends(server, tabs):  # noqa: F811
     ann, ben = pair(server)
     tab = tabs(server, ann, "/settings")
     page = tab.page
@@ -205,7 +209,7 @@ def test_hiding_presence_in_settings_hides_it_from_friends(server, tabs):
     eventually(lambda: ben.get(f"/api/users/{ann.user_id}").json()["online"] is True)
 
 
-def test_opening_with_unread_puts_the_new_messages_line_above_the_first_of_them(server, tabs):
+def test_opening_with_unread_puts_the_new_messages_line_above_the_first_of_them(server, tabs):  # noqa: F811
     ann, ben = pair(server)
     for i in range(30):
         last_old = ann.post("/api/messages", json={"recipient_id": ben.user_id,
@@ -227,7 +231,7 @@ def test_opening_with_unread_puts_the_new_messages_line_above_the_first_of_them(
     expect(page.locator("#messages > .msg[data-id]").last.locator(".msg-text")).to_be_in_viewport()
 
 
-def test_the_conversation_menu_at_phone_width_in_chinese(server, tabs):
+def test_the_conversation_menu_at_phone_width_in_chinese(server, tabs):  # noqa: F811
     ann, ben = pair(server)
     ben.post("/api/messages", json={"recipient_id": ann.user_id, "content": "你好"})
     tab = tabs(server, ann, "/", viewport=PHONE, locale="zh-CN")
@@ -236,3 +240,93 @@ def test_the_conversation_menu_at_phone_width_in_chinese(server, tabs):
     shot(tab.page, "conversation-menu-phone-zh")
     menu.get_by_role("menuitem", name="免打扰").click()
     expect(tab.conv(f"private:{ben.user_id}")).to_have_class(re.compile(r"\bmuted\b"))
+
+
+def test_clicking_a_desktop_notification_opens_its_conversation(server, tabs):  # noqa: F811
+    ann, ben = pair(server)
+    carl = Api.new_user(server.base, "carl")
+    ann.follow_each_other(carl)
+    carl.post("/api/messages", json={"recipient_id": ann.user_id, "content": "earlier"})
+    tab = tabs(server, ann, f"/chat/u/{carl.user_id}")
+    page = tab.page
+    page.context.grant_permissions(["notifications"], origin=server.base)
+    page.context.add_init_script(AWAY_AND_RECORDED)
+    tab.goto("/settings")
+    page.get_by_role("button", name="Turn on desktop notifications").click()
+    expect(page.locator("#notify-state")).to_contain_text("Desktop notifications are on")
+    tab.goto(f"/chat/u/{carl.user_id}")
+    tab.wait_connected()
+    page.evaluate("window.__away = true")
+    ben.post("/api/messages", json={"recipient_id": ann.user_id, "content": "come see"})
+    eventually(lambda: page.evaluate("window.__shown.length") == 1)
+    page.evaluate("window.__away = false; window.__notes[0].onclick()")
+    expect(page).to_have_url(re.compile(rf"/chat/u/{ben.user_id}$"))
+    expect(page.locator("#messages .msg-text").last).to_have_text("come see")
+
+
+def test_a_mention_in_a_muted_group_still_counts_in_the_title_and_badge(server, tabs):  # noqa: F811
+    ann, ben = pair(server)
+    gid = ben.post("/api/groups", json={"name": "Team"}).json()["id"]
+    ben.put(f"/api/groups/{gid}/members/{ann.user_id}")
+    ann.patch(f"/api/conversations/group/{gid}", json={"muted": True})
+    tab = tabs(server, ann, "/")
+    page = tab.page
+    tab.wait_connected()
+    ben.post("/api/messages", json={"group_id": gid, "content": "chatter"})
+    expect(tab.conv(f"group:{gid}")).to_contain_text("chatter")
+    expect(page.locator("#nav-unread")).not_to_be_visible()
+    ben.post("/api/messages", json={"group_id": gid, "content": "@ann look", "mentions": [ann.user_id]})
+    expect(page).to_have_title(re.compile(r"^\(1\) "))
+    expect(page.locator("#nav-unread")).to_have_text("1")
+    tab.goto("/")  # the same count from the server's list after a reload
+    expect(page).to_have_title(re.compile(r"^\(1\) "))
+    expect(page.locator("#nav-unread")).to_have_text("1")
+
+
+# Headless Chromium has no push service to subscribe with, so the page's PushManager is
+# replaced by one that records the server key it is given and answers a subscription (a real
+# P-256 key, the local endpoint the test server allows); the service worker and API are real.
+FAKE_PUSH = """
+(([p256dh, auth]) => {
+  window.__pushKey = null;
+  let current = null;
+  PushManager.prototype.getSubscription = async function () { return current; };
+  PushManager.prototype.subscribe = async function (options) {
+    window.__pushKey = Array.from(new Uint8Array(options.applicationServerKey));
+    current = {
+      endpoint: "http://127.0.0.1:9/push/ann-browser",
+      toJSON() { return {endpoint: this.endpoint, keys: {p256dh, auth}}; },
+      async unsubscribe() { current = null; return true; },
+    };
+    return current;
+  };
+})
+"""
+
+
+def test_turning_on_notifications_hands_the_push_subscription_to_the_server(server, tabs):  # noqa: F811
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    point = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    ann, _ = pair(server)
+    tab = tabs(server, ann, "/")
+    page = tab.page
+    page.context.grant_permissions(["notifications"], origin=server.base)
+    page.context.add_init_script(f"{FAKE_PUSH}({[b64(point), b64(os.urandom(16))]!r})")
+    tab.goto("/settings")
+    page.get_by_role("button", name="Turn on desktop notifications").click()
+    expect(page.locator("#notify-state")).to_contain_text("Desktop notifications are on")
+    eventually(lambda: len(ann.get("/api/push/subscriptions").json()["subscriptions"]) == 1)
+    endpoint = ann.get("/api/push/subscriptions").json()["subscriptions"][0]["endpoint"]
+    assert endpoint == "http://127.0.0.1:9/push/ann-browser"
+    key = ann.get("/api/push/key").json()["key"]
+    assert bytes(page.evaluate("window.__pushKey")) == base64.urlsafe_b64decode(key + "=" * (-len(key) % 4))
+    page.get_by_role("button", name="Turn off desktop notifications").click()
+    eventually(lambda: ann.get("/api/push/subscriptions").json()["subscriptions"] == [])
