@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import random
 from time import monotonic
-from typing import Sequence
+from typing import Any, Sequence
 
 import gevent
 from gevent.event import AsyncResult
 from gevent.lock import Semaphore
 
+from ..store.redis_client import redis_errors
 from .base import Batch, Event, Presence, Sink, deliver_locally, user_channel
 
 log = logging.getLogger("chat.bus")
@@ -46,15 +47,16 @@ class RedisBus:
 
     FENCE_TIMEOUT = 1.0
     ALONE_RECHECK = 1.0
+    PUBLISH = "publish"  # the client's method: ``spublish`` on a cluster
 
     def __init__(self, url: str, prefix: str = "chat:") -> None:
         import redis  # imported here so the embedded defaults never need it
 
         self.redis_module = redis
+        self.errors = redis_errors()
         self.url = url
         self.prefix = prefix
-        self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2,
-                                           health_check_interval=0)
+        self.client = self._make_client(url)
         self.sink: Sink | None = None
         self.pubsub = None
         self.pubsub_lock = Semaphore()
@@ -72,6 +74,14 @@ class RedisBus:
         self._alone_until = 0.0
         self.subscribed: set[str] = set()
 
+    def _make_client(self, url: str) -> Any:
+        return self.redis_module.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2,
+                                                health_check_interval=0)
+
+    def _numsub(self, names: Sequence[str]) -> list[int]:
+        """Subscribers of each of ``names`` (``PUBSUB NUMSUB``, one round trip)."""
+        return [n for _, n in self.client.pubsub_numsub(*names)]
+
     def attach(self, sink: Sink) -> None:
         """Deliver to ``sink`` from now on."""
         self.sink = sink
@@ -88,18 +98,17 @@ class RedisBus:
         if not self.up or monotonic() < self._alone_until:
             return Presence()
         try:
-            counts = self.client.pubsub_numsub(self._processes,
-                                               *[self._full(c) for c in channels])
-        except self.redis_module.RedisError as exc:
+            counts = self._numsub([self._processes, *[self._full(c) for c in channels]])
+        except self.errors as exc:
             log.warning("event=redis_publish_failed error=%s", type(exc).__name__)
             self._mark_down()
             return Presence()
-        others = max(0, counts[0][1] - 1)
+        others = max(0, counts[0] - 1)
         if not others:
             self._alone_until = monotonic() + self.ALONE_RECHECK
             return Presence()
         remote = frozenset(
-            channel for channel, (_, subscribers) in zip(channels, counts[1:])
+            channel for channel, subscribers in zip(channels, counts[1:])
             if subscribers - (1 if channel in self.subscribed else 0) > 0)
         return Presence(others, remote)
 
@@ -112,8 +121,8 @@ class RedisBus:
             presence = self.presence(list(dict.fromkeys(e.channel for e in events)))
         if presence.others and self.up:
             try:
-                self._fence()
-            except self.redis_module.RedisError as exc:
+                self._fence(events)
+            except self.errors as exc:
                 log.warning("event=redis_publish_failed error=%s", type(exc).__name__)
                 self._mark_down()
         deliver_locally(self.sink, events, batch, log)
@@ -125,15 +134,16 @@ class RedisBus:
             # then may have synced before our commit, and this PUBLISH is the only way it
             # hears of the message. A channel nobody listens to costs Redis next to nothing.
             pipe = self.client.pipeline(transaction=False)
+            publish = getattr(pipe, self.PUBLISH)
             for event in events:
-                pipe.publish(self._full(event.channel), event.encode(self.tag))
+                publish(self._full(event.channel), event.encode(self.tag))
                 self.published += 1
             pipe.execute()
-        except self.redis_module.RedisError as exc:
+        except self.errors as exc:
             log.warning("event=redis_publish_failed error=%s", type(exc).__name__)
             self._mark_down()
 
-    def _fence(self) -> None:
+    def _fence(self, events: Sequence[Event]) -> None:
         """Wait until the listener has dispatched everything published before now."""
         self._fence_counter += 1
         token = f"{self.tag}:{self._fence_counter}".encode()
@@ -179,7 +189,7 @@ class RedisBus:
                 self.subscribed.add(channel)
             else:
                 self.subscribed.discard(channel)
-        except self.redis_module.RedisError as exc:
+        except self.errors as exc:
             log.warning("event=redis_%s_failed error=%s", verb, type(exc).__name__)
             self._mark_down()
 
@@ -221,6 +231,28 @@ class RedisBus:
             except Exception:
                 pass
 
+    def _on_message(self, full_channel: bytes, data: bytes) -> None:
+        """Hand one bus message on: a fence seen, a catch-up call, or an event to dispatch."""
+        channel = full_channel.decode()[len(self.prefix):]
+        if channel.startswith("ctl:"):
+            fence = self._fences.get(data)
+            if fence is not None:
+                fence.set()
+            return
+        if channel == self._processes[len(self.prefix):]:
+            if data.startswith(CATCH_UP_CALL) and data[len(CATCH_UP_CALL):] != self.tag.encode():
+                self._tell_clients_to_catch_up()
+            return
+        try:
+            event, origin = Event.decode(channel, data)
+            if origin == self.tag:
+                return  # ours: delivered here when it was published
+            self.received += 1
+            if self.sink is not None:
+                self.sink.dispatch(event)
+        except Exception:
+            log.exception("event=bad_bus_message channel=%s", channel)
+
     def _listen_forever(self) -> None:
         """Connect, subscribe, relay; on any failure back off and start again."""
         delay = 0.2
@@ -233,6 +265,21 @@ class RedisBus:
             gevent.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 5.0)
 
+    def _connected(self, channels: int) -> None:
+        """Subscribed again: up, and after a loss every process's clients catch up."""
+        if not self.up:
+            self.reconnects += 1
+        self.up = True
+        if self.missed:
+            self.missed = False
+            # Messages published while we were away were not delivered here, and what
+            # this process could not publish meanwhile did not reach the others: every
+            # process tells its clients to catch up.
+            log.info("event=redis_reconnected channels=%s", channels)
+            self._tell_clients_to_catch_up()
+            getattr(self.client, self.PUBLISH)(self._processes,
+                                               CATCH_UP_CALL + self.tag.encode())
+
     def _listen_once(self) -> None:
         pubsub = self.client.pubsub(ignore_subscribe_messages=True)
         try:
@@ -243,43 +290,10 @@ class RedisBus:
                     pubsub.subscribe(*[self._full(c) for c in channels[start:start + 500]])
                 self.subscribed = set(channels)
             self.pubsub = pubsub
-            if not self.up:
-                self.reconnects += 1
-            self.up = True
-            if self.missed:
-                self.missed = False
-                # Messages published while we were away were not delivered here, and what
-                # this process could not publish meanwhile did not reach the others: every
-                # process tells its clients to catch up.
-                log.info("event=redis_reconnected channels=%s", len(channels))
-                self._tell_clients_to_catch_up()
-                self.client.publish(self._processes, CATCH_UP_CALL + self.tag.encode())
-            plen = len(self.prefix)
-            processes = self._processes[plen:]
+            self._connected(len(channels))
             for message in pubsub.listen():
-                if message.get("type") != "message":
-                    continue
-                channel = message["channel"].decode()[plen:]
-                if channel.startswith("ctl:"):
-                    fence = self._fences.get(message["data"])
-                    if fence is not None:
-                        fence.set()
-                    continue
-                if channel == processes:
-                    data = message["data"]
-                    if data.startswith(CATCH_UP_CALL) and data[len(CATCH_UP_CALL):] != \
-                            self.tag.encode():
-                        self._tell_clients_to_catch_up()
-                    continue
-                try:
-                    event, origin = Event.decode(channel, message["data"])
-                    if origin == self.tag:
-                        continue  # ours: delivered here when it was published
-                    self.received += 1
-                    if self.sink is not None:
-                        self.sink.dispatch(event)
-                except Exception:
-                    log.exception("event=bad_bus_message channel=%s", channel)
+                if message.get("type") == "message":
+                    self._on_message(message["channel"], message["data"])
             raise ConnectionError("pubsub ended")
         finally:
             self.pubsub = None

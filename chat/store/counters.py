@@ -11,7 +11,7 @@ import logging
 from time import monotonic
 from typing import Any, Protocol, Sequence
 
-from .redis_client import make_client
+from .redis_client import Lua, make_client, redis_errors
 
 log = logging.getLogger("chat.counters")
 
@@ -127,16 +127,17 @@ class RedisCounters:
         import redis
 
         self.redis_module = redis
+        self.errors = redis_errors()
         self.prefix = prefix
         self.client = make_client(url)
         # One key per script call, so each call stays on one shard of a cluster.
-        self._incr_existing = self.client.register_script(_INCR_EXISTING)
-        self._seed = self.client.register_script(_SEED)
+        self._incr_existing = Lua(self.client, _INCR_EXISTING)
+        self._seed = Lua(self.client, _SEED)
 
     def _call(self, fn: Any):
         try:
             return fn()
-        except self.redis_module.RedisError as exc:
+        except self.errors as exc:
             raise CountersDown(type(exc).__name__) from exc
 
     def get(self, key: str) -> int:
@@ -148,10 +149,11 @@ class RedisCounters:
         return self.incr_many([key], ttl)[0]
 
     def get_many(self, keys: Sequence[str]) -> list[int]:
-        """MGET, as integers."""
+        """MGET, as integers (on a cluster one MGET per hash slot: the keys are pairs')."""
         if not keys:
             return []
-        values = self._call(lambda: self.client.mget([self.prefix + k for k in keys]))
+        mget = getattr(self.client, "mget_nonatomic", self.client.mget)
+        values = self._call(lambda: mget([self.prefix + k for k in keys]))
         return [int(v or 0) for v in values]
 
     def incr_many(self, keys: Sequence[str], ttl: int) -> list[int]:
@@ -176,7 +178,7 @@ class RedisCounters:
             for key in keys:
                 pipe.decr(self.prefix + key)
             pipe.execute()
-        except self.redis_module.RedisError:
+        except self.errors:
             log.warning("event=counter_undo_failed keys=%s", len(keys))
 
     def incr_existing_many(self, keys: Sequence[str], ttl: int) -> list[int | None]:
@@ -212,7 +214,7 @@ class RedisCounters:
         try:
             self.client.ping()
             return "ok"
-        except self.redis_module.RedisError:
+        except self.errors:
             return "down"
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Sequence
 
-from .redis_client import make_client
+from .redis_client import Lua, make_client, redis_errors
 
 log = logging.getLogger("chat.flood")
 
@@ -55,9 +55,10 @@ class RedisFloodStore:
         import redis
 
         self.redis_module = redis
+        self.errors = redis_errors()
         self.prefix = prefix
         self.client = make_client(url, max_connections=4, timeout=1.0)
-        self._take = self.client.register_script(_TAKE)
+        self._take = Lua(self.client, _TAKE)
 
     def key(self, user_id: int) -> str:
         """The user's bucket hash (braces: a Redis Cluster hash tag, one user on one shard)."""
@@ -77,6 +78,6 @@ class RedisFloodStore:
                 self._take(keys=[self.key(user_id)], args=[want, limit, back_second, back],
                            client=pipe)
             answers = pipe.execute()
-        except self.redis_module.RedisError as exc:
+        except self.errors as exc:
             raise FloodStoreDown(type(exc).__name__) from exc
         return [(int(granted), int(second)) for granted, second in answers]

@@ -17,7 +17,7 @@ from typing import Iterable, Protocol, Sequence
 import gevent
 from gevent.event import AsyncResult
 
-from .redis_client import make_client
+from .redis_client import Lua, make_client, redis_errors
 
 log = logging.getLogger("chat.presence")
 
@@ -58,11 +58,12 @@ class RedisPresence:
         import redis
 
         self.redis_module = redis
+        self.errors = redis_errors()
         self.prefix = prefix
         self.stale_after = stale_after
         self.client = make_client(url, max_connections=4)
-        self._open = self.client.register_script(_OPEN)
-        self._gone = self.client.register_script(_GONE)
+        self._open = Lua(self.client, _OPEN)
+        self._gone = Lua(self.client, _GONE)
         self._opens: list[tuple[int, str, AsyncResult]] = []
         self._closes: list[tuple[int, str]] = []
         self._sender: gevent.Greenlet | None = None
@@ -105,7 +106,7 @@ class RedisPresence:
                         self._open(keys=self._keys(user_id),
                                    args=[now, now - self.stale_after, conn_id, ttl], client=pipe)
                     answers = pipe.execute()[len(closes):]
-                except self.redis_module.RedisError as exc:
+                except self.errors as exc:
                     log.warning("event=presence_unreachable error=%s", type(exc).__name__)
                     answers = [0] * len(opens)
                 for (*_, result), answer in zip(opens, answers):
@@ -118,7 +119,7 @@ class RedisPresence:
         try:
             return bool(self._gone(keys=self._keys(user_id),
                                    args=[time.time() - self.stale_after]))
-        except self.redis_module.RedisError:
+        except self.errors:
             return False
 
     def online(self, user_ids: Sequence[int]) -> set[int]:
@@ -131,7 +132,7 @@ class RedisPresence:
             for uid in user_ids:
                 pipe.zcount(self._keys(uid)[0], fresh, "+inf")
             counts = pipe.execute()
-        except self.redis_module.RedisError as exc:
+        except self.errors as exc:
             log.warning("event=presence_unreachable error=%s", type(exc).__name__)
             return set()
         return {uid for uid, n in zip(user_ids, counts) if n}
@@ -148,7 +149,7 @@ class RedisPresence:
                 pipe.expire(key, ttl)
                 pipe.expire(flag, ttl)
             pipe.execute()
-        except self.redis_module.RedisError:
+        except self.errors:
             log.warning("event=presence_refresh_failed")
 
 

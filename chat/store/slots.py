@@ -15,7 +15,7 @@ from typing import Iterable, Protocol
 import gevent
 from gevent.event import AsyncResult
 
-from .redis_client import make_client
+from .redis_client import Lua, make_client, redis_errors
 
 log = logging.getLogger("chat.slots")
 
@@ -55,10 +55,11 @@ class RedisSlots:
         import redis
 
         self.redis_module = redis
+        self.errors = redis_errors()
         self.prefix = prefix
         self.stale_after = stale_after
         self.client = make_client(url, max_connections=4)
-        self._claim = self.client.register_script(_CLAIM)
+        self._claim = Lua(self.client, _CLAIM)
         self._claims: list[tuple[str, str, int, AsyncResult]] = []
         self._releases: list[tuple[str, str]] = []
         self._sender: gevent.Greenlet | None = None
@@ -103,7 +104,7 @@ class RedisSlots:
                         self._claim(keys=[key], args=[now, now - self.stale_after, cap, conn_id,
                                                       int(self.stale_after * 2)], client=pipe)
                     answers = pipe.execute()[len(releases):]
-                except self.redis_module.RedisError as exc:
+                except self.errors as exc:
                     log.warning("event=slots_unreachable error=%s", type(exc).__name__)
                     for *_, result in claims:
                         result.set_exception(SlotsDown(type(exc).__name__))
@@ -122,7 +123,7 @@ class RedisSlots:
                 pipe.zadd(self._key(user_id), {conn_id: now}, xx=True)
                 pipe.expire(self._key(user_id), int(self.stale_after * 2))
             pipe.execute()
-        except self.redis_module.RedisError:
+        except self.errors:
             log.warning("event=slot_refresh_failed")
 
 
