@@ -115,6 +115,8 @@ def count_spublish(p1: ServerProcess, p2: ServerProcess, cluster: RedisCluster) 
 def test_store_keys_and_scripts_work_on_the_cluster(cluster):
     """Counters (MGET over many slots), slots, presence, flood leases and tickets."""
 
+    import gevent
+
     from chat.store.counters import RedisCounters, stranger_key
     from chat.store.flood import RedisFloodStore
     from chat.store.presence import RedisPresence
@@ -143,7 +145,7 @@ def test_store_keys_and_scripts_work_on_the_cluster(cluster):
     assert presence.online([7, 8]) == {7}
     presence.closed(7, "c1")
     presence.closed(7, "c2")
-    time.sleep(0.2)
+    gevent.sleep(0.2)  # the batching greenlet sends the closes
     assert presence.gone(7) is True
 
     tickets = RedisTickets(cluster.url, prefix)

@@ -241,6 +241,7 @@ class RedisBus:
             return
         if channel == self._processes[len(self.prefix):]:
             if data.startswith(CATCH_UP_CALL) and data[len(CATCH_UP_CALL):] != self.tag.encode():
+                self._alone_until = 0.0  # the caller is back: not alone any more
                 self._tell_clients_to_catch_up()
             return
         try:
@@ -277,6 +278,10 @@ class RedisBus:
             # process tells its clients to catch up.
             log.info("event=redis_reconnected channels=%s", channels)
             self._tell_clients_to_catch_up()
+            # A process that asked before our SUBSCRIBE landed believes itself alone for up
+            # to ALONE_RECHECK seconds and publishes nothing meanwhile: catch up once more
+            # after that (it matters on a cluster, where one shard's loss drops all).
+            gevent.spawn_later(self.ALONE_RECHECK * 1.5, self._tell_clients_to_catch_up)
             getattr(self.client, self.PUBLISH)(self._processes,
                                                CATCH_UP_CALL + self.tag.encode())
 
