@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.redis_cluster import RedisCluster
-from tests.support import WS, Api, ServerProcess, need
+from tests.support import WS, ServerProcess, need
 from tests.test_redis_outage import CatchingUpClient
 from tests.test_scaleout import (  # noqa: F401 - collected here, on the cluster's ``two``
     test_edits_reactions_and_recalls_cross_processes_live_and_in_sync,

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import gevent
 from gevent.event import AsyncResult

@@ -277,13 +277,16 @@ class RedisBus:
             # this process could not publish meanwhile did not reach the others: every
             # process tells its clients to catch up.
             log.info("event=redis_reconnected channels=%s", channels)
-            self._tell_clients_to_catch_up()
-            # A process that asked before our SUBSCRIBE landed believes itself alone for up
-            # to ALONE_RECHECK seconds and publishes nothing meanwhile: catch up once more
-            # after that (it matters on a cluster, where one shard's loss drops all).
-            gevent.spawn_later(self.ALONE_RECHECK * 1.5, self._tell_clients_to_catch_up)
+            # The call first: it also ends the others' belief that they are alone (cached
+            # for ALONE_RECHECK seconds, during which they publish nothing), before our
+            # clients' sync reads what was committed.
             getattr(self.client, self.PUBLISH)(self._processes,
                                                CATCH_UP_CALL + self.tag.encode())
+            self._tell_clients_to_catch_up()
+            # And once more after ALONE_RECHECK, for a batch that was past its presence
+            # check when the call arrived (it matters on a cluster: one shard's loss drops
+            # every process's listener at once, and they come back one by one).
+            gevent.spawn_later(self.ALONE_RECHECK * 1.5, self._tell_clients_to_catch_up)
 
     def _listen_once(self) -> None:
         pubsub = self.client.pubsub(ignore_subscribe_messages=True)

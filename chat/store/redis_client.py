@@ -7,7 +7,8 @@ hash slot (hash tags ``{...}``), and pipelines are never transactional.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 CLUSTER_SCHEME = "redis+cluster://"
 
