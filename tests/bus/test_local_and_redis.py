@@ -235,6 +235,7 @@ def test_after_an_outage_the_listener_resubscribes_by_itself(redis_buses):
         assert b.reconnects >= 2
         # Told when the bus went down and again once it is back (and once more when the
         # other process, back too, calls on every process to catch up).
-        assert 2 <= sink_b.catch_ups <= 3 and 2 <= sink_a.catch_ups <= 3
+        # (and a last time ALONE_RECHECK later, if that has passed by now).
+        assert 2 <= sink_b.catch_ups <= 4 and 2 <= sink_a.catch_ups <= 4
     finally:
         server.stop()
