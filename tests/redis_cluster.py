@@ -42,7 +42,8 @@ class RedisCluster:
         argv = [shutil.which("redis-server") or "redis-server", "--port", str(port),
                 "--bind", "127.0.0.1", "--cluster-enabled", "yes", "--cluster-port", str(bus),
                 "--cluster-config-file", "nodes.conf", "--cluster-node-timeout",
-                str(self.node_timeout_ms), "--dir", str(workdir), "--save", "",
+                str(self.node_timeout_ms), "--cluster-replica-validity-factor", "0",
+                "--dir", str(workdir), "--save", "",
                 "--appendonly", "no", "--daemonize", "no", "--logfile", "redis.log"]
         self.procs[port] = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
                                             stderr=subprocess.DEVNULL, start_new_session=True)
@@ -71,6 +72,12 @@ class RedisCluster:
                         "--cluster-replicas", "1", "--cluster-yes"],
                        check=True, capture_output=True, timeout=timeout)
         self.wait_ok(deadline - time.time())
+        # Replicas in sync with their masters, so that one can take over at once.
+        while not all("master_link_status:up" in self.cli(p, "info", "replication")
+                      for p in self.ports if p not in self.masters()):
+            if time.time() > deadline:
+                raise RuntimeError("the replicas did not sync")
+            time.sleep(0.1)
         return self
 
     def wait_ok(self, timeout: float = 30) -> None:

@@ -42,6 +42,7 @@ class ClusterBus(RedisBus):
         super().__init__(url, prefix)
         self.readers: dict[str, Any] = {}  # master's name -> its subscriber PubSub
         self._failed: Flag | None = None
+        self.fence_timeouts = 0  # fences given up on (a shard that did not answer in time)
 
     def _make_client(self, url: str) -> Any:
         return make_cluster(url, socket_timeout=5, socket_connect_timeout=2)
@@ -81,9 +82,12 @@ class ClusterBus(RedisBus):
                 pubsub.ping(token)
             waits.append(token)
         try:
-            with gevent.Timeout(self.FENCE_TIMEOUT, False):
+            with gevent.Timeout(self.FENCE_TIMEOUT):
                 for token in waits:
                     self._fences[token].wait()
+        except gevent.Timeout:
+            self.fence_timeouts += 1
+            log.warning("event=fence_timeout shards=%s", len(waits))
         finally:
             for token in waits:
                 self._fences.pop(token, None)
@@ -128,13 +132,16 @@ class ClusterBus(RedisBus):
                 response = pubsub.parse_response(block=True)
                 if response is None:
                     continue
+                if isinstance(response, bytes) or response[0] == b"pong":
+                    # Our fence's PING: redis-py hands its answer back as the bare token.
+                    fence = self._fences.get(response if isinstance(response, bytes)
+                                             else response[1])
+                    if fence is not None:
+                        fence.set()
+                    continue
                 kind = response[0]
                 if kind == b"smessage":
                     self._on_message(response[1], response[2])
-                elif kind == b"pong" or response == b"PONG":
-                    fence = self._fences.get(response[1] if kind == b"pong" else b"")
-                    if fence is not None:
-                        fence.set()
                 elif kind == b"sunsubscribe" and \
                         response[1] not in pubsub.pending_unsubscribe_shard_channels:
                     raise ConnectionError("slot moved")  # Redis dropped us from the channel
