@@ -579,8 +579,9 @@ def _setup(spec: dict):
     return loop, meter
 
 
-def scenario_pairs(spec: dict) -> dict:
-    """Private messages between users who follow each other, both ways."""
+def _pairs_connected(spec: dict):
+    """Pairs of users, a stream each way, every client connected: (loop, traffic, clients,
+    connect figures)."""
     loop, meter = _setup(spec)
     traffic = Traffic(spec, loop, meter)
     clients = [Client(uid, tok) for uid, tok in spec["users"]]
@@ -590,6 +591,12 @@ def scenario_pairs(spec: dict) -> dict:
         traffic.streams.append(Stream(len(traffic.streams), b, 1, a.uid, [a]))
     conn = traffic.connect(clients, concurrency=spec.get("concurrency", 200))
     log(f"connected {conn}")
+    return loop, traffic, clients, conn
+
+
+def scenario_pairs(spec: dict) -> dict:
+    """Private messages between users who follow each other, both ways."""
+    loop, traffic, clients, conn = _pairs_connected(spec)
     result = traffic.search(spec["search"], profile=spec.get("profile"))
     result["connect"] = conn
     result["streams"] = len(traffic.streams)
@@ -601,15 +608,7 @@ def scenario_steady(spec: dict) -> dict:
     """Pairs traffic at one fixed rate for one long step, while something else loads the
     server (the uploads scenario): touches ``ready_file`` once connected (and waits
     ``lead`` seconds for the other load to start), ``stop_file`` when the step is over."""
-    loop, meter = _setup(spec)
-    traffic = Traffic(spec, loop, meter)
-    clients = [Client(uid, tok) for uid, tok in spec["users"]]
-    for i in range(0, len(clients) - 1, 2):
-        a, b = clients[i], clients[i + 1]
-        traffic.streams.append(Stream(len(traffic.streams), a, 1, b.uid, [b]))
-        traffic.streams.append(Stream(len(traffic.streams), b, 1, a.uid, [a]))
-    conn = traffic.connect(clients, concurrency=spec.get("concurrency", 200))
-    log(f"connected {conn}")
+    loop, traffic, clients, conn = _pairs_connected(spec)
     open(spec["ready_file"], "w").close()
     lead = monotonic() + spec.get("lead", 2)  # the uploads get going first
     while monotonic() < lead:
