@@ -28,30 +28,54 @@ def need(ok: bool, what: str) -> None:
     if ok:
         return
     if CI:
-        pytest.fail(f"{what} is required under CI=true but is not available")
+        last = "; ".join(f"{k}: {v}" for k, v in _LAST_ERROR.items())
+        pytest.fail(f"{what} is required under CI=true but is not available ({last})")
     pytest.skip(f"{what} is not available")
+
+
+_LAST_ERROR: dict[str, str] = {}
+
+
+def _answers(name: str, probe, patience: float) -> bool:
+    """Whether probe() succeeds within patience seconds (a server still starting is waited for)."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            probe()
+            return True
+        except Exception as exc:  # any failure to connect means "not there (yet)"
+            _LAST_ERROR[name] = f"{type(exc).__name__}: {exc}"
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(1)
+
+
+# Under CI the services must be there; one that is restarting or slow to start is waited
+# for rather than failing the whole run on its first refused connection.
+_PATIENCE = 90.0 if CI else 0.0
 
 
 def mysql_available() -> bool:
     """Whether MariaDB answers at MYSQL_URL."""
     import sqlalchemy
-    try:
+
+    def probe() -> None:
         engine = sqlalchemy.create_engine(MYSQL_URL + "/", connect_args={"connect_timeout": 2})
-        with engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
-        engine.dispose()
-        return True
-    except Exception:
-        return False
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        finally:
+            engine.dispose()
+    return _answers("mysql", probe, _PATIENCE)
 
 
 def redis_available() -> bool:
     """Whether Redis answers at REDIS_URL."""
     import redis
-    try:
-        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping())
-    except Exception:
-        return False
+
+    def probe() -> None:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    return _answers("redis", probe, _PATIENCE)
 
 
 def create_mysql_database() -> str:
