@@ -84,6 +84,8 @@ class ChatRuntime:
         gevent.spawn(self._refresh_socket_slots)
         if cfg["CHAT_UPLOAD_CLEANUP_INTERVAL"] > 0:
             gevent.spawn(self._clean_uploads, cfg["CHAT_UPLOAD_CLEANUP_INTERVAL"])
+        if cfg["CHAT_SEARCH_INDEX_INTERVAL_MS"] > 0 and self._on_mariadb():
+            gevent.spawn(self._index_search, cfg["CHAT_SEARCH_INDEX_INTERVAL_MS"] / 1000)
         # Everything loaded so far lives as long as the process: keep the cyclic collector
         # from walking it again and again (its pauses showed as latency spikes), and make
         # young collections rarer (a third of a reconnect storm's CPU was the collector
@@ -130,6 +132,25 @@ class ChatRuntime:
                 self.services.presence.store.refresh(held)
             except Exception:
                 log.exception("event=slot_refresh_failed")
+
+    def _on_mariadb(self) -> bool:
+        with self.app.app_context():
+            return db.engine.dialect.name in ("mysql", "mariadb")
+
+    def _index_search(self, interval: float) -> None:
+        """Add new messages to the search index, off the send path (MariaDB's Mroonga)."""
+        with self.app.app_context():
+            engine = db.engine
+        failing = False
+        while True:
+            gevent.sleep(interval)
+            try:
+                self.services.search.index_pending(engine)
+                failing = False
+            except Exception:  # the database is down: next round (logged once per outage)
+                if not failing:
+                    log.exception("event=search_index_failed")
+                failing = True
 
     def _clean_uploads(self, interval: float) -> None:
         """Delete unused and recalled files (every process may: the DELETEs decide who)."""

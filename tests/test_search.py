@@ -3,7 +3,13 @@
 on a private MariaDB with the Mroonga engine."""
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+
 import pytest
+
+from tests.support import ROOT
 
 
 def _send(a, b, text: str) -> int:
@@ -81,7 +87,9 @@ def mroonga_server(redis_prefix):
     try:
         migrate(database.database_url)
         proc = ServerProcess(mysql_env(database.database_url, redis_prefix,
-                                       CHAT_SEARCH_WINDOW=WINDOW)).start()
+                                       CHAT_SEARCH_WINDOW=WINDOW,
+                                       CHAT_SEARCH_INDEX_INTERVAL_MS=50)).start()
+        proc.database = database
         yield proc
         proc.stop()
     finally:
@@ -247,3 +255,74 @@ def test_search_without_the_engine_answers_503_and_history_still_works(pair):
         assert r.status_code == 200
     _send(a, b, "still fine")
     assert b.get(f"/api/messages/{a.user_id}").json()["messages"][-1]["content"] == "still fine"
+
+
+# -- the indexer (MariaDB: new messages join the index after their commit) ---------------------
+
+def _lag(server) -> float:
+    from tests.test_hardening import metric
+    return metric(server, "chat_search_index_lag")
+
+
+def test_new_messages_reach_the_index_soon_after_their_ack(mroonga_server):
+    import sqlalchemy
+
+    from tests.support import Api
+    a, b = (Api.new_user(mroonga_server.base, stem) for stem in ("ivy", "jon"))
+    a.follow_each_other(b)
+    mid = _send(a, b, "indexed 地铁 soon")
+    engine = sqlalchemy.create_engine(mroonga_server.database.database_url)
+    deadline = time.monotonic() + 5
+    while True:
+        with engine.connect() as conn:
+            indexed = conn.exec_driver_sql(
+                "SELECT content FROM message_search WHERE id = %s", (mid,)).scalar()
+        if indexed is not None and _lag(mroonga_server) == 0:
+            break
+        assert time.monotonic() < deadline, "the indexer did not reach the message in 5 s"
+        time.sleep(0.05)
+    engine.dispose()
+    assert indexed == "indexed 地铁 soon"
+    for filler in range(WINDOW + 2):  # push it below the walked window: only the index has it
+        _send(a, b, f"filler {filler}")
+    assert [m["id"] for m in _find(b, "地铁")["messages"]] == [mid]
+
+
+@pytest.fixture(scope="module")
+def unindexed_server(mroonga_server, redis_prefix):
+    """A server whose indexer is off, on a database of its own on the Mroonga MariaDB."""
+    import sqlalchemy
+
+    from tests.conftest import mysql_env
+    from tests.support import ServerProcess, migrate
+    engine = sqlalchemy.create_engine(mroonga_server.database.url + "/")
+    with engine.connect() as conn:
+        conn.exec_driver_sql("CREATE DATABASE unindexed CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    engine.dispose()
+    url = mroonga_server.database.url + "/unindexed?charset=utf8mb4"
+    migrate(url)
+    proc = ServerProcess(mysql_env(url, redis_prefix, CHAT_SEARCH_WINDOW=WINDOW,
+                                   CHAT_SEARCH_INDEX_INTERVAL_MS=0)).start()
+    proc.database_url = url
+    yield proc
+    proc.stop()
+
+
+def test_messages_the_indexer_has_not_reached_are_found_and_reindex_catches_up(unindexed_server):
+    from tests.support import Api
+    a, b = (Api.new_user(unindexed_server.base, stem) for stem in ("kim", "lee"))
+    a.follow_each_other(b)
+    old = [_send(a, b, f"needle {i} 周五 demo") for i in range(3)]
+    for filler in range(WINDOW + 3):
+        _send(a, b, f"filler {filler}")
+    assert _lag(unindexed_server) >= len(old) + WINDOW + 3
+    found = [m["id"] for m in _find(b, "周五 demo")["messages"]]
+    assert found == old[::-1]  # walked one by one: nothing is missing while the index lags
+    done = subprocess.run([sys.executable, "-m", "flask", "--app", "app", "search-reindex"],
+                          cwd=ROOT, env=unindexed_server.env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "rebuilt up to message id" in done.stdout
+    assert _lag(unindexed_server) == 0
+    assert [m["id"] for m in _find(b, "周五 demo")["messages"]] == old[::-1]
+    assert [m["id"] for m in _find(b, "needle", limit=2)["messages"]] == old[:0:-1]

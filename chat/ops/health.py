@@ -74,6 +74,7 @@ def metrics():
         *gauge("chat_bus_up", "1 while the Redis bus is connected (or in-process).",
                0 if chat.bus.status() == "down" else 1),
         *_upload_gauges(chat),
+        *_search_gauges(chat),
         "# HELP chat_errors_total Errors answered, by code.",
         "# TYPE chat_errors_total counter",
     ]
@@ -95,3 +96,14 @@ def _upload_gauges(chat) -> list[str]:
         return received
     return [*received, *gauge("chat_uploads", "Uploaded files kept.", count),
             *gauge("chat_upload_bytes", "Bytes of uploaded files and thumbnails stored.", stored)]
+
+
+def _search_gauges(chat) -> list[str]:
+    """How far the search indexer is behind (MariaDB; 0 elsewhere)."""
+    from ..extensions import db
+    try:
+        lag = chat.services.search.index_lag(db.engine)
+    except Exception:  # the database is down: /metrics still answers the rest
+        return []
+    return gauge("chat_search_index_lag", "Message ids not yet in the search index (they "
+                 "are found by walking them one by one until the indexer gets there).", lag)

@@ -134,6 +134,28 @@ class Search:
         self.ready = reason is None
         return reason
 
+    def index_pending(self, engine, batch: int = 2000) -> int:
+        """Add messages committed since the last round to the index (MariaDB); how many
+        message ids it covered (0 on SQLite, whose triggers index at once)."""
+        total = 0
+        while True:
+            with engine.begin() as conn:
+                if not search_sql.is_mariadb(conn):
+                    return 0
+                if not self.ready:  # no index (no Mroonga): nothing to keep
+                    self.ready = search_sql.index_missing(conn) is None
+                    if not self.ready:
+                        return 0
+                done = search_sql.index_next(conn, batch)
+            total += done
+            if done < batch:  # caught up, or another process holds the round
+                return total
+
+    def index_lag(self, engine) -> int:
+        """Message ids not yet in the index (for /metrics)."""
+        with engine.connect() as conn:
+            return search_sql.index_lag(conn) if self.ready else 0
+
     def log_status(self) -> None:
         """Say at start whether search works (and why not)."""
         reason = self.unavailable()

@@ -8,9 +8,14 @@
   join leave (a scan of the user's conversations, newest first, stopping at the
   page's end).
 * MariaDB: a table of the Mroonga engine (Groonga: bigrams of every script,
-  symbols included, case and width folded) beside ``messages``, kept by
-  triggers. Mroonga is a plugin: without it the table is absent and search
-  says so (503) while everything else works.
+  symbols included, case and width folded) beside ``messages``. New messages
+  are indexed after their commit, in batches, by an indexer (``index_next``,
+  run by every server process; one at a time takes a round), so Mroonga's
+  work is not in the send path's transaction; edits and recalls by triggers.
+  ``message_search_position`` says up to which id every message is indexed:
+  search walks every message above it one by one, so a message is found from
+  its ack on, whatever the indexer's lag. Mroonga is a plugin: without it the
+  tables are absent and search says so (503) while everything else works.
 
 On both, the engine only narrows the candidates (a superset); the exact rule
 (a Latin word matches by prefix, CJK anywhere, phrases with any white space
@@ -36,13 +41,15 @@ MROONGA_TABLE = (
     "content MEDIUMTEXT NOT NULL, FULLTEXT INDEX ft_content (content) COMMENT "
     "'tokenizer \"TokenBigramSplitSymbolAlphaDigit\", normalizer \"NormalizerAuto\"') "
     "ENGINE=Mroonga DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin")
+POSITION = f"{TABLE}_position"
+# Every message with an id up to last_id is in the index (one row, id 1).
+MROONGA_POSITION = (f"CREATE TABLE IF NOT EXISTS {POSITION} (id TINYINT NOT NULL PRIMARY KEY, "
+                    "last_id BIGINT NOT NULL) ENGINE=InnoDB")
 # One statement each (MariaDB has no FOR EACH ROW ... WHEN): a recalled message leaves the
 # index, an edited one is indexed again. Mroonga is not transactional; a row left by a
-# rolled-back send is harmless because every match is checked against ``messages``.
+# rolled-back change is harmless because every match is checked against ``messages``.
+# New messages have no trigger: the indexer adds them after their commit (``index_next``).
 MROONGA_TRIGGERS = (
-    f"CREATE TRIGGER {TABLE}_ai AFTER INSERT ON messages FOR EACH ROW "
-    f"INSERT INTO {TABLE} (id, content) SELECT NEW.id, NEW.content FROM DUAL "
-    "WHERE NEW.recalled = 0",
     f"CREATE TRIGGER {TABLE}_au AFTER UPDATE ON messages FOR EACH ROW "
     f"REPLACE INTO {TABLE} (id, content) SELECT NEW.id, "
     "IF(NEW.recalled = 0, NEW.content, '') FROM DUAL "
@@ -50,6 +57,8 @@ MROONGA_TRIGGERS = (
     f"CREATE TRIGGER {TABLE}_ad AFTER DELETE ON messages FOR EACH ROW "
     f"DELETE FROM {TABLE} WHERE id = OLD.id",
 )
+# The insert trigger of the first version (migration 0008 drops it).
+MROONGA_INSERT_TRIGGER = f"{TABLE}_ai"
 
 # SQLite: external content, so the text is stored once (in messages). The delete command of
 # an external-content table must be given exactly what was indexed: only rows that are not
@@ -106,10 +115,10 @@ def index_missing(conn: Connection) -> str | None:
             return ("the Mroonga engine is not loaded in MariaDB (install "
                     "mariadb-plugin-mroonga and load ha_mroonga, then run "
                     "flask --app app search-reindex)")
-        found = conn.execute(text(
-            "SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
-            "AND TABLE_NAME = :t"), {"t": TABLE}).all()
-        if not found or (found[0][0] or "").lower() != "mroonga":
+        found = dict(conn.execute(text(
+            "SELECT TABLE_NAME, ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
+            "DATABASE() AND TABLE_NAME IN (:t, :p)"), {"t": TABLE, "p": POSITION}).all())
+        if (found.get(TABLE) or "").lower() != "mroonga" or POSITION not in found:
             return "the search index is missing: run flask --app app search-reindex"
         return None
     found = conn.execute(text("SELECT 1 FROM sqlite_master WHERE name = :t"),
@@ -118,11 +127,13 @@ def index_missing(conn: Connection) -> str | None:
 
 
 def create_index(conn: Connection) -> bool:
-    """Create the index table and its triggers where the engine allows; False when not."""
+    """Create the index's tables and triggers where the engine allows; False when not."""
     if is_mariadb(conn):
         if not mroonga_loaded(conn):
             return False
         conn.execute(text(MROONGA_TABLE))
+        conn.execute(text(MROONGA_POSITION))
+        conn.execute(text(f"INSERT IGNORE INTO {POSITION} (id, last_id) VALUES (1, 0)"))
         have = {r[0] for r in conn.execute(text(
             "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS "
             "WHERE TRIGGER_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = 'messages'"))}
@@ -130,6 +141,7 @@ def create_index(conn: Connection) -> bool:
             name = statement.split()[2]
             if name not in have:
                 conn.execute(text(statement))
+        conn.execute(text(f"DROP TRIGGER IF EXISTS {MROONGA_INSERT_TRIGGER}"))
         return True
     conn.execute(text(SQLITE_TABLE))
     for statement in SQLITE_TRIGGERS:
@@ -138,16 +150,22 @@ def create_index(conn: Connection) -> bool:
 
 
 def drop_index(conn: Connection) -> None:
-    """Remove the index table and its triggers."""
+    """Remove the index's tables and triggers."""
     for suffix in ("ai", "au", "ad"):
         conn.execute(text(f"DROP TRIGGER IF EXISTS {TABLE}_{suffix}"))
     conn.execute(text(f"DROP TABLE IF EXISTS {TABLE}"))
+    if is_mariadb(conn):
+        conn.execute(text(f"DROP TABLE IF EXISTS {POSITION}"))
 
 
 def clear_index(conn: Connection) -> None:
     """Empty the index (a rebuild from the first message starts here)."""
     if is_mariadb(conn):
-        conn.execute(text(f"TRUNCATE TABLE {TABLE}"))
+        # Under the position row's lock, so no indexer round is half-way through; a DELETE,
+        # not TRUNCATE, whose implicit commit would let one start before the table is empty.
+        conn.execute(text(f"SELECT last_id FROM {POSITION} WHERE id = 1 FOR UPDATE"))
+        conn.execute(text(f"DELETE FROM {TABLE}"))
+        conn.execute(text(f"UPDATE {POSITION} SET last_id = 0 WHERE id = 1"))
     else:
         conn.execute(text(f"INSERT INTO {TABLE}({TABLE}) VALUES ('delete-all')"))
 
@@ -162,13 +180,53 @@ def reindex_batch(conn: Connection, after_id: int, size: int) -> int | None:
     if last is None:
         return None
     span = {"after": after_id, "last": last}
-    if is_mariadb(conn):  # REPLACE: a batch done twice is harmless
+    if is_mariadb(conn):
+        # REPLACE: a batch done twice is harmless. The shared locks make an edit of one of
+        # these rows wait (or be waited for), so its trigger's newer text is never
+        # overwritten by the older text this read saw.
         conn.execute(text(f"REPLACE INTO {TABLE} (id, content) SELECT id, content FROM "
-                          "messages WHERE id > :after AND id <= :last AND recalled = 0"), span)
+                          "messages WHERE id > :after AND id <= :last AND recalled = 0 "
+                          "LOCK IN SHARE MODE"), span)
+        conn.execute(text(f"UPDATE {POSITION} SET last_id = GREATEST(last_id, :last) "
+                          "WHERE id = 1"), span)
     else:
         conn.execute(text(f"INSERT INTO {TABLE}(rowid, content) SELECT id, content FROM "
                           "messages WHERE id > :after AND id <= :last AND recalled = 0"), span)
     return last
+
+
+def index_next(conn: Connection, size: int) -> int:
+    """One round of the indexer (MariaDB): index up to ``size`` messages after the
+    position and move it; how many ids it covered (0: nothing new, or another process
+    holds the round). The caller commits.
+
+    Ids are handed out under the sequence row's lock, held to COMMIT, so when id N is
+    visible every smaller id is committed or never will be: the position never passes a
+    message still to come.
+    """
+    row = conn.execute(text(f"SELECT last_id FROM {POSITION} WHERE id = 1 "
+                            "FOR UPDATE SKIP LOCKED")).first()
+    if row is None:
+        return 0
+    after = int(row[0])
+    last = reindex_batch(conn, after, size)
+    return 0 if last is None else last - after
+
+
+def indexed_upto(conn: Connection) -> int | None:
+    """The id up to which every message is in the index (MariaDB), else ``None``."""
+    if not is_mariadb(conn):
+        return None  # SQLite's triggers index each message in its own transaction
+    return conn.execute(text(f"SELECT last_id FROM {POSITION} WHERE id = 1")).scalar() or 0
+
+
+def index_lag(conn: Connection) -> int:
+    """How many message ids are above the indexer's position (0 on SQLite)."""
+    upto = indexed_upto(conn)
+    if upto is None:
+        return 0
+    newest = conn.execute(text("SELECT MAX(id) FROM messages")).scalar() or 0
+    return max(0, int(newest) - upto)
 
 
 # -- the query -------------------------------------------------------------------------------
@@ -270,6 +328,9 @@ def search_ids(conn: Connection, me: int, needles: list[dict], conv_key: str | N
         params["before"] = before_id
     exact = " AND ".join(_exact(conn, needles, params, matches))
     floor = _window_floor(conn, conv_key, before_id, window)
+    upto = indexed_upto(conn)
+    if floor is not None and upto is not None and floor > upto + 1:
+        floor = upto + 1  # what the indexer has not reached yet is walked too
     recent = scope + ([] if floor is None else ["m.id >= :floor"])
     params["floor"] = floor
     walk = "messages m"
@@ -284,8 +345,8 @@ def search_ids(conn: Connection, me: int, needles: list[dict], conv_key: str | N
     found = [r[0] for r in conn.execute(text(
         f"SELECT m.id FROM {walk} WHERE {' AND '.join(recent)} AND {exact} "
         "ORDER BY m.id DESC LIMIT :n"), params)]
-    if len(found) >= count or floor is None:
-        return found  # a full page, or the window held every message
+    if len(found) >= count or floor is None or floor <= 1:
+        return found  # a full page, or the walk covered every message
     params["n"] = count - len(found)
     older = " AND ".join(scope) + " AND m.id < :floor"
     if is_mariadb(conn):
