@@ -231,6 +231,26 @@ def test_opening_with_unread_puts_the_new_messages_line_above_the_first_of_them(
     expect(page.locator("#messages > .msg[data-id]").last.locator(".msg-text")).to_be_in_viewport()
 
 
+def test_a_backlog_longer_than_a_page_opens_at_its_first_message(server, tabs):  # noqa: F811
+    ann, ben = pair(server)
+    for i in range(5):
+        last_old = ann.post("/api/messages", json={"recipient_id": ben.user_id,
+                                                   "content": f"old {i}"}).json()["id"]
+    assert ben.post("/api/read", json={"recipient_id": ann.user_id,
+                                       "last_read_id": last_old}).status_code == 200
+    for i in range(75):  # two and a half pages
+        ann.post("/api/messages", json={"recipient_id": ben.user_id, "content": f"new {i}"})
+    tab = tabs(server, ben, f"/chat/u/{ann.user_id}")
+    page = tab.page
+    first = page.locator("#messages > .msg.first-unread")
+    expect(first.locator(".msg-text")).to_have_text("new 0")
+    expect(page.locator("#messages .unread-divider")).to_be_in_viewport()
+    expect(page.locator("#messages > .msg", has_text="old 4")).to_have_count(1)  # just above
+    page.locator("#jump").click()
+    expect(page.locator("#messages > .msg[data-id]").last.locator(".msg-text")).to_have_text("new 74")
+    expect(page.locator("#messages > .msg[data-id]").last).to_be_in_viewport()
+
+
 def test_the_conversation_menu_at_phone_width_in_chinese(server, tabs):  # noqa: F811
     ann, ben = pair(server)
     ben.post("/api/messages", json={"recipient_id": ann.user_id, "content": "你好"})

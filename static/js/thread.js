@@ -18,6 +18,7 @@ import {LengthCounter} from "./limit.js";
 import {keepAtBottom, newestShown} from "./stick.js";
 
 const PAGE = 30;                   // messages per history page
+const UNREAD_PAGES = 10;           // older pages loaded at most to open at the first unread
 const GROUP_GAP = 5 * 60 * 1000;   // same sender within 5 minutes: drawn as one run
 const NEAR_BOTTOM = 120;           // px from the end that still count as "at the bottom"
 const LOAD_OLDER_AT = 150;         // px from the top where the next older page is fetched
@@ -218,7 +219,11 @@ export class Thread {
       this.hasMore = page.has_more;
       this.insert(page.messages);
       if (before) { scroller.scrollTop = scroller.scrollHeight - fromBottom; }
-      else if (!this.placeDivider(this.unreadAtOpen)) { this.scrollToBottom(); }
+      else {
+        await this.loadUnreadBacklog(generation);
+        if (generation !== this.view) { return; }
+        if (!this.placeDivider(this.unreadAtOpen)) { this.scrollToBottom(); }
+      }
       this.unreadAtOpen = 0;
       this.updateHistoryTop();
       this.markRead();
@@ -235,14 +240,30 @@ export class Thread {
     }
   }
 
+  // The loaded messages of the other side (what "unread" counts), oldest first.
+  othersLoaded() {
+    return [...this.dom.messages.querySelectorAll(":scope > .msg[data-id]")]
+      .filter((li) => Number(li.dataset.sender) !== this.me);
+  }
+
+  // A backlog longer than the first page: older pages until its first message is loaded
+  // (at most UNREAD_PAGES more), so that the conversation opens there, as chats do.
+  async loadUnreadBacklog(generation) {
+    for (let n = 0; n < UNREAD_PAGES && this.hasMore && this.unreadAtOpen > this.othersLoaded().length; n += 1) {
+      const page = await api("GET", this.historyPath(this.oldestId));
+      if (generation !== this.view) { return; }
+      this.hasMore = page.has_more;
+      this.insert(page.messages);
+    }
+  }
+
   // Opened with unread messages: a "New messages" line above the first of them, that line at
   // the top of the pane, and the button to jump to the newest. False when there is none here.
   placeDivider(unread) {
     this.dom.messages.querySelector(".unread-divider")?.remove();
-    const others = [...this.dom.messages.querySelectorAll(":scope > .msg[data-id]")]
-      .filter((li) => Number(li.dataset.sender) !== this.me);
-    // A backlog longer than the page opens at the newest, as before (the line would have to
-    // go above messages not loaded yet).
+    const others = this.othersLoaded();
+    // A backlog longer than UNREAD_PAGES pages opens at the newest (the line would have to
+    // go above messages not loaded).
     if (!unread || unread > others.length) { return false; }
     const first = others[others.length - unread];
     this.dom.messages.querySelector(".first-unread")?.classList.remove("first-unread");
