@@ -93,10 +93,7 @@ def runtime(app) -> ChatRuntime:
 def services(runtime):
     """This test's services; their committer greenlet, if one started, is stopped after."""
     yield runtime.services
-    committer = runtime.services.committer
-    if committer.greenlet is not None:
-        committer.greenlet.kill()
-    committer.drop_connection()
+    runtime.services.committer.stop()
 
 
 # -- seeded rows (inside an app context) -------------------------------------------

@@ -4,8 +4,12 @@ and answered here.
 Every send and every edit, recall or reaction, from every connection of this
 process and from the HTTP API, goes through one ``MessageCommitter`` (via
 ``chat.service.sending``). It takes whatever has queued up while the previous
-batch was being written (a group commit: no artificial wait) and runs the batch
-through its phases:
+batch was being checked (a group commit: no artificial wait) and runs the batch
+through its phases, in two greenlets with a database connection each, so that
+batch N+1 is checked while batch N is written and committed (a pipeline of two):
+the **checker** runs phases 1-2 of batches of messages, the **writer** phases 3-4
+(and all four for a batch holding edits, recalls or reactions, whose checks lock
+the rows they change until the COMMIT, so they run on the writer's connection):
 
 1. **collapse**: repeats of one ``(sender, client_id)`` in the batch share one answer;
 2. **check** (``chat.service.checks``): resends answered from the store, then each
@@ -32,7 +36,7 @@ from time import monotonic, perf_counter
 import gevent
 import orjson
 from gevent.event import AsyncResult
-from gevent.queue import SimpleQueue
+from gevent.queue import Channel, SimpleQueue
 
 from ..bus import Batch, Bus, Event, Presence, group_channel, parse_channel, user_channel
 from ..errors import DATABASE_UNAVAILABLE, ChatError, ServerBusy
@@ -69,8 +73,13 @@ class MessageCommitter:
         # one write (the registry's; wired by the runtime, so this module needs no registry).
         self.open_batch = open_batch
         self.queue: SimpleQueue = SimpleQueue()
-        self.greenlet: gevent.Greenlet | None = None
-        self.store: MessageStore | None = None
+        self.greenlet: gevent.Greenlet | None = None  # the checker
+        self.writer: gevent.Greenlet | None = None
+        # The checker hands over one batch at a time: it waits until the writer takes it,
+        # so at most one checked batch waits while another is written.
+        self._handoff: Channel = Channel()
+        self.store: MessageStore | None = None  # the writer's connection
+        self.check_store: MessageStore | None = None  # the checker's
         # What a dead or unreachable database raises: through the pool (SQLAlchemy's
         # errors) or from the bare connection (the driver's own).
         from ..extensions import db
@@ -93,6 +102,7 @@ class MessageCommitter:
         if not item.deadline:
             item.deadline = monotonic() + self.settings.send_timeout
         if self.greenlet is None:
+            self.writer = gevent.spawn(self._write_loop)
             self.greenlet = gevent.spawn(self._run)
         self.stats.messages_in += 1
         self.queue.put(item)
@@ -118,24 +128,45 @@ class MessageCommitter:
     def drain(self, timeout: float) -> bool:
         """Wait until everything queued so far is stored (graceful shutdown)."""
         deadline = perf_counter() + timeout
-        while (not self.queue.empty() or self.inflight) and perf_counter() < deadline:
+        while (not self.queue.empty() or self.inflight > 0) and perf_counter() < deadline:
             gevent.sleep(0.05)
         return self.queue.empty() and not self.inflight
 
     # -- what the stranger rule uses --------------------------------------------
 
+    def _store_attr(self) -> str:
+        return "check_store" if gevent.getcurrent() is self.greenlet else "store"
+
     def connection(self) -> MessageStore:
-        """The committer's own database connection (opened again after a failure)."""
-        if self.store is None or self.store.closed:
+        """The calling stage's own database connection, the checker's or the writer's
+        (opened again after a failure)."""
+        attr = self._store_attr()
+        store = getattr(self, attr)
+        if store is None or store.closed:
             from ..extensions import db
-            self.store = MessageStore(db.engine)
-        return self.store
+            store = MessageStore(db.engine)
+            setattr(self, attr, store)
+        return store
 
     def drop_connection(self) -> None:
-        """Throw the connection away after an error (it may be dead)."""
-        store, self.store = self.store, None
+        """Throw the calling stage's connection away after an error (it may be dead)."""
+        attr = self._store_attr()
+        store = getattr(self, attr)
+        setattr(self, attr, None)
         if store is not None:
             store.discard()
+
+    def stop(self) -> None:
+        """Stop both greenlets and close both connections (tests; the process's end)."""
+        for greenlet in (self.greenlet, self.writer):
+            if greenlet is not None:
+                greenlet.kill()
+        self.greenlet = self.writer = None
+        for attr in ("store", "check_store"):
+            store = getattr(self, attr)
+            setattr(self, attr, None)
+            if store is not None:
+                store.discard()
 
     def fail(self, item: Item, error: ChatError) -> None:
         """Answer an item (and its repeats in the batch) with an error."""
@@ -144,23 +175,51 @@ class MessageCommitter:
     # -- the loop -----------------------------------------------------------
 
     def _run(self) -> None:
+        """The checker: take what queued up, check it, hand it to the writer."""
         with self.app.app_context():
             while True:
                 batch = [self.queue.get()]
                 while len(batch) < self.settings.batch_max and not self.queue.empty():
                     batch.append(self.queue.get())
-                self.inflight = len(batch)
+                self.inflight += len(batch)
                 started = perf_counter()
+                handed = False
                 try:
-                    self._process(batch)
+                    job = self._check_messages(batch)
+                    if job is not None:
+                        self._handoff.put((job, started, len(batch)))  # waits for the writer
+                        handed = True
                 except Exception:  # never let one bad batch stop sending for everyone
                     log.exception("event=batch_failed size=%s", len(batch))
                     for item in batch:
                         self._fail(item, ServerBusy())
                 finally:
-                    self.inflight = 0
-                self.stats.batches += 1
-                self.stats.observe(perf_counter() - started, len(batch))
+                    if not handed:
+                        self.inflight -= len(batch)
+                        self._observe(started, len(batch))
+
+    def _write_loop(self) -> None:
+        """The writer: write, commit, answer and publish what the checker handed over."""
+        with self.app.app_context():
+            while True:
+                job, started, size = self._handoff.get()
+                try:
+                    if isinstance(job, Checked):
+                        self._write_checked(job)
+                    else:  # a batch with changes: checked here, under the rows' locks
+                        self._process(job)
+                except Exception:  # never let one bad batch stop sending for everyone
+                    log.exception("event=batch_failed size=%s", size)
+                    items = job.messages if isinstance(job, Checked) else job
+                    for item in items:
+                        self._fail(item, ServerBusy())
+                finally:
+                    self.inflight -= size
+                    self._observe(started, size)
+
+    def _observe(self, started: float, size: int) -> None:
+        self.stats.batches += 1
+        self.stats.observe(perf_counter() - started, size)
 
     def _fail(self, item: Item, error: ChatError) -> None:
         self.stats.error(error.code, 1 + len(item.duplicates))
@@ -174,6 +233,47 @@ class MessageCommitter:
                 each.answer(ack, error, created and each is item, batch)
             except Exception:
                 log.exception("event=answer_failed")
+
+    def _check_messages(self, batch: list[Item]) -> Checked | list[Item] | None:
+        """The checker's part: a batch of messages checked (its resends answered, the
+        stranger rule applied) for the writer; a batch with changes as it is (the writer
+        checks it); ``None`` when nothing is left to write."""
+        batch = self._refuse_late(batch)
+        if not batch:
+            return None
+        if any(isinstance(i, Change) for i in batch):
+            return batch
+        messages = self._collapse(batch, "sender_id")
+        try:
+            store = self.connection()
+            checked = self.checks.check(store, messages, [])
+            self._answer_stored(store, checked, messages, [])
+        except self.db_down as exc:
+            log.warning("event=db_unavailable phase=check error=%s",
+                        type(getattr(exc, "orig", exc)).__name__)
+            self.drop_connection()
+            for item in messages:
+                self._fail(item, ServerBusy())
+            return None
+        checked.messages = self.stranger.apply(checked.messages, checked.mutual)
+        self._end_read()
+        return checked if checked.messages else None
+
+    def _write_checked(self, checked: Checked) -> None:
+        """The writer's part of a checked batch: what expired while it waited is refused
+        unwritten (its stranger count given back), the rest stored and published."""
+        now = monotonic()
+        late = [i for i in checked.messages if i.deadline <= now]
+        if late:
+            undo = [i.counted for i in late if i.counted is not None]
+            if undo:
+                self.counters.decr_many(undo)
+            for item in late:
+                self._fail(item, ServerBusy(NOT_IN_TIME))
+            checked.messages = [i for i in checked.messages if i.deadline > now]
+            if not checked.messages:
+                return
+        self._store_and_publish(checked)
 
     def _process(self, batch: list[Item]) -> None:
         batch = self._refuse_late(batch)
@@ -205,8 +305,9 @@ class MessageCommitter:
     def _end_read(self) -> None:
         """End the lookup's transaction, or the next batch would read an old snapshot."""
         try:
-            if self.store is not None:
-                self.store.rollback()
+            store = getattr(self, self._store_attr())
+            if store is not None:
+                store.rollback()
         except self.db_down:
             self.drop_connection()
 

@@ -101,9 +101,7 @@ class Harness:
         return [entry for entry in self.log if entry[0] == "event"]
 
     def close(self) -> None:
-        if self.committer.greenlet is not None:
-            self.committer.greenlet.kill()
-        self.committer.drop_connection()
+        self.committer.stop()
         for conn, peer in self.peers:
             conn.transport.abort()
             peer.close()
