@@ -36,7 +36,8 @@ import pymysql
 
 from bench import procstat
 from bench.fixtures import BenchDB
-from bench.privdb import PrivateMariaDB, _free_port
+from bench.ports import free_port
+from bench.privdb import PrivateMariaDB
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FRAME = ('{"kind":"message","id":123456789,"sender_id":4242,"recipient_id":4343,'
@@ -51,7 +52,7 @@ def say(message: str) -> None:
 def redis_publish(seconds: int) -> dict:
     """PUBLISH/s of one private redis-server on CPU 0 with one subscriber."""
     folder = Path(tempfile.mkdtemp(prefix="chat-capacity-redis-"))
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(["taskset", "-c", "0", "redis-server", "--port", str(port),
                                "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                                "--dir", str(folder)], stdout=subprocess.DEVNULL)

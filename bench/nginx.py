@@ -8,13 +8,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from bench.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "deploy" / "nginx.conf"
@@ -37,17 +38,12 @@ def templated(conf: str, listen: int, upstreams: list[int], directory: str) -> s
     return conf.replace("/var/log/nginx", directory).replace("/var/lib/nginx/chat", directory)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 class Nginx:
     """nginx in a temporary prefix in front of ``upstreams`` (optionally pinned to CPUs)."""
 
     def __init__(self, upstreams: list[int], cpus: str | None = None) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="chat-nginx-")
         os.chmod(self.dir, 0o755)  # workers run as an unprivileged user when we are root
         self.conf = Path(self.dir) / "nginx.conf"

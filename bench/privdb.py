@@ -9,7 +9,6 @@ place it (folder, port, socket) are given on the command line, after the file.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -17,15 +16,12 @@ from pathlib import Path
 
 import pymysql
 
+from bench.ports import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "deploy" / "mariadb.cnf"
 MROONGA = Path("/usr/lib/mysql/plugin/ha_mroonga.so")
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class PrivateMariaDB:
@@ -33,7 +29,7 @@ class PrivateMariaDB:
 
     def __init__(self, parent: Path | None = None) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="chat-bench-mariadb-", dir=parent))
-        self.port = _free_port()
+        self.port = free_port()
         self.proc: subprocess.Popen | None = None
 
     def conf(self) -> Path:

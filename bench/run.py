@@ -17,7 +17,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from bench import procstat, report  # noqa: E402
 from bench.fixtures import ApiUser, BenchDB, delete_redis_prefix  # noqa: E402
 from bench.mixed import parse_cycle  # noqa: E402
 from bench.nginx import Nginx  # noqa: E402
+from bench.ports import free_port  # noqa: E402
 from bench.privdb import PrivateMariaDB  # noqa: E402
 
 BENCH = ROOT / "bench"
@@ -81,11 +81,6 @@ def relay_users(users: list) -> list:
 def say(message: str) -> None:
     print(f"[bench] {message}", flush=True)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def raise_nofile() -> int:
@@ -546,42 +541,39 @@ class Bench:
             return (sum(m.get("chat_bus_published_total", 0) for m in ms),
                     sum(m.get("chat_messages_in_total", 0) for m in ms))
 
+        def through_nginx(label: str, spec: dict, rate_of, direct_key: str, direct) -> dict:
+            """One load through the balancer, with its cost and PUBLISH count beside it."""
+            published, messages = counters()
+            cpu0 = cpu()
+            res = self.loadgen(label, spec, front)
+            published2, messages2 = counters()
+            res["cpu_seconds_by_process"] = {k: round(v - cpu0[k], 2) for k, v in cpu().items()}
+            res.update({direct_key: direct, "ratio_to_direct": report.ratio(rate_of(res), direct),
+                        "publish_per_message": round((published2 - published)
+                                                     / max(1, messages2 - messages), 3)})
+            say(f"{label}: {rate_of(res)}/s, direct {direct}, ratio {res['ratio_to_direct']}, "
+                f"PUBLISH per message {res['publish_per_message']}, "
+                f"CPU seconds {res['cpu_seconds_by_process']}")
+            return res
+
         try:
             users = self.db.take(s["pairs_users"])
             self.db.follow_both_ways([(users[i][0], users[i + 1][0])
                                       for i in range(0, len(users) - 1, 2)])
-            published, messages = counters()
-            cpu0 = cpu()
-            res = self.loadgen("balanced-pairs", {
+            res = through_nginx("balanced-pairs", {
                 "scenario": "pairs", "users": users, "concurrency": 200,
-                "search": self.search_params(s["pairs_start"])}, front)
-            published2, messages2 = counters()
-            res["cpu_seconds_by_process"] = {k: round(v - cpu0[k], 2) for k, v in cpu().items()}
-            direct = report.best_rate(self.results["scenarios"].get("pairs", {}).get("ours_1w"))
-            res.update({"direct_msgs_per_s": direct,
-                        "ratio_to_direct": report.ratio(report.best_rate(res), direct),
-                        "publish_per_message": round((published2 - published)
-                                                     / max(1, messages2 - messages), 3)})
-            say(f"balanced pairs: {report.best_rate(res)} msgs/s, direct {direct}, ratio "
-                f"{res['ratio_to_direct']}, PUBLISH per message {res['publish_per_message']}, "
-                f"CPU seconds {res['cpu_seconds_by_process']}")
+                "search": self.search_params(s["pairs_start"])}, report.best_rate,
+                "direct_msgs_per_s",
+                report.best_rate(self.results["scenarios"].get("pairs", {}).get("ours_1w")))
             self.record("balanced_pairs", "ours_3x1w", res)
             members = self.db.take(100)
             gid = self.db.create_group("bench balanced", [u for u, _ in members])
-            published, messages = counters()
-            res = self.loadgen("balanced-group100", {
+            res = through_nginx("balanced-group100", {
                 "scenario": "group", "group_id": gid, "members": members,
                 "senders": min(s["group_senders"], 100), "concurrency": 200,
-                "search": self.search_params(s["group_start"][100])}, front)
-            published2, messages2 = counters()
-            direct = _deliveries(self.results["scenarios"].get("group_100", {}).get("ours_1w"))
-            res.update({"direct_deliveries_per_s": direct,
-                        "ratio_to_direct": report.ratio(_deliveries(res), direct),
-                        "publish_per_message": round((published2 - published)
-                                                     / max(1, messages2 - messages), 3)})
-            say(f"balanced group of 100: {_deliveries(res)} deliveries/s, direct {direct}, "
-                f"ratio {res['ratio_to_direct']}, PUBLISH per message "
-                f"{res['publish_per_message']}")
+                "search": self.search_params(s["group_start"][100])}, _deliveries,
+                "direct_deliveries_per_s",
+                _deliveries(self.results["scenarios"].get("group_100", {}).get("ours_1w")))
             self.record("balanced_group_100", "ours_3x1w", res)
         finally:
             nginx.stop()

@@ -15,8 +15,8 @@ import time
 from typing import Iterable, Protocol, Sequence
 
 import gevent
-from gevent.event import AsyncResult
 
+from .redis_batch import BatchFailed, RedisBatcher
 from .redis_client import Lua, make_client, redis_errors
 
 log = logging.getLogger("chat.presence")
@@ -49,9 +49,9 @@ class PresenceStore(Protocol):
 class RedisPresence:
     """Presence in Redis (the keys of one user share a cluster hash tag).
 
-    Opens and closes of every socket of the process go out in batches, as the
-    socket slots' do: a reconnect storm of thousands of sockets costs a few
-    pipelined round trips, not one each.
+    Opens and closes of every socket of the process go out in batches
+    (``RedisBatcher``, as the socket slots' do): a reconnect storm of thousands of
+    sockets costs a few pipelined round trips, not one each.
     """
 
     def __init__(self, url: str, prefix: str, stale_after: float) -> None:
@@ -64,55 +64,25 @@ class RedisPresence:
         self.client = make_client(url, max_connections=4)
         self._open = Lua(self.client, _OPEN)
         self._gone = Lua(self.client, _GONE)
-        self._opens: list[tuple[int, str, AsyncResult]] = []
-        self._closes: list[tuple[int, str]] = []
-        self._sender: gevent.Greenlet | None = None
+        self._batches = RedisBatcher(self.client, self.errors, "presence_unreachable")
 
     def _keys(self, user_id: int) -> list[str]:
         return [f"{self.prefix}presence:{{{user_id}}}", f"{self.prefix}presence:{{{user_id}}}:on"]
 
     def opened(self, user_id: int, conn_id: str) -> bool:
         """Record a live socket; True when the user was not announced online yet."""
-        result = AsyncResult()
-        self._opens.append((user_id, conn_id, result))
-        self._wake()
+        keys, ttl = self._keys(user_id), int(self.stale_after * 2)
+
+        def command(pipe, now: float) -> None:
+            self._open(keys=keys, args=[now, now - self.stale_after, conn_id, ttl], client=pipe)
         try:
-            return result.get(timeout=5)
-        except gevent.Timeout:
+            return bool(self._batches.ask(command).get(timeout=5))
+        except (gevent.Timeout, BatchFailed):
             return False
 
     def closed(self, user_id: int, conn_id: str) -> None:
         """Forget a socket (best effort: a lost one goes stale by itself)."""
-        self._closes.append((user_id, conn_id))
-        self._wake()
-
-    def _wake(self) -> None:
-        if self._sender is None:
-            self._sender = gevent.spawn(self._send)
-
-    def _send(self) -> None:
-        """Send what queued up, batch after batch, until nothing is left."""
-        try:
-            while self._opens or self._closes:
-                opens, self._opens = self._opens, []
-                closes, self._closes = self._closes, []
-                now = time.time()
-                ttl = int(self.stale_after * 2)
-                try:
-                    pipe = self.client.pipeline(transaction=False)
-                    for user_id, conn_id in closes:  # a reload's close before its open
-                        pipe.zrem(self._keys(user_id)[0], conn_id)
-                    for user_id, conn_id, _ in opens:
-                        self._open(keys=self._keys(user_id),
-                                   args=[now, now - self.stale_after, conn_id, ttl], client=pipe)
-                    answers = pipe.execute()[len(closes):]
-                except self.errors as exc:
-                    log.warning("event=presence_unreachable error=%s", type(exc).__name__)
-                    answers = [0] * len(opens)
-                for (*_, result), answer in zip(opens, answers):
-                    result.set(bool(answer))
-        finally:
-            self._sender = None
+        self._batches.remove(self._keys(user_id)[0], conn_id)
 
     def gone(self, user_id: int) -> bool:
         """True (once) when the user has no live socket left and was announced online."""

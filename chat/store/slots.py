@@ -13,8 +13,8 @@ import time
 from typing import Iterable, Protocol
 
 import gevent
-from gevent.event import AsyncResult
 
+from .redis_batch import BatchFailed, RedisBatcher
 from .redis_client import Lua, make_client, redis_errors
 
 log = logging.getLogger("chat.slots")
@@ -45,10 +45,9 @@ class Slots(Protocol):
 class RedisSlots:
     """Slots in Redis: one sorted set per user (one key per call: cluster-safe).
 
-    Claims and releases of every socket of the process go to Redis in batches: one
-    pipelined round trip carries whatever queued up while the previous one was out
-    (a reconnect storm of thousands of sockets costs a few round trips, not
-    thousands of connections).
+    Claims and releases of every socket of the process go to Redis in batches
+    (``RedisBatcher``): a reconnect storm of thousands of sockets costs a few round
+    trips, not thousands of connections.
     """
 
     def __init__(self, url: str, prefix: str, stale_after: float) -> None:
@@ -60,9 +59,7 @@ class RedisSlots:
         self.stale_after = stale_after
         self.client = make_client(url, max_connections=4)
         self._claim = Lua(self.client, _CLAIM)
-        self._claims: list[tuple[str, str, int, AsyncResult]] = []
-        self._releases: list[tuple[str, str]] = []
-        self._sender: gevent.Greenlet | None = None
+        self._batches = RedisBatcher(self.client, self.errors, "slots_unreachable")
 
     def _key(self, user_id: int) -> str:
         # The braces are a Redis Cluster hash tag: every key of one user on one shard.
@@ -70,49 +67,21 @@ class RedisSlots:
 
     def claim(self, user_id: int, conn_id: str, cap: int) -> bool:
         """Take a slot for ``conn_id`` unless the user holds ``cap`` live ones already."""
-        result = AsyncResult()
-        self._claims.append((self._key(user_id), conn_id, cap, result))
-        self._wake()
+        key, ttl = self._key(user_id), int(self.stale_after * 2)
+
+        def command(pipe, now: float) -> None:
+            self._claim(keys=[key], args=[now, now - self.stale_after, cap, conn_id, ttl],
+                        client=pipe)
         try:
-            return result.get(timeout=CLAIM_TIMEOUT)
+            return bool(self._batches.ask(command).get(timeout=CLAIM_TIMEOUT))
         except gevent.Timeout:
             raise SlotsDown("no answer from Redis in time") from None
+        except BatchFailed as exc:
+            raise SlotsDown(str(exc)) from None
 
     def release(self, user_id: int, conn_id: str) -> None:
         """Give a slot back (best effort: a lost release goes stale by itself)."""
-        self._releases.append((self._key(user_id), conn_id))
-        self._wake()
-
-    def _wake(self) -> None:
-        if self._sender is None:
-            self._sender = gevent.spawn(self._send)
-
-    def _send(self) -> None:
-        """Send what queued up, batch after batch, until nothing is left."""
-        try:
-            while self._claims or self._releases:
-                claims, self._claims = self._claims, []
-                releases, self._releases = self._releases, []
-                now = time.time()
-                try:
-                    pipe = self.client.pipeline(transaction=False)
-                    # Releases first: a tab reloaded at the cap gives its slot back before
-                    # its new socket asks for one.
-                    for key, conn_id in releases:
-                        pipe.zrem(key, conn_id)
-                    for key, conn_id, cap, _ in claims:
-                        self._claim(keys=[key], args=[now, now - self.stale_after, cap, conn_id,
-                                                      int(self.stale_after * 2)], client=pipe)
-                    answers = pipe.execute()[len(releases):]
-                except self.errors as exc:
-                    log.warning("event=slots_unreachable error=%s", type(exc).__name__)
-                    for *_, result in claims:
-                        result.set_exception(SlotsDown(type(exc).__name__))
-                    continue
-                for (*_, result), answer in zip(claims, answers):
-                    result.set(bool(answer))
-        finally:
-            self._sender = None
+        self._batches.remove(self._key(user_id), conn_id)
 
     def refresh(self, held: Iterable[tuple[int, str]]) -> None:
         """Vouch again for this process's sockets, in one pipeline."""
