@@ -44,8 +44,12 @@ def test_reply_quote_and_click_to_scroll(server, tabs):
                                                "content": "The original question\nsecond line"}).json()
     for i in range(40):
         ben.post("/api/messages", json={"recipient_id": ann.user_id, "content": f"filler {i:02d}"})
-    ben.post("/api/messages", json={"recipient_id": ann.user_id, "content": "about that",
-                                    "reply_to": original["id"]})
+    answer_id = ben.post("/api/messages", json={"recipient_id": ann.user_id,
+                                                "content": "about that",
+                                                "reply_to": original["id"]}).json()["id"]
+    # Read already: an unread backlog this long would open at its first message (loaded).
+    assert ann.post("/api/read", json={"recipient_id": ben.user_id,
+                                       "last_read_id": answer_id}).status_code == 200
     a = tabs(server, ann, f"/chat/u/{ben.user_id}")
     b = tabs(server, ben, f"/chat/u/{ann.user_id}")
 
