@@ -305,3 +305,73 @@ def test_a_message_past_its_deadline_is_refused_unwritten(harness):
     assert on_time.ack["client_id"] == "ok1"
     assert [r.client_id for r in stored(sender_id=alice)] == ["ok1"]  # safe to retry
 
+
+
+def test_a_message_that_expires_while_its_checked_batch_waits_is_refused_unwritten(harness):
+    """The pipeline checks batch N+1 while batch N is written: a message whose deadline
+    passes in between is refused by the writer, unwritten, its stranger count given back."""
+    import gevent
+    from gevent.event import Event
+    from time import monotonic
+
+    from chat.store.counters import stranger_key
+
+    h = harness()
+    alice, bob, carl = add_user(), add_user(), add_user()
+    follow_each_other(alice, bob)  # alice and carl are strangers: her message is counted
+    gate = Event()
+    write = h.committer._store_and_publish
+
+    def held(checked):
+        gate.wait()
+        return write(checked)
+    h.committer._store_and_publish = held
+    first = h.submit(alice, to=bob, content="first", client_id="p1")
+    gevent.sleep(0.1)  # batch 1 is in the writer, held
+    late = h.submit(alice, to=carl, content="late", client_id="p2", deadline=monotonic() + 0.2)
+    gevent.sleep(0.1)  # batch 2 is checked (and counted) and waits for the writer
+    assert h.counters.get(stranger_key(alice, carl)) == 1
+    gevent.sleep(0.2)  # its deadline passes
+    gate.set()
+    assert first.ack["client_id"] == "p1"
+    assert (late.error.status, late.error.message) == (503, NOT_IN_TIME)
+    assert [r.client_id for r in stored(sender_id=alice)] == ["p1"]  # safe to retry
+    assert h.counters.get(stranger_key(alice, carl)) == 0
+
+
+def _resend_while_the_original_is_written(h: Harness) -> None:
+    """The resend is checked before the original's COMMIT (so it looks new); the writer's
+    INSERT meets the duplicate key and answers it from the store: one row, one id."""
+    import gevent
+    from gevent.event import Event
+
+    alice, bob = add_user(), add_user()
+    follow_each_other(alice, bob)
+    gate = Event()
+    write = h.committer._store_and_publish
+
+    def held(checked):
+        gate.wait()
+        return write(checked)
+    h.committer._store_and_publish = held
+    original = h.submit(alice, to=bob, content="once", client_id="dup1")
+    gevent.sleep(0.1)  # the original is in the writer, not committed
+    resend = h.submit(alice, to=bob, content="once", client_id="dup1")
+    other = h.submit(alice, to=bob, content="another", client_id="dup2")
+    gevent.sleep(0.1)  # the resend's batch is checked and waits
+    gate.set()
+    assert resend.ack["id"] == original.ack["id"]
+    assert other.ack["client_id"] == "dup2"
+    assert [r.client_id for r in stored(sender_id=alice)] == ["dup1", "dup2"]
+
+
+def test_a_resend_checked_while_its_original_is_written_gets_the_originals_ack(harness):
+    _resend_while_the_original_is_written(harness())
+
+
+def test_on_mariadb_a_resend_checked_while_its_original_is_written_gets_its_ack(mysql_app):
+    h = Harness(mysql_app)
+    try:
+        _resend_while_the_original_is_written(h)
+    finally:
+        h.close()
