@@ -16,7 +16,8 @@ from pathlib import Path
 # (phase, functions whose presence on the stack puts a sample there), most specific first.
 PHASES: list[tuple[str, tuple[str, ...]]] = [
     ("search indexer (after the commit)", ("ChatRuntime._index_search",)),
-    ("check: lookup round trip and rules", ("MessageCommitter._check_messages",)),
+    ("check: lookup round trip and rules", ("MessageCommitter._check_messages",
+                                            "BatchChecks.check", "StrangerRule.apply")),
     ("write: ids, INSERT, COMMIT", ("MessageCommitter._write ",)),
     ("answer: acks, frames, local delivery", ("MessageCommitter._answer_and_publish",)),
     ("send: flushing sockets", ("Connection.flush", "DeliveryBatch.flush", "WebSocket.try_send")),
