@@ -76,6 +76,8 @@ class ChatRuntime:
         self.started = True
         cfg = self.app.config
         self.bus.start()
+        # Its writer also publishes, when idle, what a process that died left unpublished.
+        self.services.committer.start()
         self.registry.start_pinger(cfg["CHAT_PING_INTERVAL"])
         self._say_search_status()
         interval = cfg["CHAT_AUTH_RECHECK_INTERVAL"]

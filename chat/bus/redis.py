@@ -43,9 +43,20 @@ class RedisBus:
     out, after everything older, and every connection sees a conversation in id
     order. While Redis is down, events reach this process's connections only and
     the rest is recovered with ``sync``.
+
+    A publisher can die between its COMMIT and its PUBLISH (SIGKILL, the machine
+    lost). Its messages are stored and may even be acked (a resend finds them), but
+    no connection heard of them, and a client's ``sync`` from the largest id it saw
+    starts after them. So the holder of the lock *claims* its ids in Redis once
+    they are allocated and marks them *published* after its PUBLISH; the next holder
+    finds ids claimed and never published, and the committer reads them back and
+    publishes them before its own, still in id order (its writer also looks when
+    idle, for a death followed by silence). Ids written while a process was alone
+    are never claimed, so they are never sent twice.
     """
 
     FENCE_TIMEOUT = 1.0
+    MAX_REPUBLISH = 2000  # ids: a dead publisher's claim is one batch (CHAT_BATCH_MAX, 500)
     ALONE_RECHECK = 1.0
     PUBLISH = "publish"  # the client's method: ``spublish`` on a cluster
 
@@ -68,6 +79,9 @@ class RedisBus:
         self.missed = False  # set while events may have been lost; cleared on reconnect
         self.tag = f"{id(self):x}{random.getrandbits(32):x}"
         self._control = f"{prefix}ctl:{self.tag}"
+        # Ids claimed and published under the message-order lock (see ``claim``).
+        self._claimed = f"{prefix}{{order}}:claimed"  # one hash slot on a cluster
+        self._published = f"{prefix}{{order}}:published"
         self._processes = f"{prefix}processes"  # every listener subscribes: NUMSUB counts them
         self._fences: dict[bytes, AsyncResult] = {}
         self._fence_counter = 0
@@ -113,9 +127,13 @@ class RedisBus:
         return Presence(others, remote)
 
     def publish(self, events: Sequence[Event], presence: Presence | None = None,
-                batch: Batch | None = None) -> None:
-        """Deliver here at once; PUBLISH (pipelined) what other processes need."""
-        if not events:
+                batch: Batch | None = None, mark: int | None = None) -> None:
+        """Deliver here at once; PUBLISH (pipelined) what other processes need.
+
+        ``mark``: the last id of a batch published under the message-order lock: every
+        id up to it is now claimed and published (see ``claim``).
+        """
+        if not events and mark is None:
             return
         if presence is None:
             presence = self.presence(list(dict.fromkeys(e.channel for e in events)))
@@ -138,10 +156,61 @@ class RedisBus:
             for event in events:
                 publish(self._full(event.channel), event.encode(self.tag))
                 self.published += 1
+            if mark is not None:  # last: a cut pipeline republishes, never skips
+                pipe.set(self._claimed, mark)  # two SETs: a cluster pipeline has no MSET
+                pipe.set(self._published, mark)
             pipe.execute()
         except self.errors as exc:
             log.warning("event=redis_publish_failed error=%s", type(exc).__name__)
             self._mark_down()
+
+    def claim(self, first: int, last: int) -> tuple[int, int] | None:
+        """Claim ids ``first..last`` (allocated under the message-order lock, not yet
+        committed); returns the ids before them that the previous holder of the lock
+        claimed and never published (it died), for the caller to publish first."""
+        if not self.up:
+            return None
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.set(self._published, first - 1, nx=True)  # the first claim ever: start here
+            pipe.set(self._claimed, last, get=True)
+            pipe.get(self._published)
+            _, claimed, published = pipe.execute()
+        except self.errors as exc:
+            log.warning("event=redis_publish_failed error=%s", type(exc).__name__)
+            self._mark_down()
+            return None
+        return self._gap(published, claimed, first - 1)
+
+    def unclaimed(self) -> tuple[int, int] | None:
+        """Ids claimed and not (yet) published: a dead publisher's, or one on its way."""
+        if not self.up:
+            return None
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.get(self._claimed)
+            pipe.get(self._published)
+            claimed, published = pipe.execute()
+        except self.errors as exc:
+            log.warning("event=redis_publish_failed error=%s", type(exc).__name__)
+            self._mark_down()
+            return None
+        return self._gap(published, claimed, None)
+
+    def _gap(self, published: bytes | None, claimed: bytes | None,
+             below: int | None) -> tuple[int, int] | None:
+        if published is None or claimed is None:
+            return None
+        low, high = int(published) + 1, int(claimed)
+        if below is not None:
+            high = min(high, below)  # ids the dead holder claimed but never committed are ours now
+        if high < low:
+            return None
+        if high - low >= self.MAX_REPUBLISH:
+            # A batch is at most CHAT_BATCH_MAX ids: this is a mark from long ago.
+            log.warning("event=publish_gap_skipped ids=%s", high - low + 1)
+            return None
+        return low, high
 
     def _fence(self, events: Sequence[Event]) -> None:
         """Wait until the listener has dispatched everything published before now."""

@@ -24,7 +24,11 @@ lock is held until COMMIT, so ids follow commit order and ``sync`` from the
 largest id a client saw never skips a message or update that committed late. On
 MySQL a named lock is also held from the id allocation until the batch is
 delivered and published, so batches are delivered in id order across processes
-(the bus's fence does the rest; see ``chat.bus.redis``).
+(the bus's fence does the rest; see ``chat.bus.redis``). Under that lock the
+writer claims its ids in Redis before the COMMIT; ids an earlier holder claimed
+and never published (its process died in between) are read back and published
+before the batch's own (``chat.service.publishing``), and an idle writer does
+the same when nothing else is sent.
 """
 from __future__ import annotations
 
@@ -36,9 +40,9 @@ from time import monotonic, perf_counter
 import gevent
 import orjson
 from gevent.event import AsyncResult
-from gevent.queue import Channel, SimpleQueue
+from gevent.queue import Channel, Empty, SimpleQueue
 
-from ..bus import Batch, Bus, Event, Presence, group_channel, parse_channel, user_channel
+from ..bus import Batch, Bus, Event, Presence
 from ..errors import DATABASE_UNAVAILABLE, ChatError, ServerBusy
 from ..store.committer_sql import MessageStore, as_datetime, db_time
 from ..store.counters import Counters
@@ -48,6 +52,7 @@ from .changes import Applied, reply_refresh
 from .checks import BatchChecks, Checked
 from .i18n import N_
 from .outgoing import Change, OpenBatch, Outgoing, Row, Stored
+from .publishing import add_events, conversation_channels, unpublished_events
 from .settings import ServiceSettings
 from .shapes import ack_frame, change_ack, dumps, message_frame, update_frame
 from .stranger import StrangerRule
@@ -60,6 +65,8 @@ Item = Outgoing | Change
 
 class MessageCommitter:
     """The single writer of messages and changes in this process (a group commit loop)."""
+
+    IDLE_CHECK = 1.0  # seconds without a batch before the writer looks for unpublished ids
 
     def __init__(self, app, settings: ServiceSettings, bus: Bus, counters: Counters,
                  stats, open_batch: OpenBatch = nullcontext,
@@ -91,19 +98,29 @@ class MessageCommitter:
         self.known_pairs: set[str] = set()
         self.inflight = 0
         self._now = utcnow()  # the time of the batch being written
+        # The batch being written under the order lock: its ids claimed, once committed,
+        # and the ids a dead publisher claimed before it and never published.
+        self._claiming = False
+        self._written: tuple[int, int] | None = None
+        self._gap: tuple[int, int] | None = None
+        self._idle_gap: tuple[int, int] | None = None  # unpublished ids seen when last idle
         # Told of each committed batch's messages after they are published (Web Push's
         # queue: it must return at once).
         self.on_messages: Callable[[list[Row]], None] | None = None
 
     # -- the public face ----------------------------------------------------
 
+    def start(self) -> None:
+        """Start the checker and the writer (once; the first ``submit`` also does)."""
+        if self.greenlet is None:
+            self.writer = gevent.spawn(self._write_loop)
+            self.greenlet = gevent.spawn(self._run)
+
     def submit(self, item: Item) -> None:
         """Queue a message or change; its ``answer`` is called once it is stored or refused."""
         if not item.deadline:
             item.deadline = monotonic() + self.settings.send_timeout
-        if self.greenlet is None:
-            self.writer = gevent.spawn(self._write_loop)
-            self.greenlet = gevent.spawn(self._run)
+        self.start()
         self.stats.messages_in += 1
         self.queue.put(item)
 
@@ -202,7 +219,11 @@ class MessageCommitter:
         """The writer: write, commit, answer and publish what the checker handed over."""
         with self.app.app_context():
             while True:
-                job, started, size = self._handoff.get()
+                try:
+                    job, started, size = self._handoff.get(timeout=self.IDLE_CHECK)
+                except Empty:
+                    self._publish_leftovers()
+                    continue
                 try:
                     if isinstance(job, Checked):
                         self._write_checked(job)
@@ -369,11 +390,12 @@ class MessageCommitter:
                              None, False, None)
         channels: dict[str, None] = {}
         for item in items:
-            for channel in self._channels(item.sender_id, item.recipient_id, item.group_id):
+            for channel in conversation_channels(item.sender_id, item.recipient_id, item.group_id):
                 channels[channel] = None
         for each in applied:
             state = each.state
-            for channel in self._channels(state.sender_id, state.recipient_id, state.group_id):
+            for channel in conversation_channels(state.sender_id, state.recipient_id,
+                                                 state.group_id):
                 channels[channel] = None
         presence = self.bus.presence(list(channels))
         for item in items:
@@ -382,12 +404,15 @@ class MessageCommitter:
                 item.online = bool(self.bus.online([item.recipient_id], exclude_conn=exclude,
                                                    presence=presence))
         locked = False
+        self._written = self._gap = None
+        self._claiming = False
         try:
             store = self.connection()
             if store.dialect == "mysql" and self.settings.order_lock and presence.others:
                 locked = store.lock(self.settings.order_lock_name, 10)
                 if not locked:
                     raise ServerBusy(N_("the message store is congested"))
+            self._claiming = locked
             try:
                 rows = self._write(store, items, applied)
             except store.IntegrityError:
@@ -417,9 +442,14 @@ class MessageCommitter:
             for item in (*items, *(a.change for a in applied)):
                 self._fail(item, ServerBusy())
             return
+        mark = missing = None
+        if locked and self._written is not None:
+            mark = self._written[1]
+            if self._gap is not None:  # a dead publisher's ids: they go out before ours
+                missing = self._unpublished(store, *self._gap)
         try:
             with self.open_batch() as batch:
-                self._answer_and_publish(items, rows, applied, presence, batch)
+                self._answer_and_publish(items, rows, applied, presence, batch, mark, missing)
         finally:
             if locked:
                 try:
@@ -428,46 +458,78 @@ class MessageCommitter:
                 except self.db_down:
                     self.drop_connection()
 
-    @staticmethod
-    def _channels(sender_id: int, recipient_id: int | None, group_id: int | None) -> list[str]:
-        if group_id is not None:
-            return [group_channel(group_id)]
-        if recipient_id == sender_id:
-            return [user_channel(sender_id)]
-        return [user_channel(sender_id), user_channel(recipient_id)]
+    def _unpublished(self, store: MessageStore, low: int, high: int) -> list[Event]:
+        """What a dead process committed with ids ``low..high`` and never published."""
+        try:
+            events = unpublished_events(store, low, high)
+            log.warning("event=republished ids=%s-%s events=%s", low, high, len(events))
+            return events
+        except self.db_down as exc:
+            log.warning("event=db_unavailable phase=republish error=%s",
+                        type(getattr(exc, "orig", exc)).__name__)
+            return []
+
+    def _publish_leftovers(self) -> None:
+        """While idle: ids claimed and still unpublished a whole check later (their
+        process died and no batch has been published since) go out now."""
+        if not self.settings.order_lock:
+            return
+        gap = self.bus.unclaimed()
+        if gap is None or gap != self._idle_gap:
+            self._idle_gap = gap  # nothing missing, or a publisher on its way: look again
+            return
+        self._idle_gap = None
+        try:
+            store = self.connection()
+            presence = self.bus.presence([])
+            if store.dialect != "mysql" or not presence.others:
+                return
+            if not store.lock(self.settings.order_lock_name, 1):
+                return  # busy: whoever holds it publishes the gap before its own ids
+            try:
+                gap = self.bus.unclaimed()  # under the lock: nobody is on their way now
+                if gap is not None:
+                    # Claimed ids beyond the sequence were rolled back (and will be reused).
+                    low, high = gap[0], min(gap[1], store.last_id())
+                    missing = self._unpublished(store, low, high) if high >= low else []
+                    with self.open_batch() as batch:
+                        self.bus.publish(missing, presence, batch, mark=max(high, low - 1))
+            finally:
+                store.unlock(self.settings.order_lock_name)
+                store.rollback()
+        except self.db_down as exc:
+            log.warning("event=db_unavailable phase=idle_check error=%s",
+                        type(getattr(exc, "orig", exc)).__name__)
+            self.drop_connection()
 
     def _answer_and_publish(self, items: list[Outgoing], rows: list[Row],
                             changes: list[Applied], presence: Presence,
-                            batch: Batch | None) -> None:
+                            batch: Batch | None, mark: int | None = None,
+                            missing: list[Event] | None = None) -> None:
         """Ack each sender, then publish each message and update (serialised once)."""
-        events: list[Event] = []
+        events: list[Event] = list(missing or ())
         for item, row in zip(items, rows):
             self._answer(item, ack_frame(row, item.online), None, True, batch)
-            self._events(events, dumps(message_frame(row)), item.sender_id, item.sender_id,
-                         item.recipient_id, item.group_id, item.origin)
+            add_events(events, dumps(message_frame(row)), item.sender_id, item.sender_id,
+                       item.recipient_id, item.group_id, item.origin)
         for each in changes:
             change, state = each.change, each.state
             self._answer(change, change_ack(change.id, state.id, change.client_id), None, True,
                          batch)
             frame = update_frame(change.id, change.kind, state, change.actor_id,
                                  self._now, each.payload)
-            self._events(events, dumps(frame), change.actor_id, state.sender_id,
-                         state.recipient_id, state.group_id, change.origin)
-        self.bus.publish(events, presence, batch)
+            add_events(events, dumps(frame), change.actor_id, state.sender_id,
+                       state.recipient_id, state.group_id, change.origin)
+        self.bus.publish(events, presence, batch, mark)
         if self.on_messages is not None and rows:
             self.on_messages(rows)
-
-    def _events(self, events: list[Event], frame: bytes, actor_id: int, sender_id: int,
-                recipient_id: int | None, group_id: int | None, origin: str | None) -> None:
-        """One frame to every connection of the conversation but the one that sent it."""
-        for channel in self._channels(sender_id, recipient_id, group_id):
-            mine = group_id is not None or parse_channel(channel)[1] == actor_id
-            events.append(Event(channel, frame, exclude_conn=origin if mine else None))
 
     def _write(self, store: MessageStore, items: list[Outgoing],
                applied: list[Applied]) -> list[Row]:
         """Allocate ids in commit order, INSERT the messages, write the changes, COMMIT."""
         first_id = store.allocate_ids(len(items) + len(applied))
+        if self._claiming:  # under the order lock: say these ids are on their way
+            self._gap = self.bus.claim(first_id, first_id + len(items) + len(applied) - 1)
         self._now = now = utcnow()
         stamp = db_time(now)
         rich_batch = any(rich.is_rich(item) for item in items)
@@ -495,6 +557,7 @@ class MessageCommitter:
         new_pairs = self._write_cursors(store, items)
         self._write_changes(store, applied, first_id + len(items), stamp)
         store.commit()
+        self._written = (first_id, first_id + len(items) + len(applied) - 1)
         if len(self.known_pairs) > 200_000:
             self.known_pairs.clear()
         self.known_pairs.update(new_pairs)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from dataclasses import dataclass
-
 import orjson
 from sqlalchemy import func, select, update
 
@@ -23,6 +21,7 @@ from . import validation
 from .events import Events
 from .i18n import N_
 from .lookups import get_user, is_blocked, member_group, writable_peer
+from .publishing import UpdatedMessage
 from .shapes import dumps, message_frame, read_frame, typing_frame, update_frame
 
 UNREAD_FETCH_MAX = 5000
@@ -43,19 +42,9 @@ def resolve_conversation(user_id: int, target_id: Any, is_group: bool) -> tuple[
 
 def _update(row: Any) -> dict:
     """A stored update (``queries.sync_updates``) as the ``update`` frame."""
-    message = _UpdatedMessage(row.message_id, row.sender_id, row.recipient_id, row.group_id)
+    message = UpdatedMessage(row.message_id, row.sender_id, row.recipient_id, row.group_id)
     return update_frame(row.id, row.kind, message, row.actor_id, row.created_at,
                         orjson.loads(row.payload))
-
-
-@dataclass(slots=True)
-class _UpdatedMessage:
-    """What an update frame says of its message."""
-
-    id: int
-    sender_id: int
-    recipient_id: int | None
-    group_id: int | None
 
 
 def _within_answer_size(rows: list) -> list:

@@ -219,6 +219,28 @@ class MessageStore(MessageWrites):
         return self.rows(f"SELECT id, sender_id, recipient_id, group_id, client_id, created_at "
                          f"FROM messages WHERE id IN ({self._marks(len(ids))})", list(ids))
 
+    def messages_between(self, low: int, high: int) -> list[tuple]:
+        """Full rows (``queries``' message columns, as ``Row`` takes them) of ids low..high."""
+        return self.rows(
+            "SELECT m.id, m.sender_id, m.recipient_id, m.group_id, m.content, m.client_id, "
+            "m.created_at, u.username, m.reply_to_id, m.reply_sender_id, m.reply_excerpt, "
+            "m.reply_recalled, m.mentions, m.mention_all, m.attachments, m.reactions, "
+            "m.edited_at, m.recalled FROM messages m JOIN users u ON u.id = m.sender_id "
+            "WHERE m.id BETWEEN %s AND %s ORDER BY m.id", [low, high])
+
+    def updates_between(self, low: int, high: int) -> list[tuple]:
+        """(id, kind, message_id, actor_id, payload, created_at, sender_id, recipient_id,
+        group_id) of the updates with ids low..high."""
+        return self.rows(
+            "SELECT u.id, u.kind, u.message_id, u.actor_id, u.payload, u.created_at, "
+            "m.sender_id, m.recipient_id, m.group_id FROM message_updates u "
+            "JOIN messages m ON m.id = u.message_id WHERE u.id BETWEEN %s AND %s "
+            "ORDER BY u.id", [low, high])
+
+    def last_id(self) -> int:
+        """The last id handed out and committed (the sequence row, read without its lock)."""
+        return int(self.rows("SELECT last_id FROM message_sequence WHERE id = 1")[0][0])
+
     def senders_since(self, conv_keys: Sequence[str], senders: Sequence[int],
                       since: datetime) -> set[tuple[str, int]]:
         """(conversation, sender) pairs with a message since ``since``."""
