@@ -20,14 +20,13 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Callable
 
 import gevent
 from gevent.event import AsyncResult
 from gevent.event import Event as Flag
 
 from ..store.redis_client import make_cluster
-from .base import Event
 from .redis import RedisBus
 
 log = logging.getLogger("chat.bus")
@@ -66,10 +65,11 @@ class ClusterBus(RedisBus):
                 counts[index] = subscribers
         return counts
 
-    def _fence(self, events: Sequence[Event]) -> None:
-        """PING the subscriber connection of each shard holding a channel we listen to."""
-        shards = {self._node(self._full(e.channel)).name for e in events
-                  if e.channel in self.subscribed}
+    def _fence(self, channels: Sequence[str],
+               commands: Callable[[Any], None] | None = None) -> list:
+        """PING the subscriber connection of each shard holding a channel we listen to;
+        ``commands`` go in a pipeline while the PONGs are on their way (replies returned)."""
+        shards = {self._node(self._full(c)).name for c in channels if c in self.subscribed}
         waits = []
         for shard in shards:
             pubsub = self.readers.get(shard)
@@ -81,6 +81,11 @@ class ClusterBus(RedisBus):
             with self.pubsub_lock:
                 pubsub.ping(token)
             waits.append(token)
+        replies: list = []
+        if commands is not None:
+            pipe = self.client.pipeline(transaction=False)
+            commands(pipe)
+            replies = pipe.execute()
         try:
             with gevent.Timeout(self.FENCE_TIMEOUT):
                 for token in waits:
@@ -91,6 +96,7 @@ class ClusterBus(RedisBus):
         finally:
             for token in waits:
                 self._fences.pop(token, None)
+        return replies
 
     def _subscription(self, verb: str, channel: str) -> None:
         if self._failed is None or not self.up:

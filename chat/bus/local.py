@@ -25,16 +25,17 @@ class LocalBus:
         return Presence()
 
     def publish(self, events: Sequence[Event], presence: Presence | None = None,
-                batch: Batch | None = None, mark: int | None = None) -> None:
+                batch: Batch | None = None, mark: int | None = None,
+                fenced: bool = False) -> None:
         """Deliver each event to this process's connections, in order."""
         self.published += len(events)
         deliver_locally(self.sink, events, batch, log)
 
-    def claim(self, first: int, last: int) -> tuple[int, int] | None:
+    def claim(self, channels: Sequence[str]) -> int | None:
         """One process: nobody else can leave ids unpublished."""
         return None
 
-    def unclaimed(self) -> tuple[int, int] | None:
+    def unclaimed(self) -> int | None:
         """One process: nothing is ever left unpublished by another."""
         return None
 

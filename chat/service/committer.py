@@ -25,10 +25,11 @@ largest id a client saw never skips a message or update that committed late. On
 MySQL a named lock is also held from the id allocation until the batch is
 delivered and published, so batches are delivered in id order across processes
 (the bus's fence does the rest; see ``chat.bus.redis``). Under that lock the
-writer claims its ids in Redis before the COMMIT; ids an earlier holder claimed
-and never published (its process died in between) are read back and published
-before the batch's own (``chat.service.publishing``), and an idle writer does
-the same when nothing else is sent.
+writer first claims its turn in Redis; when the turn before it was claimed and
+never published (its process died in between), the ids between the last one
+published and its own were committed by the dead process, and are read back and
+published before the batch's own (``chat.service.publishing``); an idle writer
+does the same when nothing else is sent.
 """
 from __future__ import annotations
 
@@ -98,12 +99,8 @@ class MessageCommitter:
         self.known_pairs: set[str] = set()
         self.inflight = 0
         self._now = utcnow()  # the time of the batch being written
-        # The batch being written under the order lock: its ids claimed, once committed,
-        # and the ids a dead publisher claimed before it and never published.
-        self._claiming = False
-        self._written: tuple[int, int] | None = None
-        self._gap: tuple[int, int] | None = None
-        self._idle_gap: tuple[int, int] | None = None  # unpublished ids seen when last idle
+        self._written: tuple[int, int] | None = None  # the batch's ids, once committed
+        self._idle_mark: int | None = None  # an abandoned turn's mark, seen when last idle
         # Told of each committed batch's messages after they are published (Web Push's
         # queue: it must return at once).
         self.on_messages: Callable[[list[Row]], None] | None = None
@@ -404,15 +401,17 @@ class MessageCommitter:
                 item.online = bool(self.bus.online([item.recipient_id], exclude_conn=exclude,
                                                    presence=presence))
         locked = False
-        self._written = self._gap = None
-        self._claiming = False
+        self._written = None
+        abandoned = None
         try:
             store = self.connection()
             if store.dialect == "mysql" and self.settings.order_lock and presence.others:
                 locked = store.lock(self.settings.order_lock_name, 10)
                 if not locked:
                     raise ServerBusy(N_("the message store is congested"))
-            self._claiming = locked
+            # Our turn, claimed before any id is allocated (and the publish's fence): the
+            # last id published if the turn before ours died before its PUBLISH.
+            abandoned = self.bus.claim(list(channels)) if locked else None
             try:
                 rows = self._write(store, items, applied)
             except store.IntegrityError:
@@ -445,8 +444,8 @@ class MessageCommitter:
         mark = missing = None
         if locked and self._written is not None:
             mark = self._written[1]
-            if self._gap is not None:  # a dead publisher's ids: they go out before ours
-                missing = self._unpublished(store, *self._gap)
+            if abandoned is not None:  # a dead publisher's ids go out before ours
+                missing = self._unpublished(store, abandoned + 1, self._written[0] - 1)
         try:
             with self.open_batch() as batch:
                 self._answer_and_publish(items, rows, applied, presence, batch, mark, missing)
@@ -460,6 +459,13 @@ class MessageCommitter:
 
     def _unpublished(self, store: MessageStore, low: int, high: int) -> list[Event]:
         """What a dead process committed with ids ``low..high`` and never published."""
+        if high < low:
+            return []  # it died before its COMMIT: its ids were rolled back, and are ours now
+        if high - low >= 4 * self.settings.batch_max:
+            # More than a turn's batch: not a dead publisher's, but a mark from long ago
+            # (every process believed itself alone for a while).
+            log.warning("event=publish_gap_skipped ids=%s-%s", low, high)
+            return []
         try:
             events = unpublished_events(store, low, high)
             log.warning("event=republished ids=%s-%s events=%s", low, high, len(events))
@@ -470,30 +476,29 @@ class MessageCommitter:
             return []
 
     def _publish_leftovers(self) -> None:
-        """While idle: ids claimed and still unpublished a whole check later (their
-        process died and no batch has been published since) go out now."""
+        """While idle: a turn claimed and still unpublished a whole check later (its
+        process died and no batch has been published since): its ids go out now."""
         if not self.settings.order_lock:
             return
-        gap = self.bus.unclaimed()
-        if gap is None or gap != self._idle_gap:
-            self._idle_gap = gap  # nothing missing, or a publisher on its way: look again
+        mark = self.bus.unclaimed()
+        if mark is None or mark != self._idle_mark:
+            self._idle_mark = mark  # nothing missing, or a publisher on its way: look again
             return
-        self._idle_gap = None
+        self._idle_mark = None
         try:
             store = self.connection()
             presence = self.bus.presence([])
             if store.dialect != "mysql" or not presence.others:
                 return
             if not store.lock(self.settings.order_lock_name, 1):
-                return  # busy: whoever holds it publishes the gap before its own ids
+                return  # busy: whoever holds it publishes the dead turn's ids before its own
             try:
-                gap = self.bus.unclaimed()  # under the lock: nobody is on their way now
-                if gap is not None:
-                    # Claimed ids beyond the sequence were rolled back (and will be reused).
-                    low, high = gap[0], min(gap[1], store.last_id())
-                    missing = self._unpublished(store, low, high) if high >= low else []
+                mark = self.bus.unclaimed()  # under the lock: nobody is on their way now
+                if mark is not None:
+                    last = store.last_id()
+                    missing = self._unpublished(store, mark + 1, last)
                     with self.open_batch() as batch:
-                        self.bus.publish(missing, presence, batch, mark=max(high, low - 1))
+                        self.bus.publish(missing, presence, batch, mark=max(mark, last))
             finally:
                 store.unlock(self.settings.order_lock_name)
                 store.rollback()
@@ -520,7 +525,8 @@ class MessageCommitter:
                                  self._now, each.payload)
             add_events(events, dumps(frame), change.actor_id, state.sender_id,
                        state.recipient_id, state.group_id, change.origin)
-        self.bus.publish(events, presence, batch, mark)
+        # A batch with a mark claimed its turn, and the claim was its fence.
+        self.bus.publish(events, presence, batch, mark, fenced=mark is not None)
         if self.on_messages is not None and rows:
             self.on_messages(rows)
 
@@ -528,8 +534,6 @@ class MessageCommitter:
                applied: list[Applied]) -> list[Row]:
         """Allocate ids in commit order, INSERT the messages, write the changes, COMMIT."""
         first_id = store.allocate_ids(len(items) + len(applied))
-        if self._claiming:  # under the order lock: say these ids are on their way
-            self._gap = self.bus.claim(first_id, first_id + len(items) + len(applied) - 1)
         self._now = now = utcnow()
         stamp = db_time(now)
         rich_batch = any(rich.is_rich(item) for item in items)

@@ -126,6 +126,8 @@ def test_the_next_batch_publishes_the_dead_processs_message_before_its_own(proce
     bus_a, dying, _ = start()
     _, survivor, _ = start()
 
+    first = send(dying, alice, bob, "published as usual", "c-1").get(timeout=10)[0]["id"]
+    wait_until(lambda: len(bobs_frames.frames) == 1, what="the first message arrives")
     lost = die_after_commit(bus_a, dying, alice, bob, "c-lost")
     # alice's client reconnects elsewhere and resends: the stored message's ack, no copy.
     ack, err, created = send(survivor, alice, bob, "sent as the process died",
@@ -133,11 +135,12 @@ def test_the_next_batch_publishes_the_dead_processs_message_before_its_own(proce
     assert err is None and not created and ack["id"] == lost
     after = send(survivor, carol, bob, "a later message", "c-after").get(timeout=10)[0]["id"]
 
-    wait_until(lambda: len(bobs_frames.frames) >= 2, what="bob's server hears both")
+    wait_until(lambda: len(bobs_frames.frames) >= 3, what="bob's server hears both")
     gevent.sleep(0.3)  # anything sent twice would have come by now
     assert [(f["id"], f["content"]) for f in bobs_frames.frames] == [
-        (lost, "sent as the process died"), (after, "a later message")]
-    assert bobs_frames.frames[0]["sender_id"] == alice
+        (first, "published as usual"), (lost, "sent as the process died"),
+        (after, "a later message")]
+    assert bobs_frames.frames[1]["sender_id"] == alice
 
 
 def test_an_idle_process_publishes_what_a_dead_one_left_when_nothing_else_is_sent(processes):
