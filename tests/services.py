@@ -46,13 +46,16 @@ class PrivateMariaDB:
         """Start (or start again on the same data) and wait for the port."""
         binary = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
         log = open(self.dir / "server.log", "ab")
+        logged_before = log.tell()
         self.proc = subprocess.Popen(
             [binary, "--no-defaults", f"--datadir={self.dir / 'data'}", f"--port={self.port}",
              f"--socket={self.dir / 'sock'}", "--bind-address=127.0.0.1", "--user=root",
              "--skip-grant-tables", "--innodb-buffer-pool-size=32M",
              "--innodb-log-file-size=16M", "--skip-log-bin", f"--pid-file={self.dir / 'pid'}"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        if not _wait_port(self.port, 30):
+        # Ready, not merely listening: the port opens before the signal handler runs, and
+        # a SIGTERM sent in between was lost (the restart below then waited forever).
+        if not _wait_port(self.port, 30) or not self._wait_ready(logged_before, 60):
             raise RuntimeError("private MariaDB did not start: "
                                + (self.dir / "server.log").read_text()[-2000:])
         if not self.initialised:
@@ -62,6 +65,19 @@ class PrivateMariaDB:
             self.stop(signal.SIGTERM)
             return self.start()
         return self
+
+    def _wait_ready(self, offset: int, timeout: float) -> bool:
+        """Wait for "ready for connections" in what the server logged after ``offset``."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with open(self.dir / "server.log", "rb") as log:
+                log.seek(offset)
+                if b"ready for connections" in log.read():
+                    return True
+            if self.proc.poll() is not None:
+                return False
+            time.sleep(0.05)
+        return False
 
     def create_database(self, name: str = "chat") -> str:
         """Create a database and return its URL."""
