@@ -181,6 +181,9 @@ class BaseConfig:
     # Attention (PROTOCOL.md 6.5): friends hear "offline" this many seconds after a user's
     # last socket closed (a reload does not flicker).
     CHAT_PRESENCE_GRACE = env_int("CHAT_PRESENCE_GRACE", 10)
+    # Off: nobody is told who is online (profiles show null) and no query runs for it;
+    # sockets are still counted, for Web Push. For measuring what presence costs.
+    CHAT_PRESENCE = env_bool("CHAT_PRESENCE", True)
     # Files and pictures (PROTOCOL.md 6.3): one upload's size, each user's total, where they
     # are kept (a local folder, or an S3-compatible bucket when CHAT_S3_BUCKET is set, with
     # the standard AWS credentials), threads that decode pictures, and the clean-up period.

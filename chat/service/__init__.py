@@ -50,7 +50,7 @@ class Services:
         self.accounts = Accounts(settings, counters, local_counters, self.events,
                                  PasswordHasher(settings.hash_threads), tickets)
         self.presence = Presence(app, presence_store or LocalPresence(), bus,
-                                 settings.presence_grace)
+                                 settings.presence_grace, announce=settings.presence)
         self.social = Social(self.notices, self.presence)
         self.groups = Groups(self.notices, self.events)
         self.reading = Reading(self.events)

@@ -17,6 +17,8 @@ pool, and the hello path of every socket waited behind them (a reconnect storm o
 from __future__ import annotations
 
 import logging
+import time
+from collections import deque
 from datetime import datetime
 from typing import Any
 
@@ -47,13 +49,18 @@ def presence_frame(user_id: int, online: bool, last_seen: datetime | None) -> di
 class Presence:
     """Tracks sockets in the shared store and announces the transitions to friends."""
 
-    def __init__(self, app: Any, store: PresenceStore, bus: Bus, grace: float) -> None:
+    def __init__(self, app: Any, store: PresenceStore, bus: Bus, grace: float,
+                 announce: bool = True) -> None:
         self.app = app
+        self.announce = announce
         self.store = store
         self.bus = bus
         self.grace = grace
         self._queue: list[tuple[int, bool, datetime | None]] = []
         self._sender: gevent.Greenlet | None = None
+        # (when the grace ends, user, when the socket closed), in closing order.
+        self._due: deque[tuple[float, int, datetime]] = deque()
+        self._checker: gevent.Greenlet | None = None
 
     def opened(self, user_id: int, conn_id: str) -> None:
         """A socket of the user opened (announced off the caller's path)."""
@@ -62,15 +69,33 @@ class Presence:
     def closed(self, user_id: int, conn_id: str) -> None:
         """A socket of the user closed: offline, unless another opens within the grace."""
         self.store.closed(user_id, conn_id)
-        gevent.spawn_later(self.grace, self._maybe_gone, user_id, utcnow())
+        if self.announce:
+            self._due.append((time.monotonic() + self.grace, user_id, utcnow()))
+            if self._checker is None:
+                self._checker = gevent.spawn(self._check_gone)
 
     def _opened(self, user_id: int, conn_id: str) -> None:
-        if self.store.opened(user_id, conn_id):
+        if self.store.opened(user_id, conn_id) and self.announce:
             self._announce(user_id, True, None)
 
-    def _maybe_gone(self, user_id: int, closed_at: datetime) -> None:
-        if self.store.gone(user_id):
-            self._announce(user_id, False, closed_at)
+    def _check_gone(self) -> None:
+        """Whose grace ended, checked together: a reconnect storm's thousands of closes
+        cost a few pipelined round trips ten seconds later, not a greenlet and a round
+        trip each."""
+        try:
+            while self._due:
+                wait = self._due[0][0] - time.monotonic()
+                if wait > 0:
+                    gevent.sleep(wait)
+                now = time.monotonic()
+                closed_at: dict[int, datetime] = {}
+                while self._due and self._due[0][0] <= now:
+                    _, user_id, at = self._due.popleft()
+                    closed_at[user_id] = at
+                for user_id in sorted(self.store.gone(list(closed_at))):
+                    self._announce(user_id, False, closed_at[user_id])
+        finally:
+            self._checker = None
 
     def _announce(self, user_id: int, online: bool, last_seen: datetime | None) -> None:
         """Queue a transition; the sender greenlet tells the friends, batch after batch."""
@@ -123,7 +148,7 @@ class Presence:
     def fields(self, user: Any, mutual: bool) -> dict:
         """``online`` and ``last_seen_at`` of a profile: null unless the viewer and the user
         follow each other and the user shows their presence."""
-        if not mutual or not user.show_presence:
+        if not mutual or not user.show_presence or not self.announce:
             return {"online": None, "last_seen_at": None}
         online = bool(self.store.online([user.id]))
         return {"online": online, "last_seen_at": None if online else iso(user.last_seen_at)}

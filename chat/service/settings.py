@@ -25,6 +25,7 @@ class ServiceSettings:
     order_lock_name: str = "chat:message-order"
     send_timeout: float = 10.0
     presence_grace: float = 10.0
+    presence: bool = True
 
     @classmethod
     def from_config(cls, config: Mapping) -> "ServiceSettings":
@@ -44,4 +45,5 @@ class ServiceSettings:
                    order_lock=config["CHAT_ORDER_LOCK"],
                    order_lock_name=config["CHAT_REDIS_PREFIX"] + "message-order",
                    send_timeout=config["CHAT_SEND_TIMEOUT"],
-                   presence_grace=config["CHAT_PRESENCE_GRACE"])
+                   presence_grace=config["CHAT_PRESENCE_GRACE"],
+                   presence=config["CHAT_PRESENCE"])

@@ -41,7 +41,7 @@ class PresenceStore(Protocol):
 
     def opened(self, user_id: int, conn_id: str) -> bool: ...
     def closed(self, user_id: int, conn_id: str) -> None: ...
-    def gone(self, user_id: int) -> bool: ...
+    def gone(self, user_ids: Sequence[int]) -> set[int]: ...
     def online(self, user_ids: Sequence[int]) -> set[int]: ...
     def refresh(self, held: Iterable[tuple[int, str]]) -> None: ...
 
@@ -84,13 +84,22 @@ class RedisPresence:
         """Forget a socket (best effort: a lost one goes stale by itself)."""
         self._batches.remove(self._keys(user_id)[0], conn_id)
 
-    def gone(self, user_id: int) -> bool:
-        """True (once) when the user has no live socket left and was announced online."""
-        try:
-            return bool(self._gone(keys=self._keys(user_id),
-                                   args=[time.time() - self.stale_after]))
-        except self.errors:
-            return False
+    def gone(self, user_ids: Sequence[int]) -> set[int]:
+        """Those of ``user_ids`` (each once) with no live socket left that were announced
+        online, in the batches of the opens and closes."""
+        answers = []
+        for user_id in user_ids:
+            def command(pipe, now: float, keys=self._keys(user_id)) -> None:
+                self._gone(keys=keys, args=[now - self.stale_after], client=pipe)
+            answers.append((user_id, self._batches.ask(command)))
+        gone = set()
+        for user_id, answer in answers:
+            try:
+                if answer.get(timeout=5):
+                    gone.add(user_id)
+            except (gevent.Timeout, BatchFailed):
+                pass  # Redis away: the flag expires by itself, without an announcement
+        return gone
 
     def online(self, user_ids: Sequence[int]) -> set[int]:
         """Those of ``user_ids`` with a live socket anywhere."""
@@ -146,12 +155,12 @@ class LocalPresence:
             if not mine:
                 del self.held[user_id]
 
-    def gone(self, user_id: int) -> bool:
-        """True (once) when the user has no live socket left and was announced online."""
-        if user_id in self.held or user_id not in self.announced:
-            return False
-        self.announced.discard(user_id)
-        return True
+    def gone(self, user_ids: Sequence[int]) -> set[int]:
+        """Those of ``user_ids`` (each once) with no live socket left that were announced
+        online."""
+        gone = {uid for uid in user_ids if uid not in self.held and uid in self.announced}
+        self.announced -= gone
+        return gone
 
     def online(self, user_ids: Sequence[int]) -> set[int]:
         """Those of ``user_ids`` with a live socket here."""
