@@ -119,7 +119,7 @@ def test_a_picture_attached_is_seen_by_the_other_member_not_by_a_stranger(trio):
     assert r.status_code == 404, r.text
 
 
-def test_group_members_see_a_group_file_and_others_do_not(trio):
+def test_group_members_see_a_group_file_and_others_and_leavers_do_not(trio):
     ann, ben, cat = trio
     group = ann.post("/api/groups", json={"name": "pics"}).json()
     assert ann.put(f"/api/groups/{group['id']}/members/{ben.user_id}").status_code == 200
@@ -130,6 +130,11 @@ def test_group_members_see_a_group_file_and_others_do_not(trio):
     assert r.status_code == 201, r.text
     assert ben.get(made["url"]).headers["Content-Type"] == "image/gif"
     assert cat.get(made["url"]).status_code == 404
+    # Membership counts as it is now: whoever leaves loses the group's files.
+    assert ben.delete(f"/api/groups/{group['id']}/members/{ben.user_id}").status_code == 200
+    assert ben.get(made["url"]).status_code == 404
+    assert ben.get(made["thumb_url"]).status_code == 404
+    assert ann.get(made["url"]).status_code == 200
 
 
 def test_html_and_svg_are_plain_files_served_as_downloads(trio):
