@@ -782,7 +782,7 @@ class StormTraffic(Traffic):
             self.error(d)
             if d.get("ref") == 7 and self.reconnecting and cl.uid in self.storm_clients \
                     and not cl.synced_at:
-                # 503 to a sync: a careful client retries after a moment (PROTOCOL.md).
+                # 503 to a sync: a careful client retries after a moment (docs/protocol.md 3.6).
                 self.sync_retries += 1
                 self.sync_retry.append((now + int(random.uniform(0.1, 0.3) * 1e9), cl))
         elif kind == "pong":

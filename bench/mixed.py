@@ -1,4 +1,4 @@
-"""The mixed scenario: pairs traffic with rich messages (PROTOCOL.md 6.2).
+"""The mixed scenario: pairs traffic with rich messages (docs/protocol.md 3.9).
 
 Every pair talks both ways, as in the pairs scenario, and each direction (a
 *lane*) goes through the same cycle of 23 items: 20 messages, of which 4 are

@@ -178,13 +178,13 @@ class BaseConfig:
     CHAT_METRICS_ALLOW = env_networks("CHAT_METRICS_ALLOW", "127.0.0.1/32,::1/128")
     # The server process's gc.set_threshold (see ChatRuntime.start).
     CHAT_GC_THRESHOLDS = env_ints("CHAT_GC_THRESHOLDS", (50000, 20, 100))[:3]
-    # Attention (PROTOCOL.md 6.5): friends hear "offline" this many seconds after a user's
+    # Attention (docs/protocol.md, Attention): friends hear "offline" this many seconds after a user's
     # last socket closed (a reload does not flicker).
     CHAT_PRESENCE_GRACE = env_int("CHAT_PRESENCE_GRACE", 10)
     # Off: nobody is told who is online (profiles show null) and no query runs for it;
     # sockets are still counted, for Web Push. For measuring what presence costs.
     CHAT_PRESENCE = env_bool("CHAT_PRESENCE", True)
-    # Files and pictures (PROTOCOL.md 6.3): one upload's size, each user's total, where they
+    # Files and pictures (docs/protocol.md 3.10): one upload's size, each user's total, where they
     # are kept (a local folder, or an S3-compatible bucket when CHAT_S3_BUCKET is set, with
     # the standard AWS credentials), threads that decode pictures, and the clean-up period.
     CHAT_MAX_UPLOAD_BYTES = env_int("CHAT_MAX_UPLOAD_BYTES", 25 * 1024 * 1024)

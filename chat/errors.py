@@ -21,7 +21,7 @@ _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404:
 
 
 class ChatError(Exception):
-    """An expected failure with an HTTP status and one of PROTOCOL.md's error names."""
+    """An expected failure with an HTTP status and one of docs/protocol.md's error names."""
 
     status = 400
     code = "bad_request"
@@ -86,7 +86,7 @@ class RateLimited(ChatError):
 
 
 class TooLarge(ChatError):
-    """An upload over the size limit or the quota (PROTOCOL.md 6.6)."""
+    """An upload over the size limit or the quota (docs/protocol.md 3.4)."""
 
     status, code, default_message = 413, "too_large", "too large"
 

@@ -16,7 +16,7 @@ def content_security_policy() -> str:
 
 def register_security(app: Flask) -> None:
     """Install the CSRF guard and the security headers."""
-    # The flood limit comes first of all (PROTOCOL.md 6.6), then CSRF.
+    # The flood limit comes first of all (docs/protocol.md 3.4), then CSRF.
     app.before_request(check_flood)
     app.before_request(check_csrf)
 

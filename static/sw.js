@@ -1,4 +1,4 @@
-// The service worker: Web Push while no page of the chat is open (PROTOCOL section 6.5).
+// The service worker: Web Push while no page of the chat is open (docs/protocol.md, Attention).
 // The server sends {"kind":"message","id","conversation","sender","excerpt"}, encrypted for
 // this browser's subscription; the notification opens (or focuses) that conversation.
 

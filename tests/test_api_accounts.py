@@ -125,7 +125,7 @@ def test_unknown_api_route_and_method_answer_json(server, api):
     alice = api()
     r = alice.get("/api/nothing-here")
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
-    r = alice.call("PUT", "/api/me")  # (PATCH /api/me: settings, PROTOCOL.md 6.5)
+    r = alice.call("PUT", "/api/me")  # (PATCH /api/me: settings, docs/protocol.md, Attention)
     assert r.status_code == 405 and "error" in r.json()
 
 

@@ -71,7 +71,7 @@ def test_only_the_owner_edits_adds_removes_and_deletes(api):
     bob.put(f"/api/groups/{gid}/members/{bob.user_id}")
     assert bob.patch(f"/api/groups/{gid}", json={"name": "mine now"}).status_code == 403
     assert bob.put(f"/api/groups/{gid}/members/{carol.user_id}").status_code == 403
-    # Authorization first (PROTOCOL.md 6.6): a member removing the owner is 403, not 409;
+    # Authorization first (docs/protocol.md 3.4): a member removing the owner is 403, not 409;
     # only the owner leaving their own group hears that the owner cannot leave.
     assert bob.delete(f"/api/groups/{gid}/members/{alice.user_id}").status_code == 403
     assert alice.delete(f"/api/groups/{gid}/members/{alice.user_id}").status_code == 409
@@ -127,7 +127,7 @@ def test_group_errors(api):
 
 
 def test_someone_who_does_not_follow_the_owner_is_invited_not_added(api):
-    """PROTOCOL.md 6.5: nobody is put in a group, and sent its messages, without saying yes."""
+    """docs/protocol.md, Attention: nobody is put in a group, and sent its messages, without saying yes."""
     owner, invitee, fan = api("owner"), api("invitee"), api("fan")
     assert fan.put(f"/api/users/{owner.user_id}/follow").status_code == 200
     gid = make_group(owner)["id"]

@@ -1,4 +1,4 @@
-"""Messaging over HTTP (PROTOCOL.md section 4), on MariaDB + Redis and on SQLite."""
+"""Messaging over HTTP (docs/protocol.md 3.4), on MariaDB + Redis and on SQLite."""
 from __future__ import annotations
 
 

@@ -1,5 +1,5 @@
 """The API's declared schemas: each field type's JSON Schema says what its rule accepts,
-views check ids before the service authorizes (PROTOCOL.md 6.6), and every answer is
+views check ids before the service authorizes (docs/protocol.md 3.4), and every answer is
 checked against its declaration under the testing config."""
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def test_each_body_field_type_documents_exactly_what_its_rule_accepts(name, valu
     declared = BODY_TYPES[name]
     if isinstance(value, float) and value.is_integer():
         # JSON Schema counts 1.0 as an integer; the rules refuse floats where an id or
-        # a number belongs (PROTOCOL.md 5). Stricter than the document, never looser.
+        # a number belongs (docs/protocol.md 5). Stricter than the document, never looser.
         assert not accepts(declared, value)
         return
     if declared is fields.IconUrl and is_bracketed_ipv6(value):

@@ -1,4 +1,4 @@
-"""Attention (PROTOCOL.md 6.5) against a real server on MariaDB and Redis: private groups,
+"""Attention (docs/protocol.md, Attention) against a real server on MariaDB and Redis: private groups,
 mute / pin / archive and the unread total, presence, Web Push."""
 from __future__ import annotations
 

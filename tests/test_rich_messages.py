@@ -1,4 +1,4 @@
-"""Replies, edits, recalls, reactions and mentions (PROTOCOL.md 6.1, 6.2, 6.6), over the
+"""Replies, edits, recalls, reactions and mentions (docs/protocol.md 3.9, 6.2, 6.6), over the
 socket and over HTTP, on MariaDB + Redis and on the embedded defaults."""
 from __future__ import annotations
 

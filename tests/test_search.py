@@ -1,4 +1,4 @@
-"""Search and opening a message in context (PROTOCOL.md 6.4), against real servers:
+"""Search and opening a message in context (docs/protocol.md, Search), against real servers:
 ``around_id`` on the shared MariaDB and on SQLite; search itself on SQLite (FTS5) and
 on a private MariaDB with the Mroonga engine."""
 from __future__ import annotations

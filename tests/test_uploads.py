@@ -1,4 +1,4 @@
-"""Files and pictures end to end (PROTOCOL.md 6.3): a real server on MariaDB + Redis,
+"""Files and pictures end to end (docs/protocol.md 3.10): a real server on MariaDB + Redis,
 the local folder backend, and the S3 backend against a real S3-compatible server (moto's
 standalone server on loopback)."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""PROTOCOL.md sections 2 and 3 over real WebSockets, on MariaDB + Redis and on SQLite."""
+"""docs/protocol.md 3 and 5 over real WebSockets, on MariaDB + Redis and on SQLite."""
 from __future__ import annotations
 
 import threading
@@ -413,7 +413,7 @@ def test_blocked_sender_gets_403_before_the_stranger_limit(any_server, user, con
     # JSON, but a number no id can be: refused as a field, so the frame's type is the ref.
     ('{"type": 1, "recipient_id": 1e400, "content": "x"}', 1),
     ('{"type": 1, "recipient_id": ' + "9" * 5000 + ', "content": "x"}', None),
-    # An escaped lone surrogate is JSON: the field is refused, with the ref (PROTOCOL 6.6).
+    # An escaped lone surrogate is JSON: the field is refused, with the ref (docs/protocol.md 3.4).
     ('{"type": 1, "recipient_id": 1, "content": "\\ud800"}', 1),
     ('{"type": 1, "recipient_id": 1, "content": "\\ud800", "client_id": "s1"}', "s1"),
     ('{"type": 1, "recipient_id": 1, "content": ""}', 1),

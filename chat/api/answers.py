@@ -1,4 +1,4 @@
-"""What the API answers: every JSON shape, declared once (PROTOCOL.md 4, 5).
+"""What the API answers: every JSON shape, declared once (docs/protocol.md 4, 5).
 
 The document is generated from these, and under the testing config every answer
 the API gives is checked against the one its view declares (chat.api.operation),
@@ -42,7 +42,7 @@ class Answer(BaseModel):
 
 
 class ErrorDetail(Answer):
-    """One of PROTOCOL.md's error names, and a human-readable reason."""
+    """One of docs/protocol.md's error names, and a human-readable reason."""
 
     code: str
     message: str
@@ -63,7 +63,7 @@ class User(Answer):
 
 
 class Me(User):
-    """The caller, with their own settings (PROTOCOL.md 6.5)."""
+    """The caller, with their own settings (docs/protocol.md, Attention)."""
 
     show_presence: bool
     push_previews: bool
@@ -192,7 +192,7 @@ class Reaction(Answer):
 
 
 class File(Answer):
-    """An uploaded file (PROTOCOL.md 6.3); ``width``, ``height``, ``thumb_url`` for images."""
+    """An uploaded file (docs/protocol.md 3.10); ``width``, ``height``, ``thumb_url`` for images."""
 
     id: Id
     name: str

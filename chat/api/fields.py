@@ -5,7 +5,7 @@ chat.service.validation, the one implementation of the rule) with the JSON
 Schema that the document shows for it, written from the same constants.
 tests/test_api_schemas.py keeps the two in agreement value by value.
 
-PROTOCOL.md 6.6 orders the checks: ids first (400), then existence and
+docs/protocol.md 3.4 orders the checks: ids first (400), then existence and
 permission (404/403, the service), then the other fields (400, the service).
 So only ``envelope`` rules (ids and cursors) are checked by the view before it
 calls the service; the others are checked by the service, with the same
@@ -24,7 +24,7 @@ from ..service import validation as v
 from ..service.emoji import reaction_emoji
 
 # Every character for which str.isspace() is true (the meaning of "only white space" in
-# PROTOCOL.md 5), as a regex class body that Python, ECMA 262 and Rust read alike.
+# docs/protocol.md 5), as a regex class body that Python, ECMA 262 and Rust read alike.
 SPACES = (r"\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f"
           r"\u205f\u3000")
 NOT_BLANK = f"[^{SPACES}]"  # at least one character that is not white space
@@ -43,7 +43,7 @@ class Rule:
         self.envelope = envelope  # checked by the view before the service authorizes
 
     def validate(self, value: Any, field: str) -> Any:
-        """The checked value; a required field sent as ``null`` is missing (PROTOCOL.md 5)."""
+        """The checked value; a required field sent as ``null`` is missing (docs/protocol.md 5)."""
         if value is None:
             raise BadRequest(f"{field} is required")
         return self.check(value, field)

@@ -2,7 +2,7 @@
 
 A view parses its request with these models and the document shows them, so
 the two cannot disagree. A body's ``envelope()`` checks only its ids and
-cursors (PROTOCOL.md 6.6 step 1) and hands every other field on as sent: the
+cursors (docs/protocol.md 3.4, which error comes first) and hands every other field on as sent: the
 service checks those after it has authorized the caller, with the same rules.
 """
 from __future__ import annotations
@@ -130,7 +130,7 @@ class PasswordChange(Body):
 
 class NewMessage(Body):
     """A message to a user (``recipient_id``) or a group (``group_id``): its text (empty
-    only with attachments), and what it answers, mentions and holds (PROTOCOL.md 6.2)."""
+    only with attachments), and what it answers, mentions and holds (docs/protocol.md 3.9)."""
 
     one_of: ClassVar[tuple[str, ...]] = ("recipient_id", "group_id")
     recipient_id: Id | None = None
@@ -225,7 +225,7 @@ class NoticeQuery(Query):
     unread: QueryFlag | None = None
 
 
-# -- Attention (PROTOCOL.md 6.5) ------------------------------------------------------------
+# -- Attention (docs/protocol.md, Attention) ------------------------------------------------------------
 
 class ConversationEdit(Body):
     """The caller's own settings of one conversation; an absent field stays as it is."""

@@ -91,7 +91,7 @@ def _operation(path: str, op: Operation, refs: dict) -> dict:
                           **({} if status == 304 else {"content": {"*/*": {"schema": {
                               "type": "string", "format": "binary"}}}})}
             for status in sorted(op.answers)}
-    entry["responses"]["default"] = {"description": "An error: PROTOCOL.md's codes",
+    entry["responses"]["default"] = {"description": "An error: docs/protocol.md's codes",
                                      **_json(refs[answers.Error])}
     if op.public:
         entry["security"] = []
@@ -116,7 +116,7 @@ def build_openapi(app: Flask | None = None) -> dict:
     return {
         "openapi": "3.1.0",
         "info": {"title": "Chat API", "version": "1",
-                 "description": "PROTOCOL.md section 4. Errors: "
+                 "description": "docs/protocol.md 3.4. Errors: "
                                 "{\"error\": {\"code\", \"message\"}}. Calls made with the "
                                 "session cookie need the X-CSRFToken header."},
         "servers": [{"url": "/"}],

@@ -3,8 +3,8 @@
 ``@operation(...)`` under a route is the one place a view's request and
 answers are declared: the view is handed its request parsed with the declared
 models, and the document (chat.api.openapi) is generated from the same
-declaration, so the two cannot disagree. The checks run in PROTOCOL.md's order
-(6.6): the flood limit (429, before anything else is read: chat.identity), login
+declaration, so the two cannot disagree. The checks run in docs/protocol.md's order
+(3.4): the flood limit (429, before anything else is read: chat.identity), login
 (401), the path's ids, the body's envelope and the query string (400); the
 service does the rest.
 """

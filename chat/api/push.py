@@ -1,4 +1,4 @@
-"""/api/push: Web Push's key and the caller's browser subscriptions (PROTOCOL.md 6.5)."""
+"""/api/push: Web Push's key and the caller's browser subscriptions (docs/protocol.md, Attention)."""
 from __future__ import annotations
 
 from . import answers, bp

@@ -1,4 +1,4 @@
-"""/api/search: the messages the caller can read that match a query (PROTOCOL.md 6.4)."""
+"""/api/search: the messages the caller can read that match a query (docs/protocol.md, Search)."""
 from __future__ import annotations
 
 from typing import Annotated

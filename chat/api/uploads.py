@@ -1,4 +1,4 @@
-"""Files and pictures (PROTOCOL.md 6.3): upload one, download one or its thumbnail."""
+"""Files and pictures (docs/protocol.md 3.10): upload one, download one or its thumbnail."""
 from __future__ import annotations
 
 from flask import Response, current_app, request
@@ -46,7 +46,7 @@ def thumbnail(file_id: int):
 
 
 def _serve(found: Served) -> Response:
-    """Stream the object with the headers PROTOCOL.md 6.3 asks for: ETag, Range, nosniff."""
+    """Stream the object with the headers docs/protocol.md 3.10 asks for: ETag, Range, nosniff."""
     headers = {
         "ETag": found.etag, "Accept-Ranges": "bytes",
         # Checked again each time: access ends when the message holding it is recalled.

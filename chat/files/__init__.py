@@ -1,4 +1,4 @@
-"""Files and pictures (PROTOCOL.md 6.3): storage backends, the upload service, clean-up."""
+"""Files and pictures (docs/protocol.md 3.10): storage backends, the upload service, clean-up."""
 from __future__ import annotations
 
 from .storage import LocalStorage, Storage

@@ -1,6 +1,6 @@
 """The upload service: keep a file for its owner, say who may read it, forget unused ones.
 
-Who may read a file (PROTOCOL.md 6.3): its uploader, and the members of any
+Who may read a file (docs/protocol.md 3.10): its uploader, and the members of any
 conversation holding a message (not recalled) with it; to everyone else it does
 not exist (404). ``upload_links`` says which messages hold which upload; the
 message committer writes it in the same transaction as the message.
@@ -61,7 +61,7 @@ class Served:
 
 
 def file_object(row) -> dict:
-    """The file object of PROTOCOL.md 6.3, from an ``uploads`` row."""
+    """The file object of docs/protocol.md 3.10, from an ``uploads`` row."""
     return {"id": row.id, "name": row.name, "size": row.size, "mime": row.mime,
             "kind": row.kind, "width": row.width, "height": row.height,
             "url": f"/api/files/{row.id}",

@@ -19,7 +19,7 @@ from .registry import Connection, DeliveryBatch
 
 log = logging.getLogger("chat.ws")
 
-# Client frame types (PROTOCOL.md, "Client -> server frames", and 6.2).
+# Client frame types (docs/protocol.md 3.2 and 3.9).
 (PING, PRIVATE_MESSAGE, FETCH_UNREAD, HISTORY, GROUP_MESSAGE, MARK_READ, TYPING, SYNC, EDIT,
  RECALL, REACT) = range(11)
 

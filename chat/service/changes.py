@@ -1,4 +1,4 @@
-"""Edits, recalls and reactions (PROTOCOL.md 6.2): checked and applied in the batch.
+"""Edits, recalls and reactions (docs/protocol.md 3.9): checked and applied in the batch.
 
 Each change is checked in the protocol's order: the message exists for the
 actor (404: existence is not revealed to someone who cannot see it), the actor

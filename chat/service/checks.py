@@ -5,7 +5,7 @@ recipients, groups and their owners, blocks, memberships (of senders, of the
 people mentioned, of those changing group messages) and follows. When the batch
 replies to or changes messages, one more query reads those messages (locked,
 when they are changed). Each message and change is then checked in
-PROTOCOL.md's order (6.6); the stranger rule comes after (``stranger``).
+docs/protocol.md's order (3.4, which error comes first); the stranger rule comes after (``stranger``).
 """
 from __future__ import annotations
 
@@ -111,7 +111,7 @@ class BatchChecks:
         else:
             item.conv_key = group_conv_key(item.group_id)
             is_member = (item.group_id, item.sender_id) in found["members"]
-            # A private group is hidden from non-members (PROTOCOL.md 6.5): 404, not 403.
+            # A private group is hidden from non-members (docs/protocol.md, Attention): 404, not 403.
             error = policy.group_write(
                 group_exists=item.group_id in found["groups"]
                 and (is_member or item.group_id not in found["private"]),

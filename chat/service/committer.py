@@ -13,7 +13,7 @@ the rows they change until the COMMIT, so they run on the writer's connection):
 
 1. **collapse**: repeats of one ``(sender, client_id)`` in the batch share one answer;
 2. **check** (``chat.service.checks``): resends answered from the store, then each
-   message and change checked in PROTOCOL.md's order, then the stranger rule
+   message and change checked in docs/protocol.md's order, then the stranger rule
    (``chat.service.stranger``);
 3. **write**: ids allocated in commit order for the messages and the changes that
    changed something, one multi-row INSERT, the changes' rows, one COMMIT;

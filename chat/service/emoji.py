@@ -1,4 +1,4 @@
-"""A reaction is exactly one emoji as Unicode defines it (PROTOCOL.md 6.2).
+"""A reaction is exactly one emoji as Unicode defines it (docs/protocol.md 3.9).
 
 One fully-qualified emoji or emoji sequence from Unicode's emoji list (the
 ``emoji`` package carries it), at most 8 code points. Unqualified and

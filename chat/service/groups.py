@@ -180,7 +180,7 @@ class Groups:
     def add_member(self, actor_id: int, group_id: Any, user_id: Any) -> dict:
         """Join (yourself), or add someone (owner only); idempotent.
 
-        Nobody is put in a group without saying yes (PROTOCOL.md 6.5): someone the
+        Nobody is put in a group without saying yes (docs/protocol.md, Attention): someone the
         owner adds who does not follow the owner is invited instead (``{"invited":
         true}``, and a ``group_invited`` notice), and joins by adding themself. A private
         group is joined only by invitation: whoever its owner adds is invited.
@@ -240,7 +240,7 @@ class Groups:
     def remove_member(self, actor_id: int, group_id: Any, user_id: Any) -> dict:
         """Leave (yourself) or remove someone (owner only); decline an invitation (yourself).
 
-        Authorization comes first (PROTOCOL.md 6.6): a member removing the owner is 403;
+        Authorization comes first (docs/protocol.md 3.4): a member removing the owner is 403;
         only the owner leaving their own group hears that the owner cannot leave.
         """
         group = visible_group(actor_id, group_id)

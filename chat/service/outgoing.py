@@ -20,7 +20,7 @@ class Outgoing:
     """One message on its way in; ``answer`` is called exactly once.
 
     ``content`` and ``client_id`` are as the client sent them: they are checked in
-    the batch, after the recipient (PROTOCOL.md 6.6: permission before fields).
+    the batch, after the recipient (docs/protocol.md 3.4: permission before fields).
     """
 
     sender_id: int
@@ -31,7 +31,7 @@ class Outgoing:
     origin: str | None
     answer: Reply
     deadline: float = 0.0  # monotonic time after which it is refused unwritten (503)
-    # Version 2 (PROTOCOL.md 6.2): ids already well-formed, checked in the batch.
+    # Version 2 (docs/protocol.md 3.9): ids already well-formed, checked in the batch.
     reply_to: int | None = None
     mentions: list[int] = field(default_factory=list)
     mention_all: bool = False

@@ -2,7 +2,7 @@
 
 Each function takes the facts (found one at a time through the ORM, or for a
 whole batch of messages in one query by the committer) and returns the error to
-answer, or ``None``. The order of the checks is PROTOCOL.md's (section 6.6):
+answer, or ``None``. The checks run in the order docs/protocol.md 3.4 sets:
 existence and permission come before the other fields, and a group is checked
 before a user named in it.
 """

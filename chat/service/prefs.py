@@ -1,4 +1,4 @@
-"""A user's own settings (PROTOCOL.md 6.5): of a conversation (mute, pin, archive), and
+"""A user's own settings (docs/protocol.md, Attention): of a conversation (mute, pin, archive), and
 of themself (show presence, push previews).
 
 They live on the user's read cursor of the conversation (one row per user and

@@ -1,4 +1,4 @@
-"""Presence (PROTOCOL.md 6.5): who is online, told to friends (mutual follows) only.
+"""Presence (docs/protocol.md, Attention): who is online, told to friends (mutual follows) only.
 
 The realtime layer reports each socket that opens and closes; the shared store
 (``chat.store.presence``) says when that makes a user's first socket anywhere

@@ -1,4 +1,4 @@
-"""Web Push (PROTOCOL.md 6.5; RFC 8030, 8291, 8292): subscriptions, and telling users with
+"""Web Push (docs/protocol.md, Attention; RFC 8030, 8291, 8292): subscriptions, and telling users with
 no live connection about new messages.
 
 Delivery is off the send path: the committer hands each committed batch to

@@ -59,7 +59,7 @@ def _within_answer_size(rows: list) -> list:
 
 
 def unread_total(rows: list) -> int:
-    """What counts as unread for the user (PROTOCOL.md 6.5): every unread message of the
+    """What counts as unread for the user (docs/protocol.md, Attention): every unread message of the
     conversations that are not muted, and the unread mentions of the muted ones."""
     return sum(r.mentions if r.muted else r.unread for r in rows)
 
@@ -96,7 +96,7 @@ def _read_events(user_id: int, peer_id: int | None, group_id: int | None, value:
 
 def _around(user_id: int, target_id: Any, is_group: bool, around: int, size: int) -> dict:
     """A page of ``size`` messages holding ``around``: (size-1)//2 older ones before it,
-    the rest newer, one side filling in where the other runs short (PROTOCOL.md 6.4)."""
+    the rest newer, one side filling in where the other runs short (docs/protocol.md, Search)."""
     key, peer_id, group_id = resolve_conversation(user_id, target_id, is_group)
     older, newer = queries.around_rows(key, around, size + 1)
     if not newer or newer[0].id != around:
@@ -208,7 +208,7 @@ class Reading:
 
     def unread_summary(self, user_id: int) -> dict:
         """``{"total", "conversations"}`` of what is unread (archived or not); marks nothing
-        read. ``total`` counts muted conversations' mentions only (PROTOCOL.md 6.5)."""
+        read. ``total`` counts muted conversations' mentions only (docs/protocol.md, Attention)."""
         convs = self.conversations(user_id, unread_only=True, archived=None)
         return {"total": sum(c["mentions"] if c["muted"] else c["unread"] for c in convs),
                 "conversations": convs}

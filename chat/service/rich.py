@@ -1,4 +1,4 @@
-"""The version 2 parts of a new message (PROTOCOL.md 6.2): reply, mentions, files.
+"""The version 2 parts of a new message (docs/protocol.md 3.9): reply, mentions, files.
 
 Checked in the committer's batch, in the protocol's order: what the message
 names must exist for the sender (a reply in the same conversation, files the

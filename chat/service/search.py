@@ -1,4 +1,4 @@
-"""Search (PROTOCOL.md 6.4): the messages a user can read that match a query, newest first.
+"""Search (docs/protocol.md, Search): the messages a user can read that match a query, newest first.
 
 The query is split here, never handed to an engine's syntax: balanced ``"..."``
 are phrases, the rest is split on white space into terms, and every character

@@ -3,7 +3,7 @@ goes through.
 
 The caller has parsed its own envelope (the frame's ``type``, or which of
 ``recipient_id`` and ``group_id`` the body names); everything else is decided
-here and in the committer, in PROTOCOL.md's order (6.6): the ids it names are
+here and in the committer, in docs/protocol.md's order (3.4, which error comes first): the ids it names are
 well-formed (400), the server is not draining (503), then in the batch: the
 target exists and the sender may write to it, or may change that message
 (404/403), the item's own fields (400), the stranger rule and the other limits

@@ -54,7 +54,7 @@ class Social:
 
     def profile(self, viewer_id: int, user_id: Any) -> dict:
         """A user with ``following`` / ``followed_by`` seen from the viewer, and presence
-        between friends (PROTOCOL.md 6.5)."""
+        between friends (docs/protocol.md, Attention)."""
         user = get_user(user_id)
         relation = self.relation(viewer_id, user.id)
         mutual = relation["following"] and relation["followed_by"]

@@ -1,4 +1,4 @@
-"""Checks of input values shared by the WebSocket frames and the HTTP API (PROTOCOL.md 5)."""
+"""Checks of input values shared by the WebSocket frames and the HTTP API (docs/protocol.md 5)."""
 from __future__ import annotations
 
 from typing import Any
@@ -39,7 +39,7 @@ def parse_json(raw: str | bytes, what: str = "frame") -> object:
     orjson refuses an escaped lone surrogate (``"\\ud800"``) as invalid JSON; such a
     document is still JSON, so it is read again with the standard library, and the
     field that holds it is refused by its own check, with the frame's ``client_id``
-    as ``ref`` (PROTOCOL.md 6.6).
+    as ``ref`` (docs/protocol.md 3.4).
     """
     try:
         return orjson.loads(raw)

@@ -51,7 +51,7 @@ class User(UserMixin, db.Model):
     username_key: Mapped[str] = mapped_column(String(32), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # PROTOCOL.md 6.5: whether friends see presence, whether pushes carry the text,
+    # docs/protocol.md, Attention: whether friends see presence, whether pushes carry the text,
     # and when the user's last connection closed (null: never seen, or online).
     show_presence: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     push_previews: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
@@ -141,7 +141,7 @@ class Membership(db.Model):
 
 
 class Invitation(db.Model):
-    """An owner asked someone to join a group; they join or decline (PROTOCOL.md 6.5)."""
+    """An owner asked someone to join a group; they join or decline (docs/protocol.md, Attention)."""
 
     __tablename__ = "invitations"
     __table_args__ = (Index("ix_invitations_user", "user_id"), MYSQL_TABLE)
@@ -268,7 +268,7 @@ class ReadCursor(db.Model):
     peer_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     group_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     last_read_id: Mapped[int] = mapped_column(BigInteger, default=0)
-    # The user's own settings of the conversation (PROTOCOL.md 6.5). Archived while
+    # The user's own settings of the conversation (docs/protocol.md, Attention). Archived while
     # ``archived_at_id`` is set and no newer message came (or the conversation is muted).
     muted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     pinned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

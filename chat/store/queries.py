@@ -42,7 +42,7 @@ _CONVERSATION_COLUMNS = (
 _MENTIONS = ("(SELECT COUNT(DISTINCT n.message_id) FROM mentions n "
              "WHERE n.user_id IN (:me, 0) AND n.conv_key = rc.conv_key "
              "AND n.message_id > rc.last_read_id AND n.sender_id != :me)")
-# hello.unread counts a muted conversation's mentions only (PROTOCOL.md 6.5), so it counts
+# hello.unread counts a muted conversation's mentions only (docs/protocol.md, Attention), so it counts
 # mentions of muted conversations alone: the others cost nothing more on every connect.
 _HELLO_ROWS = text(_CONVERSATION_COLUMNS + f", CASE WHEN rc.muted THEN {_MENTIONS} ELSE 0 END "
                    "AS mentions FROM read_cursors rc WHERE rc.user_id = :me")

@@ -1,5 +1,5 @@
 // A conversation's menu in the list (the ⋯ button on its row): Pin / Unpin, Mute / Unmute,
-// Archive / Unarchive, saved with PATCH /api/conversations/<kind>/<id> (PROTOCOL 6.5). The
+// Archive / Unarchive, saved with PATCH /api/conversations/<kind>/<id> (docs/protocol.md, Attention). The
 // list redraws from what the server answers: pinned on top, muted greyed and out of the
 // tab's count (mentions still count), archived in the Archived folder.
 

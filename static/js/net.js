@@ -4,7 +4,7 @@ import {Close, Frame, Kind} from "./protocol.js";
 
 const csrfToken = document.querySelector('meta[name="csrf-token"]')?.content || "";
 
-// An HTTP error with the API's error code (PROTOCOL.md section 4) and its message.
+// An HTTP error with the API's error code (docs/protocol.md 3.4) and its message.
 export class ApiError extends Error {
   constructor(status, code, message) {
     super(message);

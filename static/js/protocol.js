@@ -1,4 +1,4 @@
-// The names of the wire protocol (PROTOCOL.md section 2) that the browser client uses:
+// The names of the wire protocol (docs/protocol.md 3.2 and 3.3) that the browser client uses:
 // what each client frame type number means, the server's frame kinds, error and notice
 // names, and which refusals are worth sending again.
 

@@ -1,4 +1,4 @@
-// The parts of a rich message (PROTOCOL version 2): the text with its links and mentions,
+// The parts of a rich message (docs/protocol.md 3.9): the text with its links and mentions,
 // the quote of the message it answers, the "edited" mark, the line that replaces a message
 // taken back, and the row of reactions. Every piece is built with DOM calls: user text only
 // ever becomes text nodes or attribute values, never markup.

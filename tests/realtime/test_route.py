@@ -70,7 +70,7 @@ def test_hello_counts_unread_and_the_newest_id(upgrade, services):
 
 
 def _not_presence(peer) -> dict:
-    """The next frame that is not a friend's ``presence`` (PROTOCOL.md 6.5)."""
+    """The next frame that is not a friend's ``presence`` (docs/protocol.md, Attention)."""
     frame = peer.json()
     while frame["kind"] == "presence":
         frame = peer.json()

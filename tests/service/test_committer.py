@@ -64,7 +64,7 @@ def test_a_resend_of_a_refused_message_is_checked_again(harness):
     assert h.submit(alice, to=bob, content="fixed", client_id="c1").ack["client_id"] == "c1"
 
 
-# -- phase 2: who may send what, in PROTOCOL.md's order ----------------------------------------
+# -- phase 2: who may send what, in docs/protocol.md's order ----------------------------------------
 
 
 def test_an_unknown_recipient_or_group_is_404(harness):

@@ -1,4 +1,4 @@
-"""Wire shapes (``chat.service.shapes``): every frame's fields, as PROTOCOL.md names them."""
+"""Wire shapes (``chat.service.shapes``): every frame's fields, as docs/protocol.md names them."""
 from __future__ import annotations
 
 from datetime import datetime

@@ -1,4 +1,4 @@
-"""Field rules (``chat.service.validation``), PROTOCOL.md section 5, table by table."""
+"""Field rules (``chat.service.validation``), docs/protocol.md 5, table by table."""
 from __future__ import annotations
 
 from datetime import datetime
