@@ -14,6 +14,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 MAX_PIXELS = 50_000_000
 THUMB_SIZE = (320, 320)
 MAX_FRAMES = 1000
+# Every frame of an animation is decoded and encoded again: a cap on their pixels together,
+# so that one small GIF of a thousand big frames cannot hold a picture thread for minutes.
+MAX_ANIMATION_PIXELS = 4 * MAX_PIXELS
 # Pillow refuses (DecompressionBombError) past twice this, and warns past it: the
 # decoder never allocates a huge canvas before our own check below.
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
@@ -74,7 +77,8 @@ def clean(source: str, fmt: str, target: str, thumb: str) -> Cleaned:
 def _clean(img: Image.Image, fmt: str, target: str, thumb: str) -> Cleaned:
     width, height = img.size
     frames = getattr(img, "n_frames", 1)
-    if width * height > MAX_PIXELS or frames > MAX_FRAMES:
+    if (width * height > MAX_PIXELS or frames > MAX_FRAMES
+            or width * height * frames > MAX_ANIMATION_PIXELS):
         raise NotAPicture("too many pixels")
     keep = {k: img.info[k] for k in _KEEP if img.info.get(k) is not None}
     if frames > 1:

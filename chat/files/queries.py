@@ -5,13 +5,17 @@ clean-up may delete: each is one statement, so none reads rows it does not need.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime
+from typing import Iterator
 
 from sqlalchemy import bindparam, text
 
+from ..errors import ServerBusy
 from ..store.models import UTCDateTime
 
 _CUT = bindparam("cut", type_=UTCDateTime)  # SQLite compares the stored text form
+_SETTLED = bindparam("settled", type_=UTCDateTime)
 
 _READABLE = text(
     "SELECT 1 FROM upload_links l JOIN messages m ON m.id = l.message_id "
@@ -24,13 +28,17 @@ _RESOLVE = text(
     "EXISTS (SELECT 1 FROM upload_links l JOIN messages m ON m.id = l.message_id "
     "WHERE l.upload_id = u.id AND m.recalled = 0) AS live, u.created_at >= :cut AS fresh "
     "FROM uploads u WHERE u.id IN :ids").bindparams(bindparam("ids", expanding=True), _CUT)
-# An upload no message holds, made before :cut; or one only recalled messages hold.
+# An upload no message holds, made before :cut; or one only recalled messages hold, every
+# one of them recalled before :settled (a message checked while one of them was still live
+# is either stored by then, holding the file, or refused: see Uploads.cleanup).
 _UNUSED = ("uploads.attached = 0 AND uploads.created_at < :cut AND NOT EXISTS "
            "(SELECT 1 FROM upload_links l WHERE l.upload_id = uploads.id)")
 _ONLY_RECALLED = (
     "EXISTS (SELECT 1 FROM upload_links l WHERE l.upload_id = uploads.id) AND NOT EXISTS "
     "(SELECT 1 FROM upload_links l JOIN messages m ON m.id = l.message_id "
-    "WHERE l.upload_id = uploads.id AND m.recalled = 0)")
+    "WHERE l.upload_id = uploads.id AND m.recalled = 0) AND NOT EXISTS "
+    "(SELECT 1 FROM upload_links l JOIN message_updates mu ON mu.message_id = l.message_id "
+    "WHERE l.upload_id = uploads.id AND mu.kind = 'recall' AND mu.created_at >= :settled)")
 BATCH = 1000
 
 
@@ -58,19 +66,29 @@ def unused(conn, cut: datetime) -> list:
         f"AND created_at < :cut LIMIT {BATCH}").bindparams(_CUT), {"cut": cut}).all()
 
 
-def only_recalled(conn) -> list:
-    """Every upload that only recalled messages hold (checks each held upload)."""
+def only_recalled(conn, settled: datetime) -> list:
+    """Every upload that only messages recalled before ``settled`` hold (checks each held
+    upload)."""
     return conn.execute(text(f"SELECT id, storage_key, thumb_key FROM uploads "
-                             f"WHERE {_ONLY_RECALLED} LIMIT {BATCH}")).all()
+                             f"WHERE {_ONLY_RECALLED} LIMIT {BATCH}").bindparams(_SETTLED),
+                        {"settled": settled}).all()
 
 
-def recalled_after(conn, cursor: int) -> tuple[int, list]:
-    """(newest update id, uploads held by messages recalled after ``cursor``).
+def recalled_after(conn, cursor: int, settled: datetime) -> tuple[int, list]:
+    """(update id to resume after, uploads held by messages recalled after ``cursor``).
 
-    Update ids are handed out under the sequence row's lock and committed in
-    order, so nothing committed later gets an id at or below the newest seen.
+    Only recalls made before ``settled`` count, and the answer stops short of the first
+    one that is younger, so that it is looked at again once it has settled. Update ids
+    are handed out under the sequence row's lock and committed in order, so nothing
+    committed later gets an id at or below the newest seen.
     """
     newest = conn.execute(text("SELECT MAX(id) FROM message_updates")).scalar() or 0
+    young = conn.execute(text(
+        "SELECT MIN(id) FROM message_updates WHERE id > :after AND id <= :upto "
+        "AND kind = 'recall' AND created_at >= :settled").bindparams(_SETTLED),
+        {"after": cursor, "upto": newest, "settled": settled}).scalar()
+    if young is not None:
+        newest = young - 1
     rows = conn.execute(text(
         "SELECT DISTINCT u.id, u.storage_key, u.thumb_key FROM message_updates mu "
         "JOIN upload_links l ON l.message_id = mu.message_id "
@@ -80,15 +98,34 @@ def recalled_after(conn, cursor: int) -> tuple[int, list]:
     return max(newest, cursor), rows
 
 
-def delete_if_unheld(conn, upload_id: int, cut: datetime) -> bool:
-    """Delete the row (and its links) if it is still unused or held only by recalled
-    messages; whether this call deleted it (so only one process removes its objects)."""
+def delete_if_unheld(conn, upload_id: int, cut: datetime, settled: datetime) -> bool:
+    """Delete the row (and its links) if it is still unused or held only by messages
+    recalled before ``settled``; whether this call deleted it (so only one process removes
+    its objects)."""
     taken = conn.execute(text(
         f"DELETE FROM uploads WHERE id = :id AND (({_UNUSED}) OR ({_ONLY_RECALLED}))"
-    ).bindparams(_CUT), {"id": upload_id, "cut": cut}).rowcount
+    ).bindparams(_CUT, _SETTLED), {"id": upload_id, "cut": cut, "settled": settled}).rowcount
     if taken:
         conn.execute(text("DELETE FROM upload_links WHERE upload_id = :id"), {"id": upload_id})
     return bool(taken)
+
+
+@contextmanager
+def quota_turn(engine, owner_id: int, wait: float = 10.0) -> Iterator[None]:
+    """Let one upload of the user at a time check the quota and commit (MySQL: a named
+    lock on a connection of its own, which no row lock can deadlock with; SQLite's writes
+    are one at a time already). Raises ServerBusy (503) if the turn does not come."""
+    if engine.dialect.name == "sqlite":
+        yield
+        return
+    name = f"chat-quota:{engine.url.database}:{owner_id}"[:64]
+    with engine.connect() as conn:
+        if conn.execute(text("SELECT GET_LOCK(:n, :w)"), {"n": name, "w": wait}).scalar() != 1:
+            raise ServerBusy()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": name})
 
 
 def totals(conn) -> tuple[int, int]:

@@ -40,12 +40,16 @@ class UploadSettings:
     quota: int
     spool_dir: str
     image_threads: int
+    # How long a recall must be old before the files only recalled messages hold are
+    # deleted: longer than a message may wait for its write (CHAT_SEND_TIMEOUT), see cleanup.
+    settle: timedelta = timedelta(seconds=30)
 
     @classmethod
     def from_config(cls, config) -> "UploadSettings":
         """Read them from the app's config."""
         return cls(max_bytes=config["CHAT_MAX_UPLOAD_BYTES"], quota=config["CHAT_UPLOAD_QUOTA"],
-                   spool_dir=config["CHAT_UPLOAD_SPOOL"], image_threads=config["CHAT_IMAGE_THREADS"])
+                   spool_dir=config["CHAT_UPLOAD_SPOOL"],
+                   image_threads=config["CHAT_IMAGE_THREADS"], settle=timedelta(seconds=config["CHAT_SEND_TIMEOUT"] + 20))
 
 
 @dataclass(frozen=True)
@@ -141,7 +145,13 @@ class Uploads:
             self.storage.put(row.storage_key, path, row.mime)
             if row.thumb_key:
                 self.storage.put(row.thumb_key, got.path + ".thumb", row.thumb_mime)
-            db.session.commit()
+            # The quota again, for uploads of one user running side by side: each took its
+            # room before reading its body; here they take turns, each counting what the
+            # ones before it committed (a fresh read) before committing itself.
+            with queries.quota_turn(self.engine, owner_id):
+                if self.used_bytes(owner_id) + row.size > self.settings.quota:
+                    raise TooLarge()
+                db.session.commit()
         except BaseException:
             db.session.rollback()
             self._forget_objects(row.storage_key, row.thumb_key)
@@ -185,26 +195,34 @@ class Uploads:
         The unused ones are one index range (``attached``, ``created_at``). Recalled ones
         are found from the recalls made since the last round (``message_updates`` ids
         after this process's cursor), or, with ``full``, by checking every held upload.
-        Safe with several processes: each row is deleted by a DELETE that repeats the
-        condition, and only the process whose DELETE took the row removes its objects.
+
+        A recalled file is deleted only once every recall of the messages holding it is
+        older than ``settle``: a message checked while one of them was live (``resolve``)
+        is written within CHAT_SEND_TIMEOUT or refused, so by then it is stored and holds
+        the file, or it never will be. Safe with several processes: each row is deleted by
+        a DELETE that repeats the condition, and only the process whose DELETE took the
+        row removes its objects. The cursor moves only after the round's deletes, so a
+        round that fails is done again.
         """
-        cut = utcnow() - UNUSED_FOR
+        now = utcnow()
+        cut, settled = now - UNUSED_FOR, now - self.settings.settle
+        newest = self.recall_cursor
         with self.engine.connect() as conn:
             found = {row.id: row for row in queries.unused(conn, cut)}
             if full:
-                found.update((row.id, row) for row in queries.only_recalled(conn))
+                found.update((row.id, row) for row in queries.only_recalled(conn, settled))
             else:
-                newest, recalled = queries.recalled_after(conn, self.recall_cursor)
+                newest, recalled = queries.recalled_after(conn, self.recall_cursor, settled)
                 found.update((row.id, row) for row in recalled)
-                self.recall_cursor = newest
             conn.commit()
         removed = 0
         for row in found.values():
             with self.engine.begin() as conn:
-                taken = queries.delete_if_unheld(conn, row.id, cut)
+                taken = queries.delete_if_unheld(conn, row.id, cut, settled)
             if taken:
                 self._forget_objects(row.storage_key, row.thumb_key)
                 removed += 1
+        self.recall_cursor = newest
         if removed:
             log.info("event=uploads_cleaned count=%s", removed)
         return removed

@@ -46,3 +46,20 @@ def test_the_file_part_is_cut_off_at_its_limit(tmp_path):
     except TooBig:
         pass
     assert sorted(p.name for p in tmp_path.iterdir()) == [got.path.rsplit("/", 1)[1]]
+
+
+def test_an_animation_of_many_big_frames_is_refused_before_decoding(tmp_path):
+    from chat.files.images import MAX_ANIMATION_PIXELS, NotAPicture, clean
+
+    count = MAX_ANIMATION_PIXELS // 10**6 + 2  # one megapixel each: all of them, past the cap
+    frames = [Image.new("P", (1000, 1000), i % 2) for i in range(count)]
+    source = tmp_path / "many.gif"
+    frames[0].save(source, format="GIF", save_all=True, append_images=frames[1:])
+    try:
+        clean(str(source), "GIF", str(tmp_path / "out.gif"), str(tmp_path / "thumb"))
+        raise AssertionError("not refused")
+    except NotAPicture as refused:
+        assert "too many pixels" in str(refused)
+    few = tmp_path / "few.gif"
+    frames[0].save(few, format="GIF", save_all=True, append_images=frames[1:3])
+    assert clean(str(few), "GIF", str(tmp_path / "out.gif"), str(tmp_path / "thumb")).width == 1000
