@@ -92,9 +92,9 @@ def summary(results: dict) -> list[dict]:
             step.get("p99"), None, None, "< 100 ms, nothing lost",
             step.get("clean", False), "ms")
         add(name, "upload MB/s (photo bytes accepted)", files.get("mb_per_s"), None, None,
-            "(no target)", None, "ms")
+            "(no target)", None, "MB/s")
         add(name, "thumbnails made per second", files.get("thumbnails_per_s"), None, None,
-            "(no target)", None, "ms")
+            "(no target)", None, "/s")
     for size in (100, 1000):
         g = sc.get(f"group_{size}")
         if not g:
@@ -159,7 +159,7 @@ def summary(results: dict) -> list[dict]:
 def _cell(v, unit: str = "") -> str:
     if v is None:
         return "—"
-    if isinstance(v, float) and (unit in ("ms", "s", "KiB") or v < 10):
+    if isinstance(v, float) and (unit in ("ms", "s", "KiB", "MB/s", "/s") or v < 10):
         return f"{v:,.2f}" if v < 10 else f"{v:,.1f}"
     return _num(v)
 

@@ -301,8 +301,41 @@ def test_files_at_phone_width_in_chinese(server, tabs):
     expect(image).to_have_js_property("naturalWidth", 320)
     width = image.bounding_box()["width"]
     assert width <= PHONE["width"], width  # the picture fits the phone's screen
+    shot(page, "files-picture-phone-zh")
     bubble.locator(".attachment-image").click()
     viewer = page.get_by_role("dialog", name="图片")
     expect(viewer.locator(".viewer-count")).to_have_text("1 / 1")
     page.keyboard.press("Escape")
     expect(viewer).to_be_hidden()
+
+
+def test_a_reply_and_a_search_result_show_the_picture_at_phone_width_in_chinese(sqlite_server,
+                                                                               tabs):
+    server = sqlite_server
+    ann, ben = pair(server)
+    cat = ann.post("/api/uploads", files={"file": ("猫.png", png(400, 300, "orange"),
+                                                   "image/png")}).json()["id"]
+    original = ann.post("/api/messages", json={"recipient_id": ben.user_id,
+                                               "content": "猫薄荷报告", "attachments": [cat]}
+                        ).json()["id"]
+    ben.post("/api/messages", json={"recipient_id": ann.user_id, "content": "好可爱",
+                                    "reply_to": original})
+    tab = tabs(server, ann, f"/chat/u/{ben.user_id}", viewport=PHONE, locale="zh-CN")
+    page = tab.page
+    quote = page.locator("#messages .reply-quote")
+    expect(quote).to_have_count(1)
+    thumb = quote.locator("img.small-thumb")
+    expect(thumb).to_have_attribute("alt", "猫.png")
+    expect(thumb).to_have_js_property("complete", True)
+    box = thumb.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], box
+    shot(page, "files-reply-phone-zh")
+    page.locator("#thread-search").click()  # at phone width: search in this conversation
+    page.keyboard.type("薄荷")
+    hit = page.locator(".search-result")
+    expect(hit).to_have_count(1)
+    expect(hit.locator("mark")).to_have_text("薄荷")
+    small = hit.locator("img.small-thumb")
+    expect(small).to_have_attribute("alt", "猫.png")
+    expect(small).to_be_in_viewport()
+    shot(page, "files-search-phone-zh")

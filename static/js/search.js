@@ -7,6 +7,7 @@
 import {conversationAt} from "./conversations.js";
 import {el} from "./dom.js";
 import {formatShort, t} from "./i18n.js";
+import {magnifier} from "./icons.js";
 import {api} from "./net.js";
 import {smallThumb} from "./uploads.js";
 
@@ -37,19 +38,6 @@ function urlOf(conv) {
 
 
 // A magnifying glass (an SVG, drawn like the page's other icons).
-function magnifier() {
-  const ns = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(ns, "svg");
-  for (const [k, v] of Object.entries({viewBox: "0 0 24 24", width: "20", height: "20", "aria-hidden": "true"})) {
-    svg.setAttribute(k, v);
-  }
-  const path = document.createElementNS(ns, "path");
-  path.setAttribute("fill", "currentColor");
-  path.setAttribute("d", "M15.5 14h-.8l-.3-.3A6.5 6.5 0 1 0 14 15.5l.3.3v.8l5 5 1.5-1.5zm-6 0a4.5 4.5 0 1 1 0-9 4.5 4.5 0 0 1 0 9z");
-  svg.append(path);
-  return svg;
-}
-
 class SearchPanel {
   constructor(host, me) {
     this.me = me;

@@ -6,6 +6,7 @@
 // in as text.
 
 import {el} from "./dom.js";
+import {paperclip} from "./icons.js";
 import {t} from "./i18n.js";
 import {api} from "./net.js";
 import "./viewer.js";
@@ -112,14 +113,12 @@ export function quoteThumb(reply, loaded, historyBase) {
 }
 
 // A type icon for a file that is not a picture (by its detected type, not its name).
+// A file's type, as a short badge: the name's extension in capitals (PDF, ZIP, DOCX), since
+// the server types every file that is not a picture as application/octet-stream. Text, not
+// an emoji, so it shows on every system.
 function fileIcon(file) {
-  const mime = file.mime || "";
-  if (mime === "application/pdf") { return "📕"; }
-  if (mime.startsWith("text/")) { return "📝"; }
-  if (mime.startsWith("audio/")) { return "🎵"; }
-  if (mime.startsWith("video/")) { return "🎬"; }
-  if (/zip|compressed|x-tar|gzip/.test(mime)) { return "🗜️"; }
-  return "📄";
+  const match = /\.([A-Za-z0-9]{1,5})$/.exec(file.name || "");
+  return match ? match[1].toUpperCase() : t("FILE");
 }
 
 // The files waiting to go with the next message: each uploading (or done, or failed) with
@@ -243,8 +242,8 @@ function setup() {
   const input = el("input", {type: "file", multiple: true, hidden: true, id: "file-input",
                              onchange: () => { tray.add([...input.files]); input.value = ""; }});
   const button = el("button", {type: "button", class: "secondary attach", id: "attach",
-                               "aria-label": t("Attach files"), title: t("Attach files"), text: "📎",
-                               onclick: () => input.click()});
+                               "aria-label": t("Attach files"), title: t("Attach files"),
+                               onclick: () => input.click()}, paperclip());
   text.before(button, input);
   text.addEventListener("paste", (event) => {
     const files = [...(event.clipboardData?.files || [])];
