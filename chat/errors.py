@@ -98,6 +98,12 @@ class ServerBusy(ChatError):
     default_message = "the server is busy; nothing was stored, retry with the same client_id"
 
 
+class UploadBusy(ServerBusy):
+    """Another upload of the same user held the quota's turn too long; nothing was kept."""
+
+    default_message = "another upload of yours is being stored; nothing was kept, try again"
+
+
 def wants_json() -> bool:
     """API, health and WebSocket requests are answered in JSON; pages in HTML."""
     path = request.path

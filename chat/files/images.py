@@ -74,12 +74,32 @@ def clean(source: str, fmt: str, target: str, thumb: str) -> Cleaned:
         raise NotAPicture(str(err)) from err
 
 
+def _count_frames(img: Image.Image) -> int:
+    """How many frames, refusing too many pixels in one or in all together (NotAPicture).
+
+    Each frame's size is read after seeking to it: a GIF's canvas grows when a later
+    frame reaches past the size its header gave, so the first frame's size says nothing
+    of the rest. Stops at the cap instead of scanning a file of a million tiny frames.
+    """
+    frames = total = 0
+    while True:
+        width, height = img.size
+        total += width * height
+        frames += 1
+        if width * height > MAX_PIXELS or total > MAX_ANIMATION_PIXELS or frames > MAX_FRAMES:
+            raise NotAPicture("too many pixels")
+        try:
+            img.seek(frames)
+        except EOFError:
+            break
+    if frames > 1:
+        img.seek(0)
+    return frames
+
+
 def _clean(img: Image.Image, fmt: str, target: str, thumb: str) -> Cleaned:
+    frames = _count_frames(img)
     width, height = img.size
-    frames = getattr(img, "n_frames", 1)
-    if (width * height > MAX_PIXELS or frames > MAX_FRAMES
-            or width * height * frames > MAX_ANIMATION_PIXELS):
-        raise NotAPicture("too many pixels")
     keep = {k: img.info[k] for k in _KEEP if img.info.get(k) is not None}
     if frames > 1:
         img.load()

@@ -5,13 +5,15 @@ clean-up may delete: each is one statement, so none reads rows it does not need.
 """
 from __future__ import annotations
 
+import hashlib
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Iterator
 
 from sqlalchemy import bindparam, text
+from sqlalchemy.engine import Connection
 
-from ..errors import ServerBusy
+from ..errors import UploadBusy
 from ..store.models import UTCDateTime
 
 _CUT = bindparam("cut", type_=UTCDateTime)  # SQLite compares the stored text form
@@ -43,9 +45,10 @@ BATCH = 1000
 
 
 def used_bytes(conn, owner_id: int) -> int:
-    """Bytes of the user's kept files."""
-    return int(conn.execute(text("SELECT COALESCE(SUM(size), 0) FROM uploads "
-                                 "WHERE owner_id = :u"), {"u": owner_id}).scalar() or 0)
+    """Bytes of the user's kept files, thumbnails included."""
+    return int(conn.execute(text("SELECT COALESCE(SUM(size), 0) + COALESCE(SUM(thumb_size), 0) "
+                                 "FROM uploads WHERE owner_id = :u"), {"u": owner_id}).scalar()
+               or 0)
 
 
 def resolve(conn, ids: list[int], fresh_after: datetime) -> list:
@@ -111,21 +114,29 @@ def delete_if_unheld(conn, upload_id: int, cut: datetime, settled: datetime) -> 
 
 
 @contextmanager
-def quota_turn(engine, owner_id: int, wait: float = 10.0) -> Iterator[None]:
-    """Let one upload of the user at a time check the quota and commit (MySQL: a named
-    lock on a connection of its own, which no row lock can deadlock with; SQLite's writes
-    are one at a time already). Raises ServerBusy (503) if the turn does not come."""
+def quota_turn(engine, owner_id: int, wait: float) -> Iterator[Connection | None]:
+    """Let one upload of the user at a time check the quota and commit: yields a
+    connection that sees every upload committed before the turn (``None`` on SQLite,
+    whose writes are one at a time already: read on any connection).
+
+    MySQL: a named lock on a connection of its own, which no row lock can deadlock with.
+    ``wait`` must stay under the driver's read timeout, or a long wait would look like a
+    lost connection. Raises UploadBusy (503) if the turn does not come in time.
+    """
     if engine.dialect.name == "sqlite":
-        yield
+        yield None
         return
-    name = f"chat-quota:{engine.url.database}:{owner_id}"[:64]
+    tag = hashlib.sha1(str(engine.url.database).encode()).hexdigest()[:12]
+    name = f"chat-quota:{tag}:{owner_id}"  # names are server-wide: one per database
     with engine.connect() as conn:
         if conn.execute(text("SELECT GET_LOCK(:n, :w)"), {"n": name, "w": wait}).scalar() != 1:
-            raise ServerBusy()
+            raise UploadBusy()
         try:
-            yield
+            conn.commit()  # the named lock outlives it; the next read starts afresh
+            yield conn
         finally:
             conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": name})
+            conn.commit()
 
 
 def totals(conn) -> tuple[int, int]:

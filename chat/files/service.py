@@ -43,13 +43,19 @@ class UploadSettings:
     # How long a recall must be old before the files only recalled messages hold are
     # deleted: longer than a message may wait for its write (CHAT_SEND_TIMEOUT), see cleanup.
     settle: timedelta = timedelta(seconds=30)
+    # How long an upload waits for the quota's turn behind the same user's others: under
+    # the database driver's read timeout (CHAT_DB_TIMEOUT), so a wait is never taken for
+    # a lost connection.
+    lock_wait: float = 5.0
 
     @classmethod
     def from_config(cls, config) -> "UploadSettings":
         """Read them from the app's config."""
         return cls(max_bytes=config["CHAT_MAX_UPLOAD_BYTES"], quota=config["CHAT_UPLOAD_QUOTA"],
                    spool_dir=config["CHAT_UPLOAD_SPOOL"],
-                   image_threads=config["CHAT_IMAGE_THREADS"], settle=timedelta(seconds=config["CHAT_SEND_TIMEOUT"] + 20))
+                   image_threads=config["CHAT_IMAGE_THREADS"],
+                   settle=timedelta(seconds=config["CHAT_SEND_TIMEOUT"] + 20),
+                   lock_wait=max(1.0, min(5.0, config["CHAT_DB_TIMEOUT"] / 2)))
 
 
 @dataclass(frozen=True)
@@ -148,8 +154,10 @@ class Uploads:
             # The quota again, for uploads of one user running side by side: each took its
             # room before reading its body; here they take turns, each counting what the
             # ones before it committed (a fresh read) before committing itself.
-            with queries.quota_turn(self.engine, owner_id):
-                if self.used_bytes(owner_id) + row.size > self.settings.quota:
+            with queries.quota_turn(self.engine, owner_id, self.settings.lock_wait) as conn:
+                used = (queries.used_bytes(conn, owner_id) if conn is not None
+                        else self.used_bytes(owner_id))
+                if used + row.size + (row.thumb_size or 0) > self.settings.quota:
                     raise TooLarge()
                 db.session.commit()
         except BaseException:

@@ -44,7 +44,7 @@ from gevent.event import AsyncResult
 from gevent.queue import Channel, Empty, SimpleQueue
 
 from ..bus import Batch, Bus, Event, Presence
-from ..errors import DATABASE_UNAVAILABLE, ChatError, ServerBusy
+from ..errors import DATABASE_UNAVAILABLE, ChatError, NotFound, ServerBusy
 from ..store.committer_sql import MessageStore, as_datetime, db_time
 from ..store.counters import Counters
 from ..store.models import utcnow
@@ -412,6 +412,7 @@ class MessageCommitter:
             # Our turn, claimed before any id is allocated (and the publish's fence): the
             # last id published if the turn before ours died before its PUBLISH.
             abandoned = self.bus.claim(list(channels)) if locked else None
+            items = self._with_files_held(store, items)
             try:
                 rows = self._write(store, items, applied)
             except store.IntegrityError:
@@ -529,6 +530,26 @@ class MessageCommitter:
         self.bus.publish(events, presence, batch, mark, fenced=mark is not None)
         if self.on_messages is not None and rows:
             self.on_messages(rows)
+
+    def _with_files_held(self, store: MessageStore, items: list[Outgoing]) -> list[Outgoing]:
+        """The messages whose files all still exist, locked until COMMIT; the others (a
+        clean-up deleted a file while the write waited, which the clean-up's margin makes
+        rare) get 404 as at their check, unwritten, their stranger count given back."""
+        wanted = sorted({upload_id for item in items for upload_id in item.attachments})
+        if not wanted:
+            return items
+        present = store.hold_uploads(wanted)
+        if len(present) == len(wanted):
+            return items
+        kept = []
+        for item in items:
+            if all(upload_id in present for upload_id in item.attachments):
+                kept.append(item)
+                continue
+            if item.counted is not None:
+                self.counters.decr_many([item.counted])
+            self._fail(item, NotFound(N_("no such upload")))
+        return kept
 
     def _write(self, store: MessageStore, items: list[Outgoing],
                applied: list[Applied]) -> list[Row]:

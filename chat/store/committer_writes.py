@@ -109,20 +109,30 @@ class MessageWrites:
         self._many(f"{_INSERT_IGNORE[self.dialect]} INTO mentions (user_id, conv_key, "
                    f"message_id, sender_id) VALUES (%s, %s, %s, %s)", rows)
 
+    def hold_uploads(self, ids: list[int]) -> set[int]:
+        """Mark these uploads attached and say which still exist, their rows locked until
+        COMMIT: the clean-up's DELETE of one of them then waits for this transaction and
+        finds the new message holding it, or it went first and the id is missing here.
+
+        The UPDATE comes first: it takes the locks (SQLite: the database's write lock), so
+        the SELECT after it reads what is committed now (MySQL: a locking read)."""
+        marks = ",".join([self.mark] * len(ids))
+        cur = self.raw.cursor()
+        try:
+            cur.execute(f"UPDATE uploads SET attached = 1 WHERE id IN ({marks})", ids)
+            cur.execute(f"SELECT id FROM uploads WHERE id IN ({marks})"
+                        + (" FOR UPDATE" if self.dialect == "mysql" else ""), ids)
+            return {row[0] for row in cur.fetchall()}
+        finally:
+            cur.close()
+
     def insert_upload_links(self, rows: list[tuple]) -> None:
-        """(upload_id, message_id) rows: which new message holds which upload (and mark
-        those uploads attached, which keeps them from the clean-up of unused ones)."""
+        """(upload_id, message_id) rows: which new message holds which upload (the
+        uploads were marked attached by ``hold_uploads``)."""
         if not rows:
             return
         self._many(f"{_INSERT_IGNORE[self.dialect]} INTO upload_links (upload_id, message_id) "
                    f"VALUES (%s, %s)", rows)
-        ids = sorted({upload_id for upload_id, _ in rows})
-        cur = self.raw.cursor()
-        try:
-            cur.execute(f"UPDATE uploads SET attached = 1 WHERE id IN "
-                        f"({','.join([self.mark] * len(ids))})", ids)
-        finally:
-            cur.close()
 
     def delete_mentions(self, rows: list[tuple]) -> None:
         """Forget (user_id, conv_key, message_id) mentions (of recalled messages), in one

@@ -12,7 +12,7 @@ from chat.errors import BadRequest, ChatError
 from chat.service.committer import NOT_IN_TIME
 from chat.service.outgoing import Outgoing
 from tests.inprocess import add_group, add_user, block, follow_each_other, make_app, running
-from tests.service.harness import Harness, stored
+from tests.service.harness import Harness, Outcome, stored
 from tests.support import free_port
 
 
@@ -373,5 +373,70 @@ def test_on_mariadb_a_resend_checked_while_its_original_is_written_gets_its_ack(
     h = Harness(mysql_app)
     try:
         _resend_while_the_original_is_written(h)
+    finally:
+        h.close()
+
+
+def _a_file_deleted_while_the_write_waits(h: Harness) -> None:
+    """A clean-up that deletes a file between a message's check and its write (the write
+    stalled past the clean-up's margin): the message is refused with the check's 404, the
+    rest of the batch is stored, and no message is left holding a file that is gone."""
+    import gevent
+    from gevent.event import Event
+    from sqlalchemy import text
+
+    from chat.extensions import db
+    from chat.files.models import Upload
+
+    alice, bob = add_user(), add_user()
+    follow_each_other(alice, bob)
+    kept, doomed = (Upload(owner_id=alice, name=n, size=1, mime="application/octet-stream",
+                           kind="file", storage_key=n, digest="0" * 64) for n in ("k", "d"))
+    db.session.add_all([kept, doomed])
+    db.session.commit()
+    files = {u.id: (alice, {"id": u.id, "name": u.name}) for u in (kept, doomed)}
+    h.committer.checks.files = lambda ids: {i: files[i] for i in ids if i in files}
+    gate = Event()
+    write = h.committer._store_and_publish
+
+    def held(checked):
+        gate.wait()
+        return write(checked)
+    h.committer._store_and_publish = held
+    h.submit(alice, to=bob, content="first", client_id="f0")
+    gevent.sleep(0.1)  # batch 1 is in the writer, held
+    outcomes = {}
+    for key, ids in (("both", [kept.id, doomed.id]), ("kept", [kept.id]), ("none", [])):
+        outcome = Outcome()
+        item = Outgoing(alice, bob, None, key, key, None,
+                        lambda ack, err, created, batch, o=outcome: o.result.set(
+                            (ack, err, created, batch is not None)), 0.0)
+        item.attachments = ids
+        h.committer.submit(item)
+        outcomes[key] = outcome
+    gevent.sleep(0.1)  # batch 2 is checked (its files were there) and waits
+    with db.engine.begin() as conn:  # the clean-up's DELETE, in between
+        conn.execute(text("DELETE FROM uploads WHERE id = :id"), {"id": doomed.id})
+    gate.set()
+    refused = outcomes["both"].error
+    assert (refused.status, refused.message) == (404, "no such upload")
+    assert outcomes["kept"].ack["client_id"] == "kept"
+    assert outcomes["none"].ack["client_id"] == "none"
+    assert [r.client_id for r in stored(sender_id=alice)] == ["f0", "kept", "none"]
+    with db.engine.connect() as conn:
+        links = conn.execute(text("SELECT upload_id FROM upload_links")).scalars().all()
+        attached = conn.execute(text("SELECT attached FROM uploads WHERE id = :id"),
+                                {"id": kept.id}).scalar()
+    assert links == [kept.id] and attached
+
+
+def test_a_file_deleted_while_its_message_waits_for_the_write_is_404(harness):
+    _a_file_deleted_while_the_write_waits(harness())
+
+
+def test_on_mariadb_a_file_deleted_while_its_message_waits_for_the_write_is_404(mysql_app):
+    h = Harness(mysql_app)
+    try:
+        _a_file_deleted_while_the_write_waits(h)
     finally:
         h.close()

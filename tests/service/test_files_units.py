@@ -63,3 +63,22 @@ def test_an_animation_of_many_big_frames_is_refused_before_decoding(tmp_path):
     few = tmp_path / "few.gif"
     frames[0].save(few, format="GIF", save_all=True, append_images=frames[1:3])
     assert clean(str(few), "GIF", str(tmp_path / "out.gif"), str(tmp_path / "thumb")).width == 1000
+
+
+def test_a_gif_whose_later_frames_outgrow_its_header_is_refused(tmp_path, monkeypatch):
+    from chat.files import images
+    from chat.files.images import NotAPicture, clean
+
+    # The cap scaled down 20 times (10 megapixels), to keep the test quick: the header says
+    # 1x1, the frames after it reach 2,000 x 2,000, 4 megapixels each, 16 or more together.
+    monkeypatch.setattr(images, "MAX_ANIMATION_PIXELS", 10_000_000)
+    frames = [Image.new("P", (1, 1), 0)] + [Image.new("P", (2000, 2000), i % 2) for i in range(6)]
+    source = tmp_path / "grows.gif"
+    frames[0].save(source, format="GIF", save_all=True, append_images=frames[1:])
+    with Image.open(source) as opened:
+        assert opened.size == (1, 1)
+    try:
+        clean(str(source), "GIF", str(tmp_path / "out.gif"), str(tmp_path / "thumb"))
+        raise AssertionError("not refused")
+    except NotAPicture as refused:
+        assert "too many pixels" in str(refused)
