@@ -326,3 +326,52 @@ def test_messages_the_indexer_has_not_reached_are_found_and_reindex_catches_up(u
     assert _lag(unindexed_server) == 0
     assert [m["id"] for m in _find(b, "周五 demo")["messages"]] == old[::-1]
     assert [m["id"] for m in _find(b, "needle", limit=2)["messages"]] == old[:0:-1]
+
+
+def test_the_indexer_never_holds_up_new_messages_only_edits_of_what_it_indexes(unindexed_server):
+    """The indexer's round locks the rows it copies (an edit racing it waits, so the older
+    text never wins) and nothing else: a new message is stored while a round is open."""
+    import pymysql
+    import sqlalchemy
+
+    from chat.service.search import Search
+    from chat.store import search_sql
+    from tests.support import Api
+    a, b = (Api.new_user(unindexed_server.base, stem) for stem in ("max", "ned"))
+    a.follow_each_other(b)
+    pending = [_send(a, b, f"pending {i}") for i in range(3)]
+    url = sqlalchemy.engine.make_url(unindexed_server.database_url)
+    seen = {}
+    real = search_sql.index_next
+
+    def probing(conn, size):
+        done = real(conn, size)  # the round's statements ran; its transaction is still open
+        other = pymysql.connect(host=url.host, port=url.port, user=url.username,
+                                database=url.database, autocommit=False)
+        try:
+            cur = other.cursor()
+            cur.execute("SET SESSION innodb_lock_wait_timeout = 1")
+            cur.execute("INSERT INTO messages (id, conv_key, sender_id, recipient_id, content, "
+                        "created_at) VALUES (%s, 'probe', %s, %s, 'new', NOW())",
+                        (pending[-1] + 1000, a.user_id, b.user_id))
+            seen["insert"] = "stored"
+            try:
+                cur.execute("UPDATE messages SET content = 'edited' WHERE id = %s", (pending[0],))
+                seen["edit"] = "not held"
+            except pymysql.err.OperationalError as err:
+                seen["edit"] = "waits" if err.args[0] == 1205 else repr(err)
+        except pymysql.err.OperationalError as err:
+            seen["insert"] = repr(err)
+        finally:
+            other.rollback()
+            other.close()
+        return done
+
+    engine = sqlalchemy.create_engine(unindexed_server.database_url)
+    search_sql.index_next = probing
+    try:
+        assert Search().index_pending(engine) >= len(pending)
+    finally:
+        search_sql.index_next = real
+        engine.dispose()
+    assert seen == {"insert": "stored", "edit": "waits"}

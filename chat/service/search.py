@@ -139,12 +139,16 @@ class Search:
         message ids it covered (0 on SQLite, whose triggers index at once).
 
         Small batches: each holds shared locks on its rows while Mroonga indexes them
-        (about 10 ms for 500), and a reaction to one of those newest messages waits."""
+        (about 10 ms for 500), and a reaction to one of those newest messages waits.
+        READ COMMITTED, so that those locks are on the rows alone: at REPEATABLE READ the
+        locking read also locked the gap after the newest message, and every new
+        message's INSERT waited for the round (p99 over 100 ms from 9,000 msgs/s)."""
+        if engine.dialect.name == "sqlite":
+            return 0  # SQLite's triggers index at once
+        engine = engine.execution_options(isolation_level="READ COMMITTED")
         total = 0
         while True:
             with engine.begin() as conn:
-                if not search_sql.is_mariadb(conn):
-                    return 0
                 if not self.ready:  # no index (no Mroonga): nothing to keep
                     self.ready = search_sql.index_missing(conn) is None
                     if not self.ready:
