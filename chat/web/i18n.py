@@ -49,6 +49,7 @@ SHOWN_FROM_ELSEWHERE = (
     # ChatError defaults of other packages (chat/service/search.py, chat/files/service.py)
     N_("search is not available on this server"), N_("the file is too large"),
     N_("too large"),
+    N_("another upload of yours is being stored; nothing was kept, try again"),
 )
 
 # thread.js picks one of these with a ternary (``t(n === 1 ? a : b)``), which the
