@@ -114,21 +114,21 @@ def delete_if_unheld(conn, upload_id: int, cut: datetime, settled: datetime) -> 
 
 
 @contextmanager
-def quota_turn(engine, owner_id: int, wait: float) -> Iterator[Connection | None]:
+def quota_turn(engine, owner_id: int, wait: float) -> Iterator[Connection]:
     """Let one upload of the user at a time check the quota and commit: yields a
-    connection that sees every upload committed before the turn (``None`` on SQLite,
-    whose writes are one at a time already: read on any connection).
+    connection that sees every upload committed before the turn.
 
     MySQL: a named lock on a connection of its own, which no row lock can deadlock with.
     ``wait`` must stay under the driver's read timeout, or a long wait would look like a
-    lost connection. Raises UploadBusy (503) if the turn does not come in time.
+    lost connection. Raises UploadBusy (503) if the turn does not come in time. SQLite's
+    writes are one at a time already: just a connection.
     """
-    if engine.dialect.name == "sqlite":
-        yield None
-        return
-    tag = hashlib.sha1(str(engine.url.database).encode()).hexdigest()[:12]
-    name = f"chat-quota:{tag}:{owner_id}"  # names are server-wide: one per database
     with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            yield conn
+            return
+        tag = hashlib.sha1(str(engine.url.database).encode()).hexdigest()[:12]
+        name = f"chat-quota:{tag}:{owner_id}"  # names are server-wide: one per database
         if conn.execute(text("SELECT GET_LOCK(:n, :w)"), {"n": name, "w": wait}).scalar() != 1:
             raise UploadBusy()
         try:

@@ -155,8 +155,7 @@ class Uploads:
             # room before reading its body; here they take turns, each counting what the
             # ones before it committed (a fresh read) before committing itself.
             with queries.quota_turn(self.engine, owner_id, self.settings.lock_wait) as conn:
-                used = (queries.used_bytes(conn, owner_id) if conn is not None
-                        else self.used_bytes(owner_id))
+                used = queries.used_bytes(conn, owner_id)
                 if used + row.size + (row.thumb_size or 0) > self.settings.quota:
                     raise TooLarge()
                 db.session.commit()

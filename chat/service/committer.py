@@ -541,13 +541,14 @@ class MessageCommitter:
         present = store.hold_uploads(wanted)
         if len(present) == len(wanted):
             return items
-        kept = []
+        kept, gone = [], []
         for item in items:
-            if all(upload_id in present for upload_id in item.attachments):
-                kept.append(item)
-                continue
-            if item.counted is not None:
-                self.counters.decr_many([item.counted])
+            held = all(upload_id in present for upload_id in item.attachments)
+            (kept if held else gone).append(item)
+        undo = [item.counted for item in gone if item.counted is not None]
+        if undo:
+            self.counters.decr_many(undo)
+        for item in gone:
             self._fail(item, NotFound(N_("no such upload")))
         return kept
 
