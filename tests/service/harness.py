@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import orjson
 from gevent.event import AsyncResult
+from gevent.event import Event as Gate
 from sqlalchemy import select
 
 from chat.bus import Event, LocalBus
@@ -84,7 +85,8 @@ class Harness:
         return conn, peer
 
     def submit(self, sender: int, *, to: int | None = None, group: int | None = None,
-               content="hello", client_id=None, conn=None, deadline: float = 0.0) -> Outcome:
+               content="hello", client_id=None, conn=None, deadline: float = 0.0,
+               attachments: list[int] = ()) -> Outcome:
         """Queue one message; with ``conn`` its answer goes to that connection too."""
         outcome = Outcome()
 
@@ -93,9 +95,23 @@ class Harness:
             if conn is not None:
                 conn.send_payload(orjson.dumps(ack or err.to_frame(client_id)), batch)
             outcome.result.set((ack, err, created, batch is not None))
-        self.committer.submit(Outgoing(sender, to, group, content, client_id,
-                                       conn.id if conn else None, reply, deadline))
+        item = Outgoing(sender, to, group, content, client_id, conn.id if conn else None,
+                        reply, deadline)
+        item.attachments = list(attachments)
+        self.committer.submit(item)
         return outcome
+
+    def hold_writes(self) -> Gate:
+        """Hold every batch at the writer's door until the returned event is set (batches
+        behind it are still checked, and wait)."""
+        gate = Gate()
+        write = self.committer._store_and_publish
+
+        def held(checked):
+            gate.wait()
+            return write(checked)
+        self.committer._store_and_publish = held
+        return gate
 
     def events(self) -> list[tuple]:
         return [entry for entry in self.log if entry[0] == "event"]

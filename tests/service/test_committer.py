@@ -12,7 +12,7 @@ from chat.errors import BadRequest, ChatError
 from chat.service.committer import NOT_IN_TIME
 from chat.service.outgoing import Outgoing
 from tests.inprocess import add_group, add_user, block, follow_each_other, make_app, running
-from tests.service.harness import Harness, Outcome, stored
+from tests.service.harness import Harness, stored
 from tests.support import free_port
 
 
@@ -311,7 +311,6 @@ def test_a_message_that_expires_while_its_checked_batch_waits_is_refused_unwritt
     """The pipeline checks batch N+1 while batch N is written: a message whose deadline
     passes in between is refused by the writer, unwritten, its stranger count given back."""
     import gevent
-    from gevent.event import Event
     from time import monotonic
 
     from chat.store.counters import stranger_key
@@ -319,13 +318,7 @@ def test_a_message_that_expires_while_its_checked_batch_waits_is_refused_unwritt
     h = harness()
     alice, bob, carl = add_user(), add_user(), add_user()
     follow_each_other(alice, bob)  # alice and carl are strangers: her message is counted
-    gate = Event()
-    write = h.committer._store_and_publish
-
-    def held(checked):
-        gate.wait()
-        return write(checked)
-    h.committer._store_and_publish = held
+    gate = h.hold_writes()
     first = h.submit(alice, to=bob, content="first", client_id="p1")
     gevent.sleep(0.1)  # batch 1 is in the writer, held
     late = h.submit(alice, to=carl, content="late", client_id="p2", deadline=monotonic() + 0.2)
@@ -343,17 +336,10 @@ def _resend_while_the_original_is_written(h: Harness) -> None:
     """The resend is checked before the original's COMMIT (so it looks new); the writer's
     INSERT meets the duplicate key and answers it from the store: one row, one id."""
     import gevent
-    from gevent.event import Event
 
     alice, bob = add_user(), add_user()
     follow_each_other(alice, bob)
-    gate = Event()
-    write = h.committer._store_and_publish
-
-    def held(checked):
-        gate.wait()
-        return write(checked)
-    h.committer._store_and_publish = held
+    gate = h.hold_writes()
     original = h.submit(alice, to=bob, content="once", client_id="dup1")
     gevent.sleep(0.1)  # the original is in the writer, not committed
     resend = h.submit(alice, to=bob, content="once", client_id="dup1")
@@ -382,7 +368,6 @@ def _a_file_deleted_while_the_write_waits(h: Harness) -> None:
     stalled past the clean-up's margin): the message is refused with the check's 404, the
     rest of the batch is stored, and no message is left holding a file that is gone."""
     import gevent
-    from gevent.event import Event
     from sqlalchemy import text
 
     from chat.extensions import db
@@ -396,24 +381,12 @@ def _a_file_deleted_while_the_write_waits(h: Harness) -> None:
     db.session.commit()
     files = {u.id: (alice, {"id": u.id, "name": u.name}) for u in (kept, doomed)}
     h.committer.checks.files = lambda ids: {i: files[i] for i in ids if i in files}
-    gate = Event()
-    write = h.committer._store_and_publish
-
-    def held(checked):
-        gate.wait()
-        return write(checked)
-    h.committer._store_and_publish = held
+    gate = h.hold_writes()
     h.submit(alice, to=bob, content="first", client_id="f0")
     gevent.sleep(0.1)  # batch 1 is in the writer, held
-    outcomes = {}
-    for key, ids in (("both", [kept.id, doomed.id]), ("kept", [kept.id]), ("none", [])):
-        outcome = Outcome()
-        item = Outgoing(alice, bob, None, key, key, None,
-                        lambda ack, err, created, batch, o=outcome: o.result.set(
-                            (ack, err, created, batch is not None)), 0.0)
-        item.attachments = ids
-        h.committer.submit(item)
-        outcomes[key] = outcome
+    outcomes = {key: h.submit(alice, to=bob, content=key, client_id=key, attachments=ids)
+                for key, ids in (("both", [kept.id, doomed.id]), ("kept", [kept.id]),
+                                 ("none", []))}
     gevent.sleep(0.1)  # batch 2 is checked (its files were there) and waits
     with db.engine.begin() as conn:  # the clean-up's DELETE, in between
         conn.execute(text("DELETE FROM uploads WHERE id = :id"), {"id": doomed.id})
