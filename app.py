@@ -13,7 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from chat.config import get_config
 from chat.extensions import babel, csrf, db, login_manager, migrate
-from chat.store import replica
+from chat.store import pool, replica
 
 
 def configure_logging(level: str) -> None:
@@ -43,6 +43,8 @@ def create_app(config_name: str | None = None, **overrides) -> Flask:
                                 x_port=hops)
 
     db.init_app(app)
+    with app.app_context():
+        pool.ping_when_idle(db.engine)
     replica.init_app(app)
     migrate.init_app(app, db, directory=str(app.root_path + "/migrations"),
                      render_as_batch=True)

@@ -107,8 +107,8 @@ class BaseConfig:
     WTF_CSRF_CHECK_DEFAULT = False
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
 
+    # No pool_pre_ping: chat.store.pool pings only a connection that sat idle.
     SQLALCHEMY_ENGINE_OPTIONS = {
-        "pool_pre_ping": True,
         "pool_recycle": 280,
     }
     SQLALCHEMY_POOL_SIZE = env_int("CHAT_DB_POOL_SIZE", 20)

@@ -90,6 +90,9 @@ class RedisBus:
         self._fence_counter = 0
         self._alone_until = 0.0
         self.subscribed: set[str] = set()
+        # Channel changes not sent yet, in order, and the greenlet that sends them.
+        self._pending: list[tuple[str, str]] = []
+        self._flusher: gevent.Greenlet | None = None
 
     def _make_client(self, url: str) -> Any:
         return self.redis_module.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2,
@@ -270,19 +273,43 @@ class RedisBus:
         self._subscription("unsubscribe", channel)
 
     def _subscription(self, verb: str, channel: str) -> None:
-        pubsub = self.pubsub
-        if pubsub is None or not self.up:
-            return
+        """Queue the change; one greenlet sends what queued up as one command per run of
+        the same verb. A reconnect storm opens and closes thousands of sockets at once:
+        one SUBSCRIBE each was a twentieth of its CPU (redis-py packs every command)."""
+        if self.pubsub is None or not self.up:
+            return  # the listener subscribes to every channel of the sink when it is back
+        self._pending.append((verb, channel))
+        if self._flusher is None:
+            self._flusher = gevent.spawn(self._send_subscriptions)
+
+    def _send_subscriptions(self) -> None:
+        """Send the queued (un)subscriptions in their order, many channels per command."""
         try:
-            with self.pubsub_lock:
-                getattr(pubsub, verb)(self._full(channel))
-            if verb == "subscribe":
-                self.subscribed.add(channel)
-            else:
-                self.subscribed.discard(channel)
+            while self._pending:
+                pending, self._pending = self._pending, []
+                runs: list[tuple[str, list[str]]] = []
+                for verb, channel in pending:
+                    if runs and runs[-1][0] == verb:
+                        runs[-1][1].append(channel)
+                    else:
+                        runs.append((verb, [channel]))
+                with self.pubsub_lock:
+                    pubsub = self.pubsub
+                    if pubsub is None or not self.up:
+                        return
+                    for verb, channels in runs:
+                        for start in range(0, len(channels), 500):
+                            part = channels[start:start + 500]
+                            getattr(pubsub, verb)(*[self._full(c) for c in part])
+                            if verb == "subscribe":
+                                self.subscribed.update(part)
+                            else:
+                                self.subscribed.difference_update(part)
         except self.errors as exc:
-            log.warning("event=redis_%s_failed error=%s", verb, type(exc).__name__)
+            log.warning("event=redis_subscription_failed error=%s", type(exc).__name__)
             self._mark_down()
+        finally:
+            self._flusher = None
 
     def start(self) -> None:
         """Start the listener greenlet (once, when the server starts)."""
@@ -384,6 +411,7 @@ class RedisBus:
         try:
             with self.pubsub_lock:
                 pubsub.subscribe(self._control, self._processes)
+                self._pending = []  # what was queued is in the sink's channels now
                 channels = self.sink.channels() if self.sink else []
                 for start in range(0, len(channels), 500):
                     pubsub.subscribe(*[self._full(c) for c in channels[start:start + 500]])

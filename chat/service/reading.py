@@ -260,7 +260,8 @@ class Reading:
             raise BadRequest(N_("since_id is required"))
         size = validation.limit(limit, 1, 1000, 500)
         messages, updates = replica.read(lambda: (queries.sync_rows(user_id, since, size + 1),
-                                                  queries.sync_updates(user_id, since, size + 1)))
+                                                  queries.sync_updates(user_id, since, size + 1)),
+                                         rows_only=True)
         merged = sorted([(r.id, 0, r) for r in messages] + [(u.id, 1, u) for u in updates],
                         key=lambda entry: entry[0])
         kept = _within_answer_size([r for _, _, r in merged[:size]])

@@ -17,9 +17,11 @@ Two ways in, on purpose:
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Executable, Row, Table, text
+from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -123,8 +125,10 @@ def touch_credential(token_id: int, now: str) -> None:
         conn.execute(_TOUCH_CREDENTIAL, {"token_id": token_id, "now": now})
 
 
-def _messages_in(page_sql: str, params: dict, descending: bool = False) -> list[Row]:
-    """The full rows of a page of ids (``page_sql``: a LIMITed SELECT of ids), in order."""
+@lru_cache(maxsize=256)
+def _page_statement(page_sql: str, descending: bool) -> TextClause:
+    """The statement of ``_messages_in``, made once per shape (parsing a ``text`` for its
+    bind names was a tenth of a sync's CPU)."""
     sql = ("SELECT m.id, m.sender_id, m.recipient_id, m.group_id, m.content, m.client_id, "
            "m.created_at, u.username AS sender_name, m.reply_to_id, m.reply_sender_id, "
            "m.reply_excerpt, m.reply_recalled, m.mentions, m.mention_all, m.attachments, "
@@ -132,8 +136,12 @@ def _messages_in(page_sql: str, params: dict, descending: bool = False) -> list[
            "JOIN users u ON u.id = m.sender_id "
            f"JOIN ({page_sql}) page ON page.id = m.id ORDER BY m.id "
            f"{'DESC' if descending else 'ASC'}")
-    return session_rows(text(sql).columns(created_at=UTCDateTime, edited_at=UTCDateTime),
-                        params)
+    return text(sql).columns(created_at=UTCDateTime, edited_at=UTCDateTime)
+
+
+def _messages_in(page_sql: str, params: dict, descending: bool = False) -> list[Row]:
+    """The full rows of a page of ids (``page_sql``: a LIMITed SELECT of ids), in order."""
+    return session_rows(_page_statement(page_sql, descending), params)
 
 
 def history_rows(conv_key: str, before_id: int | None, before_time: str | None,
