@@ -120,6 +120,25 @@ class MessageStore(MessageWrites):
                 branch(f"{select} WHERE {columns[0]} IN ({{}}) AND {columns[1]} IN ({{}})",
                        sorted({a for a, _ in pairs}), sorted({b for _, b in pairs}))
 
+        def key_pairs_branch(tag: str, table: str, columns: tuple[str, str],
+                             pairs: set[tuple]) -> None:
+            # A table whose primary key is the pair (follows, memberships). MySQL: the pairs
+            # as a derived table joined on that key, one lookup each. As a row IN list they
+            # were compared with every row read, one by one, and MariaDB reads a small
+            # table whole: 430 follow pairs of a batch of 500 took 89 ms (the lookup
+            # dominated the send path past 10,000 msgs/s), joined 1.7 ms.
+            if self.dialect != "mysql":
+                pairs_branch(f"SELECT '{tag}', {columns[0]}, {columns[1]}, NULL FROM {table}",
+                             columns, pairs)
+                return
+            mark = self.mark
+            keys = (f"SELECT {mark} AS a, {mark} AS b"
+                    + f" UNION ALL SELECT {mark}, {mark}" * (len(pairs) - 1))
+            parts.append(f"SELECT '{tag}', t.{columns[0]}, t.{columns[1]}, NULL FROM ({keys}) k "
+                         f"JOIN {table} t ON t.{columns[0]} = k.a AND t.{columns[1]} = k.b")
+            for a, b in sorted(pairs):
+                params.extend((a, b))
+
         # The UNION's text column takes client_id (a no-pad collation on MySQL, migration
         # 0002) and username (utf8mb4_bin): MySQL refuses to mix two collations there.
         def as_text(column: str) -> str:
@@ -135,15 +154,13 @@ class MessageStore(MessageWrites):
             branch("SELECT 'b', blocker_id, blocked_id, NULL FROM blocks WHERE blocker_id IN ({})",
                    sorted({a for a, _ in block_pairs}))
         if follow_pairs:
-            pairs_branch("SELECT 'f', follower_id, followee_id, NULL FROM follows",
-                         ("follower_id", "followee_id"), follow_pairs)
+            key_pairs_branch("f", "follows", ("follower_id", "followee_id"), follow_pairs)
         if group_ids:
             branch(f"SELECT 'g', id, owner_id, {as_text('visibility')} FROM chat_groups "
                    "WHERE id IN ({})",
                    sorted(group_ids))
         if member_pairs:  # (group_id, user_id): the primary key's order
-            pairs_branch("SELECT 'm', group_id, user_id, NULL FROM memberships",
-                         ("group_id", "user_id"), member_pairs)
+            key_pairs_branch("m", "memberships", ("group_id", "user_id"), member_pairs)
         found: dict = {"stored": {}, "names": {}, "blocks": set(), "follows": set(),
                        "groups": {}, "members": set(), "private": set()}
         if not parts:

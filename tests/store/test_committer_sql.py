@@ -204,3 +204,24 @@ def test_db_time_sorts_and_reads_back_in_every_year():
     assert texts == sorted(texts)
     assert [as_datetime(t) for t in texts] == moments
     assert as_datetime(moments[2]) is moments[2]
+
+
+def test_lookup_of_a_full_batch_of_pairs_finds_exactly_the_stored_ones(store):
+    # A batch of 500 messages between 500 users asks about hundreds of follow and
+    # membership pairs at once (on MySQL: a derived table of the pairs, joined on the key).
+    s = store()
+    users = [add_user() for _ in range(40)]
+    gid = add_group(users[0], *users[1:20])
+    asked, stored = set(), set()
+    for i, a in enumerate(users):
+        for b in users[i + 1:i + 8]:
+            asked |= {(a, b), (b, a)}
+            if (a + b) % 3 == 0:
+                follow(a, b)
+                stored.add((a, b))
+    found = s.lookup(client_keys=set(), user_ids=[], block_pairs=set(), follow_pairs=asked,
+                     group_ids=[], member_pairs={(gid, u) for u in users})
+    assert len(asked) > 400 and stored
+    assert found["follows"] == stored
+    assert found["members"] == {(gid, u) for u in users[:20]}
+    s.rollback()
