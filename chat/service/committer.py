@@ -6,10 +6,12 @@ process and from the HTTP API, goes through one ``MessageCommitter`` (via
 ``chat.service.sending``). It takes whatever has queued up while the previous
 batch was being checked (a group commit: no artificial wait) and runs the batch
 through its phases, in two greenlets with a database connection each, so that
-batch N+1 is checked while batch N is written and committed (a pipeline of two):
-the **checker** runs phases 1-2 of batches of messages, the **writer** phases 3-4
-(and all four for a batch holding edits, recalls or reactions, whose checks lock
-the rows they change until the COMMIT, so they run on the writer's connection):
+batch N+1 is checked while batch N is written and committed, and batch N-1 is
+answered and published (a pipeline of three greenlets): the **checker** runs phases
+1-2 of batches of messages, the **writer** phase 3 (and 1-2 too for a batch holding
+edits, recalls or reactions, whose checks lock the rows they change until the
+COMMIT, so they run on the writer's connection), the **publisher** phase 4, batch
+after batch in commit order:
 
 1. **collapse**: repeats of one ``(sender, client_id)`` in the batch share one answer;
 2. **check** (``chat.service.checks``): resends answered from the store, then each
@@ -17,7 +19,8 @@ the rows they change until the COMMIT, so they run on the writer's connection):
    (``chat.service.stranger``);
 3. **write**: ids allocated in commit order for the messages and the changes that
    changed something, one multi-row INSERT, the changes' rows, one COMMIT;
-4. **answer**: each sender gets its ack, then each message and update is published once.
+4. **answer**: each sender gets its ack, then each message and update is published once
+   (an ack is only ever sent for a batch whose COMMIT has returned).
 
 Ordering across processes: ids come from the ``message_sequence`` row, whose
 lock is held until COMMIT, so ids follow commit order and ``sync`` from the
@@ -40,8 +43,8 @@ from time import monotonic, perf_counter
 
 import gevent
 import orjson
-from gevent.event import AsyncResult
-from gevent.queue import Channel, Empty, SimpleQueue
+from gevent.event import AsyncResult, Event as Done
+from gevent.queue import Channel, Empty, Queue, SimpleQueue
 
 from ..bus import Batch, Bus, Event, Presence
 from ..errors import DATABASE_UNAVAILABLE, ChatError, NotFound, ServerBusy
@@ -62,6 +65,18 @@ log = logging.getLogger("chat.committer")
 
 NOT_IN_TIME = N_("the message could not be stored in time; retry with the same client_id")
 Item = Outgoing | Change
+
+
+class _Committed:
+    """A committed batch on its way to the publisher."""
+
+    __slots__ = ("items", "rows", "applied", "presence", "now", "mark", "missing", "done")
+
+    def __init__(self, items: list[Outgoing], rows: list[Row], applied: list[Applied],
+                 presence: Presence, now, mark: int | None,
+                 missing: list[Event] | None, done: Done | None) -> None:
+        self.items, self.rows, self.applied, self.presence = items, rows, applied, presence
+        self.now, self.mark, self.missing, self.done = now, mark, missing, done
 
 
 class MessageCommitter:
@@ -86,6 +101,11 @@ class MessageCommitter:
         # The checker hands over one batch at a time: it waits until the writer takes it,
         # so at most one checked batch waits while another is written.
         self._handoff: Channel = Channel()
+        # Committed batches waiting for the publisher, in commit order. Small, so that a
+        # writer that runs ahead of its acks waits (and what is queued stays bounded).
+        self._committed: Queue = Queue(maxsize=2)
+        self.publisher: gevent.Greenlet | None = None
+        self.publishing = 0  # committed batches not yet answered and published
         self.store: MessageStore | None = None  # the writer's connection
         self.check_store: MessageStore | None = None  # the checker's
         # What a dead or unreachable database raises: through the pool (SQLAlchemy's
@@ -108,8 +128,10 @@ class MessageCommitter:
     # -- the public face ----------------------------------------------------
 
     def start(self) -> None:
-        """Start the checker and the writer (once; the first ``submit`` also does)."""
+        """Start the checker, the writer and the publisher (once; the first ``submit``
+        also does)."""
         if self.greenlet is None:
+            self.publisher = gevent.spawn(self._publish_loop)
             self.writer = gevent.spawn(self._write_loop)
             self.greenlet = gevent.spawn(self._run)
 
@@ -142,9 +164,12 @@ class MessageCommitter:
     def drain(self, timeout: float) -> bool:
         """Wait until everything queued so far is stored (graceful shutdown)."""
         deadline = perf_counter() + timeout
-        while (not self.queue.empty() or self.inflight > 0) and perf_counter() < deadline:
+        while self._busy() and perf_counter() < deadline:
             gevent.sleep(0.05)
-        return self.queue.empty() and not self.inflight
+        return not self._busy()
+
+    def _busy(self) -> bool:
+        return not self.queue.empty() or self.inflight > 0 or self.publishing > 0
 
     # -- what the stranger rule uses --------------------------------------------
 
@@ -171,11 +196,11 @@ class MessageCommitter:
             store.discard()
 
     def stop(self) -> None:
-        """Stop both greenlets and close both connections (tests; the process's end)."""
-        for greenlet in (self.greenlet, self.writer):
+        """Stop the greenlets and close both connections (tests; the process's end)."""
+        for greenlet in (self.greenlet, self.writer, self.publisher):
             if greenlet is not None:
                 greenlet.kill()
-        self.greenlet = self.writer = None
+        self.greenlet = self.writer = self.publisher = None
         for attr in ("store", "check_store"):
             store = getattr(self, attr)
             setattr(self, attr, None)
@@ -234,6 +259,23 @@ class MessageCommitter:
                 finally:
                     self.inflight -= size
                     self._observe(started, size)
+
+    def _publish_loop(self) -> None:
+        """The publisher: acks and deliveries of committed batches, in commit order."""
+        with self.app.app_context():
+            while True:
+                job: _Committed = self._committed.get()
+                try:
+                    with self.open_batch() as batch:
+                        self._answer_and_publish(job, batch)
+                except Exception:  # stored, but unanswered: a resend gets the stored ack
+                    log.exception("event=publish_failed size=%s", len(job.items))
+                    for item in (*job.items, *(a.change for a in job.applied)):
+                        self._fail(item, ServerBusy())
+                finally:
+                    self.publishing -= 1
+                    if job.done is not None:
+                        job.done.set()
 
     def _observe(self, started: float, size: int) -> None:
         self.stats.batches += 1
@@ -448,8 +490,15 @@ class MessageCommitter:
             if abandoned is not None:  # a dead publisher's ids go out before ours
                 missing = self._unpublished(store, abandoned + 1, self._written[0] - 1)
         try:
-            with self.open_batch() as batch:
-                self._answer_and_publish(items, rows, applied, presence, batch, mark, missing)
+            # Under the order lock the batch is published before the lock is given back
+            # (other processes' batches come after it); otherwise the writer goes on with
+            # the next batch while the publisher answers this one.
+            done = Done() if locked else None
+            self.publishing += 1
+            self._committed.put(_Committed(items, rows, applied, presence, self._now, mark,
+                                           missing, done))
+            if done is not None:
+                done.wait()
         finally:
             if locked:
                 try:
@@ -479,7 +528,7 @@ class MessageCommitter:
     def _publish_leftovers(self) -> None:
         """While idle: a turn claimed and still unpublished a whole check later (its
         process died and no batch has been published since): its ids go out now."""
-        if not self.settings.order_lock:
+        if not self.settings.order_lock or self.publishing:
             return
         mark = self.bus.unclaimed()
         if mark is None or mark != self._idle_mark:
@@ -508,26 +557,24 @@ class MessageCommitter:
                         type(getattr(exc, "orig", exc)).__name__)
             self.drop_connection()
 
-    def _answer_and_publish(self, items: list[Outgoing], rows: list[Row],
-                            changes: list[Applied], presence: Presence,
-                            batch: Batch | None, mark: int | None = None,
-                            missing: list[Event] | None = None) -> None:
+    def _answer_and_publish(self, job: _Committed, batch: Batch | None) -> None:
         """Ack each sender, then publish each message and update (serialised once)."""
-        events: list[Event] = list(missing or ())
-        for item, row in zip(items, rows):
+        events: list[Event] = list(job.missing or ())
+        rows, mark = job.rows, job.mark
+        for item, row in zip(job.items, rows):
             self._answer(item, ack_frame(row, item.online), None, True, batch)
             add_events(events, dumps(message_frame(row)), item.sender_id, item.sender_id,
                        item.recipient_id, item.group_id, item.origin)
-        for each in changes:
+        for each in job.applied:
             change, state = each.change, each.state
             self._answer(change, change_ack(change.id, state.id, change.client_id), None, True,
                          batch)
             frame = update_frame(change.id, change.kind, state, change.actor_id,
-                                 self._now, each.payload)
+                                 job.now, each.payload)
             add_events(events, dumps(frame), change.actor_id, state.sender_id,
                        state.recipient_id, state.group_id, change.origin)
         # A batch with a mark claimed its turn, and the claim was its fence.
-        self.bus.publish(events, presence, batch, mark, fenced=mark is not None)
+        self.bus.publish(events, job.presence, batch, mark, fenced=mark is not None)
         if self.on_messages is not None and rows:
             self.on_messages(rows)
 

@@ -248,6 +248,42 @@ def test_drain_waits_until_the_queue_is_stored(harness):
     assert len(stored(sender_id=alice)) == 20
 
 
+
+def test_a_slow_publish_does_not_hold_up_the_next_write_and_acks_keep_commit_order(harness):
+    import gevent
+    from gevent.event import Event
+
+    h = harness()
+    alice, bob = add_user(), add_user()
+    follow_each_other(alice, bob)
+    gate, first_publish = Event(), True
+    publish = h.committer._answer_and_publish
+
+    def slow(job, batch):
+        nonlocal first_publish
+        if first_publish:
+            first_publish = False
+            gate.wait()  # a publish that takes its time (a slow socket, Redis)
+        publish(job, batch)
+    h.committer._answer_and_publish = slow
+    first = h.submit(alice, to=bob, content="first", client_id="s1")
+    gevent.sleep(0.1)  # stored; its publish is held
+    second = h.submit(alice, to=bob, content="second", client_id="s2")
+    for _ in range(50):  # the writer went on: the second message is stored meanwhile
+        if len(stored(sender_id=alice)) == 2:
+            break
+        gevent.sleep(0.02)
+    assert [r.client_id for r in stored(sender_id=alice)] == ["s1", "s2"]
+    assert not first.result.ready() and not second.result.ready()  # no ack overtakes
+    assert not h.committer.drain(timeout=0.2)  # a graceful stop waits for the publish too
+    gate.set()
+    assert (first.ack["client_id"], second.ack["client_id"]) == ("s1", "s2")
+    acks = [entry[1] for entry in h.log if entry[0] == "ack"]
+    assert acks == [first.ack["id"], second.ack["id"]]
+    delivered = [e[3]["client_id"] for e in h.events() if e[3] and e[3].get("kind") == "message"]
+    assert delivered == ["s1", "s1", "s2", "s2"]  # each to bob and to alice's other tabs
+
+
 # -- MariaDB: the statements themselves --------------------------------------------------------
 
 
