@@ -273,30 +273,42 @@ class RedisBus:
         self._subscription("unsubscribe", channel)
 
     def _subscription(self, verb: str, channel: str) -> None:
-        """Queue the change; one greenlet sends what queued up as one command per run of
-        the same verb. A reconnect storm opens and closes thousands of sockets at once:
-        one SUBSCRIBE each was a twentieth of its CPU (redis-py packs every command)."""
+        """Send a SUBSCRIBE at once, with whatever is queued before it; queue an
+        UNSUBSCRIBE for a greenlet that sends what queued up in one command. A reconnect
+        storm closes thousands of sockets at once: one UNSUBSCRIBE each was a tenth of
+        its CPU. A SUBSCRIBE cannot wait: a new socket's first ``sync`` must not read
+        the database before Redis holds its subscription, or a message committed and
+        published in between would reach neither."""
         if self.pubsub is None or not self.up:
             return  # the listener subscribes to every channel of the sink when it is back
         self._pending.append((verb, channel))
-        if self._flusher is None:
-            self._flusher = gevent.spawn(self._send_subscriptions)
+        if verb == "subscribe":
+            self._send_pending()
+        elif self._flusher is None:
+            self._flusher = gevent.spawn(self._send_later)
 
-    def _send_subscriptions(self) -> None:
-        """Send the queued (un)subscriptions in their order, many channels per command."""
+    def _send_later(self) -> None:
         try:
-            while self._pending:
-                pending, self._pending = self._pending, []
-                runs: list[tuple[str, list[str]]] = []
-                for verb, channel in pending:
-                    if runs and runs[-1][0] == verb:
-                        runs[-1][1].append(channel)
-                    else:
-                        runs.append((verb, [channel]))
-                with self.pubsub_lock:
+            self._send_pending()
+        finally:
+            self._flusher = None
+
+    def _send_pending(self) -> None:
+        """Send the queued (un)subscriptions in their order, many channels per command.
+        The queue is taken under the lock, so two senders never swap their order."""
+        try:
+            with self.pubsub_lock:
+                while self._pending:
+                    pending, self._pending = self._pending, []
                     pubsub = self.pubsub
                     if pubsub is None or not self.up:
-                        return
+                        return  # the listener resubscribes to the sink's channels
+                    runs: list[tuple[str, list[str]]] = []
+                    for verb, channel in pending:
+                        if runs and runs[-1][0] == verb:
+                            runs[-1][1].append(channel)
+                        else:
+                            runs.append((verb, [channel]))
                     for verb, channels in runs:
                         for start in range(0, len(channels), 500):
                             part = channels[start:start + 500]
@@ -308,8 +320,6 @@ class RedisBus:
         except self.errors as exc:
             log.warning("event=redis_subscription_failed error=%s", type(exc).__name__)
             self._mark_down()
-        finally:
-            self._flusher = None
 
     def start(self) -> None:
         """Start the listener greenlet (once, when the server starts)."""

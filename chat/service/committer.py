@@ -201,6 +201,8 @@ class MessageCommitter:
             if greenlet is not None:
                 greenlet.kill()
         self.greenlet = self.writer = self.publisher = None
+        self._committed = Queue(maxsize=2)  # what a killed publisher left is not coming
+        self.publishing = 0
         for attr in ("store", "check_store"):
             store = getattr(self, attr)
             setattr(self, attr, None)
@@ -238,7 +240,8 @@ class MessageCommitter:
                         self._observe(started, len(batch))
 
     def _write_loop(self) -> None:
-        """The writer: write, commit, answer and publish what the checker handed over."""
+        """The writer: write and commit what the checker handed over (the publisher
+        answers and publishes it)."""
         with self.app.app_context():
             while True:
                 try:

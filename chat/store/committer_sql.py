@@ -4,10 +4,11 @@ SQLAlchemy Core costs several hundred microseconds of CPU per statement here
 (cache keys, parameter and result processing), more than MariaDB takes to answer;
 the committer runs about ten statements per batch, in the hottest loop of the
 server. So this module writes them by hand, once for MySQL/MariaDB (PyMySQL,
-``%s``) and SQLite (``?``). Pairs (sender and client_id, follower and followee,
-group and member) are looked up as a row list, ``(a, b) IN ((..), (..))``, on
-MySQL: a range read of one index entry per pair. Two plain ``IN`` lists would make
-MariaDB probe every combination of their values.
+``%s``) and SQLite (``?``). On MySQL, pairs of (sender, client_id) are looked up
+as a row list, ``(a, b) IN ((..), (..))``: a range read of one index entry per
+pair (two plain ``IN`` lists would make MariaDB probe every combination of their
+values); pairs that are a table's primary key (follows, memberships) as a derived
+table joined on that key (see ``lookup``).
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ class MessageStore(MessageWrites):
     """One DB-API connection of the pool, used by the committer greenlet only."""
 
     def __init__(self, engine) -> None:
-        self.raw = engine.raw_connection()  # pre-pinged on checkout, like any pooled one
+        self.raw = engine.raw_connection()  # pinged first when it sat idle (store.pool)
         name = engine.dialect.name
         self.dialect = "mysql" if name in ("mysql", "mariadb") else name
         if self.dialect not in ("mysql", "sqlite"):

@@ -181,8 +181,8 @@ def test_presence_and_online_see_the_other_process(redis_buses):
     wait_until(lambda: a.presence(["user:7"]).others == 1, what="a sees b")
     assert a.presence(["user:7", "user:8"]) == Presence(1, frozenset({"user:7"}))
     assert a.online([7, 8]) == {7}
-    b.unsubscribe("user:7")
-    assert a.presence(["user:7"]).remote == frozenset()
+    b.unsubscribe("user:7")  # sent by a greenlet, with whatever else queued up meanwhile
+    wait_until(lambda: a.presence(["user:7"]).remote == frozenset(), what="b unsubscribed")
 
 
 def publish_from_another_process(url: str, channel: str, data: bytes) -> None:
@@ -196,6 +196,21 @@ def publish_from_another_process(url: str, channel: str, data: bytes) -> None:
         sock.connect((host, int(port)))
         sock.sendall(command)
         assert sock.recv(64).startswith(b":")  # Redis has handed it to the subscribers
+
+
+def test_a_subscription_holds_before_the_subscriber_does_anything_else(redis_buses):
+    """A new socket reads its first ``sync`` right after registering: Redis must already
+    hold its subscription, or a message published in between reaches neither. Here the
+    publish comes from a blocking socket, before any other greenlet of this process runs."""
+    sink_a, sink_b = Sink(["user:1"]), Sink()
+    redis_buses(sink_a)
+    b = redis_buses(sink_b)
+    b.unsubscribe("user:9")  # queued (unsubscriptions are sent in bulk by a greenlet)
+    sink_b.subscribed.append("user:42")
+    b.subscribe("user:42")
+    publish_from_another_process(REDIS_URL, b.prefix + "user:42",
+                                 Event("user:42", b"right after").encode("elsewhere"))
+    wait_until(lambda: sink_b.frames() == [b"right after"], timeout=2, what="b receives")
 
 
 def test_the_fence_delivers_what_another_process_published_first(redis_buses):
