@@ -5,9 +5,9 @@ Every send and every edit, recall or reaction, from every connection of this
 process and from the HTTP API, goes through one ``MessageCommitter`` (via
 ``chat.service.sending``). It takes whatever has queued up while the previous
 batch was being checked (a group commit: no artificial wait) and runs the batch
-through its phases, in two greenlets with a database connection each, so that
-batch N+1 is checked while batch N is written and committed, and batch N-1 is
-answered and published (a pipeline of three greenlets): the **checker** runs phases
+through its phases in a pipeline of three greenlets (the first two with a database
+connection each), so that batch N+1 is checked while batch N is written and
+committed, and batch N-1 is answered and published: the **checker** runs phases
 1-2 of batches of messages, the **writer** phase 3 (and 1-2 too for a batch holding
 edits, recalls or reactions, whose checks lock the rows they change until the
 COMMIT, so they run on the writer's connection), the **publisher** phase 4, batch
