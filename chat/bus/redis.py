@@ -275,8 +275,8 @@ class RedisBus:
     def _subscription(self, verb: str, channel: str) -> None:
         """Send a SUBSCRIBE at once, with whatever is queued before it; queue an
         UNSUBSCRIBE for a greenlet that sends what queued up in one command. A reconnect
-        storm closes thousands of sockets at once: one UNSUBSCRIBE each was a tenth of
-        its CPU. A SUBSCRIBE cannot wait: a new socket's first ``sync`` must not read
+        storm closes thousands of sockets at once: a command per socket and channel was a
+        twentieth of its CPU (py-spy). A SUBSCRIBE cannot wait: a new socket's first ``sync`` must not read
         the database before Redis holds its subscription, or a message committed and
         published in between would reach neither."""
         if self.pubsub is None or not self.up:
