@@ -20,8 +20,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Executable, Row, Table, text
-from sqlalchemy.sql.elements import TextClause
+from sqlalchemy import Executable, Row, Table, TextClause, text
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 

@@ -248,7 +248,6 @@ def test_drain_waits_until_the_queue_is_stored(harness):
     assert len(stored(sender_id=alice)) == 20
 
 
-
 def test_a_slow_publish_does_not_hold_up_the_next_write_and_acks_keep_commit_order(harness):
     import gevent
     from gevent.event import Event
