@@ -3,9 +3,11 @@
 One query (``MessageStore.lookup``) answers the whole batch: resent client_ids,
 recipients, groups and their owners, blocks, memberships (of senders, of the
 people mentioned, of those changing group messages) and follows. When the batch
-replies to or changes messages, one more query reads those messages (locked,
-when they are changed). Each message and change is then checked in
-docs/protocol.md's order (3.4, which error comes first); the stranger rule comes after (``stranger``).
+replies to or changes messages, one more query reads those messages. Each
+message is then checked in docs/protocol.md's order (3.4, which error comes
+first); the stranger rule comes after (``stranger``). Changes are applied by the
+writer (``apply_changes``), to their messages read again under locks, so that the
+check of a batch can run while the batch before it is written.
 """
 from __future__ import annotations
 
@@ -26,10 +28,13 @@ class Checked:
     """What a batch may write, and what the lookup found that the rest needs."""
 
     messages: list[Outgoing] = field(default_factory=list)
-    applied: list[Applied] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)  # applied by the writer
     mutual: set[tuple[int, int]] = field(default_factory=set)
     stored: dict[tuple[int, str], int] = field(default_factory=dict)
     stored_changes: dict[tuple[int, str], tuple] = field(default_factory=dict)
+    targets: dict[int, tuple] = field(default_factory=dict)  # as read by the check
+    members: set[tuple[int, int]] = field(default_factory=set)
+    owners: dict[int, int] = field(default_factory=dict)  # group id -> owner id
 
 
 class BatchChecks:
@@ -46,16 +51,18 @@ class BatchChecks:
 
     def check(self, store: MessageStore, messages: list[Outgoing],
               changes: list[Change]) -> Checked:
-        """Everything the batch may write, after its resends are set apart."""
+        """Everything the batch may write, after its resends are set apart; its changes
+        are applied later, by ``apply_changes`` under their messages' locks."""
         ids = {m.reply_to for m in messages if m.reply_to is not None}
         ids |= {c.message_id for c in changes}
-        targets = store.targets(sorted(ids), lock=bool(changes)) if ids else {}
-        states = {mid: MessageState.from_row(row) for mid, row in targets.items()
-                  if mid in {c.message_id for c in changes}}
+        # Read without locks: the writer reads the changed and quoted messages again,
+        # locked, just before it writes (a conversation and its group never change).
+        targets = store.targets(sorted(ids), lock=False) if ids else {}
+        changed_groups = {targets[c.message_id][4] for c in changes
+                          if c.message_id in targets and targets[c.message_id][4] is not None}
         private = [m for m in messages if m.recipient_id is not None]
         groups = [m for m in messages if m.group_id is not None]
         pairs = {(m.sender_id, m.recipient_id) for m in private if m.recipient_id != m.sender_id}
-        changed_groups = {s.group_id for s in states.values() if s.group_id is not None}
         found = store.lookup(
             client_keys={(m.sender_id, m.key) for m in messages if m.key is not None},
             user_ids=[u for u in {m.sender_id for m in messages}
@@ -65,15 +72,16 @@ class BatchChecks:
             group_ids=list({m.group_id for m in groups} | changed_groups),
             member_pairs={(m.group_id, m.sender_id) for m in groups}
             | {(m.group_id, uid) for m in groups for uid in m.mentions}
-            | {(states[c.message_id].group_id, c.actor_id) for c in changes
-               if c.message_id in states and states[c.message_id].group_id is not None})
+            | {(targets[c.message_id][4], c.actor_id) for c in changes
+               if c.message_id in targets and targets[c.message_id][4] is not None})
         self.names.update(found["names"])
         follows = found["follows"]
         result = Checked(mutual={(a, b) for a, b in pairs
                                  if (a, b) in follows and (b, a) in follows},
                          stored=found["stored"],
                          stored_changes=store.stored_changes(
-                             {(c.actor_id, c.key) for c in changes if c.key is not None}))
+                             {(c.actor_id, c.key) for c in changes if c.key is not None}),
+                         targets=targets, members=found["members"], owners=found["groups"])
         files = self.files(sorted({f for m in messages for f in m.attachments}))
         for message in messages:
             if (message.sender_id, message.key) in result.stored:
@@ -83,22 +91,35 @@ class BatchChecks:
                 self.fail(message, error)
             else:
                 result.messages.append(message)
+        result.changes = [c for c in changes if (c.actor_id, c.key) not in result.stored_changes]
+        return result
+
+    def apply_changes(self, checked: Checked, current: dict[int, tuple]) -> list[Applied]:
+        """On the writer, with ``current`` the changed and quoted messages read again under
+        their locks: each change applied in order to its message as it is now (refusals
+        answered through ``fail``), and each reply quoting its message as it is now (an
+        edit or recall that committed since the check would otherwise be missed)."""
+        for message in checked.messages:
+            target = current.get(message.reply_to) if message.reply_to is not None else None
+            if target is not None:
+                message.reply = rich.quote(target)
+        changed = {c.message_id for c in checked.changes}
+        states = {mid: MessageState.from_row(row) for mid, row in current.items()
+                  if mid in changed}
+        applied: list[Applied] = []
         now = utcnow()
-        for change in changes:
-            if (change.actor_id, change.key) in result.stored_changes:
-                continue
+        for change in checked.changes:
             try:
-                applied = self.rules.apply(change, states.get(change.message_id),
-                                           found["members"], found["groups"], now)
+                each = self.rules.apply(change, states.get(change.message_id), checked.members,
+                                        checked.owners, now)
             except ChatError as error:
                 self.fail(change, error)
                 continue
-            if applied is None:
+            if each is None:
                 change.id = 0  # nothing changed: acked with the message's id
-                result.applied.append(Applied(change, states[change.message_id], None))
-            else:
-                result.applied.append(applied)
-        return result
+                each = Applied(change, states[change.message_id], None)
+            applied.append(each)
+        return applied
 
     def _message_error(self, item: Outgoing, found: dict, targets: dict[int, tuple],
                        files: dict) -> ChatError | None:

@@ -8,18 +8,21 @@ batch was being checked (a group commit: no artificial wait) and runs the batch
 through its phases in a pipeline of three greenlets (the first two with a database
 connection each), so that batch N+1 is checked while batch N is written and
 committed, and batch N-1 is answered and published: the **checker** runs phases
-1-2 of batches of messages, the **writer** phase 3 (and 1-2 too for a batch holding
-edits, recalls or reactions, whose checks lock the rows they change until the
-COMMIT, so they run on the writer's connection), the **publisher** phase 4, batch
-after batch in commit order (under the order lock of several processes, below, the
-writer publishes its batch itself before unlocking):
+1-2, the **writer** phase 3, the **publisher** phase 4, batch after batch in commit
+order (under the order lock of several processes, below, the writer publishes its
+batch itself before unlocking). Edits, recalls and reactions are applied by the
+writer, to their messages read again under row locks held until the COMMIT, so that
+changes to one message apply one after the other whichever batch or process made
+them; the checker has already done their lookups.
 
 1. **collapse**: repeats of one ``(sender, client_id)`` in the batch share one answer;
 2. **check** (``chat.service.checks``): resends answered from the store, then each
-   message and change checked in docs/protocol.md's order, then the stranger rule
+   message checked in docs/protocol.md's order, then the stranger rule
    (``chat.service.stranger``);
-3. **write**: ids allocated in commit order for the messages and the changes that
-   changed something, one multi-row INSERT, the changes' rows, one COMMIT;
+3. **write**: the changed and quoted messages read again, locked, and each change
+   checked and applied in the protocol's order; ids allocated in commit order for the
+   messages and the changes that changed something, one multi-row INSERT, the changes'
+   rows, one COMMIT;
 4. **answer**: each sender gets its ack, then each message and update is published once
    (an ack is only ever sent for a batch whose COMMIT has returned).
 
@@ -251,14 +254,10 @@ class MessageCommitter:
                     self._publish_leftovers()
                     continue
                 try:
-                    if isinstance(job, Checked):
-                        self._write_checked(job)
-                    else:  # a batch with changes: checked here, under the rows' locks
-                        self._process(job)
+                    self._write_checked(job)
                 except Exception:  # never let one bad batch stop sending for everyone
                     log.exception("event=batch_failed size=%s", size)
-                    items = job.messages if isinstance(job, Checked) else job
-                    for item in items:
+                    for item in (*job.messages, *job.changes):
                         self._fail(item, ServerBusy())
                 finally:
                     self.inflight -= size
@@ -302,51 +301,12 @@ class MessageCommitter:
             except Exception:
                 log.exception("event=answer_failed")
 
-    def _check_messages(self, batch: list[Item]) -> Checked | list[Item] | None:
-        """The checker's part: a batch of messages checked (its resends answered, the
-        stranger rule applied) for the writer; a batch with changes as it is (the writer
-        checks it); ``None`` when nothing is left to write."""
+    def _check_messages(self, batch: list[Item]) -> Checked | None:
+        """The checker's part: a batch checked (its resends answered, the stranger rule
+        applied) for the writer, ``None`` when nothing is left to write."""
         batch = self._refuse_late(batch)
         if not batch:
             return None
-        if any(isinstance(i, Change) for i in batch):
-            return batch
-        messages = self._collapse(batch, "sender_id")
-        try:
-            store = self.connection()
-            checked = self.checks.check(store, messages, [])
-            self._answer_stored(store, checked, messages, [])
-        except self.db_down as exc:
-            log.warning("event=db_unavailable phase=check error=%s",
-                        type(getattr(exc, "orig", exc)).__name__)
-            self.drop_connection()
-            for item in messages:
-                self._fail(item, ServerBusy())
-            return None
-        checked.messages = self.stranger.apply(checked.messages, checked.mutual)
-        self._end_read()
-        return checked if checked.messages else None
-
-    def _write_checked(self, checked: Checked) -> None:
-        """The writer's part of a checked batch: what expired while it waited is refused
-        unwritten (its stranger count given back), the rest stored and published."""
-        now = monotonic()
-        late = [i for i in checked.messages if i.deadline <= now]
-        if late:
-            undo = [i.counted for i in late if i.counted is not None]
-            if undo:
-                self.counters.decr_many(undo)
-            for item in late:
-                self._fail(item, ServerBusy(NOT_IN_TIME))
-            checked.messages = [i for i in checked.messages if i.deadline > now]
-            if not checked.messages:
-                return
-        self._store_and_publish(checked)
-
-    def _process(self, batch: list[Item]) -> None:
-        batch = self._refuse_late(batch)
-        if not batch:
-            return
         messages = self._collapse([i for i in batch if isinstance(i, Outgoing)], "sender_id")
         changes = self._collapse([i for i in batch if isinstance(i, Change)], "actor_id")
         try:
@@ -359,16 +319,27 @@ class MessageCommitter:
             self.drop_connection()
             for item in (*messages, *changes):
                 self._fail(item, ServerBusy())
-            return
+            return None
         checked.messages = self.stranger.apply(checked.messages, checked.mutual)
-        if checked.messages or any(a.payload is not None for a in checked.applied):
-            self._store_and_publish(checked)  # ends the transaction with its COMMIT
-        else:
-            self._end_read()
-            for applied in checked.applied:  # changes that changed nothing
-                self._answer(applied.change, change_ack(None, applied.state.id,
-                                                        applied.change.client_id),
-                             None, False, None)
+        self._end_read()
+        return checked if checked.messages or checked.changes else None
+
+    def _write_checked(self, checked: Checked) -> None:
+        """The writer's part of a checked batch: what expired while it waited is refused
+        unwritten (its stranger count given back), the rest stored and published."""
+        now = monotonic()
+        late = [i for i in (*checked.messages, *checked.changes) if i.deadline <= now]
+        if late:
+            undo = [i.counted for i in late if isinstance(i, Outgoing) and i.counted is not None]
+            if undo:
+                self.counters.decr_many(undo)
+            for item in late:
+                self._fail(item, ServerBusy(NOT_IN_TIME))
+            checked.messages = [i for i in checked.messages if i.deadline > now]
+            checked.changes = [c for c in checked.changes if c.deadline > now]
+            if not checked.messages and not checked.changes:
+                return
+        self._store_and_publish(checked)
 
     def _end_read(self) -> None:
         """End the lookup's transaction, or the next batch would read an old snapshot."""
@@ -430,20 +401,18 @@ class MessageCommitter:
     def _store_and_publish(self, checked: Checked) -> None:
         """Write the batch (under the order lock when other processes write too), then ack
         and deliver, then unlock."""
-        items, applied = checked.messages, [a for a in checked.applied if a.payload is not None]
-        for each in checked.applied:
-            if each.payload is None:  # changed nothing: acked with the message's id, now
-                self._answer(each.change, change_ack(None, each.state.id, each.change.client_id),
-                             None, False, None)
+        items = checked.messages
+        changes = checked.changes  # unanswered changes (until they are applied, below)
+        applied: list[Applied] = []
         channels: dict[str, None] = {}
         for item in items:
             for channel in conversation_channels(item.sender_id, item.recipient_id, item.group_id):
                 channels[channel] = None
-        for each in applied:
-            state = each.state
-            for channel in conversation_channels(state.sender_id, state.recipient_id,
-                                                 state.group_id):
-                channels[channel] = None
+        for change in changes:
+            target = checked.targets.get(change.message_id)
+            if target is not None:  # its conversation: (sender, recipient, group)
+                for channel in conversation_channels(target[2], target[3], target[4]):
+                    channels[channel] = None
         presence = self.bus.presence(list(channels))
         for item in items:
             if item.recipient_id is not None:
@@ -462,9 +431,15 @@ class MessageCommitter:
             # Our turn, claimed before any id is allocated (and the publish's fence): the
             # last id published if the turn before ours died before its PUBLISH.
             abandoned = self.bus.claim(list(channels)) if locked else None
+            applied = self._apply_changes(store, checked)
+            changes = [a.change for a in applied]
             items = self._with_files_held(store, items)
             try:
-                rows = self._write(store, items, applied)
+                if items or applied:
+                    rows = self._write(store, items, applied)
+                else:  # every change refused or changing nothing: the read's locks go
+                    rows = []
+                    store.rollback()
             except store.IntegrityError:
                 # A resend of the same client_id raced us from another connection or
                 # process: answer it from what is stored now, write the rest.
@@ -478,7 +453,7 @@ class MessageCommitter:
                     if (each.change.actor_id, each.change.key) not in checked.stored_changes:
                         self._fail(each.change, ServerBusy())
                 items = [i for i in items if (i.sender_id, i.key) not in checked.stored]
-                applied = []
+                applied, changes = [], []
                 rows = self._write(store, items, applied) if items else []
                 if not items:
                     store.rollback()
@@ -489,7 +464,7 @@ class MessageCommitter:
             undo = [i.counted for i in items if i.counted is not None]
             if undo:
                 self.counters.decr_many(undo)
-            for item in (*items, *(a.change for a in applied)):
+            for item in (*items, *changes):
                 self._fail(item, ServerBusy())
             return
         mark = missing = None
@@ -519,6 +494,25 @@ class MessageCommitter:
                     store.rollback()
                 except self.db_down:
                     self.drop_connection()
+
+    def _apply_changes(self, store: MessageStore, checked: Checked) -> list[Applied]:
+        """The batch's changes applied to their messages as they are now, read under
+        locks until COMMIT (so that changes to one message from several batches and
+        processes apply one after the other); the replies' quotes refreshed from the same
+        read. Changes that change nothing are acked at once; the others are returned."""
+        ids = {c.message_id for c in checked.changes}
+        ids |= {m.reply_to for m in checked.messages if m.reply_to is not None}
+        if not ids:
+            return []
+        current = store.targets(sorted(ids), lock=True)
+        applied = []
+        for each in self.checks.apply_changes(checked, current):
+            if each.payload is None:  # changed nothing: acked with the message's id
+                self._answer(each.change, change_ack(None, each.state.id, each.change.client_id),
+                             None, False, None)
+            else:
+                applied.append(each)
+        return applied
 
     def _unpublished(self, store: MessageStore, low: int, high: int) -> list[Event]:
         """What a dead process committed with ids ``low..high`` and never published."""

@@ -54,6 +54,12 @@ def is_rich(item: Outgoing) -> bool:
     return bool(item.reply_to or item.mentions or item.mention_all or item.attachments)
 
 
+def quote(target: tuple) -> ReplyTo:
+    """What a reply keeps of the message it answers (a ``MessageStore.targets`` row)."""
+    return ReplyTo(target[0], target[2], "" if target[7] else excerpt(target[5]),
+                   bool(target[7]))
+
+
 def reference_error(item: Outgoing, targets: dict[int, tuple], owner_id: int | None,
                     files: dict[int, tuple[int, dict]]) -> ChatError | None:
     """Step 2: the message it answers, the files it holds, and ``mention_all``."""
@@ -61,8 +67,7 @@ def reference_error(item: Outgoing, targets: dict[int, tuple], owner_id: int | N
         target = targets.get(item.reply_to)
         if target is None or target[1] != item.conv_key:
             return NotFound(N_("no such message in this conversation"))
-        item.reply = ReplyTo(target[0], target[2], "" if target[7] else excerpt(target[5]),
-                             bool(target[7]))
+        item.reply = quote(target)
     for upload_id in dict.fromkeys(item.attachments):
         found = files.get(upload_id)
         if found is None or found[0] != item.sender_id:

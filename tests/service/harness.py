@@ -21,7 +21,7 @@ from chat.extensions import db
 from chat.ops.metrics import SendStats
 from chat.realtime.registry import Registry
 from chat.service.committer import MessageCommitter
-from chat.service.outgoing import Outgoing
+from chat.service.outgoing import Change, Outgoing
 from chat.service.settings import ServiceSettings
 from chat.store.counters import MemoryCounters
 from chat.store.models import Message
@@ -86,7 +86,7 @@ class Harness:
 
     def submit(self, sender: int, *, to: int | None = None, group: int | None = None,
                content="hello", client_id=None, conn=None, deadline: float = 0.0,
-               attachments: list[int] = ()) -> Outcome:
+               attachments: list[int] = (), reply_to: int | None = None) -> Outcome:
         """Queue one message; with ``conn`` its answer goes to that connection too."""
         outcome = Outcome()
 
@@ -98,7 +98,19 @@ class Harness:
         item = Outgoing(sender, to, group, content, client_id, conn.id if conn else None,
                         reply, deadline)
         item.attachments = list(attachments)
+        item.reply_to = reply_to
         self.committer.submit(item)
+        return outcome
+
+    def change(self, actor: int, kind: str, message_id: int, client_id: str,
+               **fields) -> Outcome:
+        """Queue one edit (``content``), recall or reaction (``emoji``, ``on``)."""
+        outcome = Outcome()
+
+        def reply(ack, err, created, batch):
+            self.log.append(("ack", ack["id"]) if ack else ("error", err.status))
+            outcome.result.set((ack, err, created, batch is not None))
+        self.committer.submit(Change(actor, kind, message_id, client_id, None, reply, **fields))
         return outcome
 
     def hold_writes(self) -> Gate:

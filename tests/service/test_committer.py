@@ -398,6 +398,72 @@ def test_on_mariadb_a_resend_checked_while_its_original_is_written_gets_its_ack(
         h.close()
 
 
+def _changes_checked_while_the_batch_before_changes_their_message(h: Harness) -> None:
+    """Batch N+1 is checked while batch N is written: its changes and replies must still
+    see the message as batch N left it (a removal of a reaction that N added removes it;
+    a reply to a message that N edited quotes the new text)."""
+    import gevent
+
+    alice, bob = add_user(), add_user()
+    follow_each_other(alice, bob)
+    original = h.submit(alice, to=bob, content="old text", client_id="m1").ack["id"]
+    gate = h.hold_writes()
+    react = h.change(bob, "reaction", original, "r1", emoji="👍")
+    edit = h.change(alice, "edit", original, "e1", content="new text")
+    gevent.sleep(0.1)  # batch 1 (the reaction, the edit) is in the writer, held
+    unreact = h.change(bob, "reaction", original, "r2", emoji="👍", on=False)
+    message = h.submit(bob, to=alice, content="a message beside", client_id="a1")
+    gevent.sleep(0.1)  # batch 2 is checked against the old state, and waits
+    gate.set()
+    assert react.ack["id"] != original and edit.ack["id"] != original  # both changed it
+    removed = unreact.ack
+    assert removed["message_id"] == original and removed["id"] > edit.ack["id"], \
+        "the removal changed the message (an update), not nothing"
+    assert message.ack["client_id"] == "a1"
+    [row] = stored(id=original)
+    assert row.content == "new text" and not row.reactions
+
+
+def _a_reply_checked_while_its_message_is_edited(h: Harness) -> None:
+    import gevent
+
+    alice, bob = add_user(), add_user()
+    follow_each_other(alice, bob)
+    original = h.submit(alice, to=bob, content="old text", client_id="m1").ack["id"]
+    gate = h.hold_writes()
+    h.change(alice, "edit", original, "e1", content="new text")
+    gevent.sleep(0.1)  # the edit is in the writer, held
+    reply = h.submit(bob, to=alice, content="answer", client_id="a1", reply_to=original)
+    gevent.sleep(0.1)  # the reply is checked (the old text quoted), and waits
+    gate.set()
+    [row] = stored(id=reply.ack["id"])
+    assert (row.reply_to_id, row.reply_excerpt) == (original, "new text")
+
+
+def test_changes_checked_while_the_batch_before_changes_their_message(harness):
+    _changes_checked_while_the_batch_before_changes_their_message(harness())
+
+
+def test_on_mariadb_changes_checked_while_the_batch_before_changes_their_message(mysql_app):
+    h = Harness(mysql_app)
+    try:
+        _changes_checked_while_the_batch_before_changes_their_message(h)
+    finally:
+        h.close()
+
+
+def test_a_reply_checked_while_its_message_is_edited_quotes_the_new_text(harness):
+    _a_reply_checked_while_its_message_is_edited(harness())
+
+
+def test_on_mariadb_a_reply_checked_while_its_message_is_edited_quotes_the_new_text(mysql_app):
+    h = Harness(mysql_app)
+    try:
+        _a_reply_checked_while_its_message_is_edited(h)
+    finally:
+        h.close()
+
+
 def _a_file_deleted_while_the_write_waits(h: Harness) -> None:
     """A clean-up that deletes a file between a message's check and its write (the write
     stalled past the clean-up's margin): the message is refused with the check's 404, the
