@@ -22,7 +22,7 @@ them; the checker has already done their lookups.
 3. **write**: the changed and quoted messages read again, locked, and each change
    checked and applied in the protocol's order; ids allocated in commit order for the
    messages and the changes that changed something, one multi-row INSERT, the changes'
-   rows, one COMMIT;
+   rows (on MySQL all sent as one query once the ids are known), one COMMIT;
 4. **answer**: each sender gets its ack, then each message and update is published once
    (an ack is only ever sent for a batch whose COMMIT has returned).
 
@@ -629,13 +629,14 @@ class MessageCommitter:
                 mentions.extend(rich.mention_rows(item))
             rows.append(row)
             values.append(value)
-        if values:
-            store.insert_messages(values, rich_batch)
-        store.insert_mentions(mentions)
-        store.insert_upload_links([(upload_id, item.id) for item in items
-                                   for upload_id in item.attachments])
-        new_pairs = self._write_cursors(store, items)
-        self._write_changes(store, applied, first_id + len(items), stamp)
+        with store.in_one_round_trip():  # the ids are known: the rest needs no answer
+            if values:
+                store.insert_messages(values, rich_batch)
+            store.insert_mentions(mentions)
+            store.insert_upload_links([(upload_id, item.id) for item in items
+                                       for upload_id in item.attachments])
+            new_pairs = self._write_cursors(store, items)
+            self._write_changes(store, applied, first_id + len(items), stamp)
         store.commit()
         self._written = (first_id, first_id + len(items) + len(applied) - 1)
         if len(self.known_pairs) > 200_000:

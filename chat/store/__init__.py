@@ -9,7 +9,8 @@ There are three ways to the database, each for a reason that was measured:
   third of the ORM's CPU, on the request's session or, for the reads of every
   connect, on a pooled Core connection.
 * ``committer_sql``: the message committer's statements on one bare DB-API
-  connection (one lookup, the id allocation, a hand-rendered multi-row INSERT),
+  connection (one lookup, the id allocation, a hand-rendered multi-row INSERT,
+  and on MySQL the batch's writes sent as one multi-statement query),
   because SQLAlchemy Core cost more CPU per statement than MariaDB took to
   answer, in the hottest loop of the server.
 

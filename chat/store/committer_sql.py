@@ -30,6 +30,21 @@ def db_time(moment: datetime) -> str:
     return moment.isoformat(" ", "microseconds")
 
 
+def allow_multi_statements(connection: Any) -> bool:
+    """Let this PyMySQL connection send several statements in one query (the protocol's
+    COM_SET_OPTION; PyMySQL has no public call for it). Only the committer's own
+    connections do, which never go back to the pool (``discard`` closes them), and
+    every value they send is escaped by the driver. False if the server refused."""
+    from pymysql.constants import COMMAND
+    from pymysql.err import MySQLError
+    try:
+        connection._execute_command(COMMAND.COM_SET_OPTION, b"\x00\x00")  # MULTI_STATEMENTS_ON
+        connection._read_packet()  # an EOF packet, or an error raised here
+    except MySQLError:
+        return False
+    return True
+
+
 class MessageStore(MessageWrites):
     """One DB-API connection of the pool, used by the committer greenlet only."""
 
@@ -40,10 +55,12 @@ class MessageStore(MessageWrites):
         if self.dialect not in ("mysql", "sqlite"):
             raise NotImplementedError(f"no message store for {name}")
         self.mark = "%s" if self.dialect == "mysql" else "?"
+        self.multi_statements = False
         if self.dialect == "mysql":
             # Read committed: no gap locks, so locking the rows a batch changes (even ids
             # that do not exist) never holds up another process's INSERT of new messages.
             self.run("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            self.multi_statements = allow_multi_statements(self.raw.driver_connection)
         self.Error = engine.dialect.loaded_dbapi.Error
         self.IntegrityError = engine.dialect.loaded_dbapi.IntegrityError
         self.closed = False

@@ -1,11 +1,16 @@
 """The message committer's writes, on its bare DB-API connection (see ``committer_sql``).
 
 Messages are written with one multi-row INSERT; what a batch of edits, recalls
-and reactions changes is written as one statement per kind of change.
+and reactions changes is written as one statement per kind of change. On MySQL,
+inside ``in_one_round_trip()`` the statements are rendered and kept, then sent
+together (a multi-statement query): a batch of replies, mentions and changes
+writes up to nine statements after its ids, and each round trip waits for the
+event loop's turn as well as for the server.
 """
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 _INSERT_IGNORE = {"mysql": "INSERT IGNORE", "sqlite": "INSERT OR IGNORE"}
 _PLAIN_COLUMNS = "id, conv_key, sender_id, recipient_id, group_id, content, client_id, created_at"
@@ -25,7 +30,79 @@ def _sql_value(value: Any, quote: Any) -> str:
 
 
 class MessageWrites:
-    """The writing half of ``MessageStore`` (``raw``, ``dialect``, ``mark`` come from it)."""
+    """The writing half of ``MessageStore`` (``raw``, ``dialect``, ``mark`` and
+    ``multi_statements`` come from it)."""
+
+    _kept: list[str] | None = None  # statements rendered inside in_one_round_trip()
+    _kept_chars = 0
+    # Past this many characters what is kept is sent at once (a query must stay under the
+    # server's max_allowed_packet, 16 MiB by default, at four bytes a character).
+    KEEP_AT_MOST = 1_000_000
+
+    @contextmanager
+    def in_one_round_trip(self) -> Iterator[None]:
+        """The writes made inside are sent together when it ends (MySQL with
+        multi-statements on; elsewhere each is sent as it is made). An error in one
+        (a duplicate key) is raised by the send, and the statements after it are not run."""
+        if not self.multi_statements:
+            yield
+            return
+        self._kept, self._kept_chars = [], 0
+        try:
+            yield
+            self._send_kept()
+        finally:
+            self._kept = None
+
+    def _send_kept(self) -> None:
+        kept, self._kept, self._kept_chars = self._kept, [], 0
+        if not kept:
+            return
+        cur = self.raw.cursor()
+        try:
+            cur.execute(";".join(kept))
+            while cur.nextset():  # each statement's result, so that an error is raised here
+                pass
+        finally:
+            cur.close()
+
+    def _write(self, sql: str, params: Any = None) -> None:
+        """Run a write now, or keep it (rendered) for ``in_one_round_trip``."""
+        cur = self.raw.cursor()
+        try:
+            if self._kept is None:
+                if params is None:
+                    cur.execute(sql)
+                else:
+                    cur.execute(self._sql(sql), params)
+                return
+            rendered = cur.mogrify(sql, params) if params is not None else sql
+        finally:
+            cur.close()
+        if self._kept and self._kept_chars + len(rendered) > self.KEEP_AT_MOST:
+            self._send_kept()
+        self._kept.append(rendered)
+        self._kept_chars += len(rendered)
+
+    def _insert_rows(self, head: str, row: str, rows: list[tuple]) -> None:
+        """``head`` (``INSERT .. VALUES``) with one ``row`` template per row: one
+        multi-row statement on MySQL (what PyMySQL's executemany sends), executemany
+        on SQLite."""
+        if not rows:
+            return
+        if self.dialect == "mysql":
+            cur = self.raw.cursor()
+            try:
+                values = ",".join(cur.mogrify(row, values) for values in rows)
+            finally:
+                cur.close()
+            self._write(head + values)
+            return
+        cur = self.raw.cursor()
+        try:
+            cur.executemany(self._sql(head + row), rows)
+        finally:
+            cur.close()
 
     def lock(self, name: str, timeout: int) -> bool:
         """Take a MySQL named lock (held by this connection until ``unlock``)."""
@@ -78,7 +155,7 @@ class MessageWrites:
                         f"{'NULL' if group is None else group},{quote(content)},"
                         f"{'NULL' if cid is None else quote(cid)},'{stamp}')"
                         for mid, conv, sender, to, group, content, cid, stamp in rows)
-                cur.execute(insert + values)
+                self._write(insert + values)
             else:
                 marks = ", ".join(["?"] * len(rows[0]))
                 cur.executemany(insert + f"({marks})", rows)
@@ -87,27 +164,14 @@ class MessageWrites:
 
     def insert_cursors(self, rows: list[tuple]) -> None:
         """Read cursors for new private chats; existing ones are left alone."""
-        cur = self.raw.cursor()
-        try:
-            cur.executemany(self._sql(
-                f"{_INSERT_IGNORE[self.dialect]} INTO read_cursors (user_id, conv_key, peer_id, "
-                f"group_id, last_read_id) VALUES (%s, %s, %s, NULL, 0)"), rows)
-        finally:
-            cur.close()
-
-    def _many(self, sql: str, rows: list[tuple]) -> None:
-        if not rows:
-            return
-        cur = self.raw.cursor()
-        try:
-            cur.executemany(self._sql(sql), rows)
-        finally:
-            cur.close()
+        self._insert_rows(f"{_INSERT_IGNORE[self.dialect]} INTO read_cursors (user_id, conv_key, "
+                          f"peer_id, group_id, last_read_id) VALUES ",
+                          "(%s, %s, %s, NULL, 0)", rows)
 
     def insert_mentions(self, rows: list[tuple]) -> None:
         """(user_id or 0 for everyone, conv_key, message_id, sender_id) rows."""
-        self._many(f"{_INSERT_IGNORE[self.dialect]} INTO mentions (user_id, conv_key, "
-                   f"message_id, sender_id) VALUES (%s, %s, %s, %s)", rows)
+        self._insert_rows(f"{_INSERT_IGNORE[self.dialect]} INTO mentions (user_id, conv_key, "
+                          f"message_id, sender_id) VALUES ", "(%s, %s, %s, %s)", rows)
 
     def hold_uploads(self, ids: list[int]) -> set[int]:
         """Mark these uploads attached and say which still exist, their rows locked until
@@ -129,10 +193,8 @@ class MessageWrites:
     def insert_upload_links(self, rows: list[tuple]) -> None:
         """(upload_id, message_id) rows: which new message holds which upload (the
         uploads were marked attached by ``hold_uploads``)."""
-        if not rows:
-            return
-        self._many(f"{_INSERT_IGNORE[self.dialect]} INTO upload_links (upload_id, message_id) "
-                   f"VALUES (%s, %s)", rows)
+        self._insert_rows(f"{_INSERT_IGNORE[self.dialect]} INTO upload_links (upload_id, "
+                          f"message_id) VALUES ", "(%s, %s)", rows)
 
     def delete_mentions(self, rows: list[tuple]) -> None:
         """Forget (user_id, conv_key, message_id) mentions (of recalled messages), in one
@@ -143,14 +205,14 @@ class MessageWrites:
         listed = ",".join([triple] * len(rows))
         if self.dialect == "sqlite":
             listed = f"VALUES {listed}"
-        self.run(f"DELETE FROM mentions WHERE (user_id, conv_key, message_id) IN ({listed})",
-                 [v for row in rows for v in row])
+        self._write(f"DELETE FROM mentions WHERE (user_id, conv_key, message_id) IN ({listed})",
+                    [v for row in rows for v in row])
 
     def insert_updates(self, rows: list[tuple]) -> None:
         """(id, conv_key, message_id, kind, actor_id, client_id, payload, created_at) rows."""
-        self._many("INSERT INTO message_updates (id, conv_key, message_id, kind, actor_id, "
-                   "client_id, payload, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                   rows)
+        self._insert_rows("INSERT INTO message_updates (id, conv_key, message_id, kind, actor_id, "
+                          "client_id, payload, created_at) VALUES ",
+                          "(%s, %s, %s, %s, %s, %s, %s, %s)", rows)
 
     def _update_by_case(self, table: str, key: str, columns: tuple[str, ...],
                         rows: list[tuple]) -> None:
@@ -168,7 +230,7 @@ class MessageWrites:
                   for row in rows for v in (row[0], row[index])]
         params.extend(row[0] for row in rows)
         marks = ",".join([self.mark] * len(rows))
-        self.run(f"UPDATE {table} SET {sets} WHERE {key} IN ({marks})", params)
+        self._write(f"UPDATE {table} SET {sets} WHERE {key} IN ({marks})", params)
 
     def save_states(self, rows: list[tuple]) -> None:
         """The changed messages' current state: (id, content, edited_at, recalled,
@@ -188,5 +250,5 @@ class MessageWrites:
         if not message_ids:
             return
         marks = ",".join([self.mark] * len(message_ids))
-        self.run("UPDATE message_updates SET payload = '{\"content\": \"\"}' "
-                 f"WHERE kind = 'edit' AND message_id IN ({marks})", list(message_ids))
+        self._write("UPDATE message_updates SET payload = '{\"content\": \"\"}' "
+                    f"WHERE kind = 'edit' AND message_id IN ({marks})", list(message_ids))
