@@ -376,7 +376,8 @@ class Bench:
                                     filler_base=self.block[0][0])
         say(f"history: {info['table_messages']:,} messages in the table, "
             f"{info['conversation_messages']:,} in the measured conversation "
-            f"({time.time() - t:.0f} s to insert)")
+            f"({time.time() - t:.0f} s to insert, and to index {info['search_indexed']:,} "
+            f"for search as search-reindex would)")
         res = self.measure("chat", 1, "chat-history", "history", {
             "scenario": "history", "user": [a.user_id, a.token], "peer_id": b.user_id,
             "pages": s["history_pages"], "http_pages": s["history_http_pages"],
