@@ -17,10 +17,10 @@ from ..extensions import db
 from ..store import queries, replica
 from ..store.committer_sql import db_time
 from ..store.models import Group, Message, ReadCursor, User, group_conv_key, private_conv_key
-from . import validation
+from . import policy, validation
 from .events import Events
 from .i18n import N_
-from .lookups import get_user, is_blocked, member_group, writable_peer
+from .lookups import is_blocked, member_group, writable_peer
 from .publishing import UpdatedMessage
 from .shapes import dumps, message_frame, read_frame, typing_frame, update_frame
 
@@ -36,8 +36,10 @@ def resolve_conversation(user_id: int, target_id: Any, is_group: bool) -> tuple[
     if is_group:
         group = member_group(user_id, target_id)
         return group_conv_key(group.id), None, group.id
-    peer = get_user(target_id)
-    return private_conv_key(user_id, peer.id), peer.id, None
+    peer_id = validation.entity_id(target_id, "user_id")
+    if not queries.user_exists(peer_id):
+        raise NotFound(policy.NO_SUCH_USER)
+    return private_conv_key(user_id, peer_id), peer_id, None
 
 
 def _update(row: Any) -> dict:

@@ -30,10 +30,6 @@ def dumps(frame: dict) -> bytes:
     return orjson.dumps(frame)
 
 
-def _json_list(text: str | None) -> list:
-    return orjson.loads(text) if text else []
-
-
 def reactions_list(summary: list) -> list[dict]:
     """The stored summary ``[[emoji, [user ids]], ...]`` as the wire shows it."""
     return [{"emoji": emoji, "count": len(users), "user_ids": users} for emoji, users in summary]
@@ -42,24 +38,36 @@ def reactions_list(summary: list) -> list[dict]:
 def message_frame(row: Any) -> dict:
     """A stored message as the ``message`` frame (and as history, unread and sync items):
     as it is now, recalled ones with their text, files, mentions and reactions gone."""
-    target = f"g{row.group_id}" if row.group_id is not None else str(row.recipient_id)
+    # Each field is read once into a local: history builds 50 of these per page, and a
+    # result row's attribute access is a lookup by name.
+    group_id, recipient_id, sender_id = row.group_id, row.recipient_id, row.sender_id
+    target = f"g{group_id}" if group_id is not None else str(recipient_id)
     recalled = bool(row.recalled)
     reply = None
-    if row.reply_to_id is not None:
-        reply = {"id": row.reply_to_id, "sender_id": row.reply_sender_id,
-                 "excerpt": "" if row.reply_recalled else (row.reply_excerpt or ""),
-                 "recalled": bool(row.reply_recalled)}
+    reply_to = row.reply_to_id
+    if reply_to is not None:
+        reply_recalled = bool(row.reply_recalled)
+        reply = {"id": reply_to, "sender_id": row.reply_sender_id,
+                 "excerpt": "" if reply_recalled else (row.reply_excerpt or ""),
+                 "recalled": reply_recalled}
+    if recalled:
+        content, mentions, mention_all, attachments, reactions = "", [], False, [], []
+    else:
+        content, mention_all = row.content, bool(row.mention_all)
+        mentions, attachments, summary = row.mentions, row.attachments, row.reactions
+        mentions = orjson.loads(mentions) if mentions else []
+        attachments = orjson.loads(attachments) if attachments else []
+        reactions = reactions_list(orjson.loads(summary)) if summary else []
+    edited_at = row.edited_at
     return {"kind": "message", "code": 200, "id": row.id,
-            "from": f"{row.sender_id}->{target}", "sender_id": row.sender_id,
-            "sender_name": row.sender_name, "recipient_id": row.recipient_id,
-            "group_id": row.group_id, "content": "" if recalled else row.content,
+            "from": f"{sender_id}->{target}", "sender_id": sender_id,
+            "sender_name": row.sender_name, "recipient_id": recipient_id,
+            "group_id": group_id, "content": content,
             "created_at": iso(row.created_at), "client_id": row.client_id,
-            "reply_to": reply,
-            "mentions": [] if recalled else _json_list(row.mentions),
-            "mention_all": bool(row.mention_all) and not recalled,
-            "attachments": [] if recalled else _json_list(row.attachments),
-            "edited_at": iso(row.edited_at), "recalled": recalled,
-            "reactions": [] if recalled else reactions_list(_json_list(row.reactions))}
+            "reply_to": reply, "mentions": mentions, "mention_all": mention_all,
+            "attachments": attachments,
+            "edited_at": None if edited_at is None else iso(edited_at), "recalled": recalled,
+            "reactions": reactions}
 
 
 def update_frame(update_id: int, kind: str, message: Any, actor_id: int, created_at: Any,

@@ -56,6 +56,7 @@ _OWNER_COLUMNS = ("SELECT u.id, u.username, u.created_at, t.id AS token_id, t.re
                   "FROM auth_tokens t JOIN users u ON u.id = t.user_id ")
 _TOKEN_OWNER = text(_OWNER_COLUMNS + "WHERE t.token_hash = :token_hash")
 _CREDENTIAL_OWNER = text(_OWNER_COLUMNS + "WHERE t.id = :token_id")
+_USER_EXISTS = text("SELECT 1 FROM users WHERE id = :id")
 _TOUCH_CREDENTIAL = text("UPDATE auth_tokens SET last_used_at = :now WHERE id = :token_id")
 
 _UNREAD_IDS = ("SELECT m.id FROM messages m JOIN read_cursors rc ON rc.conv_key = m.conv_key "
@@ -103,6 +104,12 @@ def hello_rows(user_id: int) -> list[Row]:
 def conversation_rows(user_id: int) -> list[Row]:
     """``hello_rows``, with every conversation's unread mentions of the user."""
     return session_rows(_CONVERSATION_ROWS, {"me": user_id})
+
+
+def user_exists(user_id: int) -> bool:
+    """Whether there is a user with this id (one index lookup, no ORM object: history
+    asks it for every page)."""
+    return bool(session_rows(_USER_EXISTS, {"id": user_id}))
 
 
 def token_owner(token_hash: str) -> Row | None:
