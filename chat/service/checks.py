@@ -1,7 +1,7 @@
 """Phase 2 of a committer batch: who may send what, and who may change which message.
 
-One query (``MessageStore.lookup``) answers the whole batch: resent client_ids,
-recipients, groups and their owners, blocks, memberships (of senders, of the
+One query (``MessageStore.lookup``) answers the whole batch: resent client_ids
+(of messages and of changes), recipients, groups and their owners, blocks, memberships (of senders, of the
 people mentioned, of those changing group messages) and follows. When the batch
 replies to or changes messages, one more query reads those messages. Each
 message is then checked in docs/protocol.md's order (3.4, which error comes
@@ -70,6 +70,7 @@ class BatchChecks:
             block_pairs={(b, a) for a, b in pairs},
             follow_pairs=pairs | {(b, a) for a, b in pairs},
             group_ids=list({m.group_id for m in groups} | changed_groups),
+            change_keys={(c.actor_id, c.key) for c in changes if c.key is not None},
             member_pairs={(m.group_id, m.sender_id) for m in groups}
             | {(m.group_id, uid) for m in groups for uid in m.mentions}
             | {(targets[c.message_id][4], c.actor_id) for c in changes
@@ -79,8 +80,8 @@ class BatchChecks:
         result = Checked(mutual={(a, b) for a, b in pairs
                                  if (a, b) in follows and (b, a) in follows},
                          stored=found["stored"],
-                         stored_changes=store.stored_changes(
-                             {(c.actor_id, c.key) for c in changes if c.key is not None}),
+                         # A resend of a stored change (rare) needs its message's id too.
+                         stored_changes=store.stored_changes(set(found["stored_changes"])),
                          targets=targets, members=found["members"], owners=found["groups"])
         files = self.files(sorted({f for m in messages for f in m.attachments}))
         for message in messages:

@@ -110,11 +110,13 @@ class MessageStore(MessageWrites):
 
     def lookup(self, *, client_keys: set[tuple[int, str]], user_ids: Sequence[int],
                block_pairs: set[tuple[int, int]], follow_pairs: set[tuple[int, int]],
-               group_ids: Sequence[int], member_pairs: set[tuple[int, int]]) -> dict:
+               group_ids: Sequence[int], member_pairs: set[tuple[int, int]],
+               change_keys: set[tuple[int, str]] = frozenset()) -> dict:
         """Everything a batch must know, in one round trip (a UNION ALL of index lookups).
 
         Returns ``{"stored": {(sender, client_id): id}, "names": {id: name},
-        "blocks": pairs, "follows": pairs, "groups": {id: owner id}, "members": pairs}``.
+        "blocks": pairs, "follows": pairs, "groups": {id: owner id}, "members": pairs,
+        "stored_changes": {(actor, client_id): update id}}``.
         """
         parts: list[str] = []
         params: list = []
@@ -165,6 +167,9 @@ class MessageStore(MessageWrites):
         if client_keys:
             pairs_branch(f"SELECT 'd', id, sender_id, {as_text('client_id')} FROM messages",
                          ("sender_id", "client_id"), client_keys)
+        if change_keys:
+            pairs_branch(f"SELECT 'c', id, actor_id, {as_text('client_id')} FROM "
+                         "message_updates", ("actor_id", "client_id"), change_keys)
         if user_ids:
             branch(f"SELECT 'u', id, 0, {as_text('username')} FROM users WHERE id IN ({{}})",
                    sorted(user_ids))
@@ -180,7 +185,7 @@ class MessageStore(MessageWrites):
         if member_pairs:  # (group_id, user_id): the primary key's order
             key_pairs_branch("m", "memberships", ("group_id", "user_id"), member_pairs)
         found: dict = {"stored": {}, "names": {}, "blocks": set(), "follows": set(),
-                       "groups": {}, "members": set(), "private": set()}
+                       "groups": {}, "members": set(), "private": set(), "stored_changes": {}}
         if not parts:
             return found
         for tag, a, b, c in self.rows(" UNION ALL ".join(parts), params):
@@ -188,6 +193,9 @@ class MessageStore(MessageWrites):
             if tag == "d":
                 if (b, c) in client_keys:
                     found["stored"][(b, c)] = a
+            elif tag == "c":
+                if (b, c) in change_keys:
+                    found["stored_changes"][(b, c)] = a
             elif tag == "u":
                 found["names"][a] = c
             elif tag == "b":

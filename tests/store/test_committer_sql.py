@@ -161,16 +161,22 @@ def test_lookup_finds_everything_a_batch_needs_in_one_query(store):
     follow(alice, bob)
     follow(carol, bob)  # asked about (alice, carol) and (carol, bob) pairs only below
     [mid] = write(s, (alice, bob, None, "x", "k1", utcnow()))
+    update_id = s.allocate_ids(1)
+    s.insert_updates([_update_row(update_id, private_conv_key(alice, bob), mid, bob, "r1")])
+    s.commit()
     found = s.lookup(client_keys={(alice, "k1"), (alice, "k2"), (bob, "k1")},
                      user_ids=[alice, bob, 10**9],
                      block_pairs={(carol, alice), (bob, alice)},
                      follow_pairs={(alice, bob), (bob, alice), (carol, alice)},
                      group_ids=[gid, 10**9],
-                     member_pairs={(gid, alice), (gid, carol)})
+                     member_pairs={(gid, alice), (gid, carol)},
+                     change_keys={(bob, "r1"), (alice, "r1"), (bob, "k1")})
     assert found == {"stored": {(alice, "k1"): mid},
                      "names": {alice: username(alice), bob: username(bob)},
                      "blocks": {(carol, alice)}, "follows": {(alice, bob)},
-                     "groups": {gid: alice}, "members": {(gid, alice)}, "private": set()}
+                     "groups": {gid: alice}, "members": {(gid, alice)}, "private": set(),
+                     "stored_changes": {(bob, "r1"): update_id}}
+    assert s.stored_changes({(bob, "r1")}) == {(bob, "r1"): (update_id, mid)}
     s.rollback()
 
 
