@@ -13,7 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from chat.config import get_config
 from chat.extensions import babel, csrf, db, login_manager, migrate
-from chat.store import pool, replica
+from chat.store import pool, reads, replica
 
 
 def configure_logging(level: str) -> None:
@@ -46,6 +46,7 @@ def create_app(config_name: str | None = None, **overrides) -> Flask:
     with app.app_context():
         pool.ping_when_idle(db.engine)
     replica.init_app(app)
+    reads.init_app(app)
     migrate.init_app(app, db, directory=str(app.root_path + "/migrations"),
                      render_as_batch=True)
     login_manager.init_app(app)

@@ -21,6 +21,7 @@ from werkzeug.security import generate_password_hash
 from app import create_app
 from chat.bus import Event
 from chat.extensions import db
+from chat.store import reads
 from chat import service as service_package
 from chat.runtime import ChatRuntime
 from chat.service.passwords import PasswordHasher
@@ -49,6 +50,7 @@ def running(app: Flask) -> Iterator[Flask]:
         finally:
             db.session.remove()
             db.engine.dispose()
+            reads.dispose(app)
 
 
 # -- fixtures, re-exported by the conftest.py of each package that uses them -------------------

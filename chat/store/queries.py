@@ -12,8 +12,10 @@ Two ways in, on purpose:
   request wrote and a request never holds two pool connections at once;
 * ``pooled_rows``: on a pooled Core connection outside the session, for the two
   reads of every connect (token and hello), where the session's transaction
-  bookkeeping cost more CPU than the queries. Only for reads that need nothing
-  the current session has written and not committed.
+  bookkeeping cost more CPU than the queries; on MySQL an autocommit connection
+  (``reads``), which goes back to the pool without a ROLLBACK. Only for
+  one-statement reads that need nothing the current session has written and not
+  committed.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..extensions import db
-from . import replica
+from . import reads, replica
 from .models import UTCDateTime
 
 # Every connect and every conversation list runs these: per conversation, the user's own
@@ -67,8 +69,9 @@ _SYNC_IDS = ("SELECT m.id FROM messages m JOIN read_cursors rc ON rc.conv_key = 
 
 
 def pooled_rows(statement: Executable, params: dict[str, Any]) -> list[Row]:
-    """Rows of one read on a pooled Core connection, outside the ORM session."""
-    with db.engine.connect() as conn:
+    """Rows of one read (one statement) on a pooled Core connection, outside the ORM
+    session; on MySQL an autocommit one (``store.reads``)."""
+    with reads.engine().connect() as conn:
         return conn.execute(statement, params).all()
 
 

@@ -1,0 +1,48 @@
+"""Autocommit connections for the one-statement reads of every connect (token, hello).
+
+A pooled connection goes back to the pool with a ROLLBACK, to end the
+transaction its first SELECT opened: a round trip after each of a connect's two
+reads. These reads are one statement each and write nothing, so on MySQL they
+run on an engine of their own whose connections are in autocommit mode (each
+statement its own transaction, seeing everything committed) and go back to the
+pool without that ROLLBACK (SQLAlchemy's ``skip_autocommit_rollback``). SQLite
+keeps the one engine.
+"""
+from __future__ import annotations
+
+from flask import Flask, current_app
+from sqlalchemy import Engine, create_engine
+
+from ..extensions import db
+from .pool import ping_when_idle
+
+_KEY = "chat.reads_engine"
+# Connects read one statement at a time on it, so it needs fewer connections than the
+# main pool; it adds this many (at most) to each process's count at MariaDB.
+POOL_SIZE, MAX_OVERFLOW = 10, 10
+
+
+def init_app(app: Flask) -> None:
+    """Create the autocommit engine on MySQL (nothing on SQLite)."""
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    if not url.startswith(("mysql", "mariadb")):
+        return
+    opts = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])
+    opts["pool_size"] = min(POOL_SIZE, opts.get("pool_size", POOL_SIZE))
+    opts["max_overflow"] = min(MAX_OVERFLOW, opts.get("max_overflow", MAX_OVERFLOW))
+    engine = create_engine(url, isolation_level="AUTOCOMMIT", skip_autocommit_rollback=True,
+                           **opts)
+    ping_when_idle(engine)
+    app.extensions[_KEY] = engine
+
+
+def engine() -> Engine:
+    """The engine for one-statement reads: the autocommit one, else the app's."""
+    return current_app.extensions.get(_KEY) or db.engine
+
+
+def dispose(app: Flask) -> None:
+    """Close the autocommit engine's connections (tests, between apps)."""
+    found = app.extensions.get(_KEY)
+    if found is not None:
+        found.dispose()
