@@ -17,7 +17,8 @@ There are three ways to the database, each for a reason that was measured:
 ``replica`` chooses, for history, sync and search, between the primary and the
 optional read replica (``DATABASE_REPLICA_URL``), by a read-your-writes rule.
 
-``pool`` pings a pooled connection before use only when it sat idle.
+``pool`` pings a pooled connection before use only when it sat idle; ``reads``
+keeps, on MySQL, autocommit connections for a connect's one-statement reads.
 
 ``counters`` holds the integer counters with expiry (Redis, or in-process).
 Every SQL string with a MySQL and a SQLite variant is written here and nowhere
