@@ -428,12 +428,14 @@ class MessageCommitter:
                 locked = store.lock(self.settings.order_lock_name, 10)
                 if not locked:
                     raise ServerBusy(N_("the message store is congested"))
-            # Our turn, claimed before any id is allocated (and the publish's fence): the
-            # last id published if the turn before ours died before its PUBLISH.
-            abandoned = self.bus.claim(list(channels)) if locked else None
             applied = self._apply_changes(store, checked)
             changes = [a.change for a in applied]
             items = self._with_files_held(store, items)
+            # Our turn, claimed before any id is allocated (and the publish's fence): the
+            # last id published if the turn before ours died before its PUBLISH. Only
+            # when there is something to publish: a turn claimed and never published
+            # looks abandoned to the next one.
+            abandoned = self.bus.claim(list(channels)) if locked and (items or applied) else None
             try:
                 if items or applied:
                     rows = self._write(store, items, applied)
@@ -454,6 +456,9 @@ class MessageCommitter:
                         self._fail(each.change, ServerBusy())
                 items = [i for i in items if (i.sender_id, i.key) not in checked.stored]
                 applied, changes = [], []
+                # The rollback let go of the files too: held again (a clean-up may have
+                # deleted one since).
+                items = self._with_files_held(store, items)
                 rows = self._write(store, items, applied) if items else []
                 if not items:
                     store.rollback()
@@ -467,6 +472,11 @@ class MessageCommitter:
             for item in (*items, *changes):
                 self._fail(item, ServerBusy())
             return
+        except Exception:
+            # Not the database: a bug. The connection may hold the order lock and half a
+            # transaction; closing it lets go of both (the loop answers the batch 503).
+            self.drop_connection()
+            raise
         mark = missing = None
         if locked and self._written is not None:
             mark = self._written[1]
@@ -498,13 +508,32 @@ class MessageCommitter:
     def _apply_changes(self, store: MessageStore, checked: Checked) -> list[Applied]:
         """The batch's changes applied to their messages as they are now, read under
         locks until COMMIT (so that changes to one message from several batches and
-        processes apply one after the other); the replies' quotes refreshed from the same
-        read. Changes that change nothing are acked at once; the others are returned."""
-        ids = {c.message_id for c in checked.changes}
-        ids |= {m.reply_to for m in checked.messages if m.reply_to is not None}
-        if not ids:
+        processes apply one after the other); the replies' quotes refreshed from a read
+        of their messages as they are now (no lock: every writer that could change them
+        has committed, this process's batches being written one after the other and
+        other processes' under the order lock). Resends of a change committed since the
+        check get its ack; changes that change nothing are acked at once; the others
+        are returned."""
+        changed = {c.message_id for c in checked.changes}
+        quoted = {m.reply_to for m in checked.messages if m.reply_to is not None} - changed
+        current = store.targets(sorted(changed), lock=True) if changed else {}
+        if quoted:
+            current.update(store.targets(sorted(quoted), lock=False))
+        if not current and not changed:
             return []
-        current = store.targets(sorted(ids), lock=True)
+        if checked.changes:
+            # Under the rows' locks, so a change whose original was being written when the
+            # check looked (in this process or another) is found now, as it was before.
+            resent = store.stored_changes({(c.actor_id, c.key) for c in checked.changes
+                                           if c.key is not None})
+            for change in checked.changes:
+                stored = resent.get((change.actor_id, change.key))
+                if stored is not None:
+                    self._answer(change, change_ack(stored[0], stored[1], change.client_id),
+                                 None, False, None)
+            if resent:
+                checked.changes = [c for c in checked.changes
+                                   if (c.actor_id, c.key) not in resent]
         applied = []
         for each in self.checks.apply_changes(checked, current):
             if each.payload is None:  # changed nothing: acked with the message's id

@@ -30,6 +30,9 @@ def db_time(moment: datetime) -> str:
     return moment.isoformat(" ", "microseconds")
 
 
+ROW_LOCK_WAIT = 5  # seconds a committer's statement waits for a row lock (MySQL)
+
+
 def allow_multi_statements(connection: Any) -> bool:
     """Let this PyMySQL connection send several statements in one query (the protocol's
     COM_SET_OPTION; PyMySQL has no public call for it). Only the committer's own
@@ -60,6 +63,10 @@ class MessageStore(MessageWrites):
             # Read committed: no gap locks, so locking the rows a batch changes (even ids
             # that do not exist) never holds up another process's INSERT of new messages.
             self.run("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            # The writer may wait for a message's row lock while it holds the order lock
+            # that every process's writer waits for (10 s): a long transaction on that row
+            # (a group's deletion) fails this batch, not every process's.
+            self.run(f"SET SESSION innodb_lock_wait_timeout = {ROW_LOCK_WAIT}")
             self.multi_statements = allow_multi_statements(self.raw.driver_connection)
         self.Error = engine.dialect.loaded_dbapi.Error
         self.IntegrityError = engine.dialect.loaded_dbapi.IntegrityError

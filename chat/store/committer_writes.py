@@ -93,10 +93,16 @@ class MessageWrites:
         if self.dialect == "mysql":
             cur = self.raw.cursor()
             try:
-                values = ",".join(cur.mogrify(row, values) for values in rows)
+                rendered = [cur.mogrify(row, values) for values in rows]
             finally:
                 cur.close()
-            self._write(head + values)
+            start, size = 0, 0
+            for end, value in enumerate(rendered):  # statements of KEEP_AT_MOST at most
+                if size and size + len(value) > self.KEEP_AT_MOST:
+                    self._write(head + ",".join(rendered[start:end]))
+                    start, size = end, 0
+                size += len(value) + 1
+            self._write(head + ",".join(rendered[start:]))
             return
         cur = self.raw.cursor()
         try:

@@ -398,6 +398,37 @@ def test_on_mariadb_a_resend_checked_while_its_original_is_written_gets_its_ack(
         h.close()
 
 
+def _a_change_resent_while_its_original_is_written(h: Harness) -> None:
+    """The resend is checked before the original's COMMIT (so its key looks new); the
+    writer, under the message's lock, finds the original and answers with its ack."""
+    import gevent
+
+    alice, bob = add_user(), add_user()
+    follow_each_other(alice, bob)
+    message = h.submit(alice, to=bob, content="hello", client_id="m1").ack["id"]
+    gate = h.hold_writes()
+    original = h.change(bob, "reaction", message, "r1", emoji="👍")
+    gevent.sleep(0.1)  # the original is in the writer, not committed
+    resend = h.change(bob, "reaction", message, "r1", emoji="👍")
+    gevent.sleep(0.1)  # the resend is checked and waits
+    gate.set()
+    first, again = original.ack, resend.ack
+    assert again["id"] == first["id"] != message, "the same ack: the update's id"
+    assert resend.get()[2] is False  # created nothing
+
+
+def test_a_change_resent_while_its_original_is_written_gets_the_originals_ack(harness):
+    _a_change_resent_while_its_original_is_written(harness())
+
+
+def test_on_mariadb_a_change_resent_while_its_original_is_written_gets_its_ack(mysql_app):
+    h = Harness(mysql_app)
+    try:
+        _a_change_resent_while_its_original_is_written(h)
+    finally:
+        h.close()
+
+
 def _changes_checked_while_the_batch_before_changes_their_message(h: Harness) -> None:
     """Batch N+1 is checked while batch N is written: its changes and replies must still
     see the message as batch N left it (a removal of a reaction that N added removes it;
