@@ -19,8 +19,9 @@ them; the checker has already done their lookups.
 2. **check** (``chat.service.checks``): resends answered from the store, then each
    message checked in docs/protocol.md's order, then the stranger rule
    (``chat.service.stranger``);
-3. **write**: the changed and quoted messages read again, locked, and each change
-   checked and applied in the protocol's order; ids allocated in commit order for the
+3. **write**: the changed messages read again, locked (the quoted ones read again),
+   resent change keys looked up again, and each change checked and applied in the
+   protocol's order; ids allocated in commit order for the
    messages and the changes that changed something, one multi-row INSERT, the changes'
    rows (on MySQL all sent as one query once the ids are known), one COMMIT;
 4. **answer**: each sender gets its ack, then each message and update is published once
