@@ -58,8 +58,9 @@ class BatchChecks:
         # Read without locks: the writer reads the changed and quoted messages again,
         # locked, just before it writes (a conversation and its group never change).
         targets = store.targets(sorted(ids), lock=False) if ids else {}
-        changed_groups = {targets[c.message_id][4] for c in changes
-                          if c.message_id in targets and targets[c.message_id][4] is not None}
+        # (group, actor) of each change to a group message: the actor must be a member.
+        group_actors = {(targets[c.message_id][4], c.actor_id) for c in changes
+                        if c.message_id in targets and targets[c.message_id][4] is not None}
         private = [m for m in messages if m.recipient_id is not None]
         groups = [m for m in messages if m.group_id is not None]
         pairs = {(m.sender_id, m.recipient_id) for m in private if m.recipient_id != m.sender_id}
@@ -69,12 +70,11 @@ class BatchChecks:
                       | {m.recipient_id for m in private} if u not in self.names],
             block_pairs={(b, a) for a, b in pairs},
             follow_pairs=pairs | {(b, a) for a, b in pairs},
-            group_ids=list({m.group_id for m in groups} | changed_groups),
+            group_ids=list({m.group_id for m in groups} | {g for g, _ in group_actors}),
             change_keys={(c.actor_id, c.key) for c in changes if c.key is not None},
             member_pairs={(m.group_id, m.sender_id) for m in groups}
             | {(m.group_id, uid) for m in groups for uid in m.mentions}
-            | {(targets[c.message_id][4], c.actor_id) for c in changes
-               if c.message_id in targets and targets[c.message_id][4] is not None})
+            | group_actors)
         self.names.update(found["names"])
         follows = found["follows"]
         result = Checked(mutual={(a, b) for a, b in pairs

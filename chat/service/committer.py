@@ -391,10 +391,15 @@ class MessageCommitter:
                 if row.group_id is None:
                     online = bool(self.bus.online([row.recipient_id], exclude_conn=item.origin))
                 self._answer(item, ack_frame(row, online), None, False, None)
+        self._answer_stored_changes(changes, checked.stored_changes)
+
+    def _answer_stored_changes(self, changes: list[Change],
+                               stored: dict[tuple[int, str], tuple]) -> None:
+        """Resends of stored change client_ids get the stored change's ack."""
         for change in changes:
-            stored = checked.stored_changes.get((change.actor_id, change.key))
-            if stored is not None:
-                self._answer(change, change_ack(stored[0], stored[1], change.client_id), None,
+            found = stored.get((change.actor_id, change.key))
+            if found is not None:
+                self._answer(change, change_ack(found[0], found[1], change.client_id), None,
                              False, None)
 
     # -- phases 3 and 4: write, then answer and publish ---------------------------
@@ -517,21 +522,17 @@ class MessageCommitter:
         are returned."""
         changed = {c.message_id for c in checked.changes}
         quoted = {m.reply_to for m in checked.messages if m.reply_to is not None} - changed
+        if not changed and not quoted:
+            return []
         current = store.targets(sorted(changed), lock=True) if changed else {}
         if quoted:
             current.update(store.targets(sorted(quoted), lock=False))
-        if not current and not changed:
-            return []
-        if checked.changes:
+        if changed:
             # Under the rows' locks, so a change whose original was being written when the
             # check looked (in this process or another) is found now, as it was before.
             resent = store.stored_changes({(c.actor_id, c.key) for c in checked.changes
                                            if c.key is not None})
-            for change in checked.changes:
-                stored = resent.get((change.actor_id, change.key))
-                if stored is not None:
-                    self._answer(change, change_ack(stored[0], stored[1], change.client_id),
-                                 None, False, None)
+            self._answer_stored_changes(checked.changes, resent)
             if resent:
                 checked.changes = [c for c in checked.changes
                                    if (c.actor_id, c.key) not in resent]
