@@ -292,42 +292,44 @@ def mysql_app(mysql_url):
         yield app
 
 
-def test_on_mariadb_a_batch_is_one_insert(mysql_app):
+@pytest.fixture
+def mysql_harness(mysql_app):
+    """A committer on MariaDB, stopped after the test."""
     h = Harness(mysql_app)
-    try:
-        owner, member = add_user(), add_user()
-        group = add_group(owner, member)
-        assert h.submit(owner, group=group, content="warm-up").ack  # opens the connection
-        store = h.committer.store
-
-        def inserts() -> int:
-            count = int(store.rows("SHOW SESSION STATUS LIKE 'Com_insert'")[0][1])
-            store.rollback()
-            return count
-        before = inserts()
-        outcomes = [h.submit(sender, group=group, content=f"it's \\ {n} 😀")
-                    for n in range(10) for sender in (owner, member)]
-        ids = [o.ack["id"] for o in outcomes]
-        assert inserts() - before == 1
-        assert ids == list(range(ids[0], ids[0] + 20))
-        assert [r.content for r in stored(group_id=group)][1:] == [
-            f"it's \\ {n} 😀" for n in range(10) for _ in (owner, member)]
-    finally:
-        h.close()
+    yield h
+    h.close()
 
 
-def test_on_mariadb_client_ids_that_differ_only_by_trailing_space_are_two_keys(mysql_app):
-    h = Harness(mysql_app)
-    try:
-        alice, bob = add_user(), add_user()
-        follow_each_other(alice, bob)
-        plain = h.submit(alice, to=bob, client_id="a1").ack
-        h.committer.store.rollback()
-        spaced = h.submit(alice, to=bob, client_id="a1 ").ack
-        upper = h.submit(alice, to=bob, client_id="A1").ack
-        assert len({plain["id"], spaced["id"], upper["id"]}) == 3
-    finally:
-        h.close()
+def test_on_mariadb_a_batch_is_one_insert(mysql_harness):
+    h = mysql_harness
+    owner, member = add_user(), add_user()
+    group = add_group(owner, member)
+    assert h.submit(owner, group=group, content="warm-up").ack  # opens the connection
+    store = h.committer.store
+
+    def inserts() -> int:
+        count = int(store.rows("SHOW SESSION STATUS LIKE 'Com_insert'")[0][1])
+        store.rollback()
+        return count
+    before = inserts()
+    outcomes = [h.submit(sender, group=group, content=f"it's \\ {n} 😀")
+                for n in range(10) for sender in (owner, member)]
+    ids = [o.ack["id"] for o in outcomes]
+    assert inserts() - before == 1
+    assert ids == list(range(ids[0], ids[0] + 20))
+    assert [r.content for r in stored(group_id=group)][1:] == [
+        f"it's \\ {n} 😀" for n in range(10) for _ in (owner, member)]
+
+
+def test_on_mariadb_client_ids_that_differ_only_by_trailing_space_are_two_keys(mysql_harness):
+    h = mysql_harness
+    alice, bob = add_user(), add_user()
+    follow_each_other(alice, bob)
+    plain = h.submit(alice, to=bob, client_id="a1").ack
+    h.committer.store.rollback()
+    spaced = h.submit(alice, to=bob, client_id="a1 ").ack
+    upper = h.submit(alice, to=bob, client_id="A1").ack
+    assert len({plain["id"], spaced["id"], upper["id"]}) == 3
 
 
 def test_a_message_past_its_deadline_is_refused_unwritten(harness):
@@ -390,12 +392,8 @@ def test_a_resend_checked_while_its_original_is_written_gets_the_originals_ack(h
     _resend_while_the_original_is_written(harness())
 
 
-def test_on_mariadb_a_resend_checked_while_its_original_is_written_gets_its_ack(mysql_app):
-    h = Harness(mysql_app)
-    try:
-        _resend_while_the_original_is_written(h)
-    finally:
-        h.close()
+def test_on_mariadb_a_resend_checked_while_its_original_is_written_gets_its_ack(mysql_harness):
+    _resend_while_the_original_is_written(mysql_harness)
 
 
 def _a_change_resent_while_its_original_is_written(h: Harness) -> None:
@@ -421,12 +419,8 @@ def test_a_change_resent_while_its_original_is_written_gets_the_originals_ack(ha
     _a_change_resent_while_its_original_is_written(harness())
 
 
-def test_on_mariadb_a_change_resent_while_its_original_is_written_gets_its_ack(mysql_app):
-    h = Harness(mysql_app)
-    try:
-        _a_change_resent_while_its_original_is_written(h)
-    finally:
-        h.close()
+def test_on_mariadb_a_change_resent_while_its_original_is_written_gets_its_ack(mysql_harness):
+    _a_change_resent_while_its_original_is_written(mysql_harness)
 
 
 def _changes_checked_while_the_batch_before_changes_their_message(h: Harness) -> None:
@@ -475,24 +469,16 @@ def test_changes_checked_while_the_batch_before_changes_their_message(harness):
     _changes_checked_while_the_batch_before_changes_their_message(harness())
 
 
-def test_on_mariadb_changes_checked_while_the_batch_before_changes_their_message(mysql_app):
-    h = Harness(mysql_app)
-    try:
-        _changes_checked_while_the_batch_before_changes_their_message(h)
-    finally:
-        h.close()
+def test_on_mariadb_changes_checked_while_the_batch_before_changes_their_message(mysql_harness):
+    _changes_checked_while_the_batch_before_changes_their_message(mysql_harness)
 
 
 def test_a_reply_checked_while_its_message_is_edited_quotes_the_new_text(harness):
     _a_reply_checked_while_its_message_is_edited(harness())
 
 
-def test_on_mariadb_a_reply_checked_while_its_message_is_edited_quotes_the_new_text(mysql_app):
-    h = Harness(mysql_app)
-    try:
-        _a_reply_checked_while_its_message_is_edited(h)
-    finally:
-        h.close()
+def test_on_mariadb_a_reply_checked_while_its_message_is_edited_quotes_the_new_text(mysql_harness):
+    _a_reply_checked_while_its_message_is_edited(mysql_harness)
 
 
 def _a_file_deleted_while_the_write_waits(h: Harness) -> None:
@@ -539,9 +525,5 @@ def test_a_file_deleted_while_its_message_waits_for_the_write_is_404(harness):
     _a_file_deleted_while_the_write_waits(harness())
 
 
-def test_on_mariadb_a_file_deleted_while_its_message_waits_for_the_write_is_404(mysql_app):
-    h = Harness(mysql_app)
-    try:
-        _a_file_deleted_while_the_write_waits(h)
-    finally:
-        h.close()
+def test_on_mariadb_a_file_deleted_while_its_message_waits_for_the_write_is_404(mysql_harness):
+    _a_file_deleted_while_the_write_waits(mysql_harness)
