@@ -167,10 +167,6 @@ class BaseConfig:
     CHAT_REDIS_PREFIX = env_str("CHAT_REDIS_PREFIX", "chat:")
     CHAT_SHUTDOWN_GRACE = env_int("CHAT_SHUTDOWN_GRACE", 10)
     CHAT_LOG_LEVEL = env_str("CHAT_LOG_LEVEL", "INFO")
-    # With several processes on MySQL, a named lock spans each batch's id allocation and
-    # its PUBLISH, so subscribers see every conversation in id order. Off only for tests
-    # that measure what it costs.
-    CHAT_ORDER_LOCK = env_bool("CHAT_ORDER_LOCK", True)
     # When set, /metrics answers only to "Authorization: Bearer <this token>"; when not, only
     # to the addresses (or networks) in CHAT_METRICS_ALLOW (behind a proxy, the client's
     # address as CHAT_TRUSTED_PROXIES says).

@@ -23,6 +23,7 @@ from .realtime.quota import SocketQuota
 from .realtime.registry import Registry
 from .service import Services, ServiceSettings
 from .service.limits import make_flood
+from .service.publishing import StoreBackfill
 from .store.counters import Counters, MemoryCounters, make_counters
 from .store.presence import make_presence
 from .store.slots import make_slots
@@ -63,6 +64,8 @@ class ChatRuntime:
         self.bus.attach(self.registry)
         self.registry.on_channel_added = self.bus.subscribe
         self.registry.on_channel_removed = self.bus.unsubscribe
+        if hasattr(self.bus, "attach_backfill"):  # several processes: gaps read back
+            self.bus.attach_backfill(StoreBackfill(app))
         self.started = False
         self._janitor: gevent.Greenlet | None = None
 
@@ -76,7 +79,6 @@ class ChatRuntime:
         self.started = True
         cfg = self.app.config
         self.bus.start()
-        # Its writer also publishes, when idle, what a process that died left unpublished.
         self.services.committer.start()
         self.registry.start_pinger(cfg["CHAT_PING_INTERVAL"])
         self._say_search_status()

@@ -12,7 +12,7 @@ realtime registry), wired by the runtime.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import orjson
 
@@ -51,9 +51,12 @@ class Event:
     member: tuple[int, bool] | None = None
     close_auth: int | None = None
 
-    def encode(self, origin: str | None = None) -> bytes:
-        """Header line (JSON) + newline + frame: orjson never writes a raw newline."""
+    def encode(self, origin: str | None = None, first: int | None = None) -> bytes:
+        """Header line (JSON) + newline + frame: orjson never writes a raw newline.
+        ``first``: the first id of the committed batch the event belongs to."""
         header: dict[str, Any] = {"o": origin} if origin else {}
+        if first is not None:
+            header["s"] = first
         if self.exclude_conn is not None:
             header["x"] = self.exclude_conn
         if self.exclude_user is not None:
@@ -65,13 +68,15 @@ class Event:
         return orjson.dumps(header) + b"\n" + self.frame
 
     @classmethod
-    def decode(cls, channel: str, data: bytes) -> tuple["Event", str | None]:
-        """The inverse of ``encode``: the event and the tag of the process that sent it."""
+    def decode(cls, channel: str, data: bytes) -> tuple["Event", str | None, int | None]:
+        """The inverse of ``encode``: the event, the tag of the process that sent it, and
+        the first id of its committed batch (``None`` for an event outside any)."""
         head, _, frame = data.partition(b"\n")
         header = orjson.loads(head)
         member = header.get("m")
         return cls(channel, frame, header.get("x"), header.get("xu"),
-                   (member[0], member[1]) if member else None, header.get("c")), header.get("o")
+                   (member[0], member[1]) if member else None, header.get("c")), \
+            header.get("o"), header.get("s")
 
 
 @dataclass(slots=True)
@@ -106,10 +111,11 @@ class Bus(Protocol):
     def attach(self, sink: Sink) -> None: ...
     def presence(self, channels: Sequence[str]) -> Presence: ...
     def publish(self, events: Sequence[Event], presence: Presence | None = None,
-                batch: Batch | None = None, mark: int | None = None,
-                fenced: bool = False) -> None: ...
-    def claim(self, channels: Sequence[str]) -> int | None: ...
-    def unclaimed(self) -> int | None: ...
+                batch: Batch | None = None) -> None: ...
+    def publish_committed(self, first: int, last: int, events: Sequence[Event],
+                          presence: Presence, deliver: Callable[[bool], None]) -> None: ...
+    def deliver_here(self, events: Sequence[Event], batch: Batch | None = None) -> None: ...
+    def holding(self) -> int: ...
     def online(self, user_ids: Sequence[int], exclude_conn: str | None = None,
                presence: Presence | None = None) -> set[int]: ...
     def subscribe(self, channel: str) -> None: ...

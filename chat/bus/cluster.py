@@ -7,10 +7,10 @@ cluster is broadcast over the cluster bus to every node). Everything else is
 listener that never dies. What differs:
 
 - one subscriber connection per master, each read by its own greenlet;
-- the fence is a PING on the subscriber connection of each shard that carries
-  the batch's channels: Redis answers it after every message it pushed to that
-  connection before, so when the PONG is read all earlier messages of those
-  channels have been dispatched (no control channel, no extra PUBLISH);
+- a committed batch's notice (``chat.bus.sequencer``) goes to every shard that
+  carried its events, on a channel of that shard's own (``{seq<n>}``, one per
+  master): a shard hands its messages to a subscriber in order, so a process that
+  has every shard's notice has every event of the batch;
 - any error on any shard (a master killed, a slot moved: Redis then sends an
   unasked SUNSUBSCRIBE) drops the whole listener: it reloads the slot map,
   subscribes again on the new masters, and every process's clients ``sync``.
@@ -20,10 +20,9 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any, Callable
+from typing import Any
 
 import gevent
-from gevent.event import AsyncResult
 from gevent.event import Event as Flag
 
 from ..store.redis_client import make_cluster
@@ -41,7 +40,7 @@ class ClusterBus(RedisBus):
         super().__init__(url, prefix)
         self.readers: dict[str, Any] = {}  # master's name -> its subscriber PubSub
         self._failed: Flag | None = None
-        self.fence_timeouts = 0  # fences given up on (a shard that did not answer in time)
+        self.order_channels: dict[str, str] = {}  # master's name -> its notice channel
 
     def _make_client(self, url: str) -> Any:
         return make_cluster(url, socket_timeout=5, socket_connect_timeout=2)
@@ -65,38 +64,30 @@ class ClusterBus(RedisBus):
                 counts[index] = subscribers
         return counts
 
-    def _fence(self, channels: Sequence[str],
-               commands: Callable[[Any], None] | None = None) -> list:
-        """PING the subscriber connection of each shard holding a channel we listen to;
-        ``commands`` go in a pipeline while the PONGs are on their way (replies returned)."""
-        shards = {self._node(self._full(c)).name for c in channels if c in self.subscribed}
-        waits = []
+    def _order_channels(self) -> dict[str, str]:
+        """Each master's notice channel: the first ``{seq<n>}`` whose slot it holds."""
+        masters = {node.name for node in self.client.get_primaries()}
+        found: dict[str, str] = {}
+        for n in range(100_000):
+            name = f"{self.prefix}{{seq{n}}}"
+            owner = self._node(name).name
+            if owner in masters and owner not in found:
+                found[owner] = name
+                if len(found) == len(masters):
+                    break
+        return found
+
+    def _notices(self, pipe: Any, ids: tuple[int, int], channels: Sequence[str]) -> None:
+        """The batch's notice on every shard that carried one of its events, after them."""
+        shards = {self._node(self._full(c)).name for c in channels} or \
+            {self._node(self._processes).name}
+        if not shards <= self.order_channels.keys():
+            self.order_channels = self._order_channels()  # the slot map changed
+        notice = self._notice(ids, len(shards))
         for shard in shards:
-            pubsub = self.readers.get(shard)
-            if pubsub is None:
-                continue
-            self._fence_counter += 1
-            token = f"{self.tag}:{self._fence_counter}".encode()
-            self._fences[token] = AsyncResult()
-            with self.pubsub_lock:
-                pubsub.ping(token)
-            waits.append(token)
-        replies: list = []
-        if commands is not None:
-            pipe = self.client.pipeline(transaction=False)
-            commands(pipe)
-            replies = pipe.execute()
-        try:
-            with gevent.Timeout(self.FENCE_TIMEOUT):
-                for token in waits:
-                    self._fences[token].wait()
-        except gevent.Timeout:
-            self.fence_timeouts += 1
-            log.warning("event=fence_timeout shards=%s", len(waits))
-        finally:
-            for token in waits:
-                self._fences.pop(token, None)
-        return replies
+            channel = self.order_channels.get(shard)
+            if channel is not None:  # else a master we cannot name: the gap is read back
+                pipe.spublish(channel, notice)
 
     def _subscription(self, verb: str, channel: str) -> None:
         if self._failed is None or not self.up:
@@ -139,12 +130,7 @@ class ClusterBus(RedisBus):
                 if response is None:
                     continue
                 if isinstance(response, bytes) or response[0] == b"pong":
-                    # Our fence's PING: redis-py hands its answer back as the bare token.
-                    fence = self._fences.get(response if isinstance(response, bytes)
-                                             else response[1])
-                    if fence is not None:
-                        fence.set()
-                    continue
+                    continue  # a health check's PING answered
                 kind = response[0]
                 if kind == b"smessage":
                     self._on_message(response[1], response[2])
@@ -164,9 +150,12 @@ class ClusterBus(RedisBus):
         try:
             # After a failover the old slot map names a dead master: ask the cluster again.
             self.client.nodes_manager.initialize()
+            self.order_channels = self._order_channels()
+            self.sequencer.begin()  # the last id, read before we can hear of later ones
             with self.pubsub_lock:
                 channels = self.sink.channels() if self.sink else []
-                for name in [self._processes, *[self._full(c) for c in channels]]:
+                for name in [self._processes, *self.order_channels.values(),
+                             *[self._full(c) for c in channels]]:
                     self._ssubscribe(name)
                 self.subscribed = set(channels)
             self._connected(len(channels))

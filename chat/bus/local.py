@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .base import Batch, Event, Presence, Sink, deliver_locally
 
@@ -25,19 +25,24 @@ class LocalBus:
         return Presence()
 
     def publish(self, events: Sequence[Event], presence: Presence | None = None,
-                batch: Batch | None = None, mark: int | None = None,
-                fenced: bool = False) -> None:
+                batch: Batch | None = None) -> None:
         """Deliver each event to this process's connections, in order."""
         self.published += len(events)
         deliver_locally(self.sink, events, batch, log)
 
-    def claim(self, channels: Sequence[str]) -> int | None:
-        """One process: nobody else can leave ids unpublished."""
-        return None
+    def publish_committed(self, first: int, last: int, events: Sequence[Event],
+                          presence: Presence, deliver: Callable[[bool], None]) -> None:
+        """One process commits and publishes in id order: delivered at once."""
+        self.published += len(events)
+        deliver(True)
 
-    def unclaimed(self) -> int | None:
-        """One process: nothing is ever left unpublished by another."""
-        return None
+    def holding(self) -> int:
+        """Nothing waits: one process delivers in commit order."""
+        return 0
+
+    def deliver_here(self, events: Sequence[Event], batch: Batch | None = None) -> None:
+        """Hand events to this process's connections."""
+        deliver_locally(self.sink, events, batch, log)
 
     def online(self, user_ids: Sequence[int], exclude_conn: str | None = None,
                presence: Presence | None = None) -> set[int]:

@@ -13,16 +13,18 @@ from time import monotonic
 from typing import Any, Callable, Sequence
 
 import gevent
-from gevent.event import AsyncResult
 from gevent.lock import Semaphore
 
 from ..store.redis_client import redis_errors
 from .base import Batch, Event, Presence, Sink, deliver_locally, user_channel
+from .sequencer import Backfill, Deliver, Sequencer
 
 log = logging.getLogger("chat.bus")
 
 # Published on the processes channel by a process that lost Redis and has it back.
 CATCH_UP_CALL = b"catch-up:"
+# The notice of a committed batch's ids, after its events: b"seq:<first>:<last>:<shards>:<tag>".
+NOTICE = b"seq:"
 
 
 class RedisBus:
@@ -33,31 +35,15 @@ class RedisBus:
     process alone does no pub/sub work at all, and each process receives only what
     its users need (Redis hands a message only to the channel's subscribers).
 
-    Order: the committer publishes in commit order while it holds the database's
-    message-order lock. Another process's PUBLISH of an earlier message therefore
-    reached Redis before we took the lock, but our listener may not have handed it
-    on yet. So when other processes are alive we first send a *fence* to our own
-    control channel and wait for the listener to see it: Redis delivers to a
-    subscriber in the order it processed the PUBLISHes, so everything published
-    before the fence has been dispatched when it returns. Then our own messages go
-    out, after everything older, and every connection sees a conversation in id
-    order. While Redis is down, events reach this process's connections only and
-    the rest is recovered with ``sync``.
-
-    A publisher can die between its COMMIT and its PUBLISH (SIGKILL, the machine
-    lost). Its messages are stored and may even be acked (a resend finds them), but
-    no connection heard of them, and a client's ``sync`` from the largest id it saw
-    starts after them. So each holder of the lock *claims* its turn in Redis (a
-    token, in the fence's round trip) before it allocates ids, and its PUBLISH
-    pipeline ends by recording the last id published with a token of its own. The
-    next holder that finds the last turn claimed and never published knows every id
-    between the last one published and its own first id was committed by a process
-    that died (or rolled back, and then reused by itself); the committer reads
-    them back and publishes them before its own, still in id order (its writer also
-    looks when idle, for a death followed by silence).
+    Order: each committed batch's events carry its first id, and its publisher sends a
+    notice of its ids after them; every process hands committed batches, its own and
+    the others', to its connections in id order (``chat.bus.sequencer``), reading a
+    gap back from the database when a publisher died between its COMMIT and its
+    PUBLISH. While Redis is down, events reach this process's connections only (and
+    the sequencer reads the others' from the database); clients are told to sync when
+    it is back.
     """
 
-    FENCE_TIMEOUT = 1.0
     ALONE_RECHECK = 1.0
     PUBLISH = "publish"  # the client's method: ``spublish`` on a cluster
 
@@ -79,15 +65,8 @@ class RedisBus:
         self.reconnects = 0
         self.missed = False  # set while events may have been lost; cleared on reconnect
         self.tag = f"{id(self):x}{random.getrandbits(32):x}"
-        self._control = f"{prefix}ctl:{self.tag}"
-        # The last turn taken under the message-order lock, and the last id published
-        # with the turn that published it (see ``claim``).
-        self._turns = 0
-        self._claimed = f"{prefix}{{order}}:claimed"  # one hash slot on a cluster
-        self._published = f"{prefix}{{order}}:published"
         self._processes = f"{prefix}processes"  # every listener subscribes: NUMSUB counts them
-        self._fences: dict[bytes, AsyncResult] = {}
-        self._fence_counter = 0
+        self.sequencer = Sequencer(self._dispatch_here, self._tell_clients_to_catch_up)
         self._alone_until = 0.0
         self.subscribed: set[str] = set()
         # Channel changes not sent yet, in order, and the greenlet that sends them.
@@ -132,121 +111,65 @@ class RedisBus:
             if subscribers - (1 if channel in self.subscribed else 0) > 0)
         return Presence(others, remote)
 
-    def publish(self, events: Sequence[Event], presence: Presence | None = None,
-                batch: Batch | None = None, mark: int | None = None,
-                fenced: bool = False) -> None:
-        """Deliver here at once; PUBLISH (pipelined) what other processes need.
+    def attach_backfill(self, backfill: Backfill) -> None:
+        """Where the sequencer reads gaps and the last id from (the database)."""
+        self.sequencer.backfill = backfill
 
-        ``mark``: the last id of a batch published under the message-order lock: every
-        id up to it is now claimed and published (see ``claim``). ``fenced``: ``claim``
-        already waited for the fence.
-        """
-        if not events and mark is None:
+    def publish(self, events: Sequence[Event], presence: Presence | None = None,
+                batch: Batch | None = None) -> None:
+        """Deliver here at once; PUBLISH (pipelined) what other processes need."""
+        if not events:
             return
         if presence is None:
             presence = self.presence(list(dict.fromkeys(e.channel for e in events)))
-        if presence.others and self.up and not fenced:
-            try:
-                self._fence([e.channel for e in events])
-            except self.errors as exc:
-                log.warning("event=redis_publish_failed error=%s", type(exc).__name__)
-                self._mark_down()
         deliver_locally(self.sink, events, batch, log)
-        if not presence.others or not self.up:
-            return
+        if presence.others and self.up:
+            self._send(events)
+
+    def publish_committed(self, first: int, last: int, events: Sequence[Event],
+                          presence: Presence, deliver: Deliver) -> None:
+        """A committed batch (ids ``first..last``): its events PUBLISHed on the channels
+        another process listens to (``presence``, asked after the COMMIT), with its notice,
+        at once; ``deliver`` (its acks, then ``deliver_here`` of its events) called when
+        every id before it has gone out here."""
+        if presence.others and self.up:
+            self._send([e for e in events if e.channel in presence.remote], (first, last))
+        self.sequencer.own(first, last, deliver)
+
+    def holding(self) -> int:
+        """This process's committed batches still waiting for their turn (their acks)."""
+        return self.sequencer.own_waiting()
+
+    def deliver_here(self, events: Sequence[Event], batch: Batch | None = None) -> None:
+        """Hand events to this process's connections only."""
+        deliver_locally(self.sink, events, batch, log)
+
+    def _dispatch_here(self, events: Sequence[Event]) -> None:
+        deliver_locally(self.sink, events, None, log)
+
+    def _send(self, events: Sequence[Event], ids: tuple[int, int] | None = None) -> None:
+        """PUBLISH the events in one pipeline, then (for a committed batch) its notice."""
+        first = ids[0] if ids else None
         try:
-            # Every channel, not only those another process listened to when ``presence``
-            # was asked (before the commit): a socket that opened on another process since
-            # then may have synced before our commit, and this PUBLISH is the only way it
-            # hears of the message. A channel nobody listens to costs Redis next to nothing.
             pipe = self.client.pipeline(transaction=False)
             publish = getattr(pipe, self.PUBLISH)
             for event in events:
-                publish(self._full(event.channel), event.encode(self.tag))
+                publish(self._full(event.channel), event.encode(self.tag, first))
                 self.published += 1
-            if mark is not None:  # last: a cut pipeline republishes, never skips
-                token = self._next_turn()  # two SETs: a cluster pipeline has no MSET
-                pipe.set(self._claimed, token)
-                pipe.set(self._published, f"{mark} {token}")
+            if ids is not None:
+                self._notices(pipe, ids, [e.channel for e in events])
             pipe.execute()
         except self.errors as exc:
             log.warning("event=redis_publish_failed error=%s", type(exc).__name__)
             self._mark_down()
 
-    def claim(self, channels: Sequence[str]) -> int | None:
-        """Take this process's turn under the message-order lock, before its ids are
-        allocated; returns the last published id when the previous turn was abandoned
-        (its process died before its PUBLISH), else ``None``.
+    def _notices(self, pipe: Any, ids: tuple[int, int], channels: Sequence[str]) -> None:
+        """The batch's notice, on the processes' channel: Redis hands it to each process
+        after the events it PUBLISHed before it."""
+        getattr(pipe, self.PUBLISH)(self._processes, self._notice(ids, 1))
 
-        This is also the fence of the batch's ``publish`` (told ``fenced=True``), in the
-        same round trip, and it comes before the transaction: one Redis round trip more
-        while the sequence row was locked cost the balanced benchmark seven eighths of
-        its rate.
-        """
-        if not self.up:
-            return None
-        token = self._next_turn()
-
-        def commands(pipe: Any) -> None:
-            pipe.set(self._claimed, token, get=True)
-            pipe.get(self._published)
-        try:
-            claimed, published = self._fence(channels, commands)
-        except self.errors as exc:
-            log.warning("event=redis_publish_failed error=%s", type(exc).__name__)
-            self._mark_down()
-            return None
-        return self._abandoned(claimed, published)
-
-    def unclaimed(self) -> int | None:
-        """The last published id when the last turn taken has not published (yet)."""
-        if not self.up:
-            return None
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            pipe.get(self._claimed)
-            pipe.get(self._published)
-            claimed, published = pipe.execute()
-        except self.errors as exc:
-            log.warning("event=redis_publish_failed error=%s", type(exc).__name__)
-            self._mark_down()
-            return None
-        return self._abandoned(claimed, published)
-
-    def _next_turn(self) -> str:
-        self._turns += 1
-        return f"{self.tag}:{self._turns}"
-
-    @staticmethod
-    def _abandoned(claimed: bytes | None, published: bytes | None) -> int | None:
-        if claimed is None or published is None:
-            return None  # a new Redis: nothing to compare with
-        mark, _, token = published.partition(b" ")
-        return None if token == claimed else int(mark)
-
-    def _fence(self, channels: Sequence[str],
-               commands: Callable[[Any], None] | None = None) -> list:
-        """Wait until the listener has dispatched everything published before now.
-
-        ``commands`` adds calls to the fence's pipeline, so they ride in its round trip;
-        their replies are returned.
-        """
-        self._fence_counter += 1
-        token = f"{self.tag}:{self._fence_counter}".encode()
-        seen = self._fences[token] = AsyncResult()
-        replies: list = []
-        try:
-            if commands is None:
-                self.client.publish(self._control, token)
-            else:
-                pipe = self.client.pipeline(transaction=False)
-                pipe.publish(self._control, token)
-                commands(pipe)
-                replies = pipe.execute()[1:]
-            seen.wait(self.FENCE_TIMEOUT)
-        finally:
-            self._fences.pop(token, None)
-        return replies
+    def _notice(self, ids: tuple[int, int], shards: int) -> bytes:
+        return NOTICE + f"{ids[0]}:{ids[1]}:{shards}:{self.tag}".encode()
 
     def online(self, user_ids: Sequence[int], exclude_conn: str | None = None,
                presence: Presence | None = None) -> set[int]:
@@ -326,6 +249,14 @@ class RedisBus:
         if self.listener is None:
             self.listener = gevent.spawn(self._listen_forever)
 
+    def close(self) -> None:
+        """Stop listening and close the connection (tests; the process's end)."""
+        if self.listener is not None:
+            self.listener.kill()
+            self.listener = None
+        self.sequencer.stop()
+        self.client.close()
+
     def status(self) -> str:
         """"ok" while connected to Redis, "down" otherwise."""
         return "ok" if self.up else "down"
@@ -337,6 +268,7 @@ class RedisBus:
         clients until the listener is back; they sync now, and again once it is.
         """
         self.missed = True
+        self.sequencer.went_down()
         if not self.up:
             return
         log.warning("event=redis_down reason=%s", reason)
@@ -360,27 +292,35 @@ class RedisBus:
                 pass
 
     def _on_message(self, full_channel: bytes, data: bytes) -> None:
-        """Hand one bus message on: a fence seen, a catch-up call, or an event to dispatch."""
+        """Hand one bus message on: a notice, a catch-up call, or an event to dispatch."""
         channel = full_channel.decode()[len(self.prefix):]
-        if channel.startswith("ctl:"):
-            fence = self._fences.get(data)
-            if fence is not None:
-                fence.set()
-            return
-        if channel == self._processes[len(self.prefix):]:
-            if data.startswith(CATCH_UP_CALL) and data[len(CATCH_UP_CALL):] != self.tag.encode():
-                self._alone_until = 0.0  # the caller is back: not alone any more
-                self._tell_clients_to_catch_up()
+        if channel == self._processes[len(self.prefix):] or channel.startswith("{seq"):
+            self._on_control(data)
             return
         try:
-            event, origin = Event.decode(channel, data)
+            event, origin, first = Event.decode(channel, data)
             if origin == self.tag:
                 return  # ours: delivered here when it was published
             self.received += 1
-            if self.sink is not None:
+            if first is not None:
+                self.sequencer.event(first, event)
+            elif self.sink is not None:
                 self.sink.dispatch(event)
         except Exception:
             log.exception("event=bad_bus_message channel=%s", channel)
+
+    def _on_control(self, data: bytes) -> None:
+        """A batch's notice, or a process back from a loss of Redis calling for a sync."""
+        if data.startswith(NOTICE):
+            try:
+                first, last, shards, tag = data[len(NOTICE):].decode().split(":", 3)
+                if tag != self.tag:
+                    self.sequencer.notice(int(first), int(last), int(shards))
+            except Exception:
+                log.exception("event=bad_bus_notice")
+        elif data.startswith(CATCH_UP_CALL) and data[len(CATCH_UP_CALL):] != self.tag.encode():
+            self._alone_until = 0.0  # the caller is back: not alone any more
+            self._tell_clients_to_catch_up()
 
     def _listen_forever(self) -> None:
         """Connect, subscribe, relay; on any failure back off and start again."""
@@ -399,6 +339,7 @@ class RedisBus:
         if not self.up:
             self.reconnects += 1
         self.up = True
+        self.sequencer.came_up()
         if self.missed:
             self.missed = False
             # Messages published while we were away were not delivered here, and what
@@ -419,8 +360,9 @@ class RedisBus:
     def _listen_once(self) -> None:
         pubsub = self.client.pubsub(ignore_subscribe_messages=True)
         try:
+            self.sequencer.begin()  # the last id, read before we can hear of later ones
             with self.pubsub_lock:
-                pubsub.subscribe(self._control, self._processes)
+                pubsub.subscribe(self._processes)
                 self._pending = []  # what was queued is in the sink's channels now
                 channels = self.sink.channels() if self.sink else []
                 for start in range(0, len(channels), 500):

@@ -24,20 +24,16 @@ them; the checker has already done their lookups.
    protocol's order; ids allocated in commit order for the
    messages and the changes that changed something, one multi-row INSERT, the changes'
    rows (on MySQL all sent as one query once the ids are known), one COMMIT;
-4. **answer**: each sender gets its ack, then each message and update is published once
-   (an ack is only ever sent for a batch whose COMMIT has returned).
+4. **answer**: each message and update is published once, and each sender gets its
+   ack (an ack is only ever sent for a batch whose COMMIT has returned).
 
 Ordering across processes: ids come from the ``message_sequence`` row, whose
 lock is held until COMMIT, so ids follow commit order and ``sync`` from the
-largest id a client saw never skips a message or update that committed late. On
-MySQL a named lock is also held from the id allocation until the batch is
-delivered and published, so batches are delivered in id order across processes
-(the bus's fence does the rest; see ``chat.bus.redis``). Under that lock the
-writer first claims its turn in Redis; when the turn before it was claimed and
-never published (its process died in between), the ids between the last one
-published and its own were committed by the dead process, and are read back and
-published before the batch's own (``chat.service.publishing``); an idle writer
-does the same when nothing else is sent.
+largest id a client saw never skips a message or update that committed late.
+Nothing else is shared: each process PUBLISHes its committed batch at once, and
+every process hands committed batches (its own acks included) to its connections
+in id order, whichever process committed them (``chat.bus.sequencer``, which reads
+back from the database what a process that died after its COMMIT never published).
 """
 from __future__ import annotations
 
@@ -49,9 +45,9 @@ from time import monotonic, perf_counter
 import gevent
 import orjson
 from gevent.event import AsyncResult
-from gevent.queue import Channel, Empty, Queue, SimpleQueue
+from gevent.queue import Channel, Queue, SimpleQueue
 
-from ..bus import Batch, Bus, Event, Presence
+from ..bus import Batch, Bus, Event
 from ..errors import DATABASE_UNAVAILABLE, ChatError, NotFound, ServerBusy
 from ..store.committer_sql import MessageStore, as_datetime, db_time
 from ..store.counters import Counters
@@ -61,7 +57,7 @@ from .changes import Applied, reply_refresh
 from .checks import BatchChecks, Checked
 from .i18n import N_
 from .outgoing import Change, OpenBatch, Outgoing, Row, Stored
-from .publishing import add_events, conversation_channels, unpublished_events
+from .publishing import add_events, conversation_channels
 from .settings import ServiceSettings
 from .shapes import ack_frame, change_ack, dumps, message_frame, update_frame
 from .stranger import StrangerRule
@@ -73,21 +69,18 @@ Item = Outgoing | Change
 
 
 class _Committed:
-    """A committed batch on its way to the publisher."""
+    """A committed batch (ids ``first..last``) on its way to the publisher."""
 
-    __slots__ = ("items", "rows", "applied", "presence", "now", "mark", "missing")
+    __slots__ = ("items", "rows", "applied", "now", "first", "last")
 
     def __init__(self, items: list[Outgoing], rows: list[Row], applied: list[Applied],
-                 presence: Presence, now, mark: int | None,
-                 missing: list[Event] | None) -> None:
-        self.items, self.rows, self.applied, self.presence = items, rows, applied, presence
-        self.now, self.mark, self.missing = now, mark, missing
+                 now, first: int, last: int) -> None:
+        self.items, self.rows, self.applied = items, rows, applied
+        self.now, self.first, self.last = now, first, last
 
 
 class MessageCommitter:
     """The single writer of messages and changes in this process (a group commit loop)."""
-
-    IDLE_CHECK = 1.0  # seconds without a batch before the writer looks for unpublished ids
 
     def __init__(self, app, settings: ServiceSettings, bus: Bus, counters: Counters,
                  stats, open_batch: OpenBatch = nullcontext,
@@ -125,7 +118,6 @@ class MessageCommitter:
         self.inflight = 0
         self._now = utcnow()  # the time of the batch being written
         self._written: tuple[int, int] | None = None  # the batch's ids, once committed
-        self._idle_mark: int | None = None  # an abandoned turn's mark, seen when last idle
         # Told of each committed batch's messages after they are published (Web Push's
         # queue: it must return at once).
         self.on_messages: Callable[[list[Row]], None] | None = None
@@ -174,7 +166,8 @@ class MessageCommitter:
         return not self._busy()
 
     def _busy(self) -> bool:
-        return not self.queue.empty() or self.inflight > 0 or self.publishing > 0
+        return (not self.queue.empty() or self.inflight > 0 or self.publishing > 0
+                or self.bus.holding() > 0)
 
     # -- what the stranger rule uses --------------------------------------------
 
@@ -249,11 +242,7 @@ class MessageCommitter:
         answers and publishes it)."""
         with self.app.app_context():
             while True:
-                try:
-                    job, started, size = self._handoff.get(timeout=self.IDLE_CHECK)
-                except Empty:
-                    self._publish_leftovers()
-                    continue
+                job, started, size = self._handoff.get()
                 try:
                     self._write_checked(job)
                 except Exception:  # never let one bad batch stop sending for everyone
@@ -270,20 +259,13 @@ class MessageCommitter:
             while True:
                 job: _Committed = self._committed.get()
                 try:
-                    with self.open_batch() as batch:
-                        self._answer_and_publish(job, batch)
+                    self._answer_and_publish(job)
                 except Exception:  # stored, but unanswered: a resend gets the stored ack
                     log.exception("event=publish_failed size=%s", len(job.items))
                     for item in (*job.items, *(a.change for a in job.applied)):
                         self._fail(item, ServerBusy())
                 finally:
                     self.publishing -= 1
-
-    def _wait_published(self) -> None:
-        """Until the publisher has answered every batch handed to it (rare: only batches
-        written while this process was alone can be waiting when a locked one comes)."""
-        while self.publishing:
-            gevent.sleep(0.001)
 
     def _observe(self, started: float, size: int) -> None:
         self.stats.batches += 1
@@ -405,43 +387,16 @@ class MessageCommitter:
     # -- phases 3 and 4: write, then answer and publish ---------------------------
 
     def _store_and_publish(self, checked: Checked) -> None:
-        """Write the batch (under the order lock when other processes write too), then ack
-        and deliver, then unlock."""
+        """Write the batch, then hand it to the publisher (acks and deliveries)."""
         items = checked.messages
         changes = checked.changes  # unanswered changes (until they are applied, below)
         applied: list[Applied] = []
-        channels: dict[str, None] = {}
-        for item in items:
-            for channel in conversation_channels(item.sender_id, item.recipient_id, item.group_id):
-                channels[channel] = None
-        for change in changes:
-            target = checked.targets.get(change.message_id)
-            if target is not None:  # its conversation: (sender, recipient, group)
-                for channel in conversation_channels(target[2], target[3], target[4]):
-                    channels[channel] = None
-        presence = self.bus.presence(list(channels))
-        for item in items:
-            if item.recipient_id is not None:
-                exclude = item.origin if item.recipient_id == item.sender_id else None
-                item.online = bool(self.bus.online([item.recipient_id], exclude_conn=exclude,
-                                                   presence=presence))
-        locked = False
         self._written = None
-        abandoned = None
         try:
             store = self.connection()
-            if store.dialect == "mysql" and self.settings.order_lock and presence.others:
-                locked = store.lock(self.settings.order_lock_name, 10)
-                if not locked:
-                    raise ServerBusy(N_("the message store is congested"))
             applied = self._apply_changes(store, checked)
             changes = [a.change for a in applied]
             items = self._with_files_held(store, items)
-            # Our turn, claimed before any id is allocated (and the publish's fence): the
-            # last id published if the turn before ours died before its PUBLISH. Only
-            # when there is something to publish: a turn claimed and never published
-            # looks abandoned to the next one.
-            abandoned = self.bus.claim(list(channels)) if locked and (items or applied) else None
             try:
                 if items or applied:
                     rows = self._write(store, items, applied)
@@ -479,37 +434,29 @@ class MessageCommitter:
                 self._fail(item, ServerBusy())
             return
         except Exception:
-            # Not the database: a bug. The connection may hold the order lock and half a
+            # Not the database: a bug. The connection may hold the sequence row and half a
             # transaction; closing it lets go of both (the loop answers the batch 503).
             self.drop_connection()
             raise
-        mark = missing = None
-        if locked and self._written is not None:
-            mark = self._written[1]
-            if abandoned is not None:  # a dead publisher's ids go out before ours
-                missing = self._unpublished(store, abandoned + 1, self._written[0] - 1)
-        try:
-            job = _Committed(items, rows, applied, presence, self._now, mark, missing)
-            if locked:
-                # Under the order lock the batch is published before the lock is given
-                # back (other processes' batches come after it), by the writer itself:
-                # handing it to the publisher and waiting kept the lock held for another
-                # turn of the event loop, and every process waits for it (group of 100
-                # with two workers: 2,870 -> 2,120 msgs/s). Batches handed over before
-                # (while alone) go first.
-                self._wait_published()
-                with self.open_batch() as batch:
-                    self._answer_and_publish(job, batch)
-            else:  # the writer goes on with the next batch while the publisher answers
-                self.publishing += 1
-                self._committed.put(job)
-        finally:
-            if locked:
-                try:
-                    store.unlock(self.settings.order_lock_name)
-                    store.rollback()
-                except self.db_down:
-                    self.drop_connection()
+        if self._written is None:
+            return  # nothing was written
+        first, last = self._written
+        self.publishing += 1
+        self._committed.put(_Committed(items, rows, applied, self._now, first, last))
+
+    @staticmethod
+    def _channels(items: list[Outgoing], applied: list[Applied]) -> list[str]:
+        """The channels of the conversations a batch wrote to, each once."""
+        channels: dict[str, None] = {}
+        for item in items:
+            for channel in conversation_channels(item.sender_id, item.recipient_id, item.group_id):
+                channels[channel] = None
+        for each in applied:
+            state = each.state
+            for channel in conversation_channels(state.sender_id, state.recipient_id,
+                                                 state.group_id):
+                channels[channel] = None
+        return list(channels)
 
     def _apply_changes(self, store: MessageStore, checked: Checked) -> list[Applied]:
         """The batch's changes applied to their messages as they are now, read under
@@ -545,74 +492,43 @@ class MessageCommitter:
                 applied.append(each)
         return applied
 
-    def _unpublished(self, store: MessageStore, low: int, high: int) -> list[Event]:
-        """What a dead process committed with ids ``low..high`` and never published."""
-        if high < low:
-            return []  # it died before its COMMIT: its ids were rolled back, and are ours now
-        if high - low >= 4 * self.settings.batch_max:
-            # More than a turn's batch: not a dead publisher's, but a mark from long ago
-            # (every process believed itself alone for a while).
-            log.warning("event=publish_gap_skipped ids=%s-%s", low, high)
-            return []
-        try:
-            events = unpublished_events(store, low, high)
-            log.warning("event=republished ids=%s-%s events=%s", low, high, len(events))
-            return events
-        except self.db_down as exc:
-            log.warning("event=db_unavailable phase=republish error=%s",
-                        type(getattr(exc, "orig", exc)).__name__)
-            return []
+    def _answer_and_publish(self, job: _Committed) -> None:
+        """Publish each message and update (serialised once); ack each sender and deliver
+        here when every id before the batch has gone out here.
 
-    def _publish_leftovers(self) -> None:
-        """While idle: a turn claimed and still unpublished a whole check later (its
-        process died and no batch has been published since): its ids go out now."""
-        if not self.settings.order_lock or self.publishing:
-            return
-        mark = self.bus.unclaimed()
-        if mark is None or mark != self._idle_mark:
-            self._idle_mark = mark  # nothing missing, or a publisher on its way: look again
-            return
-        self._idle_mark = None
-        try:
-            store = self.connection()
-            presence = self.bus.presence([])
-            if store.dialect != "mysql" or not presence.others:
-                return
-            if not store.lock(self.settings.order_lock_name, 1):
-                return  # busy: whoever holds it publishes the dead turn's ids before its own
-            try:
-                mark = self.bus.unclaimed()  # under the lock: nobody is on their way now
-                if mark is not None:
-                    last = store.last_id()
-                    missing = self._unpublished(store, mark + 1, last)
-                    with self.open_batch() as batch:
-                        self.bus.publish(missing, presence, batch, mark=max(mark, last))
-            finally:
-                store.unlock(self.settings.order_lock_name)
-                store.rollback()
-        except self.db_down as exc:
-            log.warning("event=db_unavailable phase=idle_check error=%s",
-                        type(getattr(exc, "orig", exc)).__name__)
-            self.drop_connection()
-
-    def _answer_and_publish(self, job: _Committed, batch: Batch | None) -> None:
-        """Ack each sender, then publish each message and update (serialised once)."""
-        events: list[Event] = list(job.missing or ())
-        rows, mark = job.rows, job.mark
+        Who listens where is asked after the COMMIT: a socket that subscribes on another
+        process after this question reads the database after the COMMIT (it subscribes
+        before its first ``sync``), so only the channels listened to elsewhere now are
+        PUBLISHed."""
+        presence = self.bus.presence(self._channels(job.items, job.applied))
+        for item in job.items:
+            if item.recipient_id is not None:
+                exclude = item.origin if item.recipient_id == item.sender_id else None
+                item.online = bool(self.bus.online([item.recipient_id], exclude_conn=exclude,
+                                                   presence=presence))
+        events: list[Event] = []
+        rows = job.rows
         for item, row in zip(job.items, rows):
-            self._answer(item, ack_frame(row, item.online), None, True, batch)
             add_events(events, dumps(message_frame(row)), item.sender_id, item.sender_id,
                        item.recipient_id, item.group_id, item.origin)
         for each in job.applied:
             change, state = each.change, each.state
-            self._answer(change, change_ack(change.id, state.id, change.client_id), None, True,
-                         batch)
             frame = update_frame(change.id, change.kind, state, change.actor_id,
                                  job.now, each.payload)
             add_events(events, dumps(frame), change.actor_id, state.sender_id,
                        state.recipient_id, state.group_id, change.origin)
-        # A batch with a mark claimed its turn, and the claim was its fence.
-        self.bus.publish(events, job.presence, batch, mark, fenced=mark is not None)
+
+        def deliver(events_too: bool) -> None:
+            with self.open_batch() as batch:
+                for item, row in zip(job.items, rows):
+                    self._answer(item, ack_frame(row, item.online), None, True, batch)
+                for each in job.applied:
+                    change = each.change
+                    self._answer(change, change_ack(change.id, each.state.id,
+                                                    change.client_id), None, True, batch)
+                if events_too:
+                    self.bus.deliver_here(events, batch)
+        self.bus.publish_committed(job.first, job.last, events, presence, deliver)
         if self.on_messages is not None and rows:
             self.on_messages(rows)
 

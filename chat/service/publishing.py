@@ -1,5 +1,6 @@
-"""Where a stored message or update is published, and the read-back of ids that were
-committed but never published (their process died between COMMIT and PUBLISH)."""
+"""Where a stored message or update is published, and the read-back of committed ids
+for the bus's sequencer (a gap: their process died between COMMIT and PUBLISH, or its
+PUBLISH was lost)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -61,3 +62,37 @@ def unpublished_events(store: MessageStore, low: int, high: int) -> list[Event]:
                                                                         key=lambda e: e[0]):
         add_events(events, frame, actor_id, sender_id, recipient_id, group_id, None)
     return events
+
+
+class StoreBackfill:
+    """The sequencer's reads (``chat.bus.sequencer.Backfill``): the last committed id, and
+    committed ids read back as events. One connection of its own, opened when needed;
+    the sequencer calls one at a time."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.store: MessageStore | None = None
+
+    def last_id(self) -> int:
+        """The last id committed, as the database says now."""
+        return self._read(lambda store: store.last_id())
+
+    def events_between(self, low: int, high: int) -> list[Event]:
+        """The events of ids ``low..high``, for every connection of their conversations."""
+        return self._read(lambda store: unpublished_events(store, low, high))
+
+    def _read(self, read):
+        from ..extensions import db
+        with self.app.app_context():
+            try:
+                if self.store is None or self.store.closed:
+                    self.store = MessageStore(db.engine)
+                try:
+                    return read(self.store)
+                finally:
+                    self.store.rollback()  # no snapshot kept between reads
+            except Exception:
+                store, self.store = self.store, None
+                if store is not None:
+                    store.discard()
+                raise

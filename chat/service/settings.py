@@ -21,8 +21,6 @@ class ServiceSettings:
     hash_threads: int = 1
     idle_expiry: int = 30 * 24 * 3600  # seconds a session or token may go unused (0: never)
     batch_max: int = 500
-    order_lock: bool = True
-    order_lock_name: str = "chat:message-order"
     send_timeout: float = 10.0
     presence_grace: float = 10.0
     presence: bool = True
@@ -42,8 +40,6 @@ class ServiceSettings:
                    hash_threads=config["CHAT_HASH_THREADS"],
                    idle_expiry=config["CHAT_SESSION_IDLE_DAYS"] * 24 * 3600,
                    batch_max=config["CHAT_BATCH_MAX"],
-                   order_lock=config["CHAT_ORDER_LOCK"],
-                   order_lock_name=config["CHAT_REDIS_PREFIX"] + "message-order",
                    send_timeout=config["CHAT_SEND_TIMEOUT"],
                    presence_grace=config["CHAT_PRESENCE_GRACE"],
                    presence=config["CHAT_PRESENCE"])

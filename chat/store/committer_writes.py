@@ -110,14 +110,6 @@ class MessageWrites:
         finally:
             cur.close()
 
-    def lock(self, name: str, timeout: int) -> bool:
-        """Take a MySQL named lock (held by this connection until ``unlock``)."""
-        return self.rows("SELECT GET_LOCK(%s, %s)", [name, timeout])[0][0] == 1
-
-    def unlock(self, name: str) -> None:
-        """Release a named lock."""
-        self.rows("SELECT RELEASE_LOCK(%s)", [name])
-
     def allocate_ids(self, count: int) -> int:
         """Reserve ``count`` message ids; returns the first. The row stays locked to COMMIT.
 

@@ -1,6 +1,6 @@
 """ClusterBus (``chat.bus.cluster``) on a private Redis Cluster (3 masters + 3 replicas):
-sharded pub/sub between 'processes', presence per master, the PING fence, and a master
-killed: the listener resubscribes on the promoted replica and tells its clients to catch up.
+sharded pub/sub between 'processes', presence per master, a committed batch's notice on
+every shard it touched, and a master killed: the listener resubscribes on the promoted replica and tells its clients to catch up.
 Runs under gevent's monkey-patching, in a child pytest (see conftest.py).
 """
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 import uuid
 
+import gevent
 import pytest
 from gevent import monkey
 
@@ -45,8 +46,7 @@ def buses(cluster):
         return bus
     yield _start
     for bus in started:
-        bus.listener.kill()
-        bus.client.close()
+        bus.close()
 
 
 def test_sharded_pubsub_between_processes_presence_and_online(buses):
@@ -77,21 +77,31 @@ def spublish_from_another_process(cluster: RedisCluster, channel: str, data: byt
         assert sock.recv(64).startswith(b":")  # handed to the subscribers
 
 
-def test_the_ping_fence_delivers_what_another_process_published_first(buses, cluster):
-    sink_a, sink_b = Sink(), Sink(["user:1", "group:2"])
-    buses(sink_a)  # the other process: alive, so b must fence
-    b = buses(sink_b)
+def test_a_batch_on_two_shards_goes_out_once_both_shards_noticed_it(buses, cluster):
+    b = buses(Sink())
+    user, group = "user:1", next(f"group:{n}" for n in range(2, 200)
+                                 if cluster.master_of(b.prefix + f"group:{n}")
+                                 != cluster.master_of(b.prefix + "user:1"))
+    sink_b = Sink([user, group])
+    b.attach(sink_b)
     subscribe_all(b, sink_b)
-    presence = Presence(others=1)
-    for n in range(5):
-        for channel in ("user:1", "group:2"):
-            spublish_from_another_process(cluster, b.prefix + channel,
-                                          Event(channel, b"a%d" % n).encode("elsewhere"))
-        b.publish([Event("user:1", b"b%d" % n), Event("group:2", b"c%d" % n)], presence)
-    for channel, mine in (("user:1", b"b"), ("group:2", b"c")):
-        got = [e.frame for e, _ in sink_b.events if e.channel == channel]
-        assert got == [x for n in range(5) for x in (b"a%d" % n, mine + b"%d" % n)]
-    assert b.fence_timeouts == 0  # each PING was answered: order by the fence, not by luck
+    b.sequencer.position = b.sequencer.floor = 10  # as read from the database at connect
+    b.publish_committed(12, 12, [Event(user, b"ours 12")], Presence(),
+                        lambda events_too: b.deliver_here([Event(user, b"ours 12")]))
+
+    def notice_on_the_shard_of(channel: str) -> None:
+        order = b.order_channels[b._node(b.prefix + channel).name]
+        spublish_from_another_process(cluster, order, b"seq:11:11:2:elsewhere")
+    spublish_from_another_process(cluster, b.prefix + group,
+                                  Event(group, b"theirs 11").encode("elsewhere", 11))
+    notice_on_the_shard_of(group)
+    gevent.sleep(0.2)
+    assert sink_b.frames() == []  # the other shard's event may still be on its way
+    spublish_from_another_process(cluster, b.prefix + user,
+                                  Event(user, b"theirs 11").encode("elsewhere", 11))
+    notice_on_the_shard_of(user)
+    wait_until(lambda: len(sink_b.frames()) == 3, what="b delivers")
+    assert sink_b.frames() == [b"theirs 11", b"theirs 11", b"ours 12"]
 
 
 def test_a_master_killed_the_listener_moves_to_the_promoted_replica(buses, cluster):
@@ -107,6 +117,4 @@ def test_a_master_killed_the_listener_moves_to_the_promoted_replica(buses, clust
     wait_until(lambda: a.presence(["user:1"]).remote == {"user:1"}, what="b's channel is back")
     a.publish([Event("user:1", b"after failover")])
     wait_until(lambda: sink_b.frames() == [b"after failover"], what="b receives again")
-    b.publish([Event("user:1", b"fenced")], Presence(others=1))
-    assert b.fence_timeouts == 0  # the new master's subscriber connection answers the fence
     assert sink_b.catch_ups >= 2  # told when it went down and again once back

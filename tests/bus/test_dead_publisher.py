@@ -1,7 +1,8 @@
 """A process that dies between its COMMIT and its PUBLISH (SIGKILL, a lost machine) costs
-nobody a message: the next process to publish, or an idle one a moment later, sends what
-it stored, before anything newer, so a client that syncs from the largest id it saw
-misses nothing.
+nobody a message: every other process finds the gap in the ids (when the next batch's
+notice comes, or when idle, from the database's last id), reads it back from the
+database and delivers it before anything newer, so a client that syncs from the largest
+id it saw misses nothing.
 
 Three "processes" in one: committers with real RedisBus instances on the shared Redis (a
 prefix of the test's own) and a MariaDB database; a third bus listens as bob's server
@@ -21,6 +22,7 @@ from chat.bus.redis import RedisBus
 from chat.ops.metrics import SendStats
 from chat.service.committer import MessageCommitter
 from chat.service.outgoing import Outgoing
+from chat.service.publishing import StoreBackfill
 from chat.service.settings import ServiceSettings
 from chat.store.counters import MemoryCounters
 from tests.inprocess import add_user, follow_each_other, make_app, running
@@ -35,13 +37,16 @@ class Listener:
 
     def __init__(self) -> None:
         self.frames: list[dict] = []
+        self.listening: list[str] = []
 
     def dispatch(self, event, batch=None) -> None:
-        if event.frame:
+        # As the registry: only what reaches a connection here (events read back from the
+        # database are for every channel of their conversation).
+        if event.frame and event.channel in self.listening:
             self.frames.append(orjson.loads(event.frame))
 
     def channels(self) -> list[str]:
-        return []
+        return list(self.listening)
 
     def catch_up(self) -> None:
         pass
@@ -61,7 +66,7 @@ def processes(mysql_url, redis_prefix):
     """Start server 'processes' (a bus, and a committer unless told not to) on one
     MariaDB database and one Redis prefix; each is stopped at the end."""
     prefix = f"{redis_prefix}dead-{uuid.uuid4().hex[:6]}:"
-    settings = ServiceSettings(order_lock_name=prefix + "message-order")
+    settings = ServiceSettings()
     started: list[tuple[RedisBus, MessageCommitter | None]] = []
     with running(make_app(mysql_url)) as app:
 
@@ -69,6 +74,7 @@ def processes(mysql_url, redis_prefix):
             listener = Listener()
             bus = RedisBus(REDIS_URL, prefix)
             bus.attach(listener)
+            bus.attach_backfill(StoreBackfill(app))
             bus.start()
             wait_until(lambda: bus.up, what="the bus connects")
             writer = None
@@ -86,8 +92,7 @@ def stop(bus: RedisBus, committer: MessageCommitter | None) -> None:
     """The process ends: its greenlets and its connections to MariaDB and Redis go."""
     if committer is not None:
         committer.stop()
-    bus.listener.kill()
-    bus.client.close()
+    bus.close()
 
 
 def send(committer: MessageCommitter, sender: int, to: int, content: str,
@@ -108,7 +113,7 @@ def die_after_commit(bus: RedisBus, committer: MessageCommitter, sender: int, to
     def hang(*args, **kwargs):
         reached.set()
         gevent.sleep(3600)
-    bus.publish = hang  # the process stops right there, its COMMIT done
+    bus.publish_committed = hang  # the process stops right there, its COMMIT done
     send(committer, sender, to, "sent as the process died", client_id)
     assert reached.wait(10), "the committer never reached its PUBLISH"
     [row] = stored(client_id=client_id)
@@ -116,12 +121,13 @@ def die_after_commit(bus: RedisBus, committer: MessageCommitter, sender: int, to
     return row.id
 
 
-def test_the_next_batch_publishes_the_dead_processs_message_before_its_own(processes):
+def test_the_next_batch_brings_the_dead_processs_message_before_its_own(processes):
     app, start = processes
     alice, bob, carol = add_user(), add_user(), add_user()
     follow_each_other(alice, bob)
     follow_each_other(carol, bob)
     bobs_server, _, bobs_frames = start(committer=False)
+    bobs_frames.listening.append(f"user:{bob}")
     bobs_server.subscribe(f"user:{bob}")
     bus_a, dying, _ = start()
     _, survivor, _ = start()
@@ -143,11 +149,12 @@ def test_the_next_batch_publishes_the_dead_processs_message_before_its_own(proce
     assert bobs_frames.frames[1]["sender_id"] == alice
 
 
-def test_an_idle_process_publishes_what_a_dead_one_left_when_nothing_else_is_sent(processes):
+def test_an_idle_process_delivers_what_a_dead_one_left_when_nothing_else_is_sent(processes):
     app, start = processes
     alice, bob = add_user(), add_user()
     follow_each_other(alice, bob)
     bobs_server, _, bobs_frames = start(committer=False)
+    bobs_frames.listening.append(f"user:{bob}")
     bobs_server.subscribe(f"user:{bob}")
     bus_a, dying, _ = start()
     start()  # a process with nothing to send
@@ -157,6 +164,6 @@ def test_an_idle_process_publishes_what_a_dead_one_left_when_nothing_else_is_sen
     lost = die_after_commit(bus_a, dying, alice, bob, "c-2")
 
     wait_until(lambda: len(bobs_frames.frames) == 2, timeout=15,
-               what="the idle process publishes the dead one's message")
+               what="bob's process reads the dead one's message back")
     gevent.sleep(1.5)  # and only once, however often the idle process looks
     assert [f["id"] for f in bobs_frames.frames] == [first, lost]

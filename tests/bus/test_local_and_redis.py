@@ -1,6 +1,6 @@
 """The bus (``chat.bus``): LocalBus and RedisBus behind one interface, one test body for both;
-then what only Redis does: other processes, presence, the fence, and resubscribing after an
-outage. Runs under gevent's monkey-patching, in a child pytest (see conftest.py).
+then what only Redis does: other processes, presence, committed batches in id order, and
+resubscribing after an outage. Runs under gevent's monkey-patching, in a child pytest (see conftest.py).
 """
 from __future__ import annotations
 
@@ -66,8 +66,7 @@ def redis_buses(redis_prefix):
         return bus
     yield _start
     for bus in started:
-        bus.listener.kill()
-        bus.client.close()
+        bus.close()
 
 
 @pytest.fixture(params=["local", "redis"])
@@ -136,8 +135,9 @@ def test_make_bus_picks_the_twin():
 def test_an_event_survives_the_wire():
     event = Event("group:9", b'{"kind":"message","content":"a\\nb"}', exclude_conn="c-1",
                   exclude_user=4, member=(9, True), close_auth=12)
-    assert Event.decode("group:9", event.encode("tag")) == (event, "tag")
-    assert Event.decode("user:1", Event("user:1").encode()) == (Event("user:1"), None)
+    assert Event.decode("group:9", event.encode("tag")) == (event, "tag", None)
+    assert Event.decode("user:1", Event("user:1").encode()) == (Event("user:1"), None, None)
+    assert Event.decode("group:9", event.encode("tag", 41)) == (event, "tag", 41)
 
 
 # -- what only Redis does: other processes ---------------------------------------------------
@@ -213,17 +213,40 @@ def test_a_subscription_holds_before_the_subscriber_does_anything_else(redis_bus
     wait_until(lambda: sink_b.frames() == [b"right after"], timeout=2, what="b receives")
 
 
-def test_the_fence_delivers_what_another_process_published_first(redis_buses):
+def test_our_committed_batch_waits_for_the_earlier_one_another_process_published_late(
+        redis_buses):
     sink_a, sink_b = Sink(), Sink(["user:1"])
-    redis_buses(sink_a)  # the other process: alive, so b must fence
+    redis_buses(sink_a)  # the other process
     b = redis_buses(sink_b)
     subscribe_all(b, sink_b)
-    presence = Presence(others=1)  # as the committer asked before writing its batch
-    for n in range(5):
+    b.sequencer.position = b.sequencer.floor = 10  # as read from the database at connect
+    acks = []
+
+    def deliver(events_too: bool) -> None:
+        acks.append(events_too)
+        b.deliver_here([Event("user:1", b"ours 13")])
+    b.publish_committed(13, 13, [Event("user:1", b"ours 13")], Presence(others=1), deliver)
+    gevent.sleep(0.1)
+    assert acks == [] and sink_b.frames() == []  # ids 11-12 are committed elsewhere
+    for n in (11, 12):
         publish_from_another_process(REDIS_URL, b.prefix + "user:1",
-                                     Event("user:1", b"a%d" % n).encode("elsewhere"))
-        b.publish([Event("user:1", b"b%d" % n)], presence)  # delivered here, after a's
-    assert sink_b.frames() == [x for n in range(5) for x in (b"a%d" % n, b"b%d" % n)]
+                                     Event("user:1", b"theirs %d" % n).encode("elsewhere", 11))
+    publish_from_another_process(REDIS_URL, b.prefix + "processes", b"seq:11:12:1:elsewhere")
+    wait_until(lambda: len(sink_b.frames()) == 3, what="b delivers")
+    assert sink_b.frames() == [b"theirs 11", b"theirs 12", b"ours 13"] and acks == [True]
+
+
+def test_a_committed_batch_is_published_on_the_channels_listened_to_elsewhere_only(
+        redis_buses):
+    sink_a, sink_b = Sink(), Sink(["user:2"])
+    a, b = redis_buses(sink_a), redis_buses(sink_b)
+    subscribe_all(b, sink_b)
+    wait_until(lambda: a.presence(["user:2"]).others == 1, what="a sees b")
+    presence = a.presence(["user:1", "user:2"])  # asked after the COMMIT
+    a.publish_committed(1, 1, [Event("user:1", b"to 1"), Event("user:2", b"to 2")], presence,
+                        lambda events_too: None)
+    wait_until(lambda: sink_b.frames() == [b"to 2"], what="b receives")
+    assert a.published == 1  # user:1 has no listener elsewhere: no PUBLISH
 
 
 def test_after_an_outage_the_listener_resubscribes_by_itself(redis_buses):

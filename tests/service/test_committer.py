@@ -258,12 +258,12 @@ def test_a_slow_publish_does_not_hold_up_the_next_write_and_acks_keep_commit_ord
     gate, first_publish = Event(), True
     publish = h.committer._answer_and_publish
 
-    def slow(job, batch):
+    def slow(job):
         nonlocal first_publish
         if first_publish:
             first_publish = False
             gate.wait()  # a publish that takes its time (a slow socket, Redis)
-        publish(job, batch)
+        publish(job)
     h.committer._answer_and_publish = slow
     first = h.submit(alice, to=bob, content="first", client_id="s1")
     gevent.sleep(0.1)  # stored; its publish is held

@@ -14,12 +14,11 @@ def test_every_field_comes_from_its_config_variable():
                    CHAT_STRANGER_TTL=60, CHAT_LOGIN_MAX_FAILURES=2, CHAT_LOGIN_WINDOW=30,
                    CHAT_LOGIN_MAX_FAILURES_PER_ADDRESS=7, CHAT_AUTH_ATTEMPTS_PER_MINUTE=9,
                    CHAT_HASH_THREADS=3, CHAT_SESSION_IDLE_DAYS=2, CHAT_BATCH_MAX=7,
-                   CHAT_ORDER_LOCK=False, CHAT_REDIS_PREFIX="blue:", CHAT_SEND_TIMEOUT=4)
+                   CHAT_REDIS_PREFIX="blue:", CHAT_SEND_TIMEOUT=4)
     assert ServiceSettings.from_config(app.config) == ServiceSettings(
         max_content=100, stranger_limit=5, stranger_ttl=60, login_max_failures=2,
         login_window=30, login_max_failures_per_address=7, auth_attempts_per_minute=9,
-        hash_threads=3, idle_expiry=2 * 24 * 3600, batch_max=7, order_lock=False,
-        order_lock_name="blue:message-order", send_timeout=4)
+        hash_threads=3, idle_expiry=2 * 24 * 3600, batch_max=7, send_timeout=4)
     assert app.extensions["chat"].services.settings.batch_max == 7  # what the services got
 
 
@@ -27,12 +26,6 @@ def test_the_defaults_are_the_protocols():
     settings = ServiceSettings.from_config(make_app("sqlite://").config)
     assert (settings.max_content, settings.stranger_limit, settings.stranger_ttl) == (
         5000, 3, 90 * 24 * 3600)
-
-
-def test_two_deployments_on_one_database_take_different_order_locks():
-    one = ServiceSettings.from_config(make_app("sqlite://", CHAT_REDIS_PREFIX="a:").config)
-    two = ServiceSettings.from_config(make_app("sqlite://", CHAT_REDIS_PREFIX="b:").config)
-    assert one.order_lock_name != two.order_lock_name
 
 
 def test_settings_cannot_change_under_a_running_service():

@@ -255,18 +255,6 @@ def test_insert_cursors_leaves_existing_ones_alone(store):
     s.rollback()
 
 
-@pytest.mark.parametrize("db_app", ["mariadb"], indirect=True)  # SQLite has one writer anyway
-def test_the_order_lock_is_held_by_one_connection_at_a_time(store):
-    one, two = store(), store()
-    assert one.dialect == "mysql"
-    name = f"chat-test-lock-{uuid.uuid4().hex[:8]}"
-    assert one.lock(name, 1)
-    assert not two.lock(name, 0)
-    one.unlock(name)
-    assert two.lock(name, 0)
-    two.unlock(name)
-
-
 def test_db_time_sorts_and_reads_back_in_every_year():
     moments = [datetime(50, 1, 2, 3, 4, 5, 6), datetime(999, 12, 31), datetime(2026, 11, 27, 10)]
     texts = [db_time(m) for m in moments]

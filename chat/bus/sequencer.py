@@ -1,0 +1,294 @@
+"""Committed batches handed to this process's connections in id order, whichever
+process committed them and whenever their PUBLISH arrives.
+
+Ids come from one sequence row whose lock each batch holds until its COMMIT, so the
+committed ids are dense and in commit order: every id is either committed or handed
+out again to the next batch. What is not in order is the publishing: process A
+commits ids 100-110, process B commits 111-120, and B's PUBLISH may reach Redis (or
+this process) first. A connection that received 111 and then lost its socket would
+``sync`` from 111 and never see 100-110. So every process delivers committed ids in
+order here:
+
+- each PUBLISHed event of a batch carries the batch's first id, and after its events
+  the batch's publisher sends a *notice* ``(first, last)`` to every process (on a
+  cluster, one on each shard that carried its events: a shard delivers in order, so
+  once every shard's notice is in, every event is);
+- an event or a batch of this process's own waits until every id before its batch
+  has been delivered here, then goes, and the position moves to its last id;
+- a gap that does not close (a publisher died between its COMMIT and its PUBLISH, or
+  believed itself alone, or Redis lost the message) is read back from the database
+  after ``GAP_WAIT`` seconds (at once while Redis is down: nothing else can close it)
+  and delivered from there; an idle process compares its position with the database's
+  last id every ``IDLE_CHECK`` seconds, for a death followed by silence.
+
+No process waits for another's lock: the only shared section left is the sequence
+row, from the id allocation to the COMMIT.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from time import monotonic
+from typing import Callable, Protocol, Sequence
+
+import gevent
+from gevent.lock import RLock
+
+from .base import Event
+
+log = logging.getLogger("chat.bus")
+
+# What a process's own batch does once its turn comes: its acks, and its events to this
+# process's connections when ``True`` (``False``: the database's copy went out already).
+Deliver = Callable[[bool], None]
+
+
+class Backfill(Protocol):
+    """What the sequencer reads from the database (wired by the runtime)."""
+
+    def last_id(self) -> int: ...
+    def events_between(self, low: int, high: int) -> list[Event]: ...
+
+
+@dataclass(slots=True)
+class _Batch:
+    """A committed batch seen here, waiting for its turn."""
+
+    last: int
+    events: list[Event] = field(default_factory=list)
+    deliver: Deliver | None = None  # set for this process's own batches
+    shards: int = 0  # notices still missing (a remote batch is ready at 0)
+    noticed: bool = False
+    since: float = field(default_factory=monotonic)
+
+
+class Sequencer:
+    """Delivers committed ids to this process's connections in id order."""
+
+    GAP_WAIT = 0.5  # seconds a gap may stay open before the database fills it
+    IDLE_CHECK = 1.0  # seconds between looks at the database's last id
+    MAX_WAITING = 100_000  # events held back at most; past that, clients sync instead
+    MAX_FILL = 5_000  # ids read back at once at most; past that, clients sync instead
+
+    def __init__(self, dispatch: Callable[[Sequence[Event]], None],
+                 catch_up: Callable[[], None]) -> None:
+        self.dispatch = dispatch
+        self.catch_up = catch_up
+        self.backfill: Backfill | None = None
+        self.position: int | None = None  # every id up to it has gone out here
+        self.floor = 0  # ids up to it were committed before we began to listen
+        self.waiting: dict[int, _Batch] = {}  # first id -> batch
+        self.held = 0  # events in ``waiting``
+        self.live = False  # Redis is up: a gap may still close by itself
+        self.filled = 0  # gaps read back from the database
+        # The listener, the committer's publisher and the ticker all come here (re-entrant:
+        # a delivery may publish, and publishing may come back here).
+        self._lock = RLock()
+        self._seen_last: int | None = None
+        self._looked = 0.0
+        self._ticker: gevent.Greenlet | None = None
+
+    # -- the inputs ---------------------------------------------------------
+
+    def begin(self) -> None:
+        """Start (again) from the database's last id: called before subscribing, so a
+        batch committed after this read is heard of (or found as a gap). After a loss of
+        Redis, what was committed meanwhile is read back first."""
+        with self._lock:
+            last = self._read_last()
+            if last is None:
+                return  # the database is down: as we were (the next connect tries again)
+            if self.position is not None and last > self.position:
+                self._fill_gap(upto=last)
+            if self.waiting or (self.position is not None and self.position < last):
+                self._give_up("database_unreadable")
+            self.position = self.floor = last
+            self._seen_last = None
+        if self._ticker is None:
+            self._ticker = gevent.spawn(self._tick_forever)
+
+    def own(self, first: int, last: int, deliver: Deliver) -> None:
+        """This process's committed batch: delivered in its turn (its acks too)."""
+        with self._lock:
+            if self.position is None or first <= self.position:
+                # Committed before we began to listen: its events have not gone out. Past
+                # that: read back from the database already, so only its acks go.
+                self._run(deliver, self.position is None or first <= self.floor)
+                return
+            self.waiting[first] = _Batch(last, deliver=deliver, noticed=True)
+            self._advance()
+            if not self.live:
+                self._fill_gap()
+
+    def event(self, first: int, event: Event) -> None:
+        """An event of another process's batch starting at ``first``."""
+        with self._lock:
+            if self.position is None:
+                self._safely(self.dispatch, [event])  # nothing to order it by
+                return
+            if first <= self.position:
+                return  # from before we listened, or read back from the database already
+            batch = self.waiting.get(first)
+            if batch is None:
+                batch = self.waiting[first] = _Batch(first - 1)  # ``last`` comes with notice
+            batch.events.append(event)
+            self.held += 1
+            if self.held > self.MAX_WAITING:
+                self._give_up("held_too_much")
+
+    def notice(self, first: int, last: int, shards: int = 1) -> None:
+        """Another process's batch ``first..last`` is published (its notice from one of
+        the ``shards`` that carried its events)."""
+        with self._lock:
+            if self.position is None or first <= self.position:
+                return
+            batch = self.waiting.get(first)
+            if batch is None:
+                batch = self.waiting[first] = _Batch(last)
+            batch.last = last
+            if not batch.noticed:
+                batch.noticed, batch.shards = True, shards
+            batch.shards -= 1
+            self._advance()
+
+    def own_waiting(self) -> int:
+        """This process's batches waiting for their turn."""
+        return sum(1 for batch in self.waiting.values() if batch.deliver is not None)
+
+    def went_down(self) -> None:
+        """Redis is gone: no notice can come, so gaps are read back at once."""
+        self.live = False
+
+    def came_up(self) -> None:
+        """Redis is back (after ``begin``)."""
+        self.live = True
+
+    # -- the work -------------------------------------------------------------
+
+    def _ready(self, batch: _Batch) -> bool:
+        return batch.noticed and batch.shards <= 0
+
+    def _advance(self) -> None:
+        """Deliver every batch whose turn has come."""
+        while self.position is not None:
+            batch = self.waiting.get(self.position + 1)
+            if batch is None or not self._ready(batch):
+                return
+            del self.waiting[self.position + 1]
+            self._release(batch, events_too=True)
+            self.position = max(self.position, batch.last)
+
+    def _release(self, batch: _Batch, events_too: bool) -> None:
+        self.held -= len(batch.events)
+        if batch.deliver is not None:
+            self._run(batch.deliver, events_too)
+        elif events_too and batch.events:
+            self._safely(self.dispatch, batch.events)
+
+    def _run(self, deliver: Deliver, events_too: bool) -> None:
+        self._safely(deliver, events_too)
+
+    @staticmethod
+    def _safely(call: Callable, argument) -> None:
+        try:
+            call(argument)
+        except Exception:  # one failing batch never stops the ones after it
+            log.exception("event=sequenced_delivery_failed")
+
+    def _fill_gap(self, upto: int | None = None) -> None:
+        """Read the missing ids before the first waiting batch (or up to ``upto``) back
+        from the database and deliver them; then whatever waited behind them."""
+        if self.position is None:
+            return
+        if upto is None:
+            if not self.waiting:
+                return
+            first = min(self.waiting)
+            batch = self.waiting[first]
+            if first == self.position + 1:  # not a gap: its notices are late (a shard lost)
+                upto = batch.last if batch.noticed else first
+            else:
+                upto = first - 1
+        low = self.position + 1
+        if upto < low:
+            return
+        if upto - low >= self.MAX_FILL:  # Redis was gone a long while: clients sync
+            self._give_up("gap_too_long")
+            self.position = max(self.position, upto)
+            return
+        events = self._read_between(low, upto)
+        if events is None:
+            return  # the database is down too: look again at the next tick
+        self.filled += 1
+        log.warning("event=sequence_gap_filled ids=%s-%s events=%s", low, upto, len(events))
+        # Batches inside what was read went out from the database: their own parts
+        # (acks) still go, their events do not.
+        own = sorted(f for f in self.waiting if f <= upto)
+        self._safely(self.dispatch, events)
+        self.position = upto
+        for first in own:
+            batch = self.waiting.pop(first)
+            self._release(batch, events_too=False)
+            self.position = max(self.position, batch.last)
+        self._advance()
+
+    def _give_up(self, reason: str) -> None:
+        """The gap cannot be filled (the database is down too) or too much is held back:
+        what waits is dropped (own batches still get their acks) and this process's
+        clients sync, from cursors that are all below the gap since nothing past it went
+        out here."""
+        log.warning("event=sequence_given_up reason=%s held=%s", reason, self.held)
+        self.catch_up()
+        for first in sorted(self.waiting):
+            batch = self.waiting.pop(first)
+            self._release(batch, events_too=False)
+            if self.position is not None:
+                self.position = max(self.position, batch.last)
+        self.held = 0
+
+    def tick(self) -> None:
+        """Fill a gap older than ``GAP_WAIT``; deliver what a dead process committed and
+        nobody published (the database's last id, seen twice, is past our position)."""
+        with self._lock:
+            if self.position is None:
+                return
+            now = monotonic()
+            if self.waiting and now - min(b.since for b in self.waiting.values()) > \
+                    self.GAP_WAIT:
+                self._fill_gap()
+            if self.waiting or now - self._looked < self.IDLE_CHECK:
+                return
+            self._looked = now
+            seen, self._seen_last = self._seen_last, self._read_last()
+            if seen is not None and seen > self.position:  # a whole check ago: not in flight
+                self._fill_gap(upto=seen)
+
+    def _tick_forever(self) -> None:
+        while True:
+            gevent.sleep(min(self.GAP_WAIT, self.IDLE_CHECK) / 2)
+            try:
+                self.tick()
+            except Exception:
+                log.exception("event=sequencer_tick_failed")
+
+    def _read_last(self) -> int | None:
+        if self.backfill is None:
+            return None
+        try:
+            return self.backfill.last_id()
+        except Exception as exc:
+            log.warning("event=db_unavailable phase=sequence error=%s", type(exc).__name__)
+            return None
+
+    def _read_between(self, low: int, high: int) -> list[Event] | None:
+        try:
+            return self.backfill.events_between(low, high) if self.backfill else None
+        except Exception as exc:
+            log.warning("event=db_unavailable phase=sequence error=%s", type(exc).__name__)
+            return None
+
+    def stop(self) -> None:
+        """Stop the ticker (tests; the process's end)."""
+        if self._ticker is not None:
+            self._ticker.kill()
+            self._ticker = None

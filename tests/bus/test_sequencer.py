@@ -1,0 +1,194 @@
+"""The sequencer (``chat.bus.sequencer``): committed batches reach this process's
+connections in id order whoever committed them, a gap is read back from the committed
+ids, and what is read back never goes out twice.
+
+The committed ids here are a list the test writes (what the database would hold): the
+algorithm is under test; ``tests/bus/test_dead_publisher.py`` runs it on MariaDB and
+Redis, and ``tests/test_balancer.py`` through nginx with processes killed.
+"""
+from __future__ import annotations
+
+import gevent
+
+from chat.bus import Event
+from chat.bus.sequencer import Sequencer
+
+
+class Committed:
+    """The ids the 'database' holds: id -> the event its read-back gives."""
+
+    def __init__(self, last: int = 10) -> None:
+        self.rows: dict[int, Event] = {}
+        self.last = last
+        self.reads: list[tuple[int, int]] = []
+        self.down = False
+
+    def commit(self, first: int, last: int) -> list[Event]:
+        for n in range(first, last + 1):
+            self.rows[n] = Event("user:1", b"db%d" % n)
+        self.last = max(self.last, last)
+        return [Event("user:1", b"%d" % n) for n in range(first, last + 1)]
+
+    def last_id(self) -> int:
+        if self.down:
+            raise ConnectionError("the database is down")
+        return self.last
+
+    def events_between(self, low: int, high: int) -> list[Event]:
+        if self.down:
+            raise ConnectionError("the database is down")
+        self.reads.append((low, high))
+        return [self.rows[n] for n in range(low, high + 1) if n in self.rows]
+
+
+class Here:
+    """This process's connections and its own batches' acks, in the order they went out."""
+
+    def __init__(self) -> None:
+        self.out: list[bytes] = []
+        self.catch_ups = 0
+
+    def dispatch(self, events) -> None:
+        self.out.extend(e.frame for e in events)
+
+    def catch_up(self) -> None:
+        self.catch_ups += 1
+
+    def own(self, events: list[Event], name: str):
+        def deliver(events_too: bool) -> None:
+            self.out.append(b"ack " + name.encode())
+            if events_too:
+                self.dispatch(events)
+        return deliver
+
+
+def make(last: int = 10) -> tuple[Sequencer, Committed, Here]:
+    db, here = Committed(last), Here()
+    sequencer = Sequencer(here.dispatch, here.catch_up)
+    sequencer.backfill = db
+    sequencer.begin()
+    sequencer.came_up()
+    sequencer.stop()  # the tests call tick() themselves
+    return sequencer, db, here
+
+
+def remote(sequencer: Sequencer, events: list[Event], first: int, last: int,
+           shards: int = 1) -> None:
+    for event in events:
+        sequencer.event(first, event)
+    sequencer.notice(first, last, shards)
+
+
+def test_our_batch_waits_for_the_earlier_batch_of_another_process():
+    sequencer, db, here = make()
+    theirs = db.commit(11, 12)
+    ours = db.commit(13, 13)
+    sequencer.own(13, 13, here.own(ours, "13"))
+    assert here.out == []  # 11-12 are committed and not here yet
+    remote(sequencer, theirs, 11, 12)
+    assert here.out == [b"11", b"12", b"ack 13", b"13"]
+    assert sequencer.position == 13 and db.reads == []
+
+
+def test_batches_published_out_of_order_go_out_in_id_order():
+    sequencer, db, here = make()
+    first, second, third = db.commit(11, 11), db.commit(12, 14), db.commit(15, 15)
+    remote(sequencer, third, 15, 15)
+    remote(sequencer, second, 12, 14)
+    assert here.out == []
+    remote(sequencer, first, 11, 11)
+    assert here.out == [b"11", b"12", b"13", b"14", b"15"]
+
+
+def test_a_batch_whose_events_are_on_two_shards_waits_for_both_notices():
+    sequencer, db, here = make()
+    on_one, on_other = Event("user:1", b"11 user"), Event("group:2", b"11 group")
+    sequencer.event(11, on_other)
+    sequencer.notice(11, 11, shards=2)
+    assert here.out == []  # the other shard's event may still be on its way
+    sequencer.event(11, on_one)
+    sequencer.notice(11, 11, shards=2)
+    assert here.out == [b"11 group", b"11 user"]
+
+
+def test_a_gap_that_stays_open_is_read_back_and_what_waited_goes_after_it():
+    sequencer, db, here = make()
+    sequencer.GAP_WAIT = 0.05
+    db.commit(11, 12)  # its process died before its PUBLISH
+    later = db.commit(13, 13)
+    remote(sequencer, later, 13, 13)
+    sequencer.tick()
+    assert here.out == []  # not yet: it may only be late
+    gevent.sleep(0.1)
+    sequencer.tick()
+    assert here.out == [b"db11", b"db12", b"13"] and db.reads == [(11, 12)]
+    # The dead process's PUBLISH, had it come late after all, is not delivered again.
+    remote(sequencer, [Event("user:1", b"11 late")], 11, 12)
+    assert here.out == [b"db11", b"db12", b"13"]
+
+
+def test_our_batch_inside_a_read_back_range_gets_its_acks_and_no_second_copy():
+    sequencer, db, here = make()
+    db.commit(11, 11)
+    ours = db.commit(12, 12)
+    # An idle check saw 12 committed twice while our publisher was slow: read back.
+    sequencer.IDLE_CHECK = 0
+    sequencer.tick()
+    sequencer.tick()
+    assert here.out == [b"db11", b"db12"]
+    sequencer.own(12, 12, here.own(ours, "12"))
+    assert here.out == [b"db11", b"db12", b"ack 12"]
+
+
+def test_while_redis_is_down_a_gap_before_our_batch_is_read_back_at_once():
+    sequencer, db, here = make()
+    sequencer.went_down()
+    db.commit(11, 11)
+    ours = db.commit(12, 12)
+    sequencer.own(12, 12, here.own(ours, "12"))
+    assert here.out == [b"db11", b"ack 12", b"12"]
+
+
+def test_an_idle_process_reads_back_what_nobody_published_once_seen_twice():
+    sequencer, db, here = make()
+    sequencer.IDLE_CHECK = 0
+    db.commit(11, 11)
+    sequencer.tick()
+    assert here.out == []  # seen once: its PUBLISH may be on its way
+    sequencer.tick()
+    assert here.out == [b"db11"]
+    sequencer.tick()
+    assert here.out == [b"db11"]  # and only once
+
+
+def test_a_gap_the_database_cannot_fill_waits_and_is_filled_when_it_can():
+    sequencer, db, here = make()
+    sequencer.GAP_WAIT = 0
+    db.commit(11, 11)
+    remote(sequencer, db.commit(12, 12), 12, 12)
+    db.down = True
+    sequencer.tick()
+    assert here.out == [] and sequencer.position == 10
+    db.down = False
+    sequencer.tick()
+    assert here.out == [b"db11", b"12"]
+
+
+def test_after_a_long_loss_of_redis_clients_sync_instead_of_a_huge_read_back():
+    sequencer, db, here = make()
+    db.last = 10 + sequencer.MAX_FILL + 1
+    sequencer.begin()  # the listener is back
+    assert here.catch_ups == 1 and db.reads == [] and sequencer.position == db.last
+    ours = db.commit(db.last + 1, db.last + 1)
+    sequencer.own(db.last, db.last, here.own(ours, "next"))
+    assert here.out[-2:] == [b"ack next", ours[0].frame]
+
+
+def test_before_the_first_connect_nothing_is_held_back():
+    db, here = Committed(), Here()
+    sequencer = Sequencer(here.dispatch, here.catch_up)
+    sequencer.backfill = db
+    ours = db.commit(11, 11)
+    sequencer.own(11, 11, here.own(ours, "11"))
+    sequencer.event(5, Event("user:1", b"old"))
+    assert here.out == [b"ack 11", b"11", b"old"]
