@@ -66,7 +66,9 @@ class ClusterBus(RedisBus):
 
     def _order_channels(self) -> dict[str, str]:
         """Each master's notice channel: the first ``{seq<n>}`` whose slot it holds."""
-        masters = {node.name for node in self.client.get_primaries()}
+        # The masters that hold slots (a master without any would never be found).
+        masters = {nodes[0].name for nodes in self.client.nodes_manager.slots_cache.values()
+                   if nodes}
         found: dict[str, str] = {}
         for n in range(100_000):
             name = f"{self.prefix}{{seq{n}}}"
@@ -77,17 +79,20 @@ class ClusterBus(RedisBus):
                     break
         return found
 
-    def _notices(self, pipe: Any, ids: tuple[int, int], channels: Sequence[str]) -> None:
+    def _notices(self, pipe: Any, ids: tuple[int, int], channels: Sequence[str]) -> int:
         """The batch's notice on every shard that carried one of its events, after them."""
         shards = {self._node(self._full(c)).name for c in channels} or \
             {self._node(self._processes).name}
         if not shards <= self.order_channels.keys():
             self.order_channels = self._order_channels()  # the slot map changed
         notice = self._notice(ids, len(shards))
+        sent = 0
         for shard in shards:
             channel = self.order_channels.get(shard)
             if channel is not None:  # else a master we cannot name: the gap is read back
                 pipe.spublish(channel, notice)
+                sent += 1
+        return sent
 
     def _subscription(self, verb: str, channel: str) -> None:
         if self._failed is None or not self.up:
@@ -96,9 +101,10 @@ class ClusterBus(RedisBus):
             with self.pubsub_lock:
                 if verb == "subscribe":
                     self._ssubscribe(self._full(channel))
-                    self.subscribed.add(channel)
+                    self._subscribed_now([channel])
                 else:
                     self.subscribed.discard(channel)
+                    self._fresh.pop(channel, None)
                     pubsub = self.readers.get(self._node(self._full(channel)).name)
                     if pubsub is not None:
                         pubsub.sunsubscribe(self._full(channel))
@@ -157,7 +163,8 @@ class ClusterBus(RedisBus):
                 for name in [self._processes, *self.order_channels.values(),
                              *[self._full(c) for c in channels]]:
                     self._ssubscribe(name)
-                self.subscribed = set(channels)
+                self.subscribed, self._fresh = set(), {}
+                self._subscribed_now(channels)
             self._connected(len(channels))
             failed.wait()
             raise ConnectionError("a shard's subscriber connection ended")

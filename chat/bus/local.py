@@ -40,6 +40,10 @@ class LocalBus:
         """Nothing waits: one process delivers in commit order."""
         return 0
 
+    def after(self, id: int, call: Callable[[], None]) -> None:
+        """One process: every committed id has gone out already."""
+        call()
+
     def deliver_here(self, events: Sequence[Event], batch: Batch | None = None) -> None:
         """Hand events to this process's connections."""
         deliver_locally(self.sink, events, batch, log)

@@ -45,6 +45,7 @@ class RedisBus:
     """
 
     ALONE_RECHECK = 1.0
+    CONFIRM_WAIT = 1.0  # seconds after which our SUBSCRIBE has surely reached Redis
     PUBLISH = "publish"  # the client's method: ``spublish`` on a cluster
 
     def __init__(self, url: str, prefix: str = "chat:") -> None:
@@ -69,6 +70,7 @@ class RedisBus:
         self.sequencer = Sequencer(self._dispatch_here, self._tell_clients_to_catch_up)
         self._alone_until = 0.0
         self.subscribed: set[str] = set()
+        self._fresh: dict[str, float] = {}  # channel -> when we sent its SUBSCRIBE
         # Channel changes not sent yet, in order, and the greenlet that sends them.
         self._pending: list[tuple[str, str]] = []
         self._flusher: gevent.Greenlet | None = None
@@ -108,12 +110,32 @@ class RedisBus:
             return Presence()
         remote = frozenset(
             channel for channel, subscribers in zip(channels, counts[1:])
-            if subscribers - (1 if channel in self.subscribed else 0) > 0)
+            if subscribers - self._ours(channel) > 0)
         return Presence(others, remote)
 
     def attach_backfill(self, backfill: Backfill) -> None:
         """Where the sequencer reads gaps and the last id from (the database)."""
         self.sequencer.backfill = backfill
+
+    def _ours(self, channel: str) -> int:
+        """Our own subscriber of ``channel`` in ``NUMSUB``'s count: 0 while our SUBSCRIBE
+        is young, since it may not have reached Redis yet (counting it would make a
+        listener elsewhere look like ours, and its message would not be PUBLISHed)."""
+        if channel not in self.subscribed:
+            return 0
+        since = self._fresh.get(channel)
+        if since is None:
+            return 1
+        if monotonic() - since < self.CONFIRM_WAIT:
+            return 0
+        del self._fresh[channel]
+        return 1
+
+    def _subscribed_now(self, channels: Sequence[str]) -> None:
+        self.subscribed.update(channels)
+        now = monotonic()
+        for channel in channels:
+            self._fresh[channel] = now
 
     def publish(self, events: Sequence[Event], presence: Presence | None = None,
                 batch: Batch | None = None) -> None:
@@ -137,8 +159,12 @@ class RedisBus:
         self.sequencer.own(first, last, deliver)
 
     def holding(self) -> int:
-        """This process's committed batches still waiting for their turn (their acks)."""
+        """This process's committed batches and acks still waiting for their turn."""
         return self.sequencer.own_waiting()
+
+    def after(self, id: int, call: Callable[[], None]) -> None:
+        """Call once every id up to ``id`` has gone out here (see ``Sequencer.after``)."""
+        self.sequencer.after(id, call)
 
     def deliver_here(self, events: Sequence[Event], batch: Batch | None = None) -> None:
         """Hand events to this process's connections only."""
@@ -157,16 +183,17 @@ class RedisBus:
                 publish(self._full(event.channel), event.encode(self.tag, first))
                 self.published += 1
             if ids is not None:
-                self._notices(pipe, ids, [e.channel for e in events])
+                self.published += self._notices(pipe, ids, [e.channel for e in events])
             pipe.execute()
         except self.errors as exc:
             log.warning("event=redis_publish_failed error=%s", type(exc).__name__)
             self._mark_down()
 
-    def _notices(self, pipe: Any, ids: tuple[int, int], channels: Sequence[str]) -> None:
+    def _notices(self, pipe: Any, ids: tuple[int, int], channels: Sequence[str]) -> int:
         """The batch's notice, on the processes' channel: Redis hands it to each process
-        after the events it PUBLISHed before it."""
+        after the events it PUBLISHed before it. Returns the PUBLISHes added."""
         getattr(pipe, self.PUBLISH)(self._processes, self._notice(ids, 1))
+        return 1
 
     def _notice(self, ids: tuple[int, int], shards: int) -> bytes:
         return NOTICE + f"{ids[0]}:{ids[1]}:{shards}:{self.tag}".encode()
@@ -237,9 +264,11 @@ class RedisBus:
                             part = channels[start:start + 500]
                             getattr(pubsub, verb)(*[self._full(c) for c in part])
                             if verb == "subscribe":
-                                self.subscribed.update(part)
+                                self._subscribed_now(part)
                             else:
                                 self.subscribed.difference_update(part)
+                                for channel in part:
+                                    self._fresh.pop(channel, None)
         except self.errors as exc:
             log.warning("event=redis_subscription_failed error=%s", type(exc).__name__)
             self._mark_down()
@@ -367,7 +396,8 @@ class RedisBus:
                 channels = self.sink.channels() if self.sink else []
                 for start in range(0, len(channels), 500):
                     pubsub.subscribe(*[self._full(c) for c in channels[start:start + 500]])
-                self.subscribed = set(channels)
+                self.subscribed, self._fresh = set(), {}
+                self._subscribed_now(channels)
             self.pubsub = pubsub
             self._connected(len(channels))
             for message in pubsub.listen():

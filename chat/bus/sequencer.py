@@ -63,11 +63,16 @@ class _Batch:
 
 
 class Sequencer:
-    """Delivers committed ids to this process's connections in id order."""
+    """Delivers committed ids to this process's connections in id order.
+
+    Its state changes under one lock, and the database is never read while holding it:
+    a read back takes its range under the lock, reads without it, and applies what it
+    read only if nothing moved the position meanwhile (the listener and the committer's
+    publisher never wait for the database here)."""
 
     GAP_WAIT = 0.5  # seconds a gap may stay open before the database fills it
     IDLE_CHECK = 1.0  # seconds between looks at the database's last id
-    MAX_WAITING = 100_000  # events held back at most; past that, clients sync instead
+    MAX_WAITING = 50_000  # events, or batches, held back at most; past that, clients sync
     MAX_FILL = 5_000  # ids read back at once at most; past that, clients sync instead
 
     def __init__(self, dispatch: Callable[[Sequence[Event]], None],
@@ -76,14 +81,17 @@ class Sequencer:
         self.catch_up = catch_up
         self.backfill: Backfill | None = None
         self.position: int | None = None  # every id up to it has gone out here
-        self.floor = 0  # ids up to it were committed before we began to listen
+        self.floor = 0  # ids up to it were committed before we first began to listen
         self.waiting: dict[int, _Batch] = {}  # first id -> batch
         self.held = 0  # events in ``waiting``
         self.live = False  # Redis is up: a gap may still close by itself
         self.filled = 0  # gaps read back from the database
+        # Calls waiting for the position to reach an id (acks of resends): (id, call).
+        self.later: list[tuple[int, Callable[[], None]]] = []
         # The listener, the committer's publisher and the ticker all come here (re-entrant:
         # a delivery may publish, and publishing may come back here).
         self._lock = RLock()
+        self._filling = False
         self._seen_last: int | None = None
         self._looked = 0.0
         self._ticker: gevent.Greenlet | None = None
@@ -94,31 +102,43 @@ class Sequencer:
         """Start (again) from the database's last id: called before subscribing, so a
         batch committed after this read is heard of (or found as a gap). After a loss of
         Redis, what was committed meanwhile is read back first."""
-        with self._lock:
-            last = self._read_last()
-            if last is None:
-                return  # the database is down: as we were (the next connect tries again)
-            if self.position is not None and last > self.position:
-                self._fill_gap(upto=last)
-            if self.waiting or (self.position is not None and self.position < last):
-                self._give_up("database_unreadable")
-            self.position = self.floor = last
-            self._seen_last = None
         if self._ticker is None:
             self._ticker = gevent.spawn(self._tick_forever)
+        last = self._read_last()
+        if last is None:
+            return  # the database is down: the ticker tries again
+        if self.position is not None:
+            self._fill(upto=last)
+        with self._lock:
+            if self.position is None:
+                self.position = self.floor = last
+            elif self.position < last:
+                self._give_up("database_unreadable")
+                self.position = last
+            self._seen_last = None
 
     def own(self, first: int, last: int, deliver: Deliver) -> None:
         """This process's committed batch: delivered in its turn (its acks too)."""
         with self._lock:
             if self.position is None or first <= self.position:
-                # Committed before we began to listen: its events have not gone out. Past
-                # that: read back from the database already, so only its acks go.
+                # Committed before we first began to listen: its events have not gone out.
+                # Past that: read back from the database already, so only its acks go.
                 self._run(deliver, self.position is None or first <= self.floor)
                 return
             self.waiting[first] = _Batch(last, deliver=deliver, noticed=True)
             self._advance()
-            if not self.live:
-                self._fill_gap()
+            gap = bool(self.waiting) and not self.live
+        if gap:
+            self._fill()  # nothing else can close it while Redis is down
+
+    def after(self, id: int, call: Callable[[], None]) -> None:
+        """Call once every id up to ``id`` has gone out here (the ack of a resend, whose
+        message may have been committed by another process and not be here yet)."""
+        with self._lock:
+            if self.position is None or id <= self.position:
+                self._safely(lambda _: call(), None)
+            else:
+                self.later.append((id, call))
 
     def event(self, first: int, event: Event) -> None:
         """An event of another process's batch starting at ``first``."""
@@ -150,10 +170,13 @@ class Sequencer:
                 batch.noticed, batch.shards = True, shards
             batch.shards -= 1
             self._advance()
+            if len(self.waiting) > self.MAX_WAITING:
+                self._give_up("held_too_much")
 
     def own_waiting(self) -> int:
-        """This process's batches waiting for their turn."""
-        return sum(1 for batch in self.waiting.values() if batch.deliver is not None)
+        """This process's batches waiting for their turn, and acks waiting for theirs."""
+        return sum(1 for batch in self.waiting.values() if batch.deliver is not None) + \
+            len(self.later)
 
     def went_down(self) -> None:
         """Redis is gone: no notice can come, so gaps are read back at once."""
@@ -163,7 +186,7 @@ class Sequencer:
         """Redis is back (after ``begin``)."""
         self.live = True
 
-    # -- the work -------------------------------------------------------------
+    # -- the work (under the lock) ----------------------------------------------
 
     def _ready(self, batch: _Batch) -> bool:
         return batch.noticed and batch.shards <= 0
@@ -173,10 +196,19 @@ class Sequencer:
         while self.position is not None:
             batch = self.waiting.get(self.position + 1)
             if batch is None or not self._ready(batch):
-                return
+                break
             del self.waiting[self.position + 1]
             self._release(batch, events_too=True)
             self.position = max(self.position, batch.last)
+        self._call_later()
+
+    def _call_later(self) -> None:
+        if self.later and self.position is not None:
+            due = [call for id, call in self.later if id <= self.position]
+            if due:
+                self.later = [(id, call) for id, call in self.later if id > self.position]
+                for call in due:
+                    self._safely(lambda _: call(), None)
 
     def _release(self, batch: _Batch, events_too: bool) -> None:
         self.held -= len(batch.events)
@@ -195,48 +227,21 @@ class Sequencer:
         except Exception:  # one failing batch never stops the ones after it
             log.exception("event=sequenced_delivery_failed")
 
-    def _fill_gap(self, upto: int | None = None) -> None:
-        """Read the missing ids before the first waiting batch (or up to ``upto``) back
-        from the database and deliver them; then whatever waited behind them."""
-        if self.position is None:
-            return
-        if upto is None:
-            if not self.waiting:
-                return
-            first = min(self.waiting)
-            batch = self.waiting[first]
-            if first == self.position + 1:  # not a gap: its notices are late (a shard lost)
-                upto = batch.last if batch.noticed else first
-            else:
-                upto = first - 1
-        low = self.position + 1
-        if upto < low:
-            return
-        if upto - low >= self.MAX_FILL:  # Redis was gone a long while: clients sync
-            self._give_up("gap_too_long")
-            self.position = max(self.position, upto)
-            return
-        events = self._read_between(low, upto)
-        if events is None:
-            return  # the database is down too: look again at the next tick
-        self.filled += 1
-        log.warning("event=sequence_gap_filled ids=%s-%s events=%s", low, upto, len(events))
-        # Batches inside what was read went out from the database: their own parts
-        # (acks) still go, their events do not.
-        own = sorted(f for f in self.waiting if f <= upto)
-        self._safely(self.dispatch, events)
-        self.position = upto
-        for first in own:
-            batch = self.waiting.pop(first)
-            self._release(batch, events_too=False)
-            self.position = max(self.position, batch.last)
-        self._advance()
+    def _gap(self) -> int | None:
+        """The last id to read back for the oldest hole: the ids before the first waiting
+        batch, or that batch itself when it is next but its notices are late."""
+        if self.position is None or not self.waiting:
+            return None
+        first = min(self.waiting)
+        batch = self.waiting[first]
+        if first == self.position + 1:  # not a gap: its notices are late (a shard lost)
+            return batch.last if batch.noticed else first
+        return first - 1
 
     def _give_up(self, reason: str) -> None:
-        """The gap cannot be filled (the database is down too) or too much is held back:
-        what waits is dropped (own batches still get their acks) and this process's
-        clients sync, from cursors that are all below the gap since nothing past it went
-        out here."""
+        """The gap cannot be filled or too much is held back: what waits is dropped (own
+        batches still get their acks) and this process's clients sync, from cursors that
+        are all below the gap since nothing past it went out here."""
         log.warning("event=sequence_given_up reason=%s held=%s", reason, self.held)
         self.catch_up()
         for first in sorted(self.waiting):
@@ -245,23 +250,72 @@ class Sequencer:
             if self.position is not None:
                 self.position = max(self.position, batch.last)
         self.held = 0
+        self._call_later()
+
+    # -- reading back (the database read outside the lock) ---------------------------
+
+    def _fill(self, upto: int | None = None) -> None:
+        """Read the oldest hole (or everything up to ``upto``) back from the database and
+        deliver it; then whatever waited behind it."""
+        with self._lock:
+            if self._filling or self.position is None:
+                return
+            if upto is None:
+                upto = self._gap()
+            low = self.position + 1
+            if upto is None or upto < low:
+                return
+            if upto - low >= self.MAX_FILL:  # Redis was gone a long while: clients sync
+                self._give_up("gap_too_long")
+                self.position = max(self.position, upto)
+                self._call_later()
+                return
+            self._filling = True
+        try:
+            events = self._read_between(low, upto)
+        finally:
+            self._filling = False
+        if events is None:
+            return  # the database is down too: look again at the next tick
+        with self._lock:
+            if self.position != low - 1:
+                return  # the hole closed meanwhile (its notice came): nothing to do
+            self.filled += 1
+            log.warning("event=sequence_gap_filled ids=%s-%s events=%s", low, upto,
+                        len(events))
+            # Batches inside what was read went out from the database: their own parts
+            # (acks) still go, their events do not.
+            inside = sorted(f for f in self.waiting if f <= upto)
+            self._safely(self.dispatch, events)
+            self.position = upto
+            for first in inside:
+                batch = self.waiting.pop(first)
+                self._release(batch, events_too=False)
+                self.position = max(self.position, batch.last)
+            self._advance()
 
     def tick(self) -> None:
-        """Fill a gap older than ``GAP_WAIT``; deliver what a dead process committed and
-        nobody published (the database's last id, seen twice, is past our position)."""
+        """Begin when the database was down at connect; fill a gap older than
+        ``GAP_WAIT``; deliver what a dead process committed and nobody published (the
+        database's last id, seen a whole check ago, is past our position)."""
+        if self.position is None:
+            if self.live:
+                self.begin()
+                if self.position is not None:
+                    self.catch_up()  # what went out unordered meanwhile: clients sync
+            return
+        now = monotonic()
         with self._lock:
-            if self.position is None:
-                return
-            now = monotonic()
-            if self.waiting and now - min(b.since for b in self.waiting.values()) > \
-                    self.GAP_WAIT:
-                self._fill_gap()
-            if self.waiting or now - self._looked < self.IDLE_CHECK:
-                return
-            self._looked = now
-            seen, self._seen_last = self._seen_last, self._read_last()
-            if seen is not None and seen > self.position:  # a whole check ago: not in flight
-                self._fill_gap(upto=seen)
+            stale = bool(self.waiting) and \
+                now - min(b.since for b in self.waiting.values()) > self.GAP_WAIT
+        if stale:
+            self._fill()
+        if self.waiting or now - self._looked < self.IDLE_CHECK:
+            return
+        self._looked = now
+        seen, self._seen_last = self._seen_last, self._read_last()
+        if seen is not None and self.position is not None and seen > self.position:
+            self._fill(upto=seen)
 
     def _tick_forever(self) -> None:
         while True:

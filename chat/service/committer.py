@@ -372,7 +372,7 @@ class MessageCommitter:
                 online = None
                 if row.group_id is None:
                     online = bool(self.bus.online([row.recipient_id], exclude_conn=item.origin))
-                self._answer(item, ack_frame(row, online), None, False, None)
+                self._answer_when_here(row.id, item, ack_frame(row, online))
         self._answer_stored_changes(changes, checked.stored_changes)
 
     def _answer_stored_changes(self, changes: list[Change],
@@ -381,8 +381,17 @@ class MessageCommitter:
         for change in changes:
             found = stored.get((change.actor_id, change.key))
             if found is not None:
-                self._answer(change, change_ack(found[0], found[1], change.client_id), None,
-                             False, None)
+                self._answer_when_here(found[0], change,
+                                       change_ack(found[0], found[1], change.client_id))
+
+    def _answer_when_here(self, id: int | None, item: Item, ack: dict) -> None:
+        """A resend's stored ack, once every id up to its own has gone out here: its
+        original may have been committed by another process whose batch (or an earlier
+        one) is not here yet, and a cursor moved to this ack must not skip them."""
+        if id is None:
+            self._answer(item, ack, None, False, None)
+        else:
+            self.bus.after(id, lambda: self._answer(item, ack, None, False, None))
 
     # -- phases 3 and 4: write, then answer and publish ---------------------------
 

@@ -174,6 +174,18 @@ def test_a_channel_another_process_subscribed_after_presence_was_asked_still_hea
                what="b receives")
 
 
+def test_a_young_subscription_of_ours_does_not_hide_a_listener_elsewhere(redis_buses):
+    """Our SUBSCRIBE goes on the listener's connection, NUMSUB on another: Redis may
+    answer the NUMSUB first. Counting our young subscription as one of the subscribers
+    would then take the other process's for ours, and the message would not be sent."""
+    sink_a, sink_b = Sink(["user:5"]), Sink()
+    a, b = redis_buses(sink_a), redis_buses(sink_b)
+    subscribe_all(a, sink_a)
+    wait_until(lambda: b.presence(["user:5"]).remote == {"user:5"}, what="b sees a")
+    b._subscribed_now(["user:5"])  # b's SUBSCRIBE, sent and not yet read by Redis
+    assert b.presence(["user:5"]).remote == {"user:5"}
+
+
 def test_presence_and_online_see_the_other_process(redis_buses):
     sink_a, sink_b = Sink(), Sink(["user:7"], online={7: ["b-conn"]})
     a, b = redis_buses(sink_a), redis_buses(sink_b)
@@ -246,7 +258,7 @@ def test_a_committed_batch_is_published_on_the_channels_listened_to_elsewhere_on
     a.publish_committed(1, 1, [Event("user:1", b"to 1"), Event("user:2", b"to 2")], presence,
                         lambda events_too: None)
     wait_until(lambda: sink_b.frames() == [b"to 2"], what="b receives")
-    assert a.published == 1  # user:1 has no listener elsewhere: no PUBLISH
+    assert a.published == 2  # user:2 and the notice; user:1 has no listener elsewhere
 
 
 def test_after_an_outage_the_listener_resubscribes_by_itself(redis_buses):

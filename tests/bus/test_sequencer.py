@@ -192,3 +192,49 @@ def test_before_the_first_connect_nothing_is_held_back():
     sequencer.own(11, 11, here.own(ours, "11"))
     sequencer.event(5, Event("user:1", b"old"))
     assert here.out == [b"ack 11", b"11", b"old"]
+
+
+def test_a_resends_ack_waits_until_the_ids_before_it_are_here():
+    sequencer, db, here = make()
+    theirs = db.commit(11, 12)  # another process's batch, on its way
+    sequencer.after(12, lambda: here.out.append(b"ack of a resend of 12"))
+    sequencer.after(9, lambda: here.out.append(b"ack of a resend of 9"))
+    assert here.out == [b"ack of a resend of 9"]
+    remote(sequencer, theirs, 11, 12)
+    assert here.out == [b"ack of a resend of 9", b"11", b"12", b"ack of a resend of 12"]
+    assert sequencer.own_waiting() == 0
+
+
+def test_a_reconnect_reads_back_what_was_missed_and_sends_nothing_twice():
+    sequencer, db, here = make()
+    sequencer.went_down()
+    db.commit(11, 11)  # another process's, while Redis was away
+    ours = db.commit(12, 12)  # ours: committed, its publisher not there yet
+    sequencer.begin()  # the listener is back
+    assert here.out == [b"db11", b"db12"] and sequencer.position == 12
+    sequencer.own(12, 12, here.own(ours, "12"))
+    assert here.out == [b"db11", b"db12", b"ack 12"]  # no second copy of 12, late
+
+
+def test_with_the_database_down_at_connect_the_ticker_begins_once_it_is_back():
+    db, here = Committed(), Here()
+    sequencer = Sequencer(here.dispatch, here.catch_up)
+    sequencer.backfill = db
+    db.down = True
+    sequencer.begin()
+    sequencer.came_up()
+    sequencer.stop()
+    assert sequencer.position is None
+    db.down = False
+    sequencer.tick()
+    # Ordered from here on; what went out unordered meanwhile is caught up by a sync.
+    assert sequencer.position == 10 and here.catch_ups == 1
+    sequencer.stop()
+
+
+def test_too_many_batches_held_behind_a_hole_make_clients_sync():
+    sequencer, db, here = make()
+    sequencer.MAX_WAITING = 3
+    for first in range(12, 17):  # batches with no event for us, behind a hole at 11
+        sequencer.notice(first, first)
+    assert here.catch_ups == 1 and sequencer.waiting == {} and sequencer.position >= 15
