@@ -474,6 +474,10 @@ class Traffic:
         rate = float(p["start"])
         steps: list[dict] = []
         good = bad = None
+        if p.get("warm_seconds"):  # processes just started: their first seconds, not counted
+            log(self.describe(self.run_step(rate / 2, p["warm_seconds"], p["drain_seconds"],
+                                            label="warm")))
+            self.settle(5)
         while rate <= p["max_rate"]:
             st = self.run_step(rate, p["step_seconds"], p["drain_seconds"], label="step")
             steps.append(st)
