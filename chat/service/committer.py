@@ -181,7 +181,7 @@ class MessageCommitter:
         store = getattr(self, attr)
         if store is None or store.closed:
             from ..extensions import db
-            store = MessageStore(db.engine)
+            store = MessageStore(db.engine, reads_only=attr == "check_store")
             setattr(self, attr, store)
         return store
 
@@ -328,7 +328,7 @@ class MessageCommitter:
         """End the lookup's transaction, or the next batch would read an old snapshot."""
         try:
             store = getattr(self, self._store_attr())
-            if store is not None:
+            if store is not None and not store.autocommit:
                 store.rollback()
         except self.db_down:
             self.drop_connection()
@@ -593,7 +593,7 @@ class MessageCommitter:
                                        for upload_id in item.attachments])
             new_pairs = self._write_cursors(store, items)
             self._write_changes(store, applied, first_id + len(items), stamp)
-        store.commit()
+            store.commit_with_writes()
         self._written = (first_id, first_id + len(items) + len(applied) - 1)
         if len(self.known_pairs) > 200_000:
             self.known_pairs.clear()

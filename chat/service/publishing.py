@@ -86,11 +86,12 @@ class StoreBackfill:
         with self.app.app_context():
             try:
                 if self.store is None or self.store.closed:
-                    self.store = MessageStore(db.engine)
+                    self.store = MessageStore(db.engine, reads_only=True)
                 try:
                     return read(self.store)
                 finally:
-                    self.store.rollback()  # no snapshot kept between reads
+                    if not self.store.autocommit:
+                        self.store.rollback()  # no snapshot kept between reads
             except Exception:
                 store, self.store = self.store, None
                 if store is not None:

@@ -51,7 +51,7 @@ def allow_multi_statements(connection: Any) -> bool:
 class MessageStore(MessageWrites):
     """One DB-API connection of the pool, used by the committer greenlet only."""
 
-    def __init__(self, engine) -> None:
+    def __init__(self, engine, reads_only: bool = False) -> None:
         self.raw = engine.raw_connection()  # pinged first when it sat idle (store.pool)
         name = engine.dialect.name
         self.dialect = "mysql" if name in ("mysql", "mariadb") else name
@@ -63,11 +63,16 @@ class MessageStore(MessageWrites):
             # Read committed: no gap locks, so locking the rows a batch changes (even ids
             # that do not exist) never holds up another process's INSERT of new messages.
             self.run("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
-            # The writer may wait for a message's row lock while it holds the order lock
-            # that every process's writer waits for (10 s): a long transaction on that row
-            # (a group's deletion) fails this batch, not every process's.
+            # The writer may wait for a message's row lock while it holds the sequence row
+            # that every process's writer waits for: a long transaction on that message
+            # (a group's deletion) fails this batch after 5 s, not every process's.
             self.run(f"SET SESSION innodb_lock_wait_timeout = {ROW_LOCK_WAIT}")
             self.multi_statements = allow_multi_statements(self.raw.driver_connection)
+        # A connection that only reads (the checker's) runs each statement in a
+        # transaction of its own, as READ COMMITTED reads anyway: no ROLLBACK after them.
+        self.autocommit = reads_only and self.dialect == "mysql"
+        if self.autocommit:
+            self.raw.driver_connection.autocommit(True)
         self.Error = engine.dialect.loaded_dbapi.Error
         self.IntegrityError = engine.dialect.loaded_dbapi.IntegrityError
         self.closed = False

@@ -54,6 +54,15 @@ class MessageWrites:
         finally:
             self._kept = None
 
+    def commit_with_writes(self) -> None:
+        """COMMIT: inside ``in_one_round_trip`` sent after the kept writes, in the same
+        query (an error in a write stops the query before it, as it stops the writes
+        after it); elsewhere at once."""
+        if self._kept is None:
+            self.raw.commit()
+        else:
+            self._kept.append("COMMIT")
+
     def _send_kept(self) -> None:
         kept, self._kept, self._kept_chars = self._kept, [], 0
         if not kept:

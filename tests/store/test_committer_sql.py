@@ -18,8 +18,8 @@ def store(in_app):
     """The committer's bare connection, and a second one (another process) if asked."""
     opened: list[MessageStore] = []
 
-    def _open() -> MessageStore:
-        opened.append(MessageStore(db.engine))
+    def _open(reads_only: bool = False) -> MessageStore:
+        opened.append(MessageStore(db.engine, reads_only=reads_only))
         return opened[-1]
     yield _open
     for s in opened:
@@ -126,10 +126,10 @@ def test_writes_kept_for_one_round_trip_all_land(store, keep_at_most):
         s.insert_updates([_update_row(first + 2, key, first, bob, "u1"),
                           _update_row(first + 3, key, first + 1, bob, "u2")])
         s.save_states([(first, "edited; --", None, False, None, None, None, False)])
+        s.commit_with_writes()
     if s.multi_statements:  # in parts: the two update rows are two statements, too
-        assert len(queries) == (1 if keep_at_most > 100 else 4)
+        assert len(queries) == (1 if keep_at_most > 100 else 4)  # the COMMIT rides along
         del conn._execute_command
-    s.commit()
     assert _stored_ids("messages", [first, first + 1]) == [first, first + 1]
     assert _stored_ids("message_updates", [first + 2, first + 3]) == [first + 2, first + 3]
     by_id = {r[0]: r[5] for r in s.targets([first, first + 1], lock=False).values()}
@@ -148,10 +148,25 @@ def test_a_duplicate_key_in_one_round_trip_raises_and_nothing_after_it_runs(stor
             s.insert_messages([(first, key, alice, bob, None, "again", "dup",
                                 db_time(utcnow()))])
             s.insert_updates([_update_row(first + 1, key, first, bob, "u2")])
+            s.commit_with_writes()  # after the failing INSERT: never run
     s.rollback()
     assert _stored_ids("messages", [first]) == []
     assert _stored_ids("message_updates", [first + 1]) == []
     write(s, (alice, bob, None, "the connection still works", "next", utcnow()))
+
+
+@pytest.mark.parametrize("db_app", ["mariadb"], indirect=True)
+def test_a_reads_only_store_leaves_no_transaction_open_after_a_read(store):
+    """The checker's connection: each read is a transaction of its own, so nothing stays
+    open between batches (no ROLLBACK needed), and it still sees each new COMMIT."""
+    reader, writer = store(reads_only=True), store()
+    alice, bob = add_user(), add_user()
+    assert reader.stored_client_ids({(alice, "r1")}) == {}
+    assert reader.rows("SELECT @@in_transaction")[0][0] == 0
+    [mid] = write(writer, (alice, bob, None, "x", "r1", utcnow()))
+    assert reader.stored_client_ids({(alice, "r1")}) == {(alice, "r1"): mid}
+    writer.stored_client_ids({(alice, "r1")})  # the writer's kind: open until it ends
+    assert writer.rows("SELECT @@in_transaction")[0][0] == 1
 
 
 def test_lookup_finds_everything_a_batch_needs_in_one_query(store):
