@@ -133,8 +133,12 @@ def summary(results: dict) -> list[dict]:
         r = bal.get("ratio_to_direct")
         add(name, f"{metric}, p99 < 100 ms, nothing lost; ratio to 1 process direct", rate,
             None, r, ">= 0.7 of direct", None if r is None else r >= 0.7, unit)
-        add(name, "bus PUBLISH per message", bal.get("publish_per_message"), None, None,
+        add(name, "bus PUBLISH per message (events and batch notices)",
+            bal.get("publish_per_message"), None, None,
             "<= 1 per channel listened to elsewhere", None, "ms")
+        if bal.get("notices_per_message") is not None:
+            add(name, "of which batch notices (one per committed batch)",
+                bal.get("notices_per_message"), None, None, "(no target)", None, "ms")
     idle_keys = sorted((k for k in sc if k.startswith("idle_")), key=lambda k: int(k[5:]))
     for key in idle_keys:
         n = int(key[5:])

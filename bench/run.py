@@ -537,23 +537,27 @@ class Bench:
             named["nginx"] = nginx.pids()
             return {k: sum(procstat.cpu_seconds(p) for p in v) for k, v in named.items()}
 
-        def counters() -> tuple[float, float]:
+        def counters() -> tuple[float, float, float]:
             ms = [srv.metrics() for srv in servers]
             return (sum(m.get("chat_bus_published_total", 0) for m in ms),
-                    sum(m.get("chat_messages_in_total", 0) for m in ms))
+                    sum(m.get("chat_messages_in_total", 0) for m in ms),
+                    sum(m.get("chat_bus_notices_total", 0) for m in ms))
 
         def through_nginx(label: str, spec: dict, rate_of, direct_key: str, direct) -> dict:
             """One load through the balancer, with its cost and PUBLISH count beside it."""
-            published, messages = counters()
+            published, messages, notices = counters()
             cpu0 = cpu()
             res = self.loadgen(label, spec, front)
-            published2, messages2 = counters()
+            published2, messages2, notices2 = counters()
             res["cpu_seconds_by_process"] = {k: round(v - cpu0[k], 2) for k, v in cpu().items()}
             res.update({direct_key: direct, "ratio_to_direct": report.ratio(rate_of(res), direct),
                         "publish_per_message": round((published2 - published)
+                                                     / max(1, messages2 - messages), 3),
+                        "notices_per_message": round((notices2 - notices)
                                                      / max(1, messages2 - messages), 3)})
             say(f"{label}: {rate_of(res)}/s, direct {direct}, ratio {res['ratio_to_direct']}, "
-                f"PUBLISH per message {res['publish_per_message']}, "
+                f"PUBLISH per message {res['publish_per_message']} (notices "
+                f"{res['notices_per_message']}), "
                 f"CPU seconds {res['cpu_seconds_by_process']}")
             return res
 

@@ -107,6 +107,7 @@ class Bus(Protocol):
     """What the service and the runtime use; ``LocalBus`` and ``RedisBus`` are its twins."""
 
     published: int
+    notices: int
 
     def attach(self, sink: Sink) -> None: ...
     def presence(self, channels: Sequence[str]) -> Presence: ...

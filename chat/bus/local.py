@@ -15,6 +15,7 @@ class LocalBus:
     def __init__(self) -> None:
         self.sink: Sink | None = None
         self.published = 0
+        self.notices = 0  # one process: no batch is ever announced to another
 
     def attach(self, sink: Sink) -> None:
         """Deliver to ``sink`` from now on."""

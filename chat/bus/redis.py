@@ -61,7 +61,8 @@ class RedisBus:
         self.pubsub_lock = Semaphore()
         self.listener: gevent.Greenlet | None = None
         self.up = False
-        self.published = 0
+        self.published = 0  # PUBLISHes sent: events and notices
+        self.notices = 0  # of which committed batches' notices
         self.received = 0
         self.reconnects = 0
         self.missed = False  # set while events may have been lost; cleared on reconnect
@@ -183,7 +184,9 @@ class RedisBus:
                 publish(self._full(event.channel), event.encode(self.tag, first))
                 self.published += 1
             if ids is not None:
-                self.published += self._notices(pipe, ids, [e.channel for e in events])
+                sent = self._notices(pipe, ids, [e.channel for e in events])
+                self.published += sent
+                self.notices += sent
             pipe.execute()
         except self.errors as exc:
             log.warning("event=redis_publish_failed error=%s", type(exc).__name__)
