@@ -51,12 +51,16 @@ class Event:
     member: tuple[int, bool] | None = None
     close_auth: int | None = None
 
-    def encode(self, origin: str | None = None, first: int | None = None) -> bytes:
+    def encode(self, origin: str | None = None, first: int | None = None,
+               last: int | None = None) -> bytes:
         """Header line (JSON) + newline + frame: orjson never writes a raw newline.
-        ``first``: the first id of the committed batch the event belongs to."""
+        ``first``: the first id of the committed batch the event belongs to; ``last``:
+        its last id, when the event also is the batch's notice (its last event)."""
         header: dict[str, Any] = {"o": origin} if origin else {}
         if first is not None:
             header["s"] = first
+        if last is not None:
+            header["n"] = last
         if self.exclude_conn is not None:
             header["x"] = self.exclude_conn
         if self.exclude_user is not None:
@@ -68,24 +72,28 @@ class Event:
         return orjson.dumps(header) + b"\n" + self.frame
 
     @classmethod
-    def decode(cls, channel: str, data: bytes) -> tuple["Event", str | None, int | None]:
-        """The inverse of ``encode``: the event, the tag of the process that sent it, and
-        the first id of its committed batch (``None`` for an event outside any)."""
+    def decode(cls, channel: str, data: bytes
+               ) -> tuple["Event", str | None, int | None, int | None]:
+        """The inverse of ``encode``: the event, the tag of the process that sent it, the
+        first id of its committed batch (``None`` for an event outside any), and the
+        batch's last id when the event carries the batch's notice."""
         head, _, frame = data.partition(b"\n")
         header = orjson.loads(head)
         member = header.get("m")
         return cls(channel, frame, header.get("x"), header.get("xu"),
                    (member[0], member[1]) if member else None, header.get("c")), \
-            header.get("o"), header.get("s")
+            header.get("o"), header.get("s"), header.get("n")
 
 
 @dataclass(slots=True)
 class Presence:
-    """Who listens where, asked once per batch: other live processes, and the channels
-    (of those asked about) that some other process subscribes to."""
+    """Who listens where, asked once per batch: other live processes, the channels (of
+    those asked about) that some other process subscribes to, and those that every other
+    process subscribes to."""
 
     others: int = 0
     remote: frozenset[str] = frozenset()
+    everywhere: frozenset[str] = frozenset()
 
 
 class Batch(Protocol):

@@ -35,6 +35,7 @@ class ClusterBus(RedisBus):
     """``RedisBus`` over a Redis Cluster's sharded pub/sub."""
 
     PUBLISH = "spublish"
+    NOTICE_IN_EVENT = False  # each shard delivers in order, not the shards together
 
     def __init__(self, url: str, prefix: str = "chat:") -> None:
         super().__init__(url, prefix)

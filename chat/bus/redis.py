@@ -46,6 +46,9 @@ class RedisBus:
 
     ALONE_RECHECK = 1.0
     CONFIRM_WAIT = 1.0  # seconds after which our SUBSCRIBE has surely reached Redis
+    # A batch's last event may carry its notice: one subscriber connection per process
+    # receives every channel in the order Redis handled the PUBLISHes (not on a cluster).
+    NOTICE_IN_EVENT = True
     PUBLISH = "publish"  # the client's method: ``spublish`` on a cluster
 
     def __init__(self, url: str, prefix: str = "chat:") -> None:
@@ -112,7 +115,12 @@ class RedisBus:
         remote = frozenset(
             channel for channel, subscribers in zip(channels, counts[1:])
             if subscribers - self._ours(channel) > 0)
-        return Presence(others, remote)
+        # Here our subscription always counts as ours, young or not: if it is not yet
+        # counted, a channel may look listened to by fewer processes, never by all.
+        everywhere = frozenset(
+            channel for channel, subscribers in zip(channels, counts[1:])
+            if subscribers - (channel in self.subscribed) >= others)
+        return Presence(others, remote, everywhere)
 
     def attach_backfill(self, backfill: Backfill) -> None:
         """Where the sequencer reads gaps and the last id from (the database)."""
@@ -156,7 +164,8 @@ class RedisBus:
         at once; ``deliver`` (its acks, then ``deliver_here`` of its events) called when
         every id before it has gone out here."""
         if presence.others and self.up:
-            self._send([e for e in events if e.channel in presence.remote], (first, last))
+            self._send([e for e in events if e.channel in presence.remote], (first, last),
+                       presence.everywhere)
         self.sequencer.own(first, last, deliver)
 
     def holding(self) -> int:
@@ -174,16 +183,25 @@ class RedisBus:
     def _dispatch_here(self, events: Sequence[Event]) -> None:
         deliver_locally(self.sink, events, None, log)
 
-    def _send(self, events: Sequence[Event], ids: tuple[int, int] | None = None) -> None:
-        """PUBLISH the events in one pipeline, then (for a committed batch) its notice."""
-        first = ids[0] if ids else None
+    def _send(self, events: Sequence[Event], ids: tuple[int, int] | None = None,
+              everywhere: frozenset[str] = frozenset()) -> None:
+        """PUBLISH the events in one pipeline, then (for a committed batch) its notice.
+
+        When the batch's last event goes to a channel that every other process listens
+        to, that event is the notice (Redis hands it to each process after the batch's
+        other events): no PUBLISH of its own. A process that stopped listening meanwhile
+        finds a hole and reads it back."""
+        first, last = ids if ids else (None, None)
+        carried = (ids is not None and self.NOTICE_IN_EVENT and bool(events)
+                   and events[-1].channel in everywhere)
         try:
             pipe = self.client.pipeline(transaction=False)
             publish = getattr(pipe, self.PUBLISH)
-            for event in events:
-                publish(self._full(event.channel), event.encode(self.tag, first))
+            for n, event in enumerate(events, 1):
+                notice = last if carried and n == len(events) else None
+                publish(self._full(event.channel), event.encode(self.tag, first, notice))
                 self.published += 1
-            if ids is not None:
+            if ids is not None and not carried:
                 sent = self._notices(pipe, ids, [e.channel for e in events])
                 self.published += sent
                 self.notices += sent
@@ -330,12 +348,14 @@ class RedisBus:
             self._on_control(data)
             return
         try:
-            event, origin, first = Event.decode(channel, data)
+            event, origin, first, last = Event.decode(channel, data)
             if origin == self.tag:
                 return  # ours: delivered here when it was published
             self.received += 1
             if first is not None:
                 self.sequencer.event(first, event)
+                if last is not None:  # the batch's last event, and its notice
+                    self.sequencer.notice(first, last)
             elif self.sink is not None:
                 self.sink.dispatch(event)
         except Exception:

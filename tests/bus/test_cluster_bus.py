@@ -55,7 +55,8 @@ def test_sharded_pubsub_between_processes_presence_and_online(buses):
     a, b = buses(sink_a), buses(sink_b)
     subscribe_all(b, sink_b)
     wait_until(lambda: a.presence(["user:1"]).others == 1, what="a sees b")
-    assert a.presence(channels + ["user:99"]) == Presence(1, frozenset(channels))
+    assert a.presence(channels + ["user:99"]) == Presence(1, frozenset(channels),
+                                                          frozenset(channels))
     assert a.online([1, 2, 99]) == {1, 2}
     a.publish([Event(c, c.encode()) for c in channels] + [Event("user:99", b"nobody")])
     wait_until(lambda: len(sink_b.events) == len(channels), what="b receives")

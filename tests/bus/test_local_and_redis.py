@@ -135,9 +135,11 @@ def test_make_bus_picks_the_twin():
 def test_an_event_survives_the_wire():
     event = Event("group:9", b'{"kind":"message","content":"a\\nb"}', exclude_conn="c-1",
                   exclude_user=4, member=(9, True), close_auth=12)
-    assert Event.decode("group:9", event.encode("tag")) == (event, "tag", None)
-    assert Event.decode("user:1", Event("user:1").encode()) == (Event("user:1"), None, None)
-    assert Event.decode("group:9", event.encode("tag", 41)) == (event, "tag", 41)
+    assert Event.decode("group:9", event.encode("tag")) == (event, "tag", None, None)
+    assert Event.decode("user:1", Event("user:1").encode()) == (Event("user:1"), None, None,
+                                                                None)
+    assert Event.decode("group:9", event.encode("tag", 41)) == (event, "tag", 41, None)
+    assert Event.decode("group:9", event.encode("tag", 41, 44)) == (event, "tag", 41, 44)
 
 
 # -- what only Redis does: other processes ---------------------------------------------------
@@ -191,7 +193,8 @@ def test_presence_and_online_see_the_other_process(redis_buses):
     a, b = redis_buses(sink_a), redis_buses(sink_b)
     subscribe_all(b, sink_b)
     wait_until(lambda: a.presence(["user:7"]).others == 1, what="a sees b")
-    assert a.presence(["user:7", "user:8"]) == Presence(1, frozenset({"user:7"}))
+    assert a.presence(["user:7", "user:8"]) == Presence(1, frozenset({"user:7"}),
+                                                        frozenset({"user:7"}))
     assert a.online([7, 8]) == {7}
     b.unsubscribe("user:7")  # sent by a greenlet, with whatever else queued up meanwhile
     wait_until(lambda: a.presence(["user:7"]).remote == frozenset(), what="b unsubscribed")
@@ -253,12 +256,22 @@ def test_a_committed_batch_is_published_on_the_channels_listened_to_elsewhere_on
     sink_a, sink_b = Sink(), Sink(["user:2"])
     a, b = redis_buses(sink_a), redis_buses(sink_b)
     subscribe_all(b, sink_b)
+    b.sequencer.position = b.sequencer.floor = 0  # b orders what it receives
     wait_until(lambda: a.presence(["user:2"]).others == 1, what="a sees b")
     presence = a.presence(["user:1", "user:2"])  # asked after the COMMIT
     a.publish_committed(1, 1, [Event("user:1", b"to 1"), Event("user:2", b"to 2")], presence,
                         lambda events_too: None)
     wait_until(lambda: sink_b.frames() == [b"to 2"], what="b receives")
-    assert a.published == 2  # user:2 and the notice; user:1 has no listener elsewhere
+    # user:1 has no listener elsewhere: no PUBLISH; user:2's event is the batch's last on
+    # a channel every other process listens to: it carries the notice.
+    assert (a.published, a.notices) == (1, 0) and b.sequencer.position == 1
+    c = redis_buses(Sink())  # a third process, listening to neither channel
+    wait_until(lambda: a.presence(["user:2"]).others == 2, what="a sees c")
+    a.publish_committed(2, 2, [Event("user:2", b"again")], a.presence(["user:2"]),
+                        lambda events_too: None)
+    wait_until(lambda: b.sequencer.position == 2, what="b delivers the second batch")
+    assert (a.published, a.notices) == (3, 1)  # c hears of the batch by its own notice
+    assert c.received == 0
 
 
 def test_after_an_outage_the_listener_resubscribes_by_itself(redis_buses):
