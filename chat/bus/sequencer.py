@@ -12,7 +12,9 @@ order here:
 - each PUBLISHed event of a batch carries the batch's first id, and after its events
   the batch's publisher sends a *notice* ``(first, last)`` to every process (on a
   cluster, one on each shard that carried its events: a shard delivers in order, so
-  once every shard's notice is in, every event is);
+  once every shard's notice is in, every event is; on a single Redis, the batch's
+  last event carries the notice itself when every other process listens to its
+  channel);
 - an event or a batch of this process's own waits until every id before its batch
   has been delivered here, then goes, and the position moves to its last id;
 - a gap that does not close (a publisher died between its COMMIT and its PUBLISH, or
