@@ -71,7 +71,7 @@ class RedisBus:
         self.missed = False  # set while events may have been lost; cleared on reconnect
         self.tag = f"{id(self):x}{random.getrandbits(32):x}"
         self._processes = f"{prefix}processes"  # every listener subscribes: NUMSUB counts them
-        self.sequencer = Sequencer(self._dispatch_here, self._tell_clients_to_catch_up)
+        self.sequencer = Sequencer(self.deliver_here, self._tell_clients_to_catch_up)
         self._alone_until = 0.0
         self.subscribed: set[str] = set()
         self._fresh: dict[str, float] = {}  # channel -> when we sent its SUBSCRIBE
@@ -179,9 +179,6 @@ class RedisBus:
     def deliver_here(self, events: Sequence[Event], batch: Batch | None = None) -> None:
         """Hand events to this process's connections only."""
         deliver_locally(self.sink, events, batch, log)
-
-    def _dispatch_here(self, events: Sequence[Event]) -> None:
-        deliver_locally(self.sink, events, None, log)
 
     def _send(self, events: Sequence[Event], ids: tuple[int, int] | None = None,
               everywhere: frozenset[str] = frozenset()) -> None:

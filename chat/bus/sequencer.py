@@ -87,7 +87,6 @@ class Sequencer:
         self.waiting: dict[int, _Batch] = {}  # first id -> batch
         self.held = 0  # events in ``waiting``
         self.live = False  # Redis is up: a gap may still close by itself
-        self.filled = 0  # gaps read back from the database
         # Calls waiting for the position to reach an id (acks of resends): (id, call).
         self.later: list[tuple[int, Callable[[], None]]] = []
         # The listener, the committer's publisher and the ticker all come here (re-entrant:
@@ -125,7 +124,7 @@ class Sequencer:
             if self.position is None or first <= self.position:
                 # Committed before we first began to listen: its events have not gone out.
                 # Past that: read back from the database already, so only its acks go.
-                self._run(deliver, self.position is None or first <= self.floor)
+                self._safely(deliver, self.position is None or first <= self.floor)
                 return
             self.waiting[first] = _Batch(last, deliver=deliver, noticed=True)
             self._advance()
@@ -138,7 +137,7 @@ class Sequencer:
         message may have been committed by another process and not be here yet)."""
         with self._lock:
             if self.position is None or id <= self.position:
-                self._safely(lambda _: call(), None)
+                self._safely(call)
             else:
                 self.later.append((id, call))
 
@@ -210,22 +209,19 @@ class Sequencer:
             if due:
                 self.later = [(id, call) for id, call in self.later if id > self.position]
                 for call in due:
-                    self._safely(lambda _: call(), None)
+                    self._safely(call)
 
     def _release(self, batch: _Batch, events_too: bool) -> None:
         self.held -= len(batch.events)
         if batch.deliver is not None:
-            self._run(batch.deliver, events_too)
+            self._safely(batch.deliver, events_too)
         elif events_too and batch.events:
             self._safely(self.dispatch, batch.events)
 
-    def _run(self, deliver: Deliver, events_too: bool) -> None:
-        self._safely(deliver, events_too)
-
     @staticmethod
-    def _safely(call: Callable, argument) -> None:
+    def _safely(call: Callable, *args) -> None:
         try:
-            call(argument)
+            call(*args)
         except Exception:  # one failing batch never stops the ones after it
             log.exception("event=sequenced_delivery_failed")
 
@@ -282,7 +278,6 @@ class Sequencer:
         with self._lock:
             if self.position != low - 1:
                 return  # the hole closed meanwhile (its notice came): nothing to do
-            self.filled += 1
             log.warning("event=sequence_gap_filled ids=%s-%s events=%s", low, upto,
                         len(events))
             # Batches inside what was read went out from the database: their own parts

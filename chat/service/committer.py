@@ -57,7 +57,7 @@ from .changes import Applied, reply_refresh
 from .checks import BatchChecks, Checked
 from .i18n import N_
 from .outgoing import Change, OpenBatch, Outgoing, Row, Stored
-from .publishing import add_events, conversation_channels
+from .publishing import add_events
 from .settings import ServiceSettings
 from .shapes import ack_frame, change_ack, dumps, message_frame, update_frame
 from .stranger import StrangerRule
@@ -453,20 +453,6 @@ class MessageCommitter:
         self.publishing += 1
         self._committed.put(_Committed(items, rows, applied, self._now, first, last))
 
-    @staticmethod
-    def _channels(items: list[Outgoing], applied: list[Applied]) -> list[str]:
-        """The channels of the conversations a batch wrote to, each once."""
-        channels: dict[str, None] = {}
-        for item in items:
-            for channel in conversation_channels(item.sender_id, item.recipient_id, item.group_id):
-                channels[channel] = None
-        for each in applied:
-            state = each.state
-            for channel in conversation_channels(state.sender_id, state.recipient_id,
-                                                 state.group_id):
-                channels[channel] = None
-        return list(channels)
-
     def _apply_changes(self, store: MessageStore, checked: Checked) -> list[Applied]:
         """The batch's changes applied to their messages as they are now, read under
         locks until COMMIT (so that changes to one message from several batches and
@@ -509,12 +495,6 @@ class MessageCommitter:
         process after this question reads the database after the COMMIT (it subscribes
         before its first ``sync``), so only the channels listened to elsewhere now are
         PUBLISHed."""
-        presence = self.bus.presence(self._channels(job.items, job.applied))
-        for item in job.items:
-            if item.recipient_id is not None:
-                exclude = item.origin if item.recipient_id == item.sender_id else None
-                item.online = bool(self.bus.online([item.recipient_id], exclude_conn=exclude,
-                                                   presence=presence))
         events: list[Event] = []
         rows = job.rows
         for item, row in zip(job.items, rows):
@@ -526,6 +506,12 @@ class MessageCommitter:
                                  job.now, each.payload)
             add_events(events, dumps(frame), change.actor_id, state.sender_id,
                        state.recipient_id, state.group_id, change.origin)
+        presence = self.bus.presence(list(dict.fromkeys(e.channel for e in events)))
+        for item in job.items:
+            if item.recipient_id is not None:
+                exclude = item.origin if item.recipient_id == item.sender_id else None
+                item.online = bool(self.bus.online([item.recipient_id], exclude_conn=exclude,
+                                                   presence=presence))
 
         def deliver(events_too: bool) -> None:
             with self.open_batch() as batch:
