@@ -150,6 +150,9 @@ class BaseConfig:
     CHAT_MAX_UNREAD_ANSWER_BYTES = env_int("CHAT_MAX_UNREAD_ANSWER_BYTES", 1024 * 1024)
     # The kernel's send buffer per socket (0: the kernel's own autotuning, up to 4 MiB).
     CHAT_SOCKET_SEND_BUFFER = env_int("CHAT_SOCKET_SEND_BUFFER", 256 * 1024)
+    # Live sockets per process (gunicorn's requests in progress too, deploy/gunicorn.conf.py);
+    # a new one past it is closed with 1013.
+    CHAT_WORKER_CONNECTIONS = env_int("CHAT_WORKER_CONNECTIONS", 20000)
     # Live sockets per user across every process (0: no cap); a new one past it is refused.
     CHAT_MAX_SOCKETS_PER_USER = env_int("CHAT_MAX_SOCKETS_PER_USER", 20)
     CHAT_MAX_INFLIGHT = env_int("CHAT_MAX_INFLIGHT", 256)

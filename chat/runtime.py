@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import gc
 import logging
+from typing import Callable
 
 import gevent
 from flask import Flask, current_app
+from gevent.pool import Group
 
 from .bus import Bus, make_bus
 from .extensions import db
@@ -66,6 +68,9 @@ class ChatRuntime:
         self.registry.on_channel_removed = self.bus.unsubscribe
         if hasattr(self.bus, "attach_backfill"):  # several processes: gaps read back
             self.bus.attach_backfill(StoreBackfill(app))
+        # One greenlet per open WebSocket, each in an app context of its own (its request
+        # ended at the upgrade: ``chat.realtime.route``).
+        self.connections = Group()
         self.started = False
         self._janitor: gevent.Greenlet | None = None
 
@@ -165,13 +170,33 @@ class ChatRuntime:
             except Exception:  # the database or the bucket may be down: next round
                 log.exception("event=upload_cleanup_failed")
 
+    def live_on(self, life: Callable[[], None], end: Callable[[], None]) -> None:
+        """Run the rest of a WebSocket's life in a greenlet of its own, in an app context;
+        ``end`` (dropping the socket) runs afterwards whatever happened."""
+        self.connections.spawn(self._live, life, end)
+
+    def _live(self, life: Callable[[], None], end: Callable[[], None]) -> None:
+        try:
+            with self.app.app_context():
+                life()
+        except Exception:  # one connection's failure never reaches the others
+            log.exception("event=ws_failed")
+        finally:
+            end()
+
+    def full(self) -> bool:
+        """This process holds as many WebSockets as it may (CHAT_WORKER_CONNECTIONS)."""
+        return len(self.connections) >= self.app.config["CHAT_WORKER_CONNECTIONS"]
+
     def shutdown(self, timeout: float) -> None:
-        """Graceful stop: refuse new sends, store what is queued, close sockets with 1001."""
+        """Graceful stop: refuse new sends, store what is queued, close sockets with 1001
+        and wait (briefly) until each has sent its close frame."""
         self.draining = True
         stored = self.services.committer.drain(timeout)
         log.info("event=shutdown drained=%s connections=%s", stored, len(self.registry))
         self.registry.close_all()
-        gevent.sleep(0.5)
+        # A socket's end: its close frame flushed (at most 2 s), the peer's answer (1 s).
+        self.connections.join(timeout=4)
 
 
 def runtime() -> ChatRuntime:

@@ -46,4 +46,20 @@ def post_worker_init(worker):
         worker.alive = False  # gunicorn stops accepting within a second
         runtime.shutdown(grace)
 
-    signal.signal(signal.SIGTERM, lambda signum, frame: gevent.spawn(graceful_stop))
+    def on_sigterm(signum, frame):
+        if getattr(worker, "chat_stopping", None) is None:
+            worker.chat_stopping = gevent.spawn(graceful_stop)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def worker_exit(server, worker):
+    """Let the graceful stop finish before the worker process ends.
+
+    The WebSockets live in greenlets of the runtime's own (``ChatRuntime.live_on``),
+    which gunicorn does not wait for: without this, the worker would end as soon as no
+    HTTP request is in progress, before the committer's drain and the close frames.
+    """
+    stopping = getattr(worker, "chat_stopping", None)
+    if stopping is not None:
+        stopping.join(timeout=graceful_timeout)

@@ -8,13 +8,12 @@ see that module).
 """
 from __future__ import annotations
 
-from typing import Any
-
 import logging
+from typing import Any, Callable
 from functools import wraps
 
 import orjson
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, current_app, request
 from flask_login import current_user
 from flask_sock import Sock
 
@@ -26,20 +25,28 @@ from .frames import ProtocolError
 from .handler import FrameHandler
 from .quota import CLOSE_TOO_MANY, TOO_MANY_REASON
 from .registry import Connection
-from .transport import CLOSE_TRY_AGAIN, WebSocket, upgrade_socket, valid_upgrade
+from .transport import CLOSE_TRY_AGAIN, WebSocket, take_over, upgrade_socket, valid_upgrade
 
 log = logging.getLogger("chat.ws")
 
 _DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
 
 
+# What a route hands back: the rest of the connection's life, run in a greenlet of its
+# own once the request has ended; ``None`` when the connection already ended within it.
+Life = Callable[[], None] | None
+
+
 class ChatSock(Sock):
     """flask-sock, handing each route our ``WebSocket`` instead of simple-websocket's."""
 
     def route(self, path: Any, bp: Any = None, **kwargs):
-        """Like ``Sock.route``: the handler gets an accepted ``WebSocket`` and runs until
-        the connection ends; the socket is always dropped afterwards."""
-        def decorator(handler: Any):
+        """Like ``Sock.route``, with our ``WebSocket``, on a socket taken over from the
+        WSGI server: the handler decides in the request whether the connection may open,
+        and returns its ``Life``, which the runtime runs after the request has ended (the
+        request's greenlet, environ and context are then freed: an idle connection keeps
+        only its own state). The socket is always dropped at the end."""
+        def decorator(handler: Callable[..., Life]):
             @wraps(handler)
             def websocket_route(*args, **kw):
                 sock = upgrade_socket(request.environ)
@@ -49,15 +56,20 @@ class ChatSock(Sock):
                 if not valid_upgrade(request.environ):
                     raise BadRequest("not a WebSocket upgrade request")
                 cfg = current_app.config
-                ws = WebSocket(sock, cfg["CHAT_MAX_FRAME_BYTES"])
-                ws.accept(request.environ["HTTP_SEC_WEBSOCKET_KEY"],
-                          cfg["CHAT_SOCKET_SEND_BUFFER"])
+                ws = WebSocket(take_over(sock), cfg["CHAT_MAX_FRAME_BYTES"])
                 # Our development server stops reading this connection as HTTP.
                 request.environ["chat.upgraded"] = True
                 try:
-                    handler(ws, *args, **kw)
-                finally:
+                    ws.accept(request.environ["HTTP_SEC_WEBSOCKET_KEY"],
+                              cfg["CHAT_SOCKET_SEND_BUFFER"])
+                    life = handler(ws, *args, **kw)
+                except BaseException:
                     ws.abort()
+                    raise
+                if life is None:
+                    ws.abort()
+                else:
+                    runtime().live_on(life, ws.abort)
                 return _UpgradedResponse()
 
             if bp is None:
@@ -122,23 +134,32 @@ def guard_upgrade():
 
 
 @sock.route("/ws", bp=bp)
-def websocket(ws: WebSocket) -> None:
-    """One connection: hello, then frames until it ends."""
+def websocket(ws: WebSocket) -> Life:
+    """One connection: whether it may open is decided here, in the request; its life
+    (hello, then frames until it ends) runs after the request."""
     chat = runtime()
     cfg = current_app.config
     user_id = current_user.id
     conn = Connection(user_id, current_user.auth_token_id, ws, cfg["CHAT_SEND_QUEUE_BYTES"],
                       chat.registry.budget)
-    g.pop("_login_user", None)  # ids are all we keep: the ORM object would live for hours
+    if chat.full():
+        log.warning("event=ws_refused_full user_id=%s sockets=%s", user_id,
+                    cfg["CHAT_WORKER_CONNECTIONS"])
+        conn.close(CLOSE_TRY_AGAIN, "server full")
+        finish(conn)
+        return None
     if not chat.quota.claim(user_id, conn.id):
         log.info("event=ws_refused_too_many user_id=%s", user_id)
         conn.close(CLOSE_TOO_MANY, f"{TOO_MANY_REASON} ({chat.quota.cap})")
         finish(conn)
-        return
-    try:
-        serve(chat, conn, ws, user_id)
-    finally:
-        chat.quota.release(user_id, conn.id)
+        return None
+
+    def life() -> None:
+        try:
+            serve(chat, conn, ws, user_id)
+        finally:
+            chat.quota.release(user_id, conn.id)
+    return life
 
 
 def serve(chat: Any, conn: Connection, ws: WebSocket, user_id: int) -> None:

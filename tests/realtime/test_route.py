@@ -120,6 +120,28 @@ def test_past_the_cap_the_newest_socket_is_refused_with_4008(upgrade, token, run
     assert again.peer.json()["kind"] == "hello"
 
 
+def test_past_the_process_cap_a_new_socket_is_closed_with_1013(upgrade, token, app, runtime,
+                                                                monkeypatch):
+    # The connections live on after their requests ended, so gunicorn's worker_connections
+    # no longer counts them: the app keeps the cap itself.
+    uid, secret = token
+    monkeypatch.setitem(app.config, "CHAT_WORKER_CONNECTIONS", 1)
+    kept = upgrade(headers=bearer(secret))
+    kept.peer.http_head(), kept.peer.json()
+    assert kept.response() == (None, b"")  # its request is over; the connection is not
+    extra = upgrade(headers=bearer(secret))
+    extra.peer.http_head()
+    assert extra.peer.close_code() == (1013, "server full")
+    kept.peer.send_json({"type": 0})
+    assert kept.peer.json()["kind"] == "pong"
+    kept.peer.send(OP_CLOSE, struct.pack("!H", 1000))
+    assert kept.peer.frame() == (OP_CLOSE, struct.pack("!H", 1000))
+    assert kept.peer.at_eof()
+    again = upgrade(headers=bearer(secret))  # room again
+    again.peer.http_head()
+    assert again.peer.json()["kind"] == "hello"
+
+
 def test_a_frame_over_the_limit_closes_with_1009(upgrade, token, runtime):
     uid, secret = token
     u = upgrade(headers=bearer(secret))
