@@ -19,6 +19,12 @@ from chat.store import pool, reads, replica
 def configure_logging(level: str) -> None:
     """One line per event: time, level, logger, then key=value pairs."""
     root = logging.getLogger()
+    # No line shows a thread or a source line. Under gevent, a record's thread name
+    # makes each connection's greenlet a ``threading._DummyThread`` of its own, and the
+    # caller's file and line turn the greenlet's frames into frame objects: both stay for
+    # the connection's life (logging's own switches, from its "Optimization" advice).
+    logging.logThreads = False
+    logging._srcfile = None
     if any(getattr(h, "_chat", False) for h in root.handlers):
         return
     handler = logging.StreamHandler(sys.stderr)
