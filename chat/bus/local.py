@@ -37,6 +37,12 @@ class LocalBus:
         self.published += len(events)
         deliver(True)
 
+    def expect(self, first: int, last: int) -> None:
+        """Nothing to keep apart: no other process, and no read-back."""
+
+    def forget(self, first: int) -> None:
+        """Nothing to keep apart: no other process, and no read-back."""
+
     def holding(self) -> int:
         """Nothing waits: one process delivers in commit order."""
         return 0

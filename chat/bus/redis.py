@@ -168,6 +168,14 @@ class RedisBus:
                        presence.everywhere)
         self.sequencer.own(first, last, deliver)
 
+    def expect(self, first: int, last: int) -> None:
+        """This process is writing ids ``first..last`` (see ``Sequencer.expect``)."""
+        self.sequencer.expect(first, last)
+
+    def forget(self, first: int) -> None:
+        """The batch expected from ``first`` will not be handed over."""
+        self.sequencer.forget(first)
+
     def holding(self) -> int:
         """This process's committed batches and acks still waiting for their turn."""
         return self.sequencer.own_waiting()

@@ -21,7 +21,12 @@ order here:
   believed itself alone, or Redis lost the message) is read back from the database
   after ``GAP_WAIT`` seconds (at once while Redis is down: nothing else can close it)
   and delivered from there; an idle process compares its position with the database's
-  last id every ``IDLE_CHECK`` seconds, for a death followed by silence.
+  last id every ``IDLE_CHECK`` seconds, for a death followed by silence;
+- a read-back never covers this process's own batches: the committer says which ids it
+  is writing before its COMMIT (``expect``), and a read-back stops before them, so that
+  the sending connection gets its ack and not its message back (the database keeps no
+  connection to leave out). An expected batch that is not handed over within
+  ``OWN_WAIT`` seconds (its publisher failed) is read back like any other.
 
 No process waits for another's lock: the only shared section left is the sequence
 row, from the id allocation to the COMMIT.
@@ -76,6 +81,7 @@ class Sequencer:
     IDLE_CHECK = 1.0  # seconds between looks at the database's last id
     MAX_WAITING = 50_000  # events, or batches, held back at most; past that, clients sync
     MAX_FILL = 5_000  # ids read back at once at most; past that, clients sync instead
+    OWN_WAIT = 5.0  # seconds an expected batch of ours may take to be handed over
 
     def __init__(self, dispatch: Callable[[Sequence[Event]], None],
                  catch_up: Callable[[], None]) -> None:
@@ -85,6 +91,8 @@ class Sequencer:
         self.position: int | None = None  # every id up to it has gone out here
         self.floor = 0  # ids up to it were committed before we first began to listen
         self.waiting: dict[int, _Batch] = {}  # first id -> batch
+        # Our batches being written: first id -> (last id, since), until handed over.
+        self.expected: dict[int, tuple[int, float]] = {}
         self.held = 0  # events in ``waiting``
         self.live = False  # Redis is up: a gap may still close by itself
         # Calls waiting for the position to reach an id (acks of resends): (id, call).
@@ -113,14 +121,27 @@ class Sequencer:
         with self._lock:
             if self.position is None:
                 self.position = self.floor = last
-            elif self.position < last:
+            elif self.position < last and self._ours_from(self.position + 1, last) is None:
                 self._give_up("database_unreadable")
                 self.position = last
             self._seen_last = None
 
+    def expect(self, first: int, last: int) -> None:
+        """This process is writing ids ``first..last`` and will hand them over (``own``)
+        after its COMMIT: until then, no read-back covers them."""
+        with self._lock:
+            self.expected[first] = (last, monotonic())
+
+    def forget(self, first: int) -> None:
+        """The batch expected from ``first`` was not committed (or will not be handed
+        over): its ids may be read back, or handed out again."""
+        with self._lock:
+            self.expected.pop(first, None)
+
     def own(self, first: int, last: int, deliver: Deliver) -> None:
         """This process's committed batch: delivered in its turn (its acks too)."""
         with self._lock:
+            self.expected.pop(first, None)
             if self.position is None or first <= self.position:
                 # Committed before we first began to listen: its events have not gone out.
                 # Past that: read back from the database already, so only its acks go.
@@ -236,6 +257,20 @@ class Sequencer:
             return batch.last if batch.noticed else first
         return first - 1
 
+    def _ours_from(self, low: int, high: int) -> int | None:
+        """The first id in ``low..high`` of a batch of ours, committed or being written
+        (an expectation older than ``OWN_WAIT`` is dropped: its publisher failed)."""
+        firsts = [first for first, batch in self.waiting.items()
+                  if batch.deliver is not None and low <= first <= high]
+        now = monotonic()
+        for first, (last, since) in list(self.expected.items()):
+            if now - since > self.OWN_WAIT:
+                log.warning("event=own_batch_late ids=%s-%s", first, last)
+                del self.expected[first]
+            elif low <= first <= high:
+                firsts.append(first)
+        return min(firsts, default=None)
+
     def _give_up(self, reason: str) -> None:
         """The gap cannot be filled or too much is held back: what waits is dropped (own
         batches still get their acks) and this process's clients sync, from cursors that
@@ -254,34 +289,49 @@ class Sequencer:
 
     def _fill(self, upto: int | None = None) -> None:
         """Read the oldest hole (or everything up to ``upto``) back from the database and
-        deliver it; then whatever waited behind it."""
+        deliver it; then whatever waited behind it. A batch of ours splits the range: it
+        goes out itself, with its own frames, between the parts read back."""
+        while self._fill_once(upto) and upto is not None:
+            pass
+
+    def _fill_once(self, upto: int | None) -> bool:
+        """One read-back, up to ``upto`` or before the first batch of ours in the way;
+        ``True`` when the position moved and more may be left."""
         with self._lock:
             if self._filling or self.position is None:
-                return
+                return False
             if upto is None:
                 upto = self._gap()
             low = self.position + 1
             if upto is None or upto < low:
-                return
+                return False
+            target = upto
+            ours = self._ours_from(low, upto)
+            if ours is not None:
+                upto = ours - 1  # read up to it; it goes itself, in its turn
+                if upto < low:
+                    return False
             if upto - low >= self.MAX_FILL:  # Redis was gone a long while: clients sync
                 self._give_up("gap_too_long")
                 self.position = max(self.position, upto)
                 self._call_later()
-                return
+                return False
             self._filling = True
         try:
             events = self._read_between(low, upto)
         finally:
             self._filling = False
         if events is None:
-            return  # the database is down too: look again at the next tick
+            return False  # the database is down too: look again at the next tick
         with self._lock:
             if self.position != low - 1:
-                return  # the hole closed meanwhile (its notice came): nothing to do
+                return False  # the hole closed meanwhile (its notice came): nothing to do
             log.warning("event=sequence_gap_filled ids=%s-%s events=%s", low, upto,
                         len(events))
-            # Batches inside what was read went out from the database: their own parts
-            # (acks) still go, their events do not.
+            # Other processes' batches inside what was read went out from the database:
+            # what of them waited here is dropped. (An own batch is never inside: the range
+            # stops before it. Past ``OWN_WAIT`` it is not known as ours any more, and then
+            # only its acks go, its events having gone from the database.)
             inside = sorted(f for f in self.waiting if f <= upto)
             self._safely(self.dispatch, events)
             self.position = upto
@@ -290,6 +340,7 @@ class Sequencer:
                 self._release(batch, events_too=False)
                 self.position = max(self.position, batch.last)
             self._advance()
+            return self.position < target
 
     def tick(self) -> None:
         """Begin when the database was down at connect; fill a gap older than

@@ -262,6 +262,7 @@ class MessageCommitter:
                     self._answer_and_publish(job)
                 except Exception:  # stored, but unanswered: a resend gets the stored ack
                     log.exception("event=publish_failed size=%s", len(job.items))
+                    self.bus.forget(job.first)  # read back, then, by the sequencer
                     for item in (*job.items, *(a.change for a in job.applied)):
                         self._fail(item, ServerBusy())
                 finally:
@@ -552,6 +553,17 @@ class MessageCommitter:
                applied: list[Applied]) -> list[Row]:
         """Allocate ids in commit order, INSERT the messages, write the changes, COMMIT."""
         first_id = store.allocate_ids(len(items) + len(applied))
+        # These ids go out from here with their senders' own frames: no read-back of them
+        # meanwhile (``chat.bus.sequencer``), unless this write fails.
+        self.bus.expect(first_id, first_id + len(items) + len(applied) - 1)
+        try:
+            return self._write_allocated(store, items, applied, first_id)
+        except BaseException:
+            self.bus.forget(first_id)
+            raise
+
+    def _write_allocated(self, store: MessageStore, items: list[Outgoing],
+                         applied: list[Applied], first_id: int) -> list[Row]:
         self._now = now = utcnow()
         stamp = db_time(now)
         rich_batch = any(rich.is_rich(item) for item in items)

@@ -37,6 +37,7 @@ class Listener:
 
     def __init__(self) -> None:
         self.frames: list[dict] = []
+        self.left_out: list[str | None] = []  # per frame: the connection that does not get it
         self.listening: list[str] = []
 
     def dispatch(self, event, batch=None) -> None:
@@ -44,6 +45,7 @@ class Listener:
         # database are for every channel of their conversation).
         if event.frame and event.channel in self.listening:
             self.frames.append(orjson.loads(event.frame))
+            self.left_out.append(event.exclude_conn)
 
     def channels(self) -> list[str]:
         return list(self.listening)
@@ -96,10 +98,10 @@ def stop(bus: RedisBus, committer: MessageCommitter | None) -> None:
 
 
 def send(committer: MessageCommitter, sender: int, to: int, content: str,
-         client_id: str) -> AsyncResult:
+         client_id: str, origin: str | None = None) -> AsyncResult:
     """Submit a private message; the result is (ack, error, created)."""
     result = AsyncResult()
-    committer.submit(Outgoing(sender, to, None, content, client_id, None,
+    committer.submit(Outgoing(sender, to, None, content, client_id, origin,
                               lambda ack, err, created, batch: result.set((ack, err, created)),
                               0.0))
     return result
@@ -167,3 +169,33 @@ def test_an_idle_process_delivers_what_a_dead_one_left_when_nothing_else_is_sent
                what="bob's process reads the dead one's message back")
     gevent.sleep(1.5)  # and only once, however often the idle process looks
     assert [f["id"] for f in bobs_frames.frames] == [first, lost]
+
+
+def test_a_slow_publishers_sending_tab_gets_its_ack_and_not_its_message_back(processes):
+    # alice's process commits her message and publishes it late (longer than the gap
+    # wait), while bob's answer from another process already arrived there: the hole is
+    # not read back from the database, which would send her message to every connection
+    # of hers, the tab that sent it included (docs/protocol.md: that tab gets the ack).
+    app, start = processes
+    alice, bob = add_user(), add_user()
+    follow_each_other(alice, bob)
+    bus_a, alices_server, alices_frames = start()
+    alices_frames.listening.append(f"user:{alice}")
+    bus_a.subscribe(f"user:{alice}")
+    _, bobs_server, _ = start()
+    publish = bus_a.publish_committed
+
+    def late(*args, **kwargs):
+        gevent.sleep(1.5)
+        publish(*args, **kwargs)
+    bus_a.publish_committed = late
+    mine = send(alices_server, alice, bob, "from alice's first tab", "c-slow", "tab-1")
+    wait_until(lambda: stored(client_id="c-slow"), what="alice's message is committed")
+    answer = send(bobs_server, bob, alice, "bob answers", "c-answer").get(timeout=10)
+    ack, err, created = mine.get(timeout=10)
+    assert err is None and created
+    wait_until(lambda: len(alices_frames.frames) >= 2, what="both reach alice's process")
+    gevent.sleep(0.6)  # anything sent twice would have come by now
+    assert [(f["id"], f["content"]) for f in alices_frames.frames] == [
+        (ack["id"], "from alice's first tab"), (answer[0]["id"], "bob answers")]
+    assert alices_frames.left_out == ["tab-1", None]

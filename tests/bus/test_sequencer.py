@@ -131,13 +131,78 @@ def test_our_batch_inside_a_read_back_range_gets_its_acks_and_no_second_copy():
     sequencer, db, here = make()
     db.commit(11, 11)
     ours = db.commit(12, 12)
-    # An idle check saw 12 committed twice while our publisher was slow: read back.
+    # 12 is not known as ours (not expected, or expected longer ago than OWN_WAIT: its
+    # publisher failed) and an idle check saw it committed twice: read back.
     sequencer.IDLE_CHECK = 0
     sequencer.tick()
     sequencer.tick()
     assert here.out == [b"db11", b"db12"]
     sequencer.own(12, 12, here.own(ours, "12"))
     assert here.out == [b"db11", b"db12", b"ack 12"]
+
+
+def test_a_read_back_stops_before_our_batch_being_written_which_goes_with_its_own_frames():
+    # The sending connection must get its ack, not its message: only our own frames know
+    # which connection that was (the read-back's go to every connection).
+    sequencer, db, here = make()
+    sequencer.GAP_WAIT = 0
+    db.commit(11, 11)  # another process's, its PUBLISH lost
+    sequencer.expect(12, 12)
+    ours = db.commit(12, 12)  # committed; our publisher has not handed it over yet
+    remote(sequencer, db.commit(13, 13), 13, 13)
+    sequencer.tick()
+    assert here.out == [b"db11"] and db.reads == [(11, 11)] and sequencer.position == 11
+    sequencer.own(12, 12, here.own(ours, "12"))
+    assert here.out == [b"db11", b"ack 12", b"12", b"13"] and db.reads == [(11, 11)]
+
+
+def test_a_reconnect_reads_back_around_our_batch_being_written():
+    sequencer, db, here = make()
+    sequencer.went_down()
+    db.commit(11, 11)  # another process's, while Redis was away
+    sequencer.expect(12, 12)
+    ours = db.commit(12, 12)
+    db.commit(13, 13)  # another process's
+    sequencer.begin()  # the listener is back
+    assert here.out == [b"db11"] and here.catch_ups == 0 and sequencer.position == 11
+    sequencer.own(12, 12, here.own(ours, "12"))
+    sequencer.IDLE_CHECK = 0
+    sequencer.tick()
+    sequencer.tick()
+    assert here.out == [b"db11", b"ack 12", b"12", b"db13"]
+
+
+def test_a_read_back_goes_on_after_our_batch_once_it_is_handed_over():
+    sequencer, db, here = make()
+    sequencer.went_down()
+    db.commit(11, 11)
+    ours = db.commit(12, 12)
+    db.commit(13, 14)
+    sequencer.expect(12, 12)
+    sequencer.own(12, 12, here.own(ours, "12"))  # Redis down: read back at once, around it
+    assert here.out == [b"db11", b"ack 12", b"12"]
+    sequencer.begin()
+    assert here.out == [b"db11", b"ack 12", b"12", b"db13", b"db14"]
+    assert db.reads == [(11, 11), (13, 14)] and here.catch_ups == 0
+
+
+def test_our_batch_never_handed_over_is_read_back_after_a_while_or_at_once_if_forgotten():
+    sequencer, db, here = make()
+    sequencer.GAP_WAIT, sequencer.OWN_WAIT = 0, 0.05
+    sequencer.expect(11, 11)
+    db.commit(11, 11)  # ours, committed; its publisher failed without saying so
+    remote(sequencer, db.commit(12, 12), 12, 12)
+    sequencer.tick()
+    assert here.out == []
+    gevent.sleep(0.1)
+    sequencer.tick()
+    assert here.out == [b"db11", b"12"]
+    sequencer.expect(13, 13)
+    db.commit(13, 13)  # ours again; its publisher failed and said so
+    sequencer.forget(13)
+    remote(sequencer, db.commit(14, 14), 14, 14)
+    sequencer.tick()
+    assert here.out == [b"db11", b"12", b"db13", b"14"]
 
 
 def test_while_redis_is_down_a_gap_before_our_batch_is_read_back_at_once():
