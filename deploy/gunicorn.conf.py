@@ -46,20 +46,28 @@ def post_worker_init(worker):
         worker.alive = False  # gunicorn stops accepting within a second
         runtime.shutdown(grace)
 
-    def on_sigterm(signum, frame):
+    def stop_gracefully():
         if getattr(worker, "chat_stopping", None) is None:
             worker.chat_stopping = gevent.spawn(graceful_stop)
+        return worker.chat_stopping
 
-    signal.signal(signal.SIGTERM, on_sigterm)
+    worker.chat_stop_gracefully = stop_gracefully
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop_gracefully())
+
+
+def worker_int(worker):
+    """SIGINT or SIGQUIT: gunicorn's quick stop, which stays quick (no drain)."""
+    worker.chat_quick_stop = True
 
 
 def worker_exit(server, worker):
-    """Let the graceful stop finish before the worker process ends.
+    """Let the graceful stop finish before the worker process ends (and run one when the
+    worker ends for another reason than SIGTERM, say ``max_requests``).
 
     The WebSockets live in greenlets of the runtime's own (``ChatRuntime.live_on``),
     which gunicorn does not wait for: without this, the worker would end as soon as no
     HTTP request is in progress, before the committer's drain and the close frames.
     """
-    stopping = getattr(worker, "chat_stopping", None)
-    if stopping is not None:
-        stopping.join(timeout=graceful_timeout)
+    stop_gracefully = getattr(worker, "chat_stop_gracefully", None)
+    if stop_gracefully is not None and not getattr(worker, "chat_quick_stop", False):
+        stop_gracefully().join(timeout=graceful_timeout)

@@ -25,7 +25,8 @@ from .frames import ProtocolError
 from .handler import FrameHandler
 from .quota import CLOSE_TOO_MANY, TOO_MANY_REASON
 from .registry import Connection
-from .transport import CLOSE_TRY_AGAIN, WebSocket, take_over, upgrade_socket, valid_upgrade
+from .transport import (CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN, WebSocket, take_over, upgrade_socket,
+                        valid_upgrade)
 
 log = logging.getLogger("chat.ws")
 
@@ -56,20 +57,28 @@ class ChatSock(Sock):
                 if not valid_upgrade(request.environ):
                     raise BadRequest("not a WebSocket upgrade request")
                 cfg = current_app.config
-                ws = WebSocket(take_over(sock), cfg["CHAT_MAX_FRAME_BYTES"])
+                own = take_over(sock)
+                ws = WebSocket(own or sock, cfg["CHAT_MAX_FRAME_BYTES"])
                 # Our development server stops reading this connection as HTTP.
                 request.environ["chat.upgraded"] = True
+                handed_over = False
                 try:
                     ws.accept(request.environ["HTTP_SEC_WEBSOCKET_KEY"],
                               cfg["CHAT_SOCKET_SEND_BUFFER"])
                     life = handler(ws, *args, **kw)
-                except BaseException:
-                    ws.abort()
-                    raise
-                if life is None:
-                    ws.abort()
-                else:
-                    runtime().live_on(life, ws.abort)
+                    if life is not None and own is not None:
+                        runtime().live_on(life, ws.abort)
+                        handed_over = True
+                    elif life is not None:  # TLS served by gunicorn itself: in the request
+                        life()
+                except OSError:
+                    pass  # the client went away during the handshake
+                except Exception:
+                    # The socket is ours now: no HTTP error response can be written on it.
+                    log.exception("event=ws_open_failed")
+                finally:
+                    if not handed_over:
+                        ws.abort()
                 return _UpgradedResponse()
 
             if bp is None:
@@ -142,6 +151,10 @@ def websocket(ws: WebSocket) -> Life:
     user_id = current_user.id
     conn = Connection(user_id, current_user.auth_token_id, ws, cfg["CHAT_SEND_QUEUE_BYTES"],
                       chat.registry.budget)
+    if chat.draining:  # this process is stopping: the client reconnects elsewhere
+        conn.close(CLOSE_GOING_AWAY, "server shutting down")
+        finish(conn)
+        return None
     if chat.full():
         log.warning("event=ws_refused_full user_id=%s sockets=%s", user_id,
                     cfg["CHAT_WORKER_CONNECTIONS"])
@@ -178,6 +191,8 @@ def serve(chat: Any, conn: Connection, ws: WebSocket, user_id: int) -> None:
                                     "unread": unread, "last_id": last_id,
                                     "content": "connected"}))
     chat.registry.add(conn, group_ids)
+    if chat.draining:  # the stop's close_all may have passed before the add
+        conn.close(CLOSE_GOING_AWAY, "server shutting down")
     chat.services.presence.opened(user_id, conn.id)
     log.info("event=ws_open user_id=%s conn=%s", user_id, conn.id)
     handler = FrameHandler(conn, chat.services, chat.stats, cfg["CHAT_MAX_INFLIGHT"],

@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import socket
+import ssl
 from time import monotonic
 from typing import Callable, Iterator
 
@@ -55,14 +56,17 @@ def upgrade_socket(environ: dict) -> socket.socket | None:
     return None
 
 
-def take_over(sock: socket.socket) -> socket.socket:
-    """The same TCP connection on a socket object of our own, the server's one detached.
+def take_over(sock: socket.socket) -> socket.socket | None:
+    """The same TCP connection on a socket object of our own, the server's one detached;
+    ``None`` for a TLS socket (gunicorn serving TLS itself), whose state cannot move.
 
     The WSGI server's handler can then end as any request does: its greenlet's stack,
     the environ, the parsed request and the Flask request context go with it (about
     half of an idle connection's memory), while the connection lives on in a greenlet
     of its own. The server's later ``close()`` of its detached object closes nothing.
     """
+    if isinstance(sock, ssl.SSLSocket):
+        return None
     timeout = sock.gettimeout()
     # The same class: gevent's cooperative socket (a plain one would block the process).
     own = type(sock)(sock.family, sock.type, sock.proto, fileno=sock.detach())

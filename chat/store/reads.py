@@ -18,8 +18,10 @@ from .pool import ping_when_idle
 
 _KEY = "chat.reads_engine"
 # Connects read one statement at a time on it, so it needs fewer connections than the
-# main pool; it adds this many (at most) to each process's count at MariaDB.
-POOL_SIZE, MAX_OVERFLOW = 10, 10
+# main pool; it adds this many (at most) to each process's count at MariaDB. No overflow:
+# in a burst of connects an overflow connection was opened and closed again for each read
+# (a tenth of a connect's CPU); waiting a moment for a pooled one is cheaper.
+POOL_SIZE, MAX_OVERFLOW = 20, 0
 
 
 def init_app(app: Flask) -> None:

@@ -27,6 +27,8 @@ def upgrade(app):
     yield _upgrade
     for u in made:
         u.close()
+    # The connections live on after their requests: they end once their peers are gone.
+    assert app.extensions["chat"].connections.join(timeout=5)
 
 
 @pytest.fixture
@@ -140,6 +142,17 @@ def test_past_the_process_cap_a_new_socket_is_closed_with_1013(upgrade, token, a
     again = upgrade(headers=bearer(secret))  # room again
     again.peer.http_head()
     assert again.peer.json()["kind"] == "hello"
+
+
+def test_a_process_that_is_stopping_sends_new_sockets_elsewhere_with_1001(upgrade, token,
+                                                                          runtime,
+                                                                          monkeypatch):
+    uid, secret = token
+    monkeypatch.setattr(runtime, "draining", True)
+    u = upgrade(headers=bearer(secret))
+    u.peer.http_head()
+    assert u.peer.close_code() == (1001, "server shutting down")
+    assert runtime.registry.count(uid) == 0
 
 
 def test_a_frame_over_the_limit_closes_with_1009(upgrade, token, runtime):
