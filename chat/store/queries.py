@@ -10,10 +10,11 @@ Two ways in, on purpose:
 
 * ``session_rows``: on the request's ORM session, so a read sees what the
   request wrote and a request never holds two pool connections at once;
-* ``pooled_rows``: on a pooled Core connection outside the session, for the two
+* ``pooled_rows``: on a pooled connection outside the session, for the two
   reads of every connect (token and hello), where the session's transaction
   bookkeeping cost more CPU than the queries; on MySQL an autocommit connection
-  (``reads``), which goes back to the pool without a ROLLBACK. Only for
+  (``reads``), read through the driver and given back to the pool without a
+  ROLLBACK. Only for
   one-statement reads that need nothing the current session has written and not
   committed.
 """
@@ -68,9 +69,12 @@ _SYNC_IDS = ("SELECT m.id FROM messages m JOIN read_cursors rc ON rc.conv_key = 
              "AND rc.user_id = :me WHERE m.id > :since ORDER BY m.id LIMIT :n")
 
 
-def pooled_rows(statement: Executable, params: dict[str, Any]) -> list[Row]:
-    """Rows of one read (one statement) on a pooled Core connection, outside the ORM
-    session; on MySQL an autocommit one (``store.reads``)."""
+def pooled_rows(statement: TextClause, params: dict[str, Any]) -> list[Row]:
+    """Rows of one read (one statement) on a pooled connection, outside the ORM session;
+    on MySQL an autocommit one, read through the driver (``store.reads``)."""
+    found = reads.rows(statement, params)
+    if found is not None:
+        return found
     with reads.engine().connect() as conn:
         return conn.execute(statement, params).all()
 
