@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 from flask import Flask, current_app
 from sqlalchemy import Engine, TextClause, create_engine
+from sqlalchemy.exc import DBAPIError
 
 from ..extensions import db
 from .pool import ping_when_idle
@@ -55,15 +56,27 @@ def rows(statement: TextClause, params: dict[str, Any]) -> list[NamedTuple] | No
     found = current_app.extensions.get(_KEY)
     if found is None:
         return None
-    conn = found.raw_connection()  # pooled: pinged when it sat idle, no ROLLBACK on return
+    dialect = found.dialect
+    try:
+        conn = found.raw_connection()  # pooled: pinged when idle, no ROLLBACK on return
+    except dialect.loaded_dbapi.Error as exc:  # a new connection failed: not wrapped here
+        raise DBAPIError.instance(None, None, exc, dialect.loaded_dbapi.Error,
+                                  dialect=dialect) from exc
     try:
         cursor = conn.cursor()
-        try:
-            cursor.execute(_pyformat(statement.text), params)
-            shape = _row_type(tuple(column[0] for column in cursor.description))
-            return [shape._make(row) for row in cursor.fetchall()]
-        finally:
-            cursor.close()
+        cursor.execute(_pyformat(statement.text), params)
+        shape = _row_type(tuple(column[0] for column in cursor.description))
+        found_rows = [shape._make(row) for row in cursor.fetchall()]
+        cursor.close()
+        return found_rows
+    except dialect.loaded_dbapi.Error as exc:
+        # As SQLAlchemy's own execution would: a lost connection leaves the pool, and the
+        # error is SQLAlchemy's (the app answers those 503, ``errors.DATABASE_UNAVAILABLE``).
+        lost = dialect.is_disconnect(exc, conn.dbapi_connection, None)
+        if lost:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(statement.text, params, exc, dialect.loaded_dbapi.Error,
+                                  connection_invalidated=lost, dialect=dialect) from exc
     finally:
         conn.close()
 
