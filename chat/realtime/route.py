@@ -31,6 +31,7 @@ from .transport import (CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN, WebSocket, take_over,
 log = logging.getLogger("chat.ws")
 
 _DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
+SHUTTING_DOWN = "server shutting down"
 
 
 # What a route hands back: the rest of the connection's life, run in a greenlet of its
@@ -152,20 +153,14 @@ def websocket(ws: WebSocket) -> Life:
     conn = Connection(user_id, current_user.auth_token_id, ws, cfg["CHAT_SEND_QUEUE_BYTES"],
                       chat.registry.budget)
     if chat.draining:  # this process is stopping: the client reconnects elsewhere
-        conn.close(CLOSE_GOING_AWAY, "server shutting down")
-        finish(conn)
-        return None
+        return refuse(conn, CLOSE_GOING_AWAY, SHUTTING_DOWN)
     if chat.full():
         log.warning("event=ws_refused_full user_id=%s sockets=%s", user_id,
                     cfg["CHAT_WORKER_CONNECTIONS"])
-        conn.close(CLOSE_TRY_AGAIN, "server full")
-        finish(conn)
-        return None
+        return refuse(conn, CLOSE_TRY_AGAIN, "server full")
     if not chat.quota.claim(user_id, conn.id):
         log.info("event=ws_refused_too_many user_id=%s", user_id)
-        conn.close(CLOSE_TOO_MANY, f"{TOO_MANY_REASON} ({chat.quota.cap})")
-        finish(conn)
-        return None
+        return refuse(conn, CLOSE_TOO_MANY, f"{TOO_MANY_REASON} ({chat.quota.cap})")
 
     def life() -> None:
         try:
@@ -173,6 +168,12 @@ def websocket(ws: WebSocket) -> Life:
         finally:
             chat.quota.release(user_id, conn.id)
     return life
+
+
+def refuse(conn: Connection, code: int, reason: str) -> None:
+    """Close a connection before its ``hello``, within its request (it has no life)."""
+    conn.close(code, reason)
+    finish(conn)
 
 
 def serve(chat: Any, conn: Connection, ws: WebSocket, user_id: int) -> None:
@@ -192,7 +193,7 @@ def serve(chat: Any, conn: Connection, ws: WebSocket, user_id: int) -> None:
                                     "content": "connected"}))
     chat.registry.add(conn, group_ids)
     if chat.draining:  # the stop's close_all may have passed before the add
-        conn.close(CLOSE_GOING_AWAY, "server shutting down")
+        conn.close(CLOSE_GOING_AWAY, SHUTTING_DOWN)
     chat.services.presence.opened(user_id, conn.id)
     log.info("event=ws_open user_id=%s conn=%s", user_id, conn.id)
     handler = FrameHandler(conn, chat.services, chat.stats, cfg["CHAT_MAX_INFLIGHT"],

@@ -553,14 +553,17 @@ class MessageCommitter:
                applied: list[Applied]) -> list[Row]:
         """Allocate ids in commit order, INSERT the messages, write the changes, COMMIT."""
         first_id = store.allocate_ids(len(items) + len(applied))
+        last_id = first_id + len(items) + len(applied) - 1
         # These ids go out from here with their senders' own frames: no read-back of them
         # meanwhile (``chat.bus.sequencer``), unless this write fails.
-        self.bus.expect(first_id, first_id + len(items) + len(applied) - 1)
+        self.bus.expect(first_id, last_id)
         try:
-            return self._write_allocated(store, items, applied, first_id)
+            rows = self._write_allocated(store, items, applied, first_id)
         except BaseException:
             self.bus.forget(first_id)
             raise
+        self._written = (first_id, last_id)
+        return rows
 
     def _write_allocated(self, store: MessageStore, items: list[Outgoing],
                          applied: list[Applied], first_id: int) -> list[Row]:
@@ -592,7 +595,6 @@ class MessageCommitter:
             new_pairs = self._write_cursors(store, items)
             self._write_changes(store, applied, first_id + len(items), stamp)
             store.commit_with_writes()
-        self._written = (first_id, first_id + len(items) + len(applied) - 1)
         if len(self.known_pairs) > 200_000:
             self.known_pairs.clear()
         self.known_pairs.update(new_pairs)
