@@ -30,16 +30,25 @@ UNREAD_FETCH_MAX = 5000
 ANSWER_MAX_BYTES = 4 * 1024 * 1024
 
 
-def resolve_conversation(user_id: int, target_id: Any, is_group: bool) -> tuple[str, int | None,
-                                                                          int | None]:
-    """The storage key for a peer or a group the user may read: (key, peer, group)."""
+def resolve_conversation(user_id: int, target_id: Any, is_group: bool,
+                         peer_checked_later: bool = False) -> tuple[str, int | None, int | None]:
+    """The storage key for a peer or a group the user may read: (key, peer, group).
+
+    ``peer_checked_later``: the caller calls ``check_peer`` itself when it finds no
+    message of the conversation (history: a page of messages already shows the peer)."""
     if is_group:
         group = member_group(user_id, target_id)
         return group_conv_key(group.id), None, group.id
     peer_id = validation.entity_id(target_id, "user_id")
+    if not peer_checked_later:
+        check_peer(peer_id)
+    return private_conv_key(user_id, peer_id), peer_id, None
+
+
+def check_peer(peer_id: int) -> None:
+    """404 unless there is a user with this id."""
     if not queries.user_exists(peer_id):
         raise NotFound(policy.NO_SUCH_USER)
-    return private_conv_key(user_id, peer_id), peer_id, None
 
 
 def _update(row: Any) -> dict:
@@ -127,7 +136,8 @@ class Reading:
         (or around ``around_id``: then ``has_newer`` says whether newer ones follow);
         on the replica when it holds everything the primary had (``store.replica``)."""
         return replica.read(lambda: Reading._history(user_id, target_id, is_group, before_id,
-                                                     before_time, limit, around_id))
+                                                     before_time, limit, around_id),
+                            each_alone=True)
 
     @staticmethod
     def _history(user_id: int, target_id: Any, is_group: bool, before_id: Any,
@@ -143,12 +153,16 @@ class Reading:
         if around is not None:
             return _around(user_id, target_id, is_group, around, size)
         moment = None if before_time is None else db_time(validation.time_cursor(before_time))
-        key, peer_id, group_id = resolve_conversation(user_id, target_id, is_group)
+        # A private page's messages show that the peer exists (users are never deleted):
+        # the query for the peer is only needed when there are none, not on every page.
+        key, peer_id, group_id = resolve_conversation(user_id, target_id, is_group,
+                                                      peer_checked_later=True)
         result = {"recipient_id": peer_id if peer_id is not None else group_id,
                   "group": is_group, "messages": [], "has_more": False}
-        if before == 0:
-            return result  # nothing lies before position 0
-        rows = queries.history_rows(key, before, moment, size + 1)
+        # Nothing lies before position 0.
+        rows = [] if before == 0 else queries.history_rows(key, before, moment, size + 1)
+        if not rows and peer_id is not None:
+            check_peer(peer_id)
         result["has_more"] = len(rows) > size
         result["messages"] = [message_frame(r) for r in reversed(rows[:size])]
         return result

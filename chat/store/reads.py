@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from flask import Flask, current_app
-from sqlalchemy import Engine, TextClause, create_engine
+from sqlalchemy import Engine, TextClause, TextualSelect, create_engine
 from sqlalchemy.exc import DBAPIError
 
 from ..extensions import db
@@ -49,13 +49,18 @@ def engine() -> Engine:
     return current_app.extensions.get(_KEY) or db.engine
 
 
-def rows(statement: TextClause, params: dict[str, Any]) -> list[NamedTuple] | None:
+def rows(statement: TextClause | TextualSelect,
+         params: dict[str, Any]) -> list[NamedTuple] | None:
     """Rows of one read on a pooled autocommit connection through the driver itself, as
     named tuples (``None`` on SQLite, which has no such engine). A connect runs two such
-    reads; SQLAlchemy's execution and result layers cost more CPU than either query."""
+    reads, a history page two; SQLAlchemy's execution and result layers cost more CPU
+    than either query. The driver's values as they come (MySQL's DATETIME as datetime:
+    a ``TextualSelect``'s column types matter on SQLite only)."""
     found = current_app.extensions.get(_KEY)
     if found is None:
         return None
+    if isinstance(statement, TextualSelect):
+        statement = statement.element
     dialect = found.dialect
     try:
         conn = found.raw_connection()  # pooled: pinged when idle, no ROLLBACK on return
@@ -90,7 +95,7 @@ def _pyformat(sql: str) -> str:
 
 @lru_cache(maxsize=64)
 def _row_type(columns: tuple[str, ...]) -> type:
-    return namedtuple("Row", columns)
+    return namedtuple("Row", columns, rename=True)  # rename: ``SELECT 1`` names a column "1"
 
 
 def dispose(app: Flask) -> None:

@@ -32,6 +32,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from ..extensions import db
+from . import reads
 from .pool import ping_when_idle
 
 log = logging.getLogger(__name__)
@@ -39,10 +40,12 @@ T = TypeVar("T")
 _KEY = "chat_replica"
 _PRIMARY_POSITION = text("SELECT @@global.gtid_binlog_pos")
 _WAIT = text("SELECT MASTER_GTID_WAIT(:pos, :wait)")
-# The connection of the read running now: the replica's, a pooled one of the primary
-# (``rows_only``), or None: the primary's session.
-_CURRENT: ContextVar[_Replica | Connection | None] = ContextVar("chat_replica_conn",
-                                                              default=None)
+# Where the rows of the read running now come from: the replica's connection, a pooled
+# one of the primary (``rows_only``), ``_EACH_ALONE`` (``each_alone``), or None: the
+# primary's session.
+_EACH_ALONE = "each statement on its own autocommit connection"
+_CURRENT: ContextVar[_Replica | Connection | str | None] = ContextVar("chat_replica_conn",
+                                                                    default=None)
 
 
 class ReplicaFailed(Exception):
@@ -129,16 +132,27 @@ def _caught_up(state: _State) -> _Replica | None:
     return _Replica(conn)
 
 
-def read(fn: Callable[[], T], rows_only: bool = False) -> T:
+def read(fn: Callable[[], T], rows_only: bool = False, each_alone: bool = False) -> T:
     """``fn()``, its row reads on the replica when the rule allows, else on the primary.
 
     ``rows_only``: ``fn`` does nothing but ``rows`` (sync). On the primary they then run
     on a pooled connection of their own when the request's session holds none, without
     the session's transaction bookkeeping (a third of a sync's CPU in a reconnect storm).
+
+    ``each_alone``: no two of ``fn``'s ``rows`` need to see one snapshot, and none needs
+    what the session wrote and has not committed (history: the peer, then a page). On the
+    primary each then runs on a pooled autocommit connection through the driver
+    (``store.reads``): no transaction to open, no ROLLBACK to send after it.
     """
     state = _state()
     replica = _caught_up(state) if state is not None else None
     if replica is None:
+        if each_alone:
+            token = _CURRENT.set(_EACH_ALONE)
+            try:
+                return fn()
+            finally:
+                _CURRENT.reset(token)
         if rows_only and not (db.session.registry.has() and db.session().in_transaction()):
             with db.engine.connect() as conn:
                 token = _CURRENT.set(conn)
@@ -170,7 +184,11 @@ def rows(statement: Executable, params: dict[str, Any]) -> list[Row]:
             return current.execute(statement, params).all()
         except (DBAPIError, PoolTimeout) as exc:  # failed while fetching
             raise ReplicaFailed(str(exc)) from exc
-    if current is not None:  # the primary, on a read's own pooled connection
+    if current is _EACH_ALONE:
+        found = reads.rows(statement, params)
+        if found is not None:
+            return found
+    elif current is not None:  # the primary, on a read's own pooled connection
         return current.execute(statement, params).all()
     return db.session.execute(statement, params).all()
 
@@ -178,7 +196,8 @@ def rows(statement: Executable, params: dict[str, Any]) -> list[Row]:
 def connection() -> Any:
     """The connection for a read that takes one (search): the replica inside ``read``
     when it was chosen, else the session's."""
-    return _CURRENT.get() or db.session.connection()
+    current = _CURRENT.get()
+    return db.session.connection() if current in (None, _EACH_ALONE) else current
 
 
 def served() -> int:
