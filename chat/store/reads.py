@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 from collections import namedtuple
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -54,19 +56,45 @@ def rows(statement: TextClause | TextualSelect,
     """Rows of one read on a pooled autocommit connection through the driver itself, as
     named tuples (``None`` on SQLite, which has no such engine). A connect runs two such
     reads, a history page two; SQLAlchemy's execution and result layers cost more CPU
-    than either query. The driver's values as they come (MySQL's DATETIME as datetime:
-    a ``TextualSelect``'s column types matter on SQLite only)."""
+    than either query."""
     found = current_app.extensions.get(_KEY)
     if found is None:
         return None
-    if isinstance(statement, TextualSelect):
-        statement = statement.element
-    dialect = found.dialect
+    with driver_connection(found) as conn:  # pinged when idle, no ROLLBACK on return
+        return driver_rows(found, conn, statement, params)
+
+
+def through_driver(engine: Engine) -> bool:
+    """Whether ``driver_rows`` reads on this engine's connections (MySQL: PyMySQL's
+    values are what the app uses; SQLite's times are text without the statement's
+    column types)."""
+    return engine.dialect.name in ("mysql", "mariadb")
+
+
+@contextmanager
+def driver_connection(engine: Engine) -> Iterator[Any]:
+    """A pooled DB-API connection of ``engine``, given back at the end; a failure to
+    connect is raised as SQLAlchemy's error, as its own checkout would raise it."""
+    dialect = engine.dialect
     try:
-        conn = found.raw_connection()  # pooled: pinged when idle, no ROLLBACK on return
+        conn = engine.raw_connection()
     except dialect.loaded_dbapi.Error as exc:  # a new connection failed: not wrapped here
         raise DBAPIError.instance(None, None, exc, dialect.loaded_dbapi.Error,
                                   dialect=dialect) from exc
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def driver_rows(engine: Engine, conn: Any, statement: TextClause | TextualSelect,
+                params: dict[str, Any]) -> list[NamedTuple]:
+    """Rows of one read on ``conn`` (from ``driver_connection(engine)``) through the
+    driver, as named tuples: the driver's values as they come (MySQL's DATETIME as
+    datetime; a ``TextualSelect``'s column types matter on SQLite only)."""
+    if isinstance(statement, TextualSelect):
+        statement = statement.element
+    dialect = engine.dialect
     try:
         cursor = conn.cursor()
         cursor.execute(_pyformat(statement.text), params)
@@ -82,8 +110,6 @@ def rows(statement: TextClause | TextualSelect,
             conn.invalidate(exc)
         raise DBAPIError.instance(statement.text, params, exc, dialect.loaded_dbapi.Error,
                                   connection_invalidated=lost, dialect=dialect) from exc
-    finally:
-        conn.close()
 
 
 @lru_cache(maxsize=64)

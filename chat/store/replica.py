@@ -41,11 +41,10 @@ _KEY = "chat_replica"
 _PRIMARY_POSITION = text("SELECT @@global.gtid_binlog_pos")
 _WAIT = text("SELECT MASTER_GTID_WAIT(:pos, :wait)")
 # Where the rows of the read running now come from: the replica's connection, a pooled
-# one of the primary (``rows_only``), ``_EACH_ALONE`` (``each_alone``), or None: the
-# primary's session.
+# one of the primary (``rows_only``: ``_Driver`` on MySQL, a Connection on SQLite),
+# ``_EACH_ALONE`` (``each_alone``), or None: the primary's session.
 _EACH_ALONE = "each statement on its own autocommit connection"
-_CURRENT: ContextVar[_Replica | Connection | str | None] = ContextVar("chat_replica_conn",
-                                                                    default=None)
+_CURRENT: ContextVar[Any] = ContextVar("chat_replica_conn", default=None)
 
 
 class ReplicaFailed(Exception):
@@ -79,6 +78,16 @@ class _Replica:
 
     def __getattr__(self, name: str) -> Any:  # dialect, exec_driver_sql, ...
         return getattr(self.conn, name)
+
+
+class _Driver:
+    """A pooled DB-API connection of the primary that ``rows`` reads on through the
+    driver (``rows_only`` on MySQL)."""
+
+    __slots__ = ("engine", "conn")
+
+    def __init__(self, engine: Engine, conn: Any) -> None:
+        self.engine, self.conn = engine, conn
 
 
 def init_app(app: Flask) -> None:
@@ -154,7 +163,15 @@ def read(fn: Callable[[], T], rows_only: bool = False, each_alone: bool = False)
             finally:
                 _CURRENT.reset(token)
         if rows_only and not (db.session.registry.has() and db.session().in_transaction()):
-            with db.engine.connect() as conn:
+            engine = db.engine
+            if reads.through_driver(engine):  # one transaction: its reads see one snapshot
+                with reads.driver_connection(engine) as raw:
+                    token = _CURRENT.set(_Driver(engine, raw))
+                    try:
+                        return fn()
+                    finally:
+                        _CURRENT.reset(token)
+            with engine.connect() as conn:
                 token = _CURRENT.set(conn)
                 try:
                     return fn()
@@ -184,6 +201,8 @@ def rows(statement: Executable, params: dict[str, Any]) -> list[Row]:
             return current.execute(statement, params).all()
         except (DBAPIError, PoolTimeout) as exc:  # failed while fetching
             raise ReplicaFailed(str(exc)) from exc
+    if isinstance(current, _Driver):
+        return reads.driver_rows(current.engine, current.conn, statement, params)
     if current is _EACH_ALONE:
         found = reads.rows(statement, params)
         if found is not None:
@@ -197,7 +216,7 @@ def connection() -> Any:
     """The connection for a read that takes one (search): the replica inside ``read``
     when it was chosen, else the session's."""
     current = _CURRENT.get()
-    return db.session.connection() if current in (None, _EACH_ALONE) else current
+    return current if isinstance(current, (_Replica, Connection)) else db.session.connection()
 
 
 def served() -> int:
