@@ -36,6 +36,7 @@ class ClusterBus(RedisBus):
 
     PUBLISH = "spublish"
     NOTICE_IN_EVENT = False  # each shard delivers in order, not the shards together
+    ONE_ROUND_TRIP = False  # a script runs on one shard: presence and PUBLISHes apart
 
     def __init__(self, url: str, prefix: str = "chat:") -> None:
         super().__init__(url, prefix)

@@ -32,9 +32,12 @@ class LocalBus:
         deliver_locally(self.sink, events, batch, log)
 
     def publish_committed(self, first: int, last: int, events: Sequence[Event],
-                          presence: Presence, deliver: Callable[[bool], None]) -> None:
+                          presence: Presence | None, deliver: Callable[[bool], None],
+                          asked: Callable[[Presence], None] | None = None) -> None:
         """One process commits and publishes in id order: delivered at once."""
         self.published += len(events)
+        if asked is not None:
+            asked(presence or Presence())
         deliver(True)
 
     def expect(self, first: int, last: int) -> None:

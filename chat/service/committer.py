@@ -47,7 +47,7 @@ import orjson
 from gevent.event import AsyncResult
 from gevent.queue import Channel, Queue, SimpleQueue
 
-from ..bus import Batch, Bus, Event
+from ..bus import Batch, Bus, Event, Presence
 from ..errors import DATABASE_UNAVAILABLE, ChatError, NotFound, ServerBusy
 from ..store.committer_sql import MessageStore, as_datetime, db_time
 from ..store.counters import Counters
@@ -507,12 +507,14 @@ class MessageCommitter:
                                  job.now, each.payload)
             add_events(events, dumps(frame), change.actor_id, state.sender_id,
                        state.recipient_id, state.group_id, change.origin)
-        presence = self.bus.presence(list(dict.fromkeys(e.channel for e in events)))
-        for item in job.items:
-            if item.recipient_id is not None:
-                exclude = item.origin if item.recipient_id == item.sender_id else None
-                item.online = bool(self.bus.online([item.recipient_id], exclude_conn=exclude,
-                                                   presence=presence))
+
+        def asked(presence: Presence) -> None:  # before any ack of the batch goes out
+            for item in job.items:
+                if item.recipient_id is not None:
+                    exclude = item.origin if item.recipient_id == item.sender_id else None
+                    item.online = bool(self.bus.online([item.recipient_id],
+                                                       exclude_conn=exclude,
+                                                       presence=presence))
 
         def deliver(events_too: bool) -> None:
             with self.open_batch() as batch:
@@ -524,7 +526,7 @@ class MessageCommitter:
                                                     change.client_id), None, True, batch)
                 if events_too:
                     self.bus.deliver_here(events, batch)
-        self.bus.publish_committed(job.first, job.last, events, presence, deliver)
+        self.bus.publish_committed(job.first, job.last, events, None, deliver, asked)
         if self.on_messages is not None and rows:
             self.on_messages(rows)
 
