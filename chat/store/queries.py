@@ -9,7 +9,12 @@ every match and then sorted: 312 ms instead of 4 ms at 1,000,000 rows).
 Two ways in, on purpose:
 
 * ``session_rows``: on the request's ORM session, so a read sees what the
-  request wrote and a request never holds two pool connections at once;
+  request wrote (inside ``replica.read``: on the replica, or on the primary as
+  that read asks: history on the autocommit connections below, one statement at
+  a time, sync on a pooled connection of its own). A request holds at most one
+  connection of the main pool; one of the autocommit pool is only ever held for
+  one statement and never while waiting for the main pool, so the two cannot
+  wait on each other;
 * ``pooled_rows``: on a pooled connection outside the session, for the two
   reads of every connect (token and hello), where the session's transaction
   bookkeeping cost more CPU than the queries; on MySQL an autocommit connection
@@ -115,7 +120,7 @@ def conversation_rows(user_id: int) -> list[Row]:
 
 def user_exists(user_id: int) -> bool:
     """Whether there is a user with this id (one index lookup, no ORM object: history
-    asks it for every page)."""
+    asks it when a private page is empty)."""
     return bool(session_rows(_USER_EXISTS, {"id": user_id}))
 
 

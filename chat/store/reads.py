@@ -1,4 +1,5 @@
-"""Autocommit connections for the one-statement reads of every connect (token, hello).
+"""The hot reads through the driver itself, and autocommit connections for the
+one-statement ones (a connect's token and hello, a history page's).
 
 A pooled connection goes back to the pool with a ROLLBACK, to end the
 transaction its first SELECT opened: a round trip after each of a connect's two
@@ -7,6 +8,12 @@ run on an engine of their own whose connections are in autocommit mode (each
 statement its own transaction, seeing everything committed) and go back to the
 pool without that ROLLBACK (SQLAlchemy's ``skip_autocommit_rollback``). SQLite
 keeps the one engine.
+
+On MySQL these reads, and sync's two (in one transaction on a connection of the
+main engine, ``store.replica``), run through PyMySQL itself (``driver_rows``):
+SQLAlchemy's execution and result layers cost more CPU than the queries. What
+SQLAlchemy would do on an error is done here: its exception, and a lost
+connection dropped with every connection of the pool made before it.
 """
 from __future__ import annotations
 
@@ -55,8 +62,8 @@ def rows(statement: TextClause | TextualSelect,
          params: dict[str, Any]) -> list[NamedTuple] | None:
     """Rows of one read on a pooled autocommit connection through the driver itself, as
     named tuples (``None`` on SQLite, which has no such engine). A connect runs two such
-    reads, a history page two; SQLAlchemy's execution and result layers cost more CPU
-    than either query."""
+    reads, a history page one (two when it is empty); SQLAlchemy's execution and result
+    layers cost more CPU than either query."""
     found = current_app.extensions.get(_KEY)
     if found is None:
         return None
@@ -103,13 +110,20 @@ def driver_rows(engine: Engine, conn: Any, statement: TextClause | TextualSelect
         cursor.close()
         return found_rows
     except dialect.loaded_dbapi.Error as exc:
-        # As SQLAlchemy's own execution would: a lost connection leaves the pool, and the
-        # error is SQLAlchemy's (the app answers those 503, ``errors.DATABASE_UNAVAILABLE``).
+        # As SQLAlchemy's own execution would: a lost connection leaves the pool, and so
+        # does every connection made before it (after a restart or a failover they are
+        # all dead: one failed read, not one per pooled connection); the error is
+        # SQLAlchemy's (the app answers those 503, ``errors.DATABASE_UNAVAILABLE``).
         lost = dialect.is_disconnect(exc, conn.dbapi_connection, None)
         if lost:
-            conn.invalidate(exc)
+            engine.pool._invalidate(conn, exc)  # what SQLAlchemy's Connection calls
         raise DBAPIError.instance(statement.text, params, exc, dialect.loaded_dbapi.Error,
                                   connection_invalidated=lost, dialect=dialect) from exc
+    except BaseException:
+        # Stopped half-way (a greenlet killed, a timeout): what is left of the answer is
+        # unread, and an autocommit connection goes back without a ROLLBACK to clear it.
+        conn.invalidate()
+        raise
 
 
 @lru_cache(maxsize=64)

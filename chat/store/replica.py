@@ -149,9 +149,12 @@ def read(fn: Callable[[], T], rows_only: bool = False, each_alone: bool = False)
     the session's transaction bookkeeping (a third of a sync's CPU in a reconnect storm).
 
     ``each_alone``: no two of ``fn``'s ``rows`` need to see one snapshot, and none needs
-    what the session wrote and has not committed (history: the peer, then a page). On the
+    what the session wrote and has not committed (history: a page, then the peer when
+    the page is empty; around a message, the older and the newer side, whose ids are
+    apart: a change committed between the two reads shows on one side only). On the
     primary each then runs on a pooled autocommit connection through the driver
-    (``store.reads``): no transaction to open, no ROLLBACK to send after it.
+    (``store.reads``): no transaction to open, no ROLLBACK to send after it. Other reads
+    of ``fn`` (a group's membership, through the ORM) stay on the session.
     """
     state = _state()
     replica = _caught_up(state) if state is not None else None
@@ -193,8 +196,9 @@ def read(fn: Callable[[], T], rows_only: bool = False, each_alone: bool = False)
 
 
 def rows(statement: Executable, params: dict[str, Any]) -> list[Row]:
-    """Rows of one read: on the replica inside ``read`` when it was chosen, else on the
-    request's session (which sees what the request wrote)."""
+    """Rows of one read: on the replica inside ``read`` when it was chosen; else on the
+    primary as ``read`` was asked (a pooled connection of the read's own, or one per
+    statement), or on the request's session (which sees what the request wrote)."""
     current = _CURRENT.get()
     if isinstance(current, _Replica):
         try:
