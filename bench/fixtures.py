@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import time
 from datetime import datetime, timezone
 
 import pymysql
@@ -276,6 +277,58 @@ class BenchDB:
             conn.close()
         return {"first_id": first, "last_id": last, "conversation_messages": count,
                 "table_messages": table, "search_indexed": indexed}
+
+    def index_backlog(self) -> int:
+        """Index for search what the last scenario's server left unindexed (its indexer
+        falls behind while a rate search drives it past what it can index, and the server
+        is stopped with the backlog): how many messages were indexed. Each scenario then
+        starts as the first did, with the index caught up."""
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT COALESCE(MAX(id), 0) FROM messages")
+                upto = cur.fetchone()[0]
+            return self._index_for_search(conn, upto)
+        finally:
+            conn.close()
+
+    def settle(self, flush: bool, at_most: float = 60.0,
+               dirty_share: float = 0.02) -> tuple[int, float]:
+        """With ``flush`` (the run's own mariadbd only: a global setting is changed for the
+        while), have InnoDB write back what the last scenario left dirty in its buffer
+        pool, until at most ``dirty_share`` of it is dirty or ``at_most`` seconds: a rate
+        search's hundreds of thousands of INSERTs leave it flushing for minutes at its
+        idle pace, which slows every COMMIT of the scenario that follows. Returns (dirty
+        pages found, seconds waited)."""
+        conn = self.connect()
+        try:
+            def pages() -> tuple[int, int]:
+                with conn.cursor() as cur:
+                    cur.execute("SHOW GLOBAL STATUS WHERE Variable_name IN "
+                                "('Innodb_buffer_pool_pages_dirty', "
+                                "'Innodb_buffer_pool_pages_total')")
+                    found = dict(cur.fetchall())
+                return (int(found.get("Innodb_buffer_pool_pages_dirty", 0)),
+                        int(found.get("Innodb_buffer_pool_pages_total", 1)))
+            start = time.time()
+            dirty, total = pages()
+            first = dirty
+            if not flush or dirty <= dirty_share * total:
+                return first, 0.0
+            with conn.cursor() as cur:
+                cur.execute("SELECT @@GLOBAL.innodb_max_dirty_pages_pct")
+                kept = cur.fetchone()[0]
+                cur.execute("SET GLOBAL innodb_max_dirty_pages_pct = 0")  # flush now
+            try:
+                while dirty > dirty_share * total and time.time() - start < at_most:
+                    time.sleep(0.5)
+                    dirty, total = pages()
+            finally:
+                with conn.cursor() as cur:
+                    cur.execute("SET GLOBAL innodb_max_dirty_pages_pct = %s", (kept,))
+            return first, time.time() - start
+        finally:
+            conn.close()
 
     @staticmethod
     def _index_for_search(conn, upto: int, chunk: int = 50_000) -> int:
