@@ -157,17 +157,15 @@ class RedisBus:
         A process that found itself alone asks again only after ``ALONE_RECHECK``
         seconds: alone, no other process can listen to anything.
         """
-        if not self.up or monotonic() < self._alone_until:
+        if not self._worth_asking():
             return Presence()
         try:
             counts = self._numsub([self._processes, *[self._full(c) for c in channels]])
         except self.errors as exc:
-            log.warning("event=redis_publish_failed error=%s", type(exc).__name__)
-            self._mark_down()
+            self._publish_failed(exc)
             return Presence()
-        others = max(0, counts[0] - 1)
+        others = self._others(counts[0])
         if not others:
-            self._alone_until = monotonic() + self.ALONE_RECHECK
             return Presence()
         remote = frozenset(
             channel for channel, subscribers in zip(channels, counts[1:])
@@ -178,6 +176,22 @@ class RedisBus:
             channel for channel, subscribers in zip(channels, counts[1:])
             if subscribers - (channel in self.subscribed) >= others)
         return Presence(others, remote, everywhere)
+
+    def _worth_asking(self) -> bool:
+        """Up, and not found alone in the last ``ALONE_RECHECK`` seconds."""
+        return self.up and monotonic() >= self._alone_until
+
+    def _others(self, processes: int) -> int:
+        """The other live processes, from the processes' channel's subscriber count; none
+        (we are alone): not asked again for ``ALONE_RECHECK`` seconds."""
+        others = max(0, processes - 1)
+        if not others:
+            self._alone_until = monotonic() + self.ALONE_RECHECK
+        return others
+
+    def _publish_failed(self, exc: Exception) -> None:
+        log.warning("event=redis_publish_failed error=%s", type(exc).__name__)
+        self._mark_down()
 
     def attach_backfill(self, backfill: Backfill) -> None:
         """Where the sequencer reads gaps and the last id from (the database)."""
@@ -239,7 +253,7 @@ class RedisBus:
 
     def _publish_asking(self, first: int, last: int, events: Sequence[Event]) -> Presence:
         """``presence`` and ``_send`` of a committed batch in one script (PUBLISH_BATCH)."""
-        if not self.up or monotonic() < self._alone_until:
+        if not self._worth_asking():
             return Presence()
         channels = list(dict.fromkeys(e.channel for e in events))
         number = {channel: n for n, channel in enumerate(channels, 1)}
@@ -252,12 +266,10 @@ class RedisBus:
         try:
             reply = self._publish_batch(args=args)
         except self.errors as exc:
-            log.warning("event=redis_publish_failed error=%s", type(exc).__name__)
-            self._mark_down()
+            self._publish_failed(exc)
             return Presence()
-        others = max(0, reply[0] - 1)
+        others = self._others(reply[0])
         if not others:
-            self._alone_until = monotonic() + self.ALONE_RECHECK
             return Presence()
         self.published += reply[1]
         self.notices += reply[2]
@@ -310,8 +322,7 @@ class RedisBus:
                 self.notices += sent
             pipe.execute()
         except self.errors as exc:
-            log.warning("event=redis_publish_failed error=%s", type(exc).__name__)
-            self._mark_down()
+            self._publish_failed(exc)
 
     def _notices(self, pipe: Any, ids: tuple[int, int], channels: Sequence[str]) -> int:
         """The batch's notice, on the processes' channel: Redis hands it to each process

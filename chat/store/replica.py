@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
@@ -160,39 +160,37 @@ def read(fn: Callable[[], T], rows_only: bool = False, each_alone: bool = False)
     replica = _caught_up(state) if state is not None else None
     if replica is None:
         if each_alone:
-            token = _CURRENT.set(_EACH_ALONE)
-            try:
+            with _rows_from(_EACH_ALONE):
                 return fn()
-            finally:
-                _CURRENT.reset(token)
         if rows_only and not (db.session.registry.has() and db.session().in_transaction()):
             engine = db.engine
             if reads.through_driver(engine):  # one transaction: its reads see one snapshot
-                with reads.driver_connection(engine) as raw:
-                    token = _CURRENT.set(_Driver(engine, raw))
-                    try:
-                        return fn()
-                    finally:
-                        _CURRENT.reset(token)
-            with engine.connect() as conn:
-                token = _CURRENT.set(conn)
-                try:
+                with reads.driver_connection(engine) as raw, _rows_from(_Driver(engine, raw)):
                     return fn()
-                finally:
-                    _CURRENT.reset(token)
+            with engine.connect() as conn, _rows_from(conn):
+                return fn()
         return fn()
-    token = _CURRENT.set(replica)
     try:
-        result = fn()
+        with _rows_from(replica):
+            result = fn()
         state.replica_reads += 1
         return result
     except ReplicaFailed as exc:
         _skip(state, state.retry, exc.__cause__.__class__.__name__)
     finally:
-        _CURRENT.reset(token)
         with contextlib.suppress(DBAPIError):  # a dead connection: the pool drops it
             replica.conn.close()
     return fn()
+
+
+@contextlib.contextmanager
+def _rows_from(where: Any) -> Iterator[None]:
+    """``rows`` reads from ``where`` (see ``_CURRENT``) inside."""
+    token = _CURRENT.set(where)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
 
 
 def rows(statement: Executable, params: dict[str, Any]) -> list[Row]:
