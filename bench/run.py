@@ -283,7 +283,7 @@ class Bench:
                 "CHAT_RATE_PER_MINUTE": str(self.args.rate_per_minute),
                 "CHAT_SHUTDOWN_GRACE": "3", "CHAT_SEED_DEMO": "0"}
 
-    def catch_up_search(self) -> None:
+    def settle_database(self) -> None:
         """Before a chat server starts, the database as the first scenario found it: the
         search index caught up (``index_backlog``) and, on the run's own mariadbd, InnoDB's
         dirty pages written back (``settle``). Both are logged and kept in the results
@@ -300,7 +300,7 @@ class Bench:
     def server(self, kind: str, workers: int, label: str) -> Server:
         env = self.chat_env() if kind == "chat" else {}
         if kind == "chat":
-            self.catch_up_search()
+            self.settle_database()
         srv = Server(kind, workers, env, self.server_cpus, self.workdir, label)
         say(f"starting {label} ({kind}, {workers} worker{'s' if workers > 1 else ''}) "
             f"on 127.0.0.1:{srv.port}" + (f", CPUs {self.server_cpus}" if self.server_cpus
@@ -470,7 +470,7 @@ class Bench:
         uploaders = self.db.take(s["uploaders"])
         ready, stop = self.workdir / "uploads.ready", self.workdir / "uploads.stop"
         store = self.workdir / "uploads"
-        self.catch_up_search()
+        self.settle_database()
         srv = Server("chat", 1, {**self.chat_env(), "CHAT_UPLOAD_DIR": str(store / "files"),
                                  "CHAT_UPLOAD_SPOOL": str(store / "spool")},
                      self.server_cpus, self.workdir, "chat-uploads-1w")
@@ -539,7 +539,7 @@ class Bench:
         the bus's PUBLISH count per message."""
         s = self.size
         env = {**self.chat_env(), "CHAT_TRUSTED_PROXIES": "1"}
-        self.catch_up_search()
+        self.settle_database()
         servers = [Server("chat", 1, env, self.server_cpus, self.workdir, f"chat-balanced-{i}")
                    for i in range(3)]
         for srv in servers:
