@@ -62,10 +62,17 @@ class RedisCluster:
     def create(self, timeout: float = 30) -> RedisCluster:
         """Wait for the nodes, form the cluster, and wait until every node says it is ok."""
         deadline = time.time() + timeout
-        for port in self.ports:
+        for index, port in enumerate(self.ports):
             while self.cli(port, "ping").strip() != "PONG":
                 if time.time() > deadline:
                     raise RuntimeError(f"redis node {port} did not start")
+                if self.procs[port].poll() is not None:
+                    # It could not bind: its free port was taken between _free_pair and its
+                    # start (an ephemeral port of some connection). Start it on a new pair.
+                    del self.procs[port]
+                    port, bus = _free_pair()
+                    self.ports[index] = port
+                    self._start(port, bus)
                 time.sleep(0.05)
         subprocess.run(["redis-cli", "--cluster", "create",
                         *[f"127.0.0.1:{p}" for p in self.ports],
