@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Callable, Sequence
+from contextlib import nullcontext
+from typing import Callable, ContextManager, Sequence
 
 from .base import Batch, Event, Presence, Sink, deliver_locally
 
@@ -42,6 +43,10 @@ class LocalBus:
 
     def expect(self, first: int, last: int) -> None:
         """Nothing to keep apart: no other process, and no read-back."""
+
+    def writing(self) -> ContextManager[None]:
+        """Nothing to keep apart: no other process, and no read-back."""
+        return nullcontext()
 
     def forget(self, first: int) -> None:
         """Nothing to keep apart: no other process, and no read-back."""

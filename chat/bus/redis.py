@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import random
 from time import monotonic
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ContextManager, Sequence
 
 import gevent
 from gevent.lock import Semaphore
@@ -281,6 +281,11 @@ class RedisBus:
     def expect(self, first: int, last: int) -> None:
         """This process is writing ids ``first..last`` (see ``Sequencer.expect``)."""
         self.sequencer.expect(first, last)
+
+    def writing(self) -> ContextManager[None]:
+        """A batch whose ids are known only after its COMMIT is being written (see
+        ``Sequencer.writing``)."""
+        return self.sequencer.writing()
 
     def forget(self, first: int) -> None:
         """The batch expected from ``first`` will not be handed over."""

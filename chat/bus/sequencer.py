@@ -23,10 +23,13 @@ order here:
   and delivered from there; an idle process compares its position with the database's
   last id every ``IDLE_CHECK`` seconds, for a death followed by silence;
 - a read-back never covers this process's own batches: the committer says which ids it
-  is writing before its COMMIT (``expect``), and a read-back stops before them, so that
-  the sending connection gets its ack and not its message back (the database keeps no
-  connection to leave out). An expected batch that is not handed over within
-  ``OWN_WAIT`` seconds (its publisher failed) is read back like any other.
+  is writing (``expect``), and a read-back stops before them, so that the sending
+  connection gets its ack and not its message back (the database keeps no connection to
+  leave out). On MySQL the ids are allocated, written and committed by one query, so
+  they are known only after the COMMIT: the write runs inside ``writing()``, and a
+  read-back that ends while it runs waits for it and its ``expect`` before handing
+  anything over. An expected batch that is not handed over within ``OWN_WAIT`` seconds
+  (its publisher failed) is read back like any other.
 
 No process waits for another's lock: the only shared section left is the sequence
 row, from the id allocation to the COMMIT.
@@ -34,11 +37,13 @@ row, from the id allocation to the COMMIT.
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from time import monotonic
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
 import gevent
+from gevent.event import Event as Signal
 from gevent.lock import RLock
 
 from .base import Event
@@ -93,6 +98,8 @@ class Sequencer:
         self.waiting: dict[int, _Batch] = {}  # first id -> batch
         # Our batches being written: first id -> (last id, since), until handed over.
         self.expected: dict[int, tuple[int, float]] = {}
+        # Our writes whose ids are not known yet (``writing``): set when they are.
+        self.writes: set[Signal] = set()
         self.held = 0  # events in ``waiting``
         self.live = False  # Redis is up: a gap may still close by itself
         # Calls waiting for the position to reach an id (acks of resends): (id, call).
@@ -131,6 +138,19 @@ class Sequencer:
         after its COMMIT: until then, no read-back covers them."""
         with self._lock:
             self.expected[first] = (last, monotonic())
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """This process is writing a batch whose ids it learns only with its COMMIT (one
+        query allocates, writes and commits them): ``expect`` them inside, before the end.
+        A read-back that ends meanwhile waits for the end, since it may hold those ids."""
+        done = Signal()
+        self.writes.add(done)
+        try:
+            yield
+        finally:
+            self.writes.discard(done)
+            done.set()
 
     def forget(self, first: int) -> None:
         """The batch expected from ``first`` was not committed (or will not be handed
@@ -319,6 +339,8 @@ class Sequencer:
             self._filling = True
         try:
             events = self._read_between(low, upto)
+            for write in list(self.writes):  # it may have committed ids inside the read
+                write.wait(self.OWN_WAIT)
         finally:
             self._filling = False
         if events is None:
@@ -326,6 +348,8 @@ class Sequencer:
         with self._lock:
             if self.position != low - 1:
                 return False  # the hole closed meanwhile (its notice came): nothing to do
+            if self._ours_from(low, upto) is not None:
+                return False  # a batch of ours committed inside it: read again, up to it
             log.warning("event=sequence_gap_filled ids=%s-%s events=%s", low, upto,
                         len(events))
             # Other processes' batches inside what was read went out from the database:

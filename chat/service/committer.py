@@ -50,6 +50,7 @@ from gevent.queue import Channel, Queue, SimpleQueue
 from ..bus import Batch, Bus, Event, Presence
 from ..errors import DATABASE_UNAVAILABLE, ChatError, NotFound, ServerBusy
 from ..store.committer_sql import MessageStore, as_datetime, db_time
+from ..store.committer_writes import NewId
 from ..store.counters import Counters
 from ..store.models import utcnow
 from . import rich
@@ -553,54 +554,84 @@ class MessageCommitter:
 
     def _write(self, store: MessageStore, items: list[Outgoing],
                applied: list[Applied]) -> list[Row]:
-        """Allocate ids in commit order, INSERT the messages, write the changes, COMMIT."""
-        first_id = store.allocate_ids(len(items) + len(applied))
-        last_id = first_id + len(items) + len(applied) - 1
-        # These ids go out from here with their senders' own frames: no read-back of them
-        # meanwhile (``chat.bus.sequencer``), unless this write fails.
-        self.bus.expect(first_id, last_id)
-        try:
-            rows = self._write_allocated(store, items, applied, first_id)
-        except BaseException:
-            self.bus.forget(first_id)
-            raise
-        self._written = (first_id, last_id)
-        return rows
+        """Allocate ids in commit order, INSERT the messages, write the changes, COMMIT.
 
-    def _write_allocated(self, store: MessageStore, items: list[Outgoing],
-                         applied: list[Applied], first_id: int) -> list[Row]:
-        self._now = now = utcnow()
-        stamp = db_time(now)
-        rich_batch = any(rich.is_rich(item) for item in items)
-        rows: list[Row] = []
-        values, mentions = [], []
+        On MySQL one query does it all, naming the ids ``NewId(k)``: the sequence row's
+        lock, which every process's writer waits for, is never held across a round trip
+        here. The ids are known once it returns; a read-back of the sequencer waits for
+        them meanwhile (``bus.writing``). Elsewhere the ids are allocated first."""
+        count = len(items) + len(applied)
+        if store.ids_in_query:
+            with self.bus.writing():
+                extras = self._write_allocated(store, items, applied, NewId)
+                first_id = store.first_id
+                # These ids go out from here with their senders' own frames: no read-back
+                # of them (``chat.bus.sequencer``).
+                self.bus.expect(first_id, first_id + count - 1)
+        else:
+            first_id = store.allocate_ids(count)
+            self.bus.expect(first_id, first_id + count - 1)
+            try:
+                extras = self._write_allocated(store, items, applied, lambda k: first_id + k)
+            except BaseException:
+                self.bus.forget(first_id)
+                raise
+        self._written = (first_id, first_id + count - 1)
+        return self._numbered(items, applied, first_id, extras)
+
+    def _numbered(self, items: list[Outgoing], applied: list[Applied], first_id: int,
+                  extras: list[tuple] | None) -> list[Row]:
+        """The committed batch's ids given to its messages and changes; the messages' rows
+        (``extras``: their reply, mentions and files, in a batch that has any)."""
+        now, rows = self._now, []
         for offset, item in enumerate(items):
             item.id = first_id + offset
             row = Row(item.id, item.sender_id, item.recipient_id, item.group_id, item.content,
                       item.client_id, now, self.names[item.sender_id])
-            value = (item.id, item.conv_key, item.sender_id, item.recipient_id, item.group_id,
-                     item.content, item.client_id, stamp)
-            if rich_batch:
-                extra = rich.stored_columns(item)
+            if extras is not None:
                 (row.reply_to_id, row.reply_sender_id, row.reply_excerpt, row.reply_recalled,
-                 row.mentions, row.mention_all, row.attachments) = extra
-                value += extra
-                mentions.extend(rich.mention_rows(item))
+                 row.mentions, row.mention_all, row.attachments) = extras[offset]
             rows.append(row)
-            values.append(value)
-        with store.in_one_round_trip():  # the ids are known: the rest needs no answer
+        for offset, each in enumerate(applied, start=first_id + len(items)):
+            each.change.id = offset
+        return rows
+
+    def _write_allocated(self, store: MessageStore, items: list[Outgoing],
+                         applied: list[Applied],
+                         id_of: Callable[[int], int | NewId]) -> list[tuple] | None:
+        """Every write of the batch and its COMMIT, in one round trip where the database
+        allows; ``id_of(k)`` is the batch's k-th id (messages first, then changes).
+        Returns the messages' reply, mention and file columns when the batch has any."""
+        self._now = now = utcnow()
+        stamp = db_time(now)
+        rich_batch = any(rich.is_rich(item) for item in items)
+        values, mentions = [], []
+        extras: list[tuple] | None = [] if rich_batch else None
+        with store.in_one_round_trip():  # nothing needs an answer but the first id
+            if store.ids_in_query:
+                store.allocate_ids_in_query(len(items) + len(applied))
+            for offset, item in enumerate(items):
+                item.id = id_of(offset)
+                value = (item.id, item.conv_key, item.sender_id, item.recipient_id,
+                         item.group_id, item.content, item.client_id, stamp)
+                if extras is not None:
+                    extra = rich.stored_columns(item)
+                    extras.append(extra)
+                    value += extra
+                    mentions.extend(rich.mention_rows(item))
+                values.append(value)
             if values:
                 store.insert_messages(values, rich_batch)
             store.insert_mentions(mentions)
             store.insert_upload_links([(upload_id, item.id) for item in items
                                        for upload_id in item.attachments])
             new_pairs = self._write_cursors(store, items)
-            self._write_changes(store, applied, first_id + len(items), stamp)
+            self._write_changes(store, applied, id_of, len(items), stamp)
             store.commit_with_writes()
         if len(self.known_pairs) > 200_000:
             self.known_pairs.clear()
         self.known_pairs.update(new_pairs)
-        return rows
+        return extras
 
     def _write_cursors(self, store: MessageStore, items: list[Outgoing]) -> dict:
         """Read cursors for private chats seen for the first time (a group's exist)."""
@@ -618,15 +649,16 @@ class MessageCommitter:
         return new_pairs
 
     @staticmethod
-    def _write_changes(store: MessageStore, applied: list[Applied], first_id: int,
-                       stamp: str) -> None:
-        """The updates' rows, and each changed message's new state (and what follows)."""
+    def _write_changes(store: MessageStore, applied: list[Applied],
+                       id_of: Callable[[int], int | NewId], skip: int, stamp: str) -> None:
+        """The updates' rows (``id_of(skip + k)`` the k-th's id), and each changed
+        message's new state (and what follows)."""
         if not applied:
             return
         updates, states = [], {}
-        for offset, each in enumerate(applied):
+        for offset, each in enumerate(applied, start=skip):
             change = each.change
-            change.id = first_id + offset
+            change.id = id_of(offset)
             updates.append((change.id, each.state.conv_key, each.state.id, change.kind,
                             change.actor_id, change.key, orjson.dumps(each.payload).decode(),
                             stamp))

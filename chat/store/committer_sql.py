@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Sequence
 
-from .committer_writes import MessageWrites
+from .committer_writes import MessageWrites, NewId, new_id_literal
 
 
 def as_datetime(value: Any) -> datetime:
@@ -68,6 +68,8 @@ class MessageStore(MessageWrites):
             # (a group's deletion) fails this batch after 5 s, not every process's.
             self.run(f"SET SESSION innodb_lock_wait_timeout = {ROW_LOCK_WAIT}")
             self.multi_statements = allow_multi_statements(self.raw.driver_connection)
+            # The statements name a batch's ids ``@chat_first + k`` until the query runs.
+            self.raw.driver_connection.encoders[NewId] = new_id_literal
         # A connection that only reads (the checker's) runs each statement in a
         # transaction of its own, as READ COMMITTED reads anyway: no ROLLBACK after them.
         self.autocommit = reads_only and self.dialect == "mysql"

@@ -4,8 +4,11 @@ Messages are written with one multi-row INSERT; what a batch of edits, recalls
 and reactions changes is written as one statement per kind of change. On MySQL,
 inside ``in_one_round_trip()`` the statements are rendered and kept, then sent
 together (a multi-statement query): a batch of replies, mentions and changes
-writes up to nine statements after its ids, and each round trip waits for the
-event loop's turn as well as for the server.
+writes up to nine statements, and each round trip waits for the event loop's turn
+as well as for the server. The batch's ids are allocated by the same query
+(``allocate_ids_in_query``): its statements name them ``@chat_first + k`` (``NewId``),
+so the sequence row's lock, which every process's writer waits for, is held for the
+server's work only, never across a round trip to this process.
 """
 from __future__ import annotations
 
@@ -18,10 +21,31 @@ _RICH_COLUMNS = (_PLAIN_COLUMNS + ", reply_to_id, reply_sender_id, reply_excerpt
                  "mentions, mention_all, attachments")
 
 
+class NewId:
+    """The id ``first + offset`` of a batch whose first id the write's own query
+    allocates: rendered as SQL that reads it from the session (``@chat_first``)."""
+
+    __slots__ = ("offset",)
+
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+
+    def __str__(self) -> str:
+        return f"@chat_first+{self.offset}"
+
+
+def new_id_literal(value: NewId, mapping: Any = None) -> str:
+    """A ``NewId`` as the driver renders parameters (its encoders' signature)."""
+    return str(value)
+
+
 def _sql_value(value: Any, quote: Any) -> str:
-    """One value of a hand-rendered INSERT: NULL, an int we made, or quoted text."""
+    """One value of a hand-rendered INSERT: NULL, an int we made, a ``NewId``, or quoted
+    text."""
     if value is None:
         return "NULL"
+    if type(value) is NewId:
+        return str(value)
     if value is True or value is False:
         return "1" if value else "0"
     if type(value) is int:
@@ -35,6 +59,9 @@ class MessageWrites:
 
     _kept: list[str] | None = None  # statements rendered inside in_one_round_trip()
     _kept_chars = 0
+    _first_at: int | None = None  # which kept statement allocates the ids
+    _allocated = 0  # how many
+    first_id: int | None = None  # what it answered (``allocate_ids_in_query``)
     # Past this many characters what is kept is sent at once (a query must stay under the
     # server's max_allowed_packet, 16 MiB by default, at four bytes a character).
     KEEP_AT_MOST = 1_000_000
@@ -65,13 +92,19 @@ class MessageWrites:
 
     def _send_kept(self) -> None:
         kept, self._kept, self._kept_chars = self._kept, [], 0
+        first_at, self._first_at = self._first_at, None
         if not kept:
             return
         cur = self.raw.cursor()
         try:
             cur.execute(";".join(kept))
-            while cur.nextset():  # each statement's result, so that an error is raised here
-                pass
+            index = 0
+            while True:  # each statement's result, so that an error is raised here
+                if index == first_at:  # its OK packet carries LAST_INSERT_ID(), the last id
+                    self.first_id = int(cur.lastrowid) - self._allocated + 1
+                if not cur.nextset():
+                    break
+                index += 1
         finally:
             cur.close()
 
@@ -138,6 +171,22 @@ class MessageWrites:
         finally:
             cur.close()
         return last - count + 1
+
+    @property
+    def ids_in_query(self) -> bool:
+        """Whether the write's own query can allocate its ids (MySQL, multi-statements)."""
+        return self.multi_statements
+
+    def allocate_ids_in_query(self, count: int) -> None:
+        """Inside ``in_one_round_trip``, first: reserve ``count`` ids in the write's own
+        query, named ``NewId(k)`` in its statements; ``first_id`` holds the first once
+        the query has run. The sequence row stays locked to the COMMIT."""
+        self.first_id, self._allocated = None, int(count)
+        self._write("UPDATE message_sequence SET last_id = LAST_INSERT_ID(last_id + "
+                    f"{self._allocated}) WHERE id = 1")
+        self._first_at = len(self._kept) - 1
+        # An OK packet, not a result set to parse: the id comes back in the UPDATE's.
+        self._write(f"SET @chat_first = LAST_INSERT_ID() - {self._allocated - 1}")
 
     def insert_messages(self, rows: list[tuple], rich: bool = False) -> None:
         """One multi-row INSERT; ``rich`` rows carry the reply, mentions and files too.

@@ -156,6 +156,28 @@ def test_a_read_back_stops_before_our_batch_being_written_which_goes_with_its_ow
     assert here.out == [b"db11", b"ack 12", b"12", b"13"] and db.reads == [(11, 11)]
 
 
+def test_a_read_back_that_ends_during_our_write_waits_for_its_ids_and_leaves_them_out():
+    # On MySQL one query allocates, writes and commits our batch: its ids are known (and
+    # expected) only after its COMMIT, which a read-back running meanwhile may already see.
+    sequencer, db, here = make()
+    sequencer.GAP_WAIT = 0
+    db.commit(11, 11)  # another process's, its PUBLISH lost
+    remote(sequencer, db.commit(13, 13), 13, 13)  # after ours: 11-12 look like a gap
+    with sequencer.writing():
+        ours = db.commit(12, 12)  # our query has committed; its answer is not read yet
+        reader = gevent.spawn(sequencer.tick)
+        gevent.sleep(0.01)
+        assert db.reads == [(11, 12)]  # it read our 12 too: it must wait for our ids
+        assert here.out == []
+        sequencer.expect(12, 12)
+    reader.join(timeout=5)
+    assert here.out == [] and sequencer.position == 10  # nothing of 11-12 went out yet
+    sequencer.own(12, 12, here.own(ours, "12"))
+    sequencer.tick()
+    assert here.out == [b"db11", b"ack 12", b"12", b"13"]
+    assert db.reads == [(11, 12), (11, 11)]
+
+
 def test_a_reconnect_reads_back_around_our_batch_being_written():
     sequencer, db, here = make()
     sequencer.went_down()

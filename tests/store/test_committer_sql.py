@@ -9,6 +9,7 @@ import pytest
 
 from chat.extensions import db
 from chat.store.committer_sql import MessageStore, as_datetime, db_time
+from chat.store.committer_writes import NewId
 from chat.store.models import group_conv_key, private_conv_key, utcnow
 from tests.inprocess import add_group, add_user, block, follow, username
 
@@ -153,6 +154,39 @@ def test_a_duplicate_key_in_one_round_trip_raises_and_nothing_after_it_runs(stor
     assert _stored_ids("messages", [first]) == []
     assert _stored_ids("message_updates", [first + 1]) == []
     write(s, (alice, bob, None, "the connection still works", "next", utcnow()))
+
+
+@pytest.mark.parametrize("db_app", ["mariadb"], indirect=True)
+@pytest.mark.parametrize("keep_at_most", [1_000_000, 10], ids=["together", "in-parts"])
+def test_ids_allocated_by_the_write_query_follow_commit_order(store, keep_at_most):
+    """On MariaDB the write's own query allocates its ids (``NewId``): every row gets its
+    id, the next writer continues after the COMMIT, and a write that fails gives its ids
+    back (the sequence row's change is rolled back with it)."""
+    one, two = store(), store()
+    one.KEEP_AT_MOST = keep_at_most
+    alice, bob = add_user(), add_user()
+    key = private_conv_key(alice, bob)
+    assert one.ids_in_query
+    with one.in_one_round_trip():
+        one.allocate_ids_in_query(3)
+        one.insert_messages([(NewId(n), key, alice, bob, None, f"m{n}", f"q{n}-{key}",
+                              db_time(utcnow())) for n in range(2)])
+        one.insert_updates([_update_row(NewId(2), key, NewId(0), bob, f"u-{key}")])
+        one.insert_mentions([(bob, key, NewId(1), alice)])
+        one.commit_with_writes()
+    first = one.first_id
+    assert _stored_ids("messages", [first, first + 1]) == [first, first + 1]
+    assert _stored_ids("message_updates", [first + 2]) == [first + 2]
+    assert two.rows("SELECT message_id FROM mentions WHERE user_id = %s", [bob]) == \
+        ((first + 1,),)
+    with pytest.raises(two.IntegrityError), two.in_one_round_trip():
+        two.allocate_ids_in_query(1)
+        two.insert_messages([(NewId(0), key, alice, bob, None, "again", f"q0-{key}",
+                              db_time(utcnow()))])
+        two.commit_with_writes()
+    two.rollback()
+    assert two.allocate_ids(1) == first + 3  # the failed write's id is handed out again
+    two.rollback()
 
 
 @pytest.mark.parametrize("db_app", ["mariadb"], indirect=True)
