@@ -14,7 +14,10 @@
    (``UPDATE ... LAST_INSERT_ID``), inserts the batch in one multi-row ``INSERT`` and
    commits (a flush of the redo log each time). Writers 1 and 4 (4 writers queue on
    the sequence row, as 4 server processes do), batch sizes 1 to 500. Figure: inserted
-   messages/s and commits/s.
+   messages/s and commits/s. Then the same without the search index, once with the
+   three statements as three round trips (the sequence row locked across two of them)
+   and once as the committer sends them now: one multi-statement query, ids named
+   ``@chat_first + k``, so the row is locked for the server's work only.
 
 Results go to ``bench/results/capacity.json`` (and ``capacity-quick.json``).
 """
@@ -90,13 +93,29 @@ def redis_publish(seconds: int) -> dict:
 
 
 def _writer(url_db: BenchDB, batch: int, stop: threading.Event, counts: list, index: int,
-            sender: int) -> None:
-    conn = url_db.connect()
+            sender: int, one_query: bool) -> None:
+    conn = url_db.connect(multi_statements=one_query)
     quote = conn.escape
     cur = conn.cursor()
     n = 0
+    run = os.urandom(4).hex()  # client_ids unique across runs: ids are not known beforehand
     try:
         while not stop.is_set():
+            if one_query:  # as chat.store.committer_writes.allocate_ids_in_query does
+                stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+                values = ",".join(
+                    f"(@chat_first+{i},'p:{sender}:{sender + 1}',{sender},{sender + 1},NULL,"
+                    f"{quote('x' * 64)},{quote(f'{index}-{run}-{n}-{i}')},'{stamp}')"
+                    for i in range(batch))
+                cur.execute(
+                    f"UPDATE message_sequence SET last_id = LAST_INSERT_ID(last_id + {batch}) "
+                    f"WHERE id = 1;SET @chat_first = LAST_INSERT_ID() - {batch - 1};"
+                    "INSERT INTO messages (id, conv_key, sender_id, recipient_id, group_id, "
+                    "content, client_id, created_at) VALUES " + values + ";COMMIT")
+                while cur.nextset():
+                    pass
+                n += 1
+                continue
             cur.execute("UPDATE message_sequence SET last_id = LAST_INSERT_ID(last_id + %s) "
                         "WHERE id = 1", [batch])
             first = cur.lastrowid - batch + 1
@@ -114,11 +133,14 @@ def _writer(url_db: BenchDB, batch: int, stop: threading.Event, counts: list, in
         conn.close()
 
 
-def _measure(db: BenchDB, server: PrivateMariaDB, w: int, batch: int, seconds: int) -> dict:
-    """``w`` writers committing batches of ``batch`` messages for ``seconds``."""
+def _measure(db: BenchDB, server: PrivateMariaDB, w: int, batch: int, seconds: int,
+             one_query: bool = False) -> dict:
+    """``w`` writers committing batches of ``batch`` messages for ``seconds`` (each batch
+    one multi-statement query if ``one_query``)."""
     stop = threading.Event()
     counts = [0] * w
-    threads = [threading.Thread(target=_writer, args=(db, batch, stop, counts, i, 1000 + 2 * i))
+    threads = [threading.Thread(target=_writer,
+                                args=(db, batch, stop, counts, i, 1000 + 2 * i, one_query))
                for i in range(w)]
     cpu0 = procstat.cpu_seconds(server.pid)
     t = time.monotonic()
@@ -130,9 +152,11 @@ def _measure(db: BenchDB, server: PrivateMariaDB, w: int, batch: int, seconds: i
     cpu = (procstat.cpu_seconds(server.pid) - cpu0) / wall
     commits = sum(counts)
     row = {"writers": w, "batch": batch, "commits_per_s": round(commits / wall),
-           "messages_per_s": round(commits * batch / wall), "mariadb_cpu": round(cpu, 2)}
-    say(f"{w} writer(s), batches of {batch}: {row['messages_per_s']:,} messages/s, "
-        f"{row['commits_per_s']:,} commits/s, mariadbd CPU {cpu:.2f}")
+           "messages_per_s": round(commits * batch / wall), "mariadb_cpu": round(cpu, 2),
+           "one_query": one_query}
+    say(f"{w} writer(s), batches of {batch}{', one query each' if one_query else ''}: "
+        f"{row['messages_per_s']:,} messages/s, {row['commits_per_s']:,} commits/s, "
+        f"mariadbd CPU {cpu:.2f}")
     return row
 
 
@@ -158,9 +182,10 @@ def mariadb_inserts(seconds: int, batches: list[int], writers: list[int]) -> dic
                         "TRIGGER_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = 'messages'")
             for (name,) in cur.fetchall():
                 cur.execute(f"DROP TRIGGER `{name}`")
-        for w, batch in ((1, 100), (4, 100)):
-            row = _measure(db, server, w, batch, seconds)
-            rows.append({**row, "search_index": False})
+        for one_query in (False, True):
+            for w, batch in ((1, 1), (4, 1), (1, 100), (4, 100)):
+                row = _measure(db, server, w, batch, seconds, one_query)
+                rows.append({**row, "search_index": False})
         with pymysql.connect(host="127.0.0.1", port=server.port, user="root") as conn:
             with conn.cursor() as cur:
                 cur.execute("SELECT @@innodb_log_file_size, @@innodb_buffer_pool_size, "

@@ -40,10 +40,12 @@ class BenchDB:
         auth = self.user + (f":{self.password}" if self.password else "")
         return f"mysql+pymysql://{auth}@{self.host}:{self.port}/{self.name}?charset=utf8mb4"
 
-    def connect(self, database: bool = True):
+    def connect(self, database: bool = True, multi_statements: bool = False):
+        from pymysql.constants import CLIENT
         return pymysql.connect(host=self.host, port=self.port, user=self.user,
                                password=self.password, database=self.name if database else None,
-                               charset="utf8mb4", autocommit=False)
+                               charset="utf8mb4", autocommit=False,
+                               client_flag=CLIENT.MULTI_STATEMENTS if multi_statements else 0)
 
     # -- schema -----------------------------------------------------------------
 
