@@ -32,6 +32,9 @@ from .store.slots import make_slots
 from .store.tickets import make_tickets
 
 log = logging.getLogger("chat.runtime")
+# MySQL's "deadlock found" and "lock wait timeout": the indexer's copy (shared locks on
+# the newest messages) met a batch editing one of them; nothing is wrong, it runs again.
+_LOCK_CONFLICTS = (1213, 1205)
 
 SLOT_REFRESH_EVERY = 20.0
 SLOT_STALE_AFTER = 3 * SLOT_REFRESH_EVERY
@@ -156,10 +159,13 @@ class ChatRuntime:
             try:
                 self.services.search.index_pending(engine)
                 failing = False
-            except Exception:  # the database is down: next round (logged once per outage)
-                if not failing:
+            except Exception as exc:  # the database is down: next round (logged once)
+                code = getattr(getattr(exc, "orig", None), "args", (None,))[0]
+                if code in _LOCK_CONFLICTS:  # chosen as a deadlock's victim: next round
+                    log.warning("event=search_index_retry error=%s", code)
+                elif not failing:
                     log.exception("event=search_index_failed")
-                failing = True
+                    failing = True
 
     def _clean_uploads(self, interval: float) -> None:
         """Delete unused and recalled files (every process may: the DELETEs decide who)."""

@@ -108,6 +108,7 @@ class Sequencer:
         # a delivery may publish, and publishing may come back here).
         self._lock = RLock()
         self._filling = False
+        self._unreadable = False  # the last read-back found the database down
         self._seen_last: int | None = None
         self._looked = 0.0
         self._ticker: gevent.Greenlet | None = None
@@ -123,14 +124,18 @@ class Sequencer:
         last = self._read_last()
         if last is None:
             return  # the database is down: the ticker tries again
+        self._unreadable = False
         if self.position is not None:
             self._fill(upto=last)
         with self._lock:
             if self.position is None:
                 self.position = self.floor = last
-            elif self.position < last and self._ours_from(self.position + 1, last) is None:
+            elif (self.position < last and self._unreadable
+                  and self._ours_from(self.position + 1, last) is None):
                 self._give_up("database_unreadable")
                 self.position = last
+            # Otherwise what is left (a read-back already running, a batch of ours being
+            # written inside the range) is read back by the ticker.
             self._seen_last = None
 
     def expect(self, first: int, last: int) -> None:
@@ -291,6 +296,19 @@ class Sequencer:
                 firsts.append(first)
         return min(firsts, default=None)
 
+    def _writes_below(self, upto: int) -> list[Signal]:
+        """Our writes in flight that may hold ids up to ``upto``: none when a batch of ours
+        known to start past it exists (the writer is serial: a write in flight began after
+        that batch's ids came back, so its own are larger). A write that begins later gets
+        ids past every id allocated by then, ``upto`` included."""
+        if not self.writes:
+            return []
+        if any(first > upto for first in self.expected) or any(
+                first > upto and batch.deliver is not None
+                for first, batch in self.waiting.items()):
+            return []
+        return list(self.writes)
+
     def _give_up(self, reason: str) -> None:
         """The gap cannot be filled or too much is held back: what waits is dropped (own
         batches still get their acks) and this process's clients sync, from cursors that
@@ -331,7 +349,10 @@ class Sequencer:
                 upto = ours - 1  # read up to it; it goes itself, in its turn
                 if upto < low:
                     return False
+            writes = self._writes_below(upto)
             if upto - low >= self.MAX_FILL:  # Redis was gone a long while: clients sync
+                if writes:
+                    return False  # a batch of ours may be inside: its ids first
                 self._give_up("gap_too_long")
                 self.position = max(self.position, upto)
                 self._call_later()
@@ -339,12 +360,13 @@ class Sequencer:
             self._filling = True
         try:
             events = self._read_between(low, upto)
-            for write in list(self.writes):  # it may have committed ids inside the read
+            self._unreadable = events is None
+            if events is None:
+                return False  # the database is down too: look again at the next tick
+            for write in writes:  # it may have committed ids inside what was read
                 write.wait(self.OWN_WAIT)
         finally:
             self._filling = False
-        if events is None:
-            return False  # the database is down too: look again at the next tick
         with self._lock:
             if self.position != low - 1:
                 return False  # the hole closed meanwhile (its notice came): nothing to do

@@ -557,14 +557,16 @@ class MessageCommitter:
         """Allocate ids in commit order, INSERT the messages, write the changes, COMMIT.
 
         On MySQL one query does it all, naming the ids ``NewId(k)``: the sequence row's
-        lock, which every process's writer waits for, is never held across a round trip
-        here. The ids are known once it returns; a read-back of the sequencer waits for
+        lock, which every process's writer waits for, is not held across a round trip
+        here (but for a batch sent in parts, past ``KEEP_AT_MOST``, or a failed one's
+        ROLLBACK). The ids are known once it returns; a read-back of the sequencer waits for
         them meanwhile (``bus.writing``). Elsewhere the ids are allocated first."""
         count = len(items) + len(applied)
         if store.ids_in_query:
             with self.bus.writing():
                 extras = self._write_allocated(store, items, applied, NewId)
                 first_id = store.first_id
+                assert first_id is not None, "the write query returned no first id"
                 # These ids go out from here with their senders' own frames: no read-back
                 # of them (``chat.bus.sequencer``).
                 self.bus.expect(first_id, first_id + count - 1)

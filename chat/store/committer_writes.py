@@ -8,7 +8,8 @@ writes up to nine statements, and each round trip waits for the event loop's tur
 as well as for the server. The batch's ids are allocated by the same query
 (``allocate_ids_in_query``): its statements name them ``@chat_first + k`` (``NewId``),
 so the sequence row's lock, which every process's writer waits for, is held for the
-server's work only, never across a round trip to this process.
+server's work only, not across a round trip to this process (unless a batch past
+``KEEP_AT_MOST`` is sent in parts).
 """
 from __future__ import annotations
 
@@ -79,7 +80,7 @@ class MessageWrites:
             yield
             self._send_kept()
         finally:
-            self._kept = None
+            self._kept, self._first_at = None, None
 
     def commit_with_writes(self) -> None:
         """COMMIT: inside ``in_one_round_trip`` sent after the kept writes, in the same

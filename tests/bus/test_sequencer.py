@@ -178,6 +178,49 @@ def test_a_read_back_that_ends_during_our_write_waits_for_its_ids_and_leaves_the
     assert db.reads == [(11, 12), (11, 11)]
 
 
+def test_a_reconnect_during_our_write_leaves_its_ids_to_it_and_clients_need_no_sync():
+    sequencer, db, here = make()
+    sequencer.GAP_WAIT = 0
+    db.commit(11, 11)  # another process's, its PUBLISH lost
+    remote(sequencer, db.commit(14, 14), 14, 14)
+    with sequencer.writing():
+        ours = db.commit(12, 13)  # committed by our query; its answer is not read yet
+        db.commit(15, 15)  # another process's
+        ticker = gevent.spawn(sequencer.tick)  # reads 11-13 back, then waits for our ids
+        gevent.sleep(0.01)
+        sequencer.went_down()
+        sequencer.begin()  # Redis is back meanwhile: its own read-back finds one running
+        assert here.catch_ups == 0 and sequencer.position == 10  # no jump past our ids
+        sequencer.expect(12, 13)
+    ticker.join(timeout=5)
+    sequencer.came_up()
+    sequencer.own(12, 13, here.own(ours, "12"))
+    sequencer.IDLE_CHECK = 0
+    for _ in range(3):
+        sequencer.tick()
+    assert here.out == [b"db11", b"ack 12", b"12", b"13", b"14", b"db15"]
+    assert here.catch_ups == 0
+
+
+def test_with_redis_down_our_acks_do_not_wait_for_the_next_write():
+    # The writer is serial: a write in flight began after the batch being handed over,
+    # so its ids are past the read-back in front of that batch.
+    sequencer, db, here = make()
+    sequencer.went_down()
+    db.commit(11, 11)  # another process's, its PUBLISH lost
+    ours = db.commit(12, 12)
+    sequencer.expect(12, 12)
+    next_write = sequencer.writing()
+    next_write.__enter__()  # the writer is on its next batch, slowly
+    try:
+        publisher = gevent.spawn(sequencer.own, 12, 12, here.own(ours, "12"))
+        publisher.join(timeout=1)
+        assert publisher.dead
+        assert here.out == [b"db11", b"ack 12", b"12"]
+    finally:
+        next_write.__exit__(None, None, None)
+
+
 def test_a_reconnect_reads_back_around_our_batch_being_written():
     sequencer, db, here = make()
     sequencer.went_down()
