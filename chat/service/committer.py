@@ -468,14 +468,13 @@ class MessageCommitter:
         quoted = {m.reply_to for m in checked.messages if m.reply_to is not None} - changed
         if not changed and not quoted:
             return []
-        current = store.targets(sorted(changed), lock=True) if changed else {}
-        if quoted:
-            current.update(store.targets(sorted(quoted), lock=False))
+        # The change keys read under the rows' locks, so a change whose original was being
+        # written when the check looked (in this process or another) is found now, as it
+        # was before. One round trip on MySQL.
+        current, resent = store.current_targets(
+            sorted(changed), sorted(quoted),
+            {(c.actor_id, c.key) for c in checked.changes if c.key is not None})
         if changed:
-            # Under the rows' locks, so a change whose original was being written when the
-            # check looked (in this process or another) is found now, as it was before.
-            resent = store.stored_changes({(c.actor_id, c.key) for c in checked.changes
-                                           if c.key is not None})
             self._answer_stored_changes(checked.changes, resent)
             if resent:
                 checked.changes = [c for c in checked.changes

@@ -30,6 +30,19 @@ def db_time(moment: datetime) -> str:
     return moment.isoformat(" ", "microseconds")
 
 
+def _by_id(rows: Sequence[tuple]) -> dict[int, tuple]:
+    return {int(r[0]): r for r in rows}
+
+
+def _changes_found(rows: Sequence[tuple],
+                   keys: set[tuple[int, str]]) -> dict[tuple[int, str], tuple]:
+    found = {}
+    for actor, cid, update_id, message_id in rows:
+        if (int(actor), cid) in keys:
+            found[(int(actor), cid)] = (int(update_id), int(message_id))
+    return found
+
+
 ROW_LOCK_WAIT = 5  # seconds a committer's statement waits for a row lock (MySQL)
 
 
@@ -243,33 +256,68 @@ class MessageStore(MessageWrites):
         """
         if not ids:
             return {}
-        sql = (f"SELECT id, conv_key, sender_id, recipient_id, group_id, content, created_at, "
-               f"recalled, reactions, attachments, mentions, mention_all, edited_at "
-               f"FROM messages WHERE id IN ({self._marks(len(ids))})")
-        if lock and self.dialect == "mysql":
-            sql += " FOR UPDATE"
-        return {int(r[0]): r for r in self.rows(sql, sorted(ids))}
+        return _by_id(self.rows(*self._targets_query(ids, lock)))
 
     def stored_changes(self, keys: set[tuple[int, str]]) -> dict[tuple[int, str], tuple]:
         """``{(actor, client_id): (update id, message id)}`` of change keys already used."""
         if not keys:
             return {}
+        return _changes_found(self.rows(*self._stored_changes_query(keys)), keys)
+
+    def current_targets(self, changed: Sequence[int], quoted: Sequence[int],
+                        change_keys: set[tuple[int, str]]) -> tuple[dict[int, tuple], dict]:
+        """The writer's reads before it applies a batch's changes, in this order and in one
+        round trip where the connection allows: the changed messages locked (``targets``
+        with ``lock``), the quoted ones unlocked, then the change keys already used
+        (``stored_changes``), read under those locks. Returns (targets by id, used keys)."""
+        queries = []
+        if changed:
+            queries.append(self._targets_query(changed, lock=True))
+        if quoted:
+            queries.append(self._targets_query(quoted, lock=False))
+        if change_keys:
+            queries.append(self._stored_changes_query(change_keys))
+        results = self.rows_together(queries)
+        found = _changes_found(results.pop(), change_keys) if change_keys else {}
+        current: dict[int, tuple] = {}
+        for rows in results:
+            current.update(_by_id(rows))
+        return current, found
+
+    def rows_together(self, queries: list[tuple[str, Sequence]]) -> list[list[tuple]]:
+        """Each query's rows, the queries run in order and, on MySQL, sent as one
+        multi-statement query (one round trip)."""
+        if not self.multi_statements or len(queries) < 2:
+            return [list(self.rows(sql, params)) for sql, params in queries]
+        cur = self.raw.cursor()
+        try:
+            cur.execute(";".join(cur.mogrify(sql, params) for sql, params in queries))
+            results = [list(cur.fetchall())]
+            while cur.nextset():
+                results.append(list(cur.fetchall()))
+            return results
+        finally:
+            cur.close()
+
+    def _targets_query(self, ids: Sequence[int], lock: bool) -> tuple[str, list]:
+        sql = (f"SELECT id, conv_key, sender_id, recipient_id, group_id, content, created_at, "
+               f"recalled, reactions, attachments, mentions, mention_all, edited_at "
+               f"FROM messages WHERE id IN ({self._marks(len(ids))})")
+        if lock and self.dialect == "mysql":
+            sql += " FOR UPDATE"
+        return sql, sorted(ids)
+
+    def _stored_changes_query(self, keys: set[tuple[int, str]]) -> tuple[str, list]:
         if self.dialect == "mysql":
             pair = f"({self.mark},{self.mark})"
             sql = (f"SELECT actor_id, client_id, id, message_id FROM message_updates WHERE "
                    f"(actor_id, client_id) IN ({','.join([pair] * len(keys))})")
-            params = [v for key in sorted(keys) for v in key]
-        else:
-            actors, cids = sorted({a for a, _ in keys}), sorted({c for _, c in keys})
-            sql = (f"SELECT actor_id, client_id, id, message_id FROM message_updates WHERE "
-                   f"actor_id IN ({self._marks(len(actors))}) AND client_id IN "
-                   f"({self._marks(len(cids))})")
-            params = [*actors, *cids]
-        found = {}
-        for actor, cid, update_id, message_id in self.rows(sql, params):
-            if (int(actor), cid) in keys:
-                found[(int(actor), cid)] = (int(update_id), int(message_id))
-        return found
+            return sql, [v for key in sorted(keys) for v in key]
+        actors, cids = sorted({a for a, _ in keys}), sorted({c for _, c in keys})
+        sql = (f"SELECT actor_id, client_id, id, message_id FROM message_updates WHERE "
+               f"actor_id IN ({self._marks(len(actors))}) AND client_id IN "
+               f"({self._marks(len(cids))})")
+        return sql, [*actors, *cids]
 
     def messages_by_id(self, ids: Sequence[int]) -> list[tuple]:
         """(id, sender_id, recipient_id, group_id, client_id, created_at) of stored messages."""

@@ -156,6 +156,39 @@ def test_a_duplicate_key_in_one_round_trip_raises_and_nothing_after_it_runs(stor
     write(s, (alice, bob, None, "the connection still works", "next", utcnow()))
 
 
+def test_the_writers_reads_before_its_changes_come_back_together(store):
+    """The changed messages (locked), the quoted ones and the change keys already used:
+    one round trip on MariaDB, the same answers as three reads."""
+    s, other = store(), store()
+    alice, bob = add_user(), add_user()
+    key = private_conv_key(alice, bob)
+    changed, quoted, plain = write(s, *[(alice, bob, None, f"m{n}", f"t{n}-{key}", utcnow())
+                                        for n in range(3)])
+    update_id = s.allocate_ids(1)
+    s.insert_updates([_update_row(update_id, key, changed, bob, f"r-{key}")])
+    s.commit()
+    keys = {(bob, f"r-{key}"), (alice, f"r-{key}"), (bob, "never")}
+    queries = []
+    if s.multi_statements:
+        conn = s.raw.driver_connection
+        send = conn._execute_command
+        conn._execute_command = lambda command, sql: (queries.append(sql), send(command, sql))[1]
+    current, used = s.current_targets([changed], [quoted], keys)
+    if s.multi_statements:
+        del conn._execute_command
+        assert len(queries) == 1
+    assert sorted(current) == [changed, quoted]
+    assert current[quoted] == s.targets([quoted], lock=False)[quoted]
+    assert used == s.stored_changes(keys) == {(bob, f"r-{key}"): (update_id, changed)}
+    assert s.current_targets([], [plain], set()) == (s.targets([plain], lock=False), {})
+    if s.dialect == "mysql":  # the changed message's row stays locked until the COMMIT
+        other.run("SET SESSION innodb_lock_wait_timeout = 1")
+        with pytest.raises(other.Error):
+            other.rows("SELECT id FROM messages WHERE id = %s FOR UPDATE", [changed])
+        other.rollback()
+    s.rollback()
+
+
 @pytest.mark.parametrize("db_app", ["mariadb"], indirect=True)
 @pytest.mark.parametrize("keep_at_most", [1_000_000, 10], ids=["together", "in-parts"])
 def test_ids_allocated_by_the_write_query_follow_commit_order(store, keep_at_most):
