@@ -3,7 +3,8 @@
 One query (``MessageStore.lookup``) answers the whole batch: resent client_ids
 (of messages and of changes), recipients, groups and their owners, blocks, memberships (of senders, of the
 people mentioned, of those changing group messages) and follows. When the batch
-replies to or changes messages, one more query reads those messages. Each
+replies to or changes messages, those messages are read with it (in the same round
+trip on MySQL). Each
 message is then checked in docs/protocol.md's order (3.4, which error comes
 first); the stranger rule comes after (``stranger``). Changes are applied by the
 writer (``apply_changes``), to their messages read again under locks, so that the
@@ -55,12 +56,6 @@ class BatchChecks:
         are applied later, by ``apply_changes`` under their messages' locks."""
         ids = {m.reply_to for m in messages if m.reply_to is not None}
         ids |= {c.message_id for c in changes}
-        # Read without locks: the writer reads the changed and quoted messages again,
-        # locked, just before it writes (a conversation and its group never change).
-        targets = store.targets(sorted(ids), lock=False) if ids else {}
-        # (group, actor) of each change to a group message: the actor must be a member.
-        group_actors = {(targets[c.message_id][4], c.actor_id) for c in changes
-                        if c.message_id in targets and targets[c.message_id][4] is not None}
         private = [m for m in messages if m.recipient_id is not None]
         groups = [m for m in messages if m.group_id is not None]
         pairs = {(m.sender_id, m.recipient_id) for m in private if m.recipient_id != m.sender_id}
@@ -70,11 +65,16 @@ class BatchChecks:
                       | {m.recipient_id for m in private} if u not in self.names],
             block_pairs={(b, a) for a, b in pairs},
             follow_pairs=pairs | {(b, a) for a, b in pairs},
-            group_ids=list({m.group_id for m in groups} | {g for g, _ in group_actors}),
+            group_ids=list({m.group_id for m in groups}),
             change_keys={(c.actor_id, c.key) for c in changes if c.key is not None},
             member_pairs={(m.group_id, m.sender_id) for m in groups}
-            | {(m.group_id, uid) for m in groups for uid in m.mentions}
-            | group_actors)
+            | {(m.group_id, uid) for m in groups for uid in m.mentions},
+            # Read without locks: the writer reads the changed and quoted messages again,
+            # locked, just before it writes (a conversation and its group never change).
+            targets=sorted(ids),
+            # A change to a group message: its actor must be a member of that group.
+            changed_by={(c.message_id, c.actor_id) for c in changes})
+        targets = found["targets"]
         self.names.update(found["names"])
         follows = found["follows"]
         result = Checked(mutual={(a, b) for a, b in pairs

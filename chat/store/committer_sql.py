@@ -138,12 +138,19 @@ class MessageStore(MessageWrites):
     def lookup(self, *, client_keys: set[tuple[int, str]], user_ids: Sequence[int],
                block_pairs: set[tuple[int, int]], follow_pairs: set[tuple[int, int]],
                group_ids: Sequence[int], member_pairs: set[tuple[int, int]],
-               change_keys: set[tuple[int, str]] = frozenset()) -> dict:
-        """Everything a batch must know, in one round trip (a UNION ALL of index lookups).
+               change_keys: set[tuple[int, str]] = frozenset(),
+               targets: Sequence[int] = (),
+               changed_by: set[tuple[int, int]] = frozenset()) -> dict:
+        """Everything a batch must know, in one round trip (a UNION ALL of index lookups;
+        on MySQL with the ``targets`` read beside it, a second statement of one query).
+
+        ``targets``: messages replied to or changed, read unlocked (``targets``);
+        ``changed_by``: (message id, actor) of each change: the message's group (owner,
+        visibility) and whether the actor is a member of it, found through the message.
 
         Returns ``{"stored": {(sender, client_id): id}, "names": {id: name},
         "blocks": pairs, "follows": pairs, "groups": {id: owner id}, "members": pairs,
-        "stored_changes": {(actor, client_id): update id}}``.
+        "stored_changes": {(actor, client_id): update id}, "targets": {id: row}}``.
         """
         parts: list[str] = []
         params: list = []
@@ -211,11 +218,29 @@ class MessageStore(MessageWrites):
                    sorted(group_ids))
         if member_pairs:  # (group_id, user_id): the primary key's order
             key_pairs_branch("m", "memberships", ("group_id", "user_id"), member_pairs)
+        if changed_by:  # the changed messages' groups, and their actors' memberships
+            changed = sorted({m for m, _ in changed_by})
+            branch(f"SELECT 'g', g.id, g.owner_id, {as_text('g.visibility')} FROM messages t "
+                   "JOIN chat_groups g ON g.id = t.group_id WHERE t.id IN ({})", changed)
+            branch("SELECT 'm', s.group_id, s.user_id, NULL FROM messages t JOIN memberships s "
+                   "ON s.group_id = t.group_id WHERE t.id IN ({}) AND s.user_id IN ({})",
+                   changed, sorted({a for _, a in changed_by}))
         found: dict = {"stored": {}, "names": {}, "blocks": set(), "follows": set(),
-                       "groups": {}, "members": set(), "private": set(), "stored_changes": {}}
+                       "groups": {}, "members": set(), "private": set(), "stored_changes": {},
+                       "targets": {}}
+        queries = [self._targets_query(targets, lock=False)] if targets else []
+        if parts:
+            queries.append((" UNION ALL ".join(parts), params))
+        results = self.rows_together(queries)
+        if targets:
+            found["targets"] = _by_id(results.pop(0))
         if not parts:
             return found
-        for tag, a, b, c in self.rows(" UNION ALL ".join(parts), params):
+        # An actor's membership counts in the group of the message it changes only.
+        member_pairs = member_pairs | {
+            (found["targets"][m][4], actor) for m, actor in changed_by
+            if m in found["targets"] and found["targets"][m][4] is not None}
+        for tag, a, b, c in results[0]:
             a, b = int(a), int(b)
             if tag == "d":
                 if (b, c) in client_keys:

@@ -258,8 +258,35 @@ def test_lookup_finds_everything_a_batch_needs_in_one_query(store):
                      "names": {alice: username(alice), bob: username(bob)},
                      "blocks": {(carol, alice)}, "follows": {(alice, bob)},
                      "groups": {gid: alice}, "members": {(gid, alice)}, "private": set(),
-                     "stored_changes": {(bob, "r1"): update_id}}
+                     "stored_changes": {(bob, "r1"): update_id}, "targets": {}}
     assert s.stored_changes({(bob, "r1")}) == {(bob, "r1"): (update_id, mid)}
+    s.rollback()
+
+
+def test_lookup_reads_the_targets_and_the_changers_groups_with_it(store):
+    """The messages a batch replies to or changes come back with the lookup (one round
+    trip on MariaDB), and a change's actor counts as a member of that message's group
+    only."""
+    s = store()
+    alice, bob, carol = add_user(), add_user(), add_user()
+    gid, other = add_group(alice, bob), add_group(carol)
+    [in_group, private] = write(s, (alice, None, gid, "g", f"lk-{gid}", utcnow()),
+                                (alice, bob, None, "p", f"lk-{gid}-p", utcnow()))
+    queries = []
+    if s.multi_statements:
+        conn = s.raw.driver_connection
+        send = conn._execute_command
+        conn._execute_command = lambda command, sql: (queries.append(sql), send(command, sql))[1]
+    found = s.lookup(client_keys=set(), user_ids=[], block_pairs=set(), follow_pairs=set(),
+                     group_ids=[], member_pairs=set(), targets=[in_group, private, 10**12],
+                     changed_by={(in_group, bob), (in_group, carol), (private, bob)})
+    if s.multi_statements:
+        del conn._execute_command
+        assert len(queries) == 1
+    assert sorted(found["targets"]) == [in_group, private]
+    assert found["targets"][in_group] == s.targets([in_group], lock=False)[in_group]
+    assert found["groups"] == {gid: alice} and other not in found["groups"]
+    assert found["members"] == {(gid, bob)}  # carol is a member of her own group only
     s.rollback()
 
 
