@@ -1,12 +1,12 @@
 """Phase 2 of a committer batch: who may send what, and who may change which message.
 
 One query (``MessageStore.lookup``) answers the whole batch: resent client_ids
-(of messages and of changes), recipients, groups and their owners, blocks, memberships (of senders, of the
-people mentioned, of those changing group messages) and follows. When the batch
-replies to or changes messages, those messages are read with it (in the same round
-trip on MySQL). Each
-message is then checked in docs/protocol.md's order (3.4, which error comes
-first); the stranger rule comes after (``stranger``). Changes are applied by the
+(of messages and of changes), recipients, groups and their owners, blocks,
+memberships (of senders, of the people mentioned, of those changing group
+messages) and follows. When the batch replies to or changes messages, those
+messages are read with it (in the same round trip on MySQL). Each message is then
+checked in docs/protocol.md's order (3.4, which error comes first); the stranger
+rule comes after (``stranger``). Changes are applied by the
 writer (``apply_changes``), to their messages read again under locks, so that the
 check of a batch can run while the batch before it is written.
 """

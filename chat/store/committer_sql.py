@@ -146,7 +146,9 @@ class MessageStore(MessageWrites):
 
         ``targets``: messages replied to or changed, read unlocked (``targets``);
         ``changed_by``: (message id, actor) of each change: the message's group (owner,
-        visibility) and whether the actor is a member of it, found through the message.
+        visibility) and whether the actor is a member of it, found through the message
+        (the message ids must be among ``targets``: the memberships are kept for the
+        groups that read finds).
 
         Returns ``{"stored": {(sender, client_id): id}, "names": {id: name},
         "blocks": pairs, "follows": pairs, "groups": {id: owner id}, "members": pairs,
@@ -219,12 +221,19 @@ class MessageStore(MessageWrites):
         if member_pairs:  # (group_id, user_id): the primary key's order
             key_pairs_branch("m", "memberships", ("group_id", "user_id"), member_pairs)
         if changed_by:  # the changed messages' groups, and their actors' memberships
-            changed = sorted({m for m, _ in changed_by})
-            branch(f"SELECT 'g', g.id, g.owner_id, {as_text('g.visibility')} FROM messages t "
-                   "JOIN chat_groups g ON g.id = t.group_id WHERE t.id IN ({})", changed)
-            branch("SELECT 'm', s.group_id, s.user_id, NULL FROM messages t JOIN memberships s "
-                   "ON s.group_id = t.group_id WHERE t.id IN ({}) AND s.user_id IN ({})",
-                   changed, sorted({a for _, a in changed_by}))
+            branch(f"SELECT 'g', g.id, g.owner_id, {as_text('g.visibility')} FROM chat_groups g "
+                   "WHERE g.id IN (SELECT group_id FROM messages WHERE id IN ({}))",
+                   sorted({m for m, _ in changed_by}))
+            # One lookup per (message, actor) pair, not one per message x actor: 50
+            # messages of a big group changed by 200 members would be 10,000 rows.
+            mark = self.mark
+            keys = (f"SELECT {mark} AS a, {mark} AS b"
+                    + f" UNION ALL SELECT {mark}, {mark}" * (len(changed_by) - 1))
+            parts.append(f"SELECT 'm', s.group_id, s.user_id, NULL FROM ({keys}) k "
+                         "JOIN messages t ON t.id = k.a JOIN memberships s "
+                         "ON s.group_id = t.group_id AND s.user_id = k.b")
+            for message_id, actor in sorted(changed_by):
+                params.extend((message_id, actor))
         found: dict = {"stored": {}, "names": {}, "blocks": set(), "follows": set(),
                        "groups": {}, "members": set(), "private": set(), "stored_changes": {},
                        "targets": {}}
