@@ -162,6 +162,14 @@ class MessageStore(MessageWrites):
             for values in lists:
                 params.extend(values)
 
+        def pairs_table(pairs: set[tuple]) -> str:
+            # The pairs as a derived table ``k`` (a, b) to join on, their values bound.
+            mark = self.mark
+            for a, b in sorted(pairs):
+                params.extend((a, b))
+            return (f"(SELECT {mark} AS a, {mark} AS b"
+                    + f" UNION ALL SELECT {mark}, {mark}" * (len(pairs) - 1) + ") k")
+
         def pairs_branch(select: str, columns: tuple[str, str], pairs: set[tuple]) -> None:
             # MySQL: a row IN list is one index dive per pair. Two plain IN lists would be
             # one per combination (senders x client_ids): 20 ms instead of 2 for 400 keys.
@@ -187,13 +195,9 @@ class MessageStore(MessageWrites):
                 pairs_branch(f"SELECT '{tag}', {columns[0]}, {columns[1]}, NULL FROM {table}",
                              columns, pairs)
                 return
-            mark = self.mark
-            keys = (f"SELECT {mark} AS a, {mark} AS b"
-                    + f" UNION ALL SELECT {mark}, {mark}" * (len(pairs) - 1))
-            parts.append(f"SELECT '{tag}', t.{columns[0]}, t.{columns[1]}, NULL FROM ({keys}) k "
+            parts.append(f"SELECT '{tag}', t.{columns[0]}, t.{columns[1]}, NULL FROM "
+                         f"{pairs_table(pairs)} "
                          f"JOIN {table} t ON t.{columns[0]} = k.a AND t.{columns[1]} = k.b")
-            for a, b in sorted(pairs):
-                params.extend((a, b))
 
         # The UNION's text column takes client_id (a no-pad collation on MySQL, migration
         # 0002) and username (utf8mb4_bin): MySQL refuses to mix two collations there.
@@ -226,14 +230,9 @@ class MessageStore(MessageWrites):
                    sorted({m for m, _ in changed_by}))
             # One lookup per (message, actor) pair, not one per message x actor: 50
             # messages of a big group changed by 200 members would be 10,000 rows.
-            mark = self.mark
-            keys = (f"SELECT {mark} AS a, {mark} AS b"
-                    + f" UNION ALL SELECT {mark}, {mark}" * (len(changed_by) - 1))
-            parts.append(f"SELECT 'm', s.group_id, s.user_id, NULL FROM ({keys}) k "
-                         "JOIN messages t ON t.id = k.a JOIN memberships s "
-                         "ON s.group_id = t.group_id AND s.user_id = k.b")
-            for message_id, actor in sorted(changed_by):
-                params.extend((message_id, actor))
+            parts.append(f"SELECT 'm', s.group_id, s.user_id, NULL FROM "
+                         f"{pairs_table(changed_by)} JOIN messages t ON t.id = k.a "
+                         "JOIN memberships s ON s.group_id = t.group_id AND s.user_id = k.b")
         found: dict = {"stored": {}, "names": {}, "blocks": set(), "follows": set(),
                        "groups": {}, "members": set(), "private": set(), "stored_changes": {},
                        "targets": {}}
