@@ -64,7 +64,11 @@ def load_token_user(req):
     """The user of a bearer token (scripts, WebSockets opened with ``?token=``) or of a
     WebSocket ticket (``?ticket=``, good once)."""
     token = bearer_token()
-    if token is not None:
+    hello = None
+    if token is not None and request.path == "/ws":
+        # A socket's first frame needs the user's hello rows: read with the token.
+        found, hello = services().accounts.resolve_secret_with_hello(token)
+    elif token is not None:
         found = services().accounts.resolve_secret(token)
     elif ws_ticket() is not None:
         found = services().accounts.redeem_ticket(ws_ticket())
@@ -73,7 +77,7 @@ def load_token_user(req):
     if found is None:
         return None
     user, token_id = found
-    user.auth_token_id = token_id
+    user.auth_token_id, user.hello_rows = token_id, hello
     g.auth_kind = "token"
     return user
 

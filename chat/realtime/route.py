@@ -162,9 +162,13 @@ def websocket(ws: WebSocket) -> Life:
         log.info("event=ws_refused_too_many user_id=%s", user_id)
         return refuse(conn, CLOSE_TOO_MANY, f"{TOO_MANY_REASON} ({chat.quota.cap})")
 
+    # Read with the token, or None (read at the hello); taken once, so that an idle
+    # connection's closure does not keep them.
+    hello_rows = [current_user.hello_rows]
+
     def life() -> None:
         try:
-            serve(chat, conn, ws, user_id)
+            serve(chat, conn, ws, user_id, hello_rows.pop())
         finally:
             chat.quota.release(user_id, conn.id)
     return life
@@ -176,17 +180,20 @@ def refuse(conn: Connection, code: int, reason: str) -> None:
     finish(conn)
 
 
-def serve(chat: Any, conn: Connection, ws: WebSocket, user_id: int) -> None:
-    """Hello, register, then answer frames until the connection ends."""
+def serve(chat: Any, conn: Connection, ws: WebSocket, user_id: int,
+          hello_rows: list | None = None) -> None:
+    """Hello (from ``hello_rows`` when they were read already), register, then answer
+    frames until the connection ends."""
     cfg = current_app.config
     try:
-        unread, last_id, group_ids = chat.services.reading.hello_state(user_id)
+        unread, last_id, group_ids = chat.services.reading.hello_state(user_id, hello_rows)
     except DATABASE_UNAVAILABLE:
         conn.send_payload(orjson.dumps(ServerBusy().to_frame()))
         conn.close(CLOSE_TRY_AGAIN, "database unavailable")
         finish(conn)
         return
     finally:
+        hello_rows = None  # this frame lives as long as the connection: keep nothing of it
         db.session.remove()
     conn.send_payload(orjson.dumps({"kind": "hello", "code": 200, "user_id": user_id,
                                     "unread": unread, "last_id": last_id,

@@ -148,7 +148,21 @@ class Accounts:
         """
         if not secret or len(secret) > 128:
             return None
-        row = queries.token_owner(hash_secret(secret))
+        return self._live_owner(queries.token_owner(hash_secret(secret)))
+
+    def resolve_secret_with_hello(self, secret: str) -> tuple[tuple[User, int] | None,
+                                                             list | None]:
+        """``resolve_secret``, and the user's hello rows read in the same round trip where
+        the database allows (``None`` where it does not, or when the token is not live):
+        a WebSocket opened with a token reads both at once."""
+        if not secret or len(secret) > 128:
+            return None, None
+        row, hello = queries.token_owner_with_hello(hash_secret(secret))
+        found = self._live_owner(row)
+        return found, (hello if found is not None else None)
+
+    def _live_owner(self, row: Any) -> tuple[User, int] | None:
+        """The user and credential id of a token's row, unless revoked or idle too long."""
         if row is None or row.revoked_at is not None:
             return None
         now = utcnow()

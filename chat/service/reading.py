@@ -168,12 +168,14 @@ class Reading:
         return result
 
     @staticmethod
-    def hello_state(user_id: int) -> tuple[int, int, list[int]]:
+    def hello_state(user_id: int, rows: list | None = None) -> tuple[int, int, list[int]]:
         """(unread messages from others, newest message id the user can see, the user's groups).
 
-        One query: a user's groups are the group rows among their read cursors.
+        One query (none when ``rows``, the user's ``hello_rows``, were read already): a
+        user's groups are the group rows among their read cursors.
         """
-        rows = queries.hello_rows(user_id)
+        if rows is None:
+            rows = queries.hello_rows(user_id)
         return (unread_total(rows),
                 max((max(r.last_id or 0, r.last_update_id or 0) for r in rows), default=0),
                 [r.group_id for r in rows if r.group_id is not None])

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, Sequence
 
 from .committer_writes import MessageWrites, NewId, new_id_literal
+from .driver import allow_multi_statements
 
 
 def as_datetime(value: Any) -> datetime:
@@ -44,21 +45,6 @@ def _changes_found(rows: Sequence[tuple],
 
 
 ROW_LOCK_WAIT = 5  # seconds a committer's statement waits for a row lock (MySQL)
-
-
-def allow_multi_statements(connection: Any) -> bool:
-    """Let this PyMySQL connection send several statements in one query (the protocol's
-    COM_SET_OPTION; PyMySQL has no public call for it). Only the committer's own
-    connections do, which never go back to the pool (``discard`` closes them), and
-    every value they send is escaped by the driver. False if the server refused."""
-    from pymysql.constants import COMMAND
-    from pymysql.err import MySQLError
-    try:
-        connection._execute_command(COMMAND.COM_SET_OPTION, b"\x00\x00")  # MULTI_STATEMENTS_ON
-        connection._read_packet()  # an EOF packet, or an error raised here
-    except MySQLError:
-        return False
-    return True
 
 
 class MessageStore(MessageWrites):

@@ -60,6 +60,7 @@ class User(UserMixin, db.Model):
     # Set by the user loader: which session or token row authenticated this request.
     auth_token_id = None
     auth_session_key = None
+    hello_rows = None  # a WebSocket's hello, when read with its token (``identity``)
 
     def get_id(self) -> str:
         """Flask-Login keeps this in the session: the session's token, not the user id."""

@@ -19,7 +19,7 @@ Two ways in, on purpose:
   reads of every connect (token and hello), where the session's transaction
   bookkeeping cost more CPU than the queries; on MySQL an autocommit connection
   (``reads``), read through the driver and given back to the pool without a
-  ROLLBACK. Only for
+  ROLLBACK (``token_owner_with_hello``: both in one query). Only for
   one-statement reads that need nothing the current session has written and not
   committed.
 """
@@ -39,23 +39,38 @@ from .models import UTCDateTime
 # Every connect and every conversation list runs these: per conversation, the user's own
 # settings (mute, pin, archive), the newest message, the newest update (edit, recall,
 # reaction), and what is unread from others (recalled messages left out: the index covers
-# it), and the unread mentions of the user (or of everyone: user 0).
-_CONVERSATION_COLUMNS = (
-    "SELECT rc.conv_key, rc.peer_id, rc.group_id, rc.last_read_id, rc.muted, rc.pinned, "
-    "rc.archived_at_id, "
-    "(SELECT MAX(m.id) FROM messages m WHERE m.conv_key = rc.conv_key) AS last_id, "
-    "(SELECT MAX(u.id) FROM message_updates u WHERE u.conv_key = rc.conv_key) "
-    " AS last_update_id, "
-    "(SELECT COUNT(*) FROM messages m WHERE m.conv_key = rc.conv_key "
-    " AND m.id > rc.last_read_id AND m.sender_id != :me AND m.recalled = 0) AS unread")
-_MENTIONS = ("(SELECT COUNT(DISTINCT n.message_id) FROM mentions n "
-             "WHERE n.user_id IN (:me, 0) AND n.conv_key = rc.conv_key "
-             "AND n.message_id > rc.last_read_id AND n.sender_id != :me)")
+# it), and the unread mentions of the user (or of everyone: user 0). ``me`` is the SQL
+# that names the user: a bind, or the column of the token row the hello is read through.
+def _conversation_columns(me: str) -> str:
+    return ("SELECT rc.conv_key, rc.peer_id, rc.group_id, rc.last_read_id, rc.muted, rc.pinned, "
+            "rc.archived_at_id, "
+            "(SELECT MAX(m.id) FROM messages m WHERE m.conv_key = rc.conv_key) AS last_id, "
+            "(SELECT MAX(u.id) FROM message_updates u WHERE u.conv_key = rc.conv_key) "
+            " AS last_update_id, "
+            "(SELECT COUNT(*) FROM messages m WHERE m.conv_key = rc.conv_key "
+            f" AND m.id > rc.last_read_id AND m.sender_id != {me} AND m.recalled = 0) AS unread")
+
+
+def _mentions(me: str) -> str:
+    return ("(SELECT COUNT(DISTINCT n.message_id) FROM mentions n "
+            f"WHERE n.user_id IN ({me}, 0) AND n.conv_key = rc.conv_key "
+            f"AND n.message_id > rc.last_read_id AND n.sender_id != {me})")
+
+
 # hello.unread counts a muted conversation's mentions only (docs/protocol.md, Attention), so it counts
 # mentions of muted conversations alone: the others cost nothing more on every connect.
-_HELLO_ROWS = text(_CONVERSATION_COLUMNS + f", CASE WHEN rc.muted THEN {_MENTIONS} ELSE 0 END "
-                   "AS mentions FROM read_cursors rc WHERE rc.user_id = :me")
-_CONVERSATION_ROWS = text(_CONVERSATION_COLUMNS + f", {_MENTIONS} AS mentions "
+def _hello_columns(me: str) -> str:
+    return (_conversation_columns(me)
+            + f", CASE WHEN rc.muted THEN {_mentions(me)} ELSE 0 END AS mentions ")
+
+
+_HELLO_ROWS = text(_hello_columns(":me") + "FROM read_cursors rc WHERE rc.user_id = :me")
+# The same rows for the owner of a token, found in the same statement (a connect by token
+# reads its token and its hello in one round trip: ``token_owner_with_hello``).
+_HELLO_ROWS_OF_TOKEN = text(_hello_columns("t.user_id") + "FROM auth_tokens t "
+                            "JOIN read_cursors rc ON rc.user_id = t.user_id "
+                            "WHERE t.token_hash = :token_hash")
+_CONVERSATION_ROWS = text(_conversation_columns(":me") + f", {_mentions(':me')} AS mentions "
                           "FROM read_cursors rc WHERE rc.user_id = :me")
 
 # Runs for every API call and every socket.
@@ -129,6 +144,19 @@ def token_owner(token_hash: str) -> Row | None:
     revoked_at, issued_at, last_used_at), on a pooled connection."""
     rows = pooled_rows(_TOKEN_OWNER, {"token_hash": token_hash})
     return rows[0] if rows else None
+
+
+def token_owner_with_hello(token_hash: str) -> tuple[Row | None, list[Row] | None]:
+    """``token_owner``, and the ``hello_rows`` of its user read in the same round trip
+    (on MySQL: two statements in one query; ``None`` for the hello where they cannot be,
+    and it is then read at the hello). The hello rows are only to be used once the
+    token has been found live."""
+    params = {"token_hash": token_hash}
+    found = reads.rows_together([(_TOKEN_OWNER, params), (_HELLO_ROWS_OF_TOKEN, params)])
+    if found is None:
+        return token_owner(token_hash), None
+    owners, hello = found
+    return (owners[0] if owners else None), hello
 
 
 def credential_owner(token_id: int) -> Row | None:

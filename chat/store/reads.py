@@ -1,6 +1,11 @@
 """The hot reads through the driver itself, and autocommit connections for the
 one-statement ones (a connect's token and hello, a history page's).
 
+A socket opened with a token sends its token and hello reads as one query
+(``rows_together``): the connections of the autocommit engine allow several
+statements in one query, and only ever run the app's own statements with every
+value escaped by the driver.
+
 A pooled connection goes back to the pool with a ROLLBACK, to end the
 transaction its first SELECT opened: a round trip after each of a connect's two
 reads. These reads are one statement each and write nothing, so on MySQL they
@@ -25,13 +30,15 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from flask import Flask, current_app
-from sqlalchemy import Engine, TextClause, TextualSelect, create_engine
+from sqlalchemy import Engine, TextClause, TextualSelect, create_engine, event
 from sqlalchemy.exc import DBAPIError
 
 from ..extensions import db
+from .driver import allow_multi_statements
 from .pool import ping_when_idle
 
 _KEY = "chat.reads_engine"
+_MULTI = "chat.multi_statements"  # in a connection's pool record: several statements allowed
 # Connects read one statement at a time on it, so it needs fewer connections than the
 # main pool; it adds this many (at most) to each process's count at MariaDB. No overflow:
 # in a burst of connects an overflow connection was opened and closed again for each read
@@ -50,7 +57,13 @@ def init_app(app: Flask) -> None:
     engine = create_engine(url, isolation_level="AUTOCOMMIT", skip_autocommit_rollback=True,
                            **opts)
     ping_when_idle(engine)
+    event.listen(engine, "connect", _statements_together)
     app.extensions[_KEY] = engine
+
+
+def _statements_together(dbapi_connection: Any, record: Any) -> None:
+    """A new connection may send several statements in one query (``rows_together``)."""
+    record.info[_MULTI] = allow_multi_statements(dbapi_connection)
 
 
 def engine() -> Engine:
@@ -69,6 +82,21 @@ def rows(statement: TextClause | TextualSelect,
         return None
     with driver_connection(found) as conn:  # pinged when idle, no ROLLBACK on return
         return driver_rows(found, conn, statement, params)
+
+
+Statement = tuple[TextClause | TextualSelect, dict[str, Any]]
+
+
+def rows_together(statements: list[Statement]) -> list[list[NamedTuple]] | None:
+    """Each read's rows, in order, like ``rows``, the reads sent as one multi-statement
+    query (one round trip: a connect's token and hello). ``None`` on SQLite."""
+    found = current_app.extensions.get(_KEY)
+    if found is None:
+        return None
+    with driver_connection(found) as conn:
+        if conn.info.get(_MULTI):
+            return driver_result_sets(found, conn, statements)
+        return [driver_rows(found, conn, statement, params) for statement, params in statements]
 
 
 def through_driver(engine: Engine) -> bool:
@@ -99,16 +127,28 @@ def driver_rows(engine: Engine, conn: Any, statement: TextClause | TextualSelect
     """Rows of one read on ``conn`` (from ``driver_connection(engine)``) through the
     driver, as named tuples: the driver's values as they come (MySQL's DATETIME as
     datetime; a ``TextualSelect``'s column types matter on SQLite only)."""
-    if isinstance(statement, TextualSelect):
-        statement = statement.element
+    return driver_result_sets(engine, conn, [(statement, params)])[0]
+
+
+def driver_result_sets(engine: Engine, conn: Any,
+                       statements: list[Statement]) -> list[list[NamedTuple]]:
+    """``driver_rows`` of each read, sent as one query (more than one read needs a
+    connection that allows several statements: ``allow_multi_statements``)."""
+    texts = [(s.element if isinstance(s, TextualSelect) else s).text for s, _ in statements]
     dialect = engine.dialect
     try:
         cursor = conn.cursor()
-        cursor.execute(_pyformat(statement.text), params)
-        shape = _row_type(tuple(column[0] for column in cursor.description))
-        found_rows = [shape._make(row) for row in cursor.fetchall()]
+        if len(statements) == 1:
+            cursor.execute(_pyformat(texts[0]), statements[0][1])
+        else:  # each statement's values escaped by the driver, as ``execute`` does
+            cursor.execute(";".join(cursor.mogrify(_pyformat(sql), params)
+                                    for sql, (_, params) in zip(texts, statements)))
+        found = [_named_rows(cursor)]
+        for _ in statements[1:]:
+            cursor.nextset()
+            found.append(_named_rows(cursor))
         cursor.close()
-        return found_rows
+        return found
     except dialect.loaded_dbapi.Error as exc:
         # As SQLAlchemy's own execution would: a lost connection leaves the pool, and so
         # does every connection made before it (after a restart or a failover they are
@@ -117,13 +157,20 @@ def driver_rows(engine: Engine, conn: Any, statement: TextClause | TextualSelect
         lost = dialect.is_disconnect(exc, conn.dbapi_connection, None)
         if lost:
             engine.pool._invalidate(conn, exc)  # what SQLAlchemy's Connection calls
-        raise DBAPIError.instance(statement.text, params, exc, dialect.loaded_dbapi.Error,
-                                  connection_invalidated=lost, dialect=dialect) from exc
+        raise DBAPIError.instance(";".join(texts), [p for _, p in statements], exc,
+                                  dialect.loaded_dbapi.Error, connection_invalidated=lost,
+                                  dialect=dialect) from exc
     except BaseException:
         # Stopped half-way (a greenlet killed, a timeout): what is left of the answer is
         # unread, and an autocommit connection goes back without a ROLLBACK to clear it.
         conn.invalidate()
         raise
+
+
+def _named_rows(cursor: Any) -> list[NamedTuple]:
+    """The cursor's current result set as named tuples."""
+    shape = _row_type(tuple(column[0] for column in cursor.description))
+    return [shape._make(row) for row in cursor.fetchall()]
 
 
 @lru_cache(maxsize=64)

@@ -168,6 +168,16 @@ def test_a_credential_resolves_to_its_user_until_revoked(accounts, published):
 @pytest.mark.parametrize("secret", ["", "not-a-token", "x" * 129])
 def test_unknown_secrets_resolve_to_nothing(accounts, secret):
     assert accounts.resolve_secret(secret) is None
+    assert accounts.resolve_secret_with_hello(secret) == (None, None)
+
+
+def test_a_socket_token_resolves_as_any_token_does_and_brings_no_hello_once_revoked(accounts):
+    uid = add_user()
+    cred = accounts.issue_credential(uid, "api")
+    (user, token_id), _ = accounts.resolve_secret_with_hello(cred.secret)
+    assert (user.id, token_id) == (uid, cred.token_id)
+    accounts.revoke(cred.token_id, uid)
+    assert accounts.resolve_secret_with_hello(cred.secret) == (None, None)
 
 
 def test_a_session_key_must_name_its_own_row(accounts):

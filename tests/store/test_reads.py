@@ -74,3 +74,48 @@ def test_on_mariadb_a_restart_costs_one_failed_read_not_one_per_pooled_connectio
         assert exc.connection_invalidated
     assert _user_count() >= 0  # the next one gets a new connection, not a dead one
     assert _user_count() >= 0
+
+
+def _token(user_id: int, revoked: bool = False) -> str:
+    """A credential of ``user_id`` stored the way the accounts service stores one."""
+    from chat.service.accounts import hash_secret
+    from chat.store.models import AuthToken, utcnow
+    secret = f"secret-{user_id}-{revoked}"
+    db.session.add(AuthToken(user_id=user_id, token_hash=hash_secret(secret), kind="api",
+                             revoked_at=utcnow() if revoked else None))
+    db.session.commit()
+    return hash_secret(secret)
+
+
+def test_a_socket_token_brings_its_owners_hello_in_the_same_round_trip(in_app):
+    """On MariaDB a WebSocket opened with a token reads the token's owner and that user's
+    hello rows as one query: the same rows as the hello read alone, and no other user's.
+    SQLite reads the owner only (the hello is then read at the hello)."""
+    from tests.inprocess import add_group
+    owner, other = add_user(), add_user()
+    group = add_group(owner, other)
+    add_group(other)  # a conversation of someone else's: not in the owner's hello
+    token_hash = _token(owner)
+    engine = reads.engine()
+    mariadb = engine.dialect.name in ("mysql", "mariadb")
+    sent = []
+    if mariadb:
+        engine.dispose()  # one connection in the pool: the one watched below
+        with engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+        query = raw.query
+        raw.query = lambda sql, unbuffered=False: (sent.append(sql), query(sql, unbuffered))[1]
+    try:
+        row, hello = queries.token_owner_with_hello(token_hash)
+    finally:
+        if mariadb:
+            del raw.query
+    assert (row.id, row.revoked_at) == (owner, None)
+    if not mariadb:
+        assert hello is None
+        return
+    assert len(sent) == 1 and sent[0].count("SELECT ") >= 2  # both reads, one round trip
+    assert sorted(hello) == sorted(queries.hello_rows(owner))
+    assert [r.group_id for r in hello] == [group]
+    assert queries.token_owner_with_hello(_token(other, revoked=True))[0].revoked_at is not None
+    assert queries.token_owner_with_hello("0" * 64) == (None, [])
