@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import logging
+from time import monotonic
 from typing import Callable
 
 import gevent
@@ -37,6 +38,9 @@ log = logging.getLogger("chat.runtime")
 _LOCK_CONFLICTS = (1213, 1205)
 
 SLOT_REFRESH_EVERY = 20.0
+# The indexer's round runs after this process committed messages, and at least this often
+# (seconds) when it did not: another process may have stopped before indexing its own.
+INDEX_IDLE_ROUND = 1.0
 SLOT_STALE_AFTER = 3 * SLOT_REFRESH_EVERY
 
 
@@ -150,12 +154,17 @@ class ChatRuntime:
             return db.engine.dialect.name in ("mysql", "mariadb")
 
     def _index_search(self, interval: float) -> None:
-        """Add new messages to the search index, off the send path (MariaDB's Mroonga)."""
+        """Add new messages to the search index, off the send path (MariaDB's Mroonga):
+        ``interval`` seconds after this process committed, else every INDEX_IDLE_ROUND."""
         with self.app.app_context():
             engine = db.engine
         failing = False
+        seen, last_round = -1, 0.0
         while True:
             gevent.sleep(interval)
+            if self.stats.batches == seen and monotonic() - last_round < INDEX_IDLE_ROUND:
+                continue  # nothing committed here since the last round
+            seen, last_round = self.stats.batches, monotonic()
             try:
                 self.services.search.index_pending(engine)
                 failing = False
@@ -163,6 +172,7 @@ class ChatRuntime:
                 code = getattr(getattr(exc, "orig", None), "args", (None,))[0]
                 if code in _LOCK_CONFLICTS:  # chosen as a deadlock's victim: next round
                     log.warning("event=search_index_retry error=%s", code)
+                    seen = -1
                 elif not failing:
                     log.exception("event=search_index_failed")
                     failing = True

@@ -375,3 +375,30 @@ def test_the_indexer_never_holds_up_new_messages_only_edits_of_what_it_indexes(u
         search_sql.index_next = real
         engine.dispose()
     assert seen == {"insert": "stored", "edit": "waits"}
+
+
+def test_a_process_that_committed_nothing_still_indexes_what_another_left(unindexed_server,
+                                                                          redis_prefix):
+    """An indexer runs its round soon after its own process commits, and at least every
+    second when it did not: messages committed by a process that does not index (or that
+    stopped before its round) are indexed by another."""
+    from tests.conftest import mysql_env
+    from tests.support import Api, ServerProcess
+    a, b = (Api.new_user(unindexed_server.base, stem) for stem in ("max", "nia"))
+    a.follow_each_other(b)
+    indexer = ServerProcess(mysql_env(unindexed_server.database_url, redis_prefix,
+                                      CHAT_SEARCH_WINDOW=WINDOW,
+                                      CHAT_SEARCH_INDEX_INTERVAL_MS=50)).start()
+
+    def caught_up() -> None:
+        deadline = time.monotonic() + 10
+        while _lag(unindexed_server) > 0:
+            assert time.monotonic() < deadline, "no round of the idle indexer in 10 s"
+            time.sleep(0.1)
+    try:
+        caught_up()  # its first round, at start
+        for i in range(2):  # committed by the process that does not index, after that
+            _send(a, b, f"left behind {i} 周六")
+            caught_up()
+    finally:
+        indexer.stop()
