@@ -69,12 +69,6 @@ def _within_answer_size(rows: list) -> list:
     return rows
 
 
-def unread_total(rows: list) -> int:
-    """What counts as unread for the user (docs/protocol.md, Attention): every unread message of the
-    conversations that are not muted, and the unread mentions of the muted ones."""
-    return sum(r.mentions if r.muted else r.unread for r in rows)
-
-
 def is_archived(row: Any) -> bool:
     """Archived, and no newer message brought it back (a muted one stays archived)."""
     return row.archived_at_id is not None and (
@@ -176,7 +170,7 @@ class Reading:
         """
         if rows is None:
             rows = queries.hello_rows(user_id)
-        return (unread_total(rows),
+        return (sum(r.unread for r in rows),  # of a muted conversation: its mentions
                 max((max(r.last_id or 0, r.last_update_id or 0) for r in rows), default=0),
                 [r.group_id for r in rows if r.group_id is not None])
 

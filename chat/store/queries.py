@@ -41,14 +41,19 @@ from .models import UTCDateTime
 # reaction), and what is unread from others (recalled messages left out: the index covers
 # it), and the unread mentions of the user (or of everyone: user 0). ``me`` is the SQL
 # that names the user: a bind, or the column of the token row the hello is read through.
+_LAST_ID = "(SELECT MAX(m.id) FROM messages m WHERE m.conv_key = rc.conv_key)"
+_LAST_UPDATE_ID = "(SELECT MAX(u.id) FROM message_updates u WHERE u.conv_key = rc.conv_key)"
+
+
+def _unread(me: str) -> str:
+    return ("(SELECT COUNT(*) FROM messages m WHERE m.conv_key = rc.conv_key "
+            f" AND m.id > rc.last_read_id AND m.sender_id != {me} AND m.recalled = 0)")
+
+
 def _conversation_columns(me: str) -> str:
     return ("SELECT rc.conv_key, rc.peer_id, rc.group_id, rc.last_read_id, rc.muted, rc.pinned, "
-            "rc.archived_at_id, "
-            "(SELECT MAX(m.id) FROM messages m WHERE m.conv_key = rc.conv_key) AS last_id, "
-            "(SELECT MAX(u.id) FROM message_updates u WHERE u.conv_key = rc.conv_key) "
-            " AS last_update_id, "
-            "(SELECT COUNT(*) FROM messages m WHERE m.conv_key = rc.conv_key "
-            f" AND m.id > rc.last_read_id AND m.sender_id != {me} AND m.recalled = 0) AS unread")
+            f"rc.archived_at_id, {_LAST_ID} AS last_id, {_LAST_UPDATE_ID} AS last_update_id, "
+            f"{_unread(me)} AS unread")
 
 
 def _mentions(me: str) -> str:
@@ -57,11 +62,13 @@ def _mentions(me: str) -> str:
             f"AND n.message_id > rc.last_read_id AND n.sender_id != {me})")
 
 
-# hello.unread counts a muted conversation's mentions only (docs/protocol.md, Attention), so it counts
-# mentions of muted conversations alone: the others cost nothing more on every connect.
+# What a hello needs of each conversation, and no more (PyMySQL parses every column's
+# descriptor in Python, on every connect): its group, its newest message and update, and
+# what counts as unread (docs/protocol.md, Attention): the unread messages of a
+# conversation that is not muted, the unread mentions of one that is.
 def _hello_columns(me: str) -> str:
-    return (_conversation_columns(me)
-            + f", CASE WHEN rc.muted THEN {_mentions(me)} ELSE 0 END AS mentions ")
+    return (f"SELECT rc.group_id, {_LAST_ID} AS last_id, {_LAST_UPDATE_ID} AS last_update_id, "
+            f"CASE WHEN rc.muted THEN {_mentions(me)} ELSE {_unread(me)} END AS unread ")
 
 
 _HELLO_ROWS = text(_hello_columns(":me") + "FROM read_cursors rc WHERE rc.user_id = :me")
@@ -122,14 +129,15 @@ def like_contains(text: str) -> str:
 
 
 def hello_rows(user_id: int) -> list[Row]:
-    """Each of the user's conversations (key, peer, group, cursor, mute, pin, archive, last
-    message id, last update id, unread count, and unread mentions where muted), on a
+    """Each of the user's conversations (group, last message id, last update id, and what
+    counts as unread: its unread messages, or where muted its unread mentions), on a
     pooled connection: what every connect reads."""
     return pooled_rows(_HELLO_ROWS, {"me": user_id})
 
 
 def conversation_rows(user_id: int) -> list[Row]:
-    """``hello_rows``, with every conversation's unread mentions of the user."""
+    """Each of the user's conversations (key, peer, group, cursor, mute, pin, archive, last
+    message id, last update id, unread messages, unread mentions of the user)."""
     return session_rows(_CONVERSATION_ROWS, {"me": user_id})
 
 
