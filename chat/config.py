@@ -231,8 +231,9 @@ class BaseConfig:
                 # 80 ms of CPU per connection (it loads the CA bundle each time) and stops no
                 # active attacker. Ask for real TLS in the URL: ?ssl_ca=/path/to/ca.pem
                 args["ssl_disabled"] = True
-            from .store.driver import conversions_with_fast_times
+            from .store.driver import conversions_with_fast_times, remember_column_descriptors
             args.setdefault("conv", conversions_with_fast_times())
+            remember_column_descriptors()
             opts["connect_args"] = args
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = opts
 

@@ -119,3 +119,36 @@ def test_a_socket_token_brings_its_owners_hello_in_the_same_round_trip(in_app):
     assert [r.group_id for r in hello] == [group]
     assert queries.token_owner_with_hello(_token(other, revoked=True))[0].revoked_at is not None
     assert queries.token_owner_with_hello("0" * 64) == (None, [])
+
+
+def test_each_column_descriptor_is_parsed_once_and_rows_read_as_before(in_app, monkeypatch):
+    """On MariaDB the same statement's column descriptors are parsed once and reused
+    (``store.driver``): the rows, their types and the cursor's description stay PyMySQL's
+    own, and a statement whose column names vary cannot grow the memory without end."""
+    import datetime
+
+    from chat.store import driver
+    if reads.engine().dialect.name not in ("mysql", "mariadb"):
+        return  # SQLite: no PyMySQL
+    add_user()
+    statement = text("SELECT u.id, u.username, u.created_at, CAST(u.username AS BINARY) AS raw, "
+                     "1.5 AS n, NULL AS nothing FROM users u ORDER BY u.id LIMIT 2")
+    first = queries.pooled_rows(statement, {})
+    known = dict(driver._known_columns)
+    assert any(b"nothing" in data for data, _ in known)  # this statement's columns are kept
+    again = queries.pooled_rows(statement, {})
+    assert again == first and dict(driver._known_columns) == known  # parsed once
+    row = again[0]
+    assert (type(row.id), type(row.username), type(row.created_at), type(row.raw)) == (
+        int, str, datetime.datetime, bytes)
+    assert row.raw == row.username.encode() and row.nothing is None
+    with reads.engine().connect() as conn:  # the DB-API description, as PyMySQL makes it
+        cursor = conn.connection.dbapi_connection.cursor()
+        cursor.execute("SELECT 1 AS one, 'two' AS two")
+        assert [d[0] for d in cursor.description] == ["one", "two"]
+        assert cursor.fetchall() == ((1, "two"),)
+        cursor.close()
+    monkeypatch.setattr(driver, "DESCRIPTORS_KEPT", 8)
+    for i in range(20):
+        assert queries.pooled_rows(text(f"SELECT {i} AS column_{i}"), {})[0][0] == i
+        assert len(driver._known_columns) <= 8
