@@ -14,7 +14,7 @@ from wtforms import ValidationError
 
 from .errors import RateLimited, Unauthorized
 from .extensions import csrf, login_manager
-from .runtime import services
+from .runtime import runtime, services
 
 login_manager.login_view = "auth.login"
 login_manager.session_protection = "basic"
@@ -59,13 +59,22 @@ def load_session_user(key: str):
     return user
 
 
+def socket_will_open() -> bool:
+    """Whether this request asks for a WebSocket that this process would take now (not
+    stopping, not full): only then is the hello worth reading with the token."""
+    if request.path != "/ws" or request.headers.get("Upgrade", "").lower() != "websocket":
+        return False
+    chat = runtime()
+    return not chat.draining and not chat.full()
+
+
 @login_manager.request_loader
 def load_token_user(req):
     """The user of a bearer token (scripts, WebSockets opened with ``?token=``) or of a
     WebSocket ticket (``?ticket=``, good once)."""
     token = bearer_token()
     hello = None
-    if token is not None and request.path == "/ws":
+    if token is not None and socket_will_open():
         # A socket's first frame needs the user's hello rows: read with the token.
         found, hello = services().accounts.resolve_secret_with_hello(token)
     elif token is not None:

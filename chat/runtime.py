@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import logging
 from time import monotonic
-from typing import Callable
+from typing import Callable, Sequence
 
 import gevent
 from flask import Flask, current_app
@@ -22,6 +22,7 @@ from .files import make_storage
 from .files.service import UploadSettings, Uploads
 from .ops.dbcheck import DatabaseCheck
 from .ops.metrics import SendStats
+from .realtime.group_check import GroupCheck
 from .realtime.quota import SocketQuota
 from .realtime.registry import Registry
 from .service import Services, ServiceSettings
@@ -73,6 +74,8 @@ class ChatRuntime:
         self.bus.attach(self.registry)
         self.registry.on_channel_added = self.bus.subscribe
         self.registry.on_channel_removed = self.bus.unsubscribe
+        # The groups of a user's first socket here, read again once its channel listens.
+        self.group_check = GroupCheck(self.registry, self._groups_of)
         if hasattr(self.bus, "attach_backfill"):  # several processes: gaps read back
             self.bus.attach_backfill(StoreBackfill(app))
         # One greenlet per open WebSocket, each in an app context of its own (its request
@@ -109,6 +112,11 @@ class ChatRuntime:
         gc.collect()
         gc.freeze()
         gc.set_threshold(*cfg["CHAT_GC_THRESHOLDS"])
+
+    def _groups_of(self, user_ids: Sequence[int]) -> dict[int, list[int]]:
+        """The users' groups, read in an app context of the check's own."""
+        with self.app.app_context():
+            return self.services.reading.groups_of(user_ids)
 
     def _say_search_status(self) -> None:
         """Log at start whether search works here (MariaDB needs the Mroonga plugin)."""

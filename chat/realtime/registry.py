@@ -40,6 +40,9 @@ class Registry:
         self.users: dict[int, set[Connection]] = {}
         self.user_groups: dict[int, set[int]] = {}
         self.groups: dict[int, set[int]] = {}
+        # user -> groups a membership event changed since a check of the user's groups
+        # began (``watch``, ``correct_groups``).
+        self._watched: dict[int, set[int]] = {}
         self.on_channel_added: Callable[[str], None] = lambda channel: None
         self.on_channel_removed: Callable[[str], None] = lambda channel: None
         self.frames_out = 0
@@ -47,8 +50,9 @@ class Registry:
 
     # -- membership of the registry ---------------------------------------
 
-    def add(self, conn: Connection, group_ids: Iterable[int]) -> None:
-        """Register a connection and the groups its user belongs to."""
+    def add(self, conn: Connection, group_ids: Iterable[int]) -> bool:
+        """Register a connection and the groups its user belongs to; True when it is the
+        user's first here (its channels were asked for, and ``group_ids`` used)."""
         added: list[str] = []
         with self.lock:
             conns = self.users.get(conn.user_id)
@@ -62,6 +66,7 @@ class Registry:
             conns.add(conn)
         for channel in added:
             self.on_channel_added(channel)
+        return bool(added)
 
     def remove(self, conn: Connection) -> None:
         """Forget a connection; the last one of a user takes its channels with it."""
@@ -101,6 +106,9 @@ class Registry:
         """A connected user joined or left a group: route its messages accordingly."""
         changed: list[str] = []
         with self.lock:
+            touched = self._watched.get(user_id)
+            if touched is not None:
+                touched.add(group_id)
             groups = self.user_groups.get(user_id)
             if groups is None:
                 return
@@ -112,6 +120,51 @@ class Registry:
                 changed = self._leave_locked(user_id, group_id)
         for channel in changed:
             (self.on_channel_added if joined else self.on_channel_removed)(channel)
+
+    def watch(self, user_id: int) -> None:
+        """Note which groups membership events change for this user from now on, until
+        ``correct_groups``."""
+        with self.lock:
+            self._watched.setdefault(user_id, set())
+
+    def unwatch(self, user_id: int) -> None:
+        """Stop noting the user's membership events (its check is over)."""
+        with self.lock:
+            self._watched.pop(user_id, None)
+
+    def correct_groups(self, user_id: int, group_ids: Iterable[int],
+                       keep_watching: bool = False) -> tuple[set[int], set[int]]:
+        """Make a connected user's groups those read from the database after ``watch``,
+        except the ones an event changed since (it is as new as the read, or newer).
+        Returns the groups added (their messages in between may have been missed) and
+        those removed.
+
+        A user's groups come with its first connection, read before its channel was
+        subscribed: a membership change published in between never reached here."""
+        joined: list[str] = []
+        left: list[str] = []
+        added: set[int] = set()
+        removed: set[int] = set()
+        with self.lock:
+            touched = (self._watched.get(user_id) if keep_watching
+                       else self._watched.pop(user_id, None)) or set()
+            groups = self.user_groups.get(user_id)
+            if groups is None:
+                return added, removed
+            wanted = set(group_ids) - touched
+            for gid in groups - touched - wanted:
+                groups.discard(gid)
+                removed.add(gid)
+                left.extend(self._leave_locked(user_id, gid))
+            for gid in wanted - groups:
+                groups.add(gid)
+                added.add(gid)
+                joined.extend(self._join_locked(user_id, gid))
+        for channel in joined:
+            self.on_channel_added(channel)
+        for channel in left:
+            self.on_channel_removed(channel)
+        return added, removed
 
     # -- questions ---------------------------------------------------------
 
@@ -224,10 +277,16 @@ class Registry:
         if not closed:
             self._shed_after = now + 1.0
 
-    def catch_up(self) -> None:
-        """Tell every connection it may have missed frames: the client answers with sync."""
+    def catch_up(self, user_id: int | None = None) -> None:
+        """Tell every connection (of ``user_id``, if given) it may have missed frames: the
+        client answers with sync."""
         frame = text_frame(CATCH_UP)
-        for conn in self.connections():
+        if user_id is None:
+            conns = self.connections()
+        else:
+            with self.lock:
+                conns = list(self.users.get(user_id, ()))
+        for conn in conns:
             conn.enqueue(frame)
 
     def close_all(self, code: int = CLOSE_GOING_AWAY, reason: str = "server restarting") -> None:

@@ -165,6 +165,7 @@ def websocket(ws: WebSocket) -> Life:
     # Read with the token, or None (read at the hello); taken once, so that an idle
     # connection's closure does not keep them.
     hello_rows = [current_user.hello_rows]
+    current_user.hello_rows = None  # where the life runs inside the request, it holds them
 
     def life() -> None:
         try:
@@ -198,7 +199,8 @@ def serve(chat: Any, conn: Connection, ws: WebSocket, user_id: int,
     conn.send_payload(orjson.dumps({"kind": "hello", "code": 200, "user_id": user_id,
                                     "unread": unread, "last_id": last_id,
                                     "content": "connected"}))
-    chat.registry.add(conn, group_ids)
+    if chat.registry.add(conn, group_ids):  # the user's groups, read before it listened
+        chat.group_check.queue(user_id)
     if chat.draining:  # the stop's close_all may have passed before the add
         conn.close(CLOSE_GOING_AWAY, SHUTTING_DOWN)
     chat.services.presence.opened(user_id, conn.id)

@@ -6,7 +6,7 @@ the same in a 2-person chat and a 5,000-member group.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import orjson
 from sqlalchemy import func, select, update
@@ -173,6 +173,15 @@ class Reading:
         return (sum(r.unread for r in rows),  # of a muted conversation: its mentions
                 max((max(r.last_id or 0, r.last_update_id or 0) for r in rows), default=0),
                 [r.group_id for r in rows if r.group_id is not None])
+
+    @staticmethod
+    def groups_of(user_ids: Sequence[int]) -> dict[int, list[int]]:
+        """Each of these users' groups (users in none are left out): one query."""
+        found: dict[int, list[int]] = {}
+        if user_ids:
+            for row in queries.group_rows(list(user_ids)):
+                found.setdefault(row.user_id, []).append(row.group_id)
+        return found
 
     @staticmethod
     def conversations(user_id: int, unread_only: bool = False, archived: bool | None = False,

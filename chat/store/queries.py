@@ -28,7 +28,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Executable, Row, Table, TextClause, text
+from sqlalchemy import Executable, Row, Table, TextClause, bindparam, text
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -77,6 +77,10 @@ _HELLO_ROWS = text(_hello_columns(":me") + "FROM read_cursors rc WHERE rc.user_i
 _HELLO_ROWS_OF_TOKEN = text(_hello_columns("t.user_id") + "FROM auth_tokens t "
                             "JOIN read_cursors rc ON rc.user_id = t.user_id "
                             "WHERE t.token_hash = :token_hash")
+# The groups of many users at once (``group_rows``): the group rows of their read cursors,
+# as in the hello.
+_GROUP_ROWS = text("SELECT user_id, group_id FROM read_cursors WHERE user_id IN :ids "
+                   "AND group_id IS NOT NULL").bindparams(bindparam("ids", expanding=True))
 _CONVERSATION_ROWS = text(_conversation_columns(":me") + f", {_mentions(':me')} AS mentions "
                           "FROM read_cursors rc WHERE rc.user_id = :me")
 
@@ -133,6 +137,11 @@ def hello_rows(user_id: int) -> list[Row]:
     counts as unread: its unread messages, or where muted its unread mentions), on a
     pooled connection: what every connect reads."""
     return pooled_rows(_HELLO_ROWS, {"me": user_id})
+
+
+def group_rows(user_ids: list[int]) -> list[Row]:
+    """(user_id, group_id) of each group of these users, on a pooled connection."""
+    return pooled_rows(_GROUP_ROWS, {"ids": tuple(user_ids)})
 
 
 def conversation_rows(user_id: int) -> list[Row]:

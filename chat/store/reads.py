@@ -22,6 +22,7 @@ connection dropped with every connection of the pool made before it.
 """
 from __future__ import annotations
 
+import logging
 import re
 from collections import namedtuple
 from collections.abc import Iterator
@@ -37,6 +38,7 @@ from ..extensions import db
 from .driver import allow_multi_statements
 from .pool import ping_when_idle
 
+log = logging.getLogger("chat.reads")
 _KEY = "chat.reads_engine"
 _MULTI = "chat.multi_statements"  # in a connection's pool record: several statements allowed
 # Connects read one statement at a time on it, so it needs fewer connections than the
@@ -64,6 +66,8 @@ def init_app(app: Flask) -> None:
 def _statements_together(dbapi_connection: Any, record: Any) -> None:
     """A new connection may send several statements in one query (``rows_together``)."""
     record.info[_MULTI] = allow_multi_statements(dbapi_connection)
+    if not record.info[_MULTI]:  # the reads still work, a round trip each
+        log.warning("event=multi_statements_refused engine=reads")
 
 
 def engine() -> Engine:
@@ -157,6 +161,10 @@ def driver_result_sets(engine: Engine, conn: Any,
         lost = dialect.is_disconnect(exc, conn.dbapi_connection, None)
         if lost:
             engine.pool._invalidate(conn, exc)  # what SQLAlchemy's Connection calls
+        elif not _server_error(exc):
+            # The driver's own (a packet out of sequence, ...): the connection's state is
+            # unknown, and an autocommit one goes back without a ROLLBACK to clear it.
+            conn.invalidate()
         raise DBAPIError.instance(";".join(texts), [p for _, p in statements], exc,
                                   dialect.loaded_dbapi.Error, connection_invalidated=lost,
                                   dialect=dialect) from exc
@@ -165,6 +173,13 @@ def driver_result_sets(engine: Engine, conn: Any,
         # unread, and an autocommit connection goes back without a ROLLBACK to clear it.
         conn.invalidate()
         raise
+
+
+def _server_error(exc: Exception) -> bool:
+    """Whether the server answered with this error (a MySQL error number, 1000-1999): the
+    connection is then in a known state, ready for the next query."""
+    code = exc.args[0] if exc.args else None
+    return isinstance(code, int) and 1000 <= code < 2000
 
 
 def _named_rows(cursor: Any) -> list[NamedTuple]:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from chat.bus import Event
 from chat.realtime.frames import text_frame
 from chat.realtime.registry import Registry
@@ -17,33 +15,6 @@ from tests.wire import OP_PING, open_connection
 
 def payload(n: int) -> bytes:
     return json.dumps({"kind": "message", "n": n}).encode()
-
-
-@pytest.fixture
-def registry():
-    """A registry that remembers which channels it asked the bus for."""
-    reg = Registry()
-    reg.added, reg.removed = [], []
-    reg.on_channel_added = reg.added.append
-    reg.on_channel_removed = reg.removed.append
-    return reg
-
-
-@pytest.fixture
-def open_conn(registry):
-    """Open connections into the registry; (Connection, Peer); all closed after the test."""
-    opened = []
-
-    def _open(user_id: int, groups=(), auth_id=None, add=True, **kw):
-        conn, peer = open_connection(user_id, auth_id=auth_id, budget=registry.budget, **kw)
-        if add:
-            registry.add(conn, groups)
-        opened.append((conn, peer))
-        return conn, peer
-    yield _open
-    for conn, peer in opened:
-        conn.discard()
-        peer.close()
 
 
 # -- fan-out ------------------------------------------------------------------------
@@ -237,3 +208,46 @@ def test_catch_up_tells_every_connection_to_sync(registry, open_conn):
     for peer in peers:
         frame = peer.json()
         assert (frame["kind"], frame["code"]) == ("catch_up", 200) and "sync" in frame["content"]
+
+
+def test_catch_up_of_one_user_reaches_only_that_users_connections(registry, open_conn):
+    _, tab1 = open_conn(1)
+    _, tab2 = open_conn(1)
+    _, other = open_conn(2)
+    registry.catch_up(1)
+    assert tab1.json()["kind"] == tab2.json()["kind"] == "catch_up"
+    other.nothing()
+
+
+# -- correcting the groups a first connection brought (``GroupCheck``) -----------------
+
+
+def test_correct_groups_routes_by_the_groups_read_later(registry, open_conn):
+    _, alice = open_conn(1, groups=[5, 6])  # read before: removed from 6, added to 7 since
+    registry.watch(1)
+    assert registry.correct_groups(1, [5, 7]) == ({7}, {6})
+    assert registry.added[-1] == "group:7" and registry.removed == ["group:6"]
+    registry.dispatch(Event("group:6", payload(1)))
+    registry.dispatch(Event("group:7", payload(2)))
+    assert alice.json()["n"] == 2
+    alice.nothing()
+
+
+def test_an_event_seen_during_the_check_wins_over_the_read(registry, open_conn):
+    """The read may have begun before a change its event announces: the event is newer."""
+    _, alice = open_conn(1, groups=[5])
+    registry.watch(1)
+    registry.dispatch(Event("user:1", member=(5, False)))  # while the read was running
+    registry.dispatch(Event("user:1", member=(8, True)))
+    assert registry.correct_groups(1, [5]) == (set(), set())
+    assert registry.user_groups[1] == {8}
+    registry.correct_groups(1, [5])  # no longer watched: the read is all there is
+    assert registry.user_groups[1] == {5}
+
+
+def test_correcting_a_user_who_left_changes_nothing(registry, open_conn):
+    conn, _ = open_conn(1, groups=[5])
+    registry.watch(1)
+    registry.remove(conn)
+    assert registry.correct_groups(1, [5, 6]) == (set(), set())
+    assert registry.channels() == [] and "group:6" not in registry.added

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import struct
 
+import gevent
 import orjson
 import pytest
 
 from chat.realtime.route import origin_allowed
-from tests.inprocess import add_user, follow_each_other
+from tests.inprocess import add_group, add_user, follow_each_other
 from tests.wire import OP_CLOSE, OP_TEXT, RFC_ACCEPT, Upgrade
 
 
@@ -94,6 +95,46 @@ def test_a_message_between_two_sockets(upgrade, services):
                                                                     f"{alice}->{bob}")
 
 
+def _frames_until(peer, kind: str) -> list[dict]:
+    """Frames up to and including the first of ``kind`` (its absence fails the test)."""
+    frames = [peer.json()]
+    while frames[-1]["kind"] != kind:
+        frames.append(peer.json())
+    return frames
+
+
+@pytest.mark.parametrize("change", ["removed", "joined"])
+def test_a_group_change_made_while_a_socket_opens_still_reaches_it(upgrade, services, runtime,
+                                                                     monkeypatch, change):
+    """A user's groups are read before its socket listens: a change published in between
+    reaches no one, and the second look at the groups (``GroupCheck``) corrects them."""
+    owner, member = add_user(), add_user()
+    gid = add_group(owner, member) if change == "removed" else add_group(owner)
+    runtime.group_check.delay = 0.01
+    read_hello = services.reading.hello_state
+
+    def hello_then_change(user_id, rows=None):
+        found = read_hello(user_id, rows)
+        if user_id == member:  # after the read, before the socket is registered
+            if change == "removed":
+                services.groups.remove_member(owner, gid, member)
+            else:
+                services.groups.add_member(member, gid, member)
+        return found
+    monkeypatch.setattr(services.reading, "hello_state", hello_then_change)
+    u = upgrade(headers=bearer(services.accounts.issue_credential(member, "api").secret))
+    u.peer.http_head(), u.peer.json()
+    if change == "joined":  # told to sync: what the group said in between was not sent
+        assert _frames_until(u.peer, "catch_up")[-1]["kind"] == "catch_up"
+    else:
+        gevent.sleep(0.2)  # the check's round
+    assert (gid in runtime.registry.user_groups[member]) == (change == "joined")
+    ack, _ = services.sending.send(owner, group_id=gid, fields={"content": "to the group"})
+    u.peer.send_json({"type": 0})
+    got = [f.get("id") for f in _frames_until(u.peer, "pong") if f["kind"] == "message"]
+    assert got == ([ack["id"]] if change == "joined" else [])
+
+
 def test_a_ticket_opens_one_socket_once(upgrade, services):
     uid = add_user()
     cred = services.accounts.issue_credential(uid, "session")
@@ -149,10 +190,19 @@ def test_a_process_that_is_stopping_sends_new_sockets_elsewhere_with_1001(upgrad
                                                                           monkeypatch):
     uid, secret = token
     monkeypatch.setattr(runtime, "draining", True)
+    hellos = []
+    read_with_hello = runtime.services.accounts.resolve_secret_with_hello
+    monkeypatch.setattr(runtime.services.accounts, "resolve_secret_with_hello",
+                        lambda secret: hellos.append(secret) or read_with_hello(secret))
     u = upgrade(headers=bearer(secret))
     u.peer.http_head()
     assert u.peer.close_code() == (1001, "server shutting down")
     assert runtime.registry.count(uid) == 0
+    assert hellos == []  # refused: only its token was looked up, not its hello
+    monkeypatch.setattr(runtime, "draining", False)
+    taken = upgrade(headers=bearer(secret))
+    taken.peer.http_head()
+    assert taken.peer.json()["kind"] == "hello" and hellos == [secret]
 
 
 def test_a_frame_over_the_limit_closes_with_1009(upgrade, token, runtime):

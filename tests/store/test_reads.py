@@ -152,3 +152,57 @@ def test_each_column_descriptor_is_parsed_once_and_rows_read_as_before(in_app, m
     for i in range(20):
         assert queries.pooled_rows(text(f"SELECT {i} AS column_{i}"), {})[0][0] == i
         assert len(driver._known_columns) <= 8
+
+
+def test_the_groups_of_several_users_come_in_one_read(in_app):
+    """``group_rows``: each user's groups, read again for sockets whose groups came with
+    their token (``GroupCheck``); private conversations and other users' groups are not."""
+    from tests.inprocess import add_group, follow_each_other
+    from chat.service.reading import Reading
+    a, b, c, loner = add_user(), add_user(), add_user(), add_user()
+    follow_each_other(a, b)
+    one, two = add_group(a, b), add_group(b)
+    add_group(c)  # someone else's
+    found = Reading.groups_of([a, b, loner])
+    assert {user: sorted(groups) for user, groups in found.items()} == {a: [one],
+                                                                        b: [one, two]}
+    assert Reading.groups_of([]) == {}
+
+
+def test_on_mariadb_a_driver_error_retires_the_connection(in_app, monkeypatch):
+    """An error of the driver's own (not an answer of the server: a packet out of
+    sequence) leaves the connection in an unknown state: it is not given back to the
+    pool, whose next read then works on another."""
+    import pymysql
+    from sqlalchemy.exc import DBAPIError
+
+    engine = reads.engine()
+    if engine.dialect.name not in ("mysql", "mariadb"):
+        return
+    engine.dispose()
+    with engine.connect() as conn:
+        first = conn.connection.dbapi_connection
+    real_query = first.query
+
+    def broken(sql, unbuffered=False):
+        raise pymysql.err.InternalError("Packet sequence number wrong - got 3 expected 1")
+    first.query = broken
+    try:
+        _user_count()
+    except DBAPIError:
+        pass
+    else:
+        raise AssertionError("the driver's error was not raised")
+    finally:
+        first.query = real_query
+    with engine.connect() as conn:
+        assert conn.connection.dbapi_connection is not first
+    assert _user_count() >= 0
+    with engine.connect() as conn:  # a server's error keeps its connection
+        second = conn.connection.dbapi_connection
+    try:
+        queries.pooled_rows(text("SELECT no_such_column FROM users"), {})
+    except DBAPIError:
+        pass
+    with engine.connect() as conn:
+        assert conn.connection.dbapi_connection is second

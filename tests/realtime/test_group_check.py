@@ -1,0 +1,72 @@
+"""The second look at a first connection's groups (``chat.realtime.group_check``).
+
+A real registry with real connections over loopback pairs; the groups are read by a
+function the test gives (the database's side is ``Reading.groups_of``, tested with
+the services), so that a test decides what the read finds and when it returns.
+"""
+from __future__ import annotations
+
+import gevent
+
+from chat.bus import Event
+from chat.realtime.group_check import GroupCheck
+
+
+def test_users_queued_together_are_read_in_one_round_and_corrected(registry, open_conn):
+    reads = []
+
+    def read(users):
+        reads.append(list(users))
+        return {1: [5], 2: [6, 7]}
+    check = GroupCheck(registry, read, delay=0.01)
+    _, alice = open_conn(1, groups=[5, 9])
+    _, bob = open_conn(2, groups=[6])
+    check.queue(1)
+    check.queue(2)
+    gevent.sleep(0.1)
+    assert reads == [[1, 2]]
+    assert registry.user_groups == {1: {5}, 2: {6, 7}} and check.corrected == 2
+    assert bob.json()["kind"] == "catch_up"  # added to 7: told to sync
+    alice.nothing()  # only removed from 9: nothing was missed
+
+
+def test_a_removal_published_while_the_read_runs_is_not_undone(registry, open_conn):
+    def slow_read(users):
+        registry.dispatch(Event("user:1", member=(5, False)))  # committed after the read began
+        gevent.sleep(0.01)
+        return {1: [5]}
+    check = GroupCheck(registry, slow_read, delay=0.01)
+    open_conn(1, groups=[5])
+    check.queue(1)
+    gevent.sleep(0.1)
+    assert registry.user_groups[1] == set() and registry.groups == {}
+
+
+def test_a_failed_read_keeps_the_hello_groups_and_the_check_goes_on(registry, open_conn):
+    answers = [RuntimeError("database down"), {1: [], 2: [6]}]
+
+    def read(users):
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+    check = GroupCheck(registry, read, delay=0.01)
+    open_conn(1, groups=[5])
+    check.queue(1)
+    gevent.sleep(0.1)
+    assert registry.user_groups[1] == {5} and registry._watched == {}
+    open_conn(2)
+    check.queue(2)
+    gevent.sleep(0.1)
+    assert registry.user_groups[2] == {6}
+
+
+def test_many_users_are_read_in_bounded_rounds(registry, open_conn, monkeypatch):
+    monkeypatch.setattr("chat.realtime.group_check.CHECK_BATCH", 3)
+    reads = []
+    check = GroupCheck(registry, lambda users: reads.append(list(users)) or {}, delay=0.001)
+    for uid in range(1, 8):
+        open_conn(uid)
+        check.queue(uid)
+    gevent.sleep(0.1)
+    assert reads == [[1, 2, 3], [4, 5, 6], [7]]
