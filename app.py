@@ -61,7 +61,8 @@ def create_app(config_name: str | None = None, **overrides) -> Flask:
     # Imported here, so that nothing imports the factory (and no import cycle can form).
     from chat.api import bp as api_bp
     from chat.errors import register_error_handlers
-    from chat.identity import check_csrf  # noqa: F401  (registers the login loaders)
+    # Importing identity registers the login loaders.
+    from chat.identity import CookieSessions
     from chat.ops import health
     from chat.realtime import route as ws
     from chat.runtime import ChatRuntime
@@ -82,6 +83,7 @@ def create_app(config_name: str | None = None, **overrides) -> Flask:
         app.register_blueprint(echo.bp)
     register_error_handlers(app)
     register_security(app)
+    app.session_interface = CookieSessions()
 
     app.extensions["chat"] = ChatRuntime(app)
 

@@ -8,6 +8,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+from flask_login import UserMixin
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -39,6 +40,26 @@ class Credential:
     token_id: int
     user_id: int
     secret: str
+
+
+
+class Caller(UserMixin):
+    """Who a request (or a socket) is: the user's id and name, and the credential that
+    showed it. A plain object, not a ``User`` row: one was built for every API call and
+    every connect, and an ORM instance costs more than the names it holds."""
+
+    __slots__ = ("id", "username", "created_at", "auth_token_id", "auth_session_key",
+                 "hello_rows")
+
+    def __init__(self, id: int, username: str, created_at: Any) -> None:
+        self.id, self.username, self.created_at = id, username, created_at
+        self.auth_token_id: int | None = None
+        self.auth_session_key: str | None = None
+        self.hello_rows: list | None = None  # a socket's hello, read with its token
+
+    def get_id(self) -> str:
+        """Flask-Login keeps this in the session: the session's token, not the user id."""
+        return self.auth_session_key or ""
 
 
 def hash_secret(secret: str) -> str:
@@ -140,7 +161,7 @@ class Accounts:
         db.session.commit()
         return Credential(row.id, user_id, secret)
 
-    def resolve_secret(self, secret: str) -> tuple[User, int] | None:
+    def resolve_secret(self, secret: str) -> tuple[Caller, int] | None:
         """The user (a detached copy: ids and names) and credential id for a live token.
 
         A credential unused for CHAT_SESSION_IDLE_DAYS is expired; using one moves its
@@ -150,7 +171,7 @@ class Accounts:
             return None
         return self._live_owner(queries.token_owner(hash_secret(secret)))
 
-    def resolve_secret_with_hello(self, secret: str) -> tuple[tuple[User, int] | None,
+    def resolve_secret_with_hello(self, secret: str) -> tuple[tuple[Caller, int] | None,
                                                              list | None]:
         """``resolve_secret``, and the user's hello rows read in the same round trip where
         the database allows (``None`` where it does not, or when the token is not live):
@@ -161,7 +182,7 @@ class Accounts:
         found = self._live_owner(row)
         return found, (hello if found is not None else None)
 
-    def _live_owner(self, row: Any) -> tuple[User, int] | None:
+    def _live_owner(self, row: Any) -> tuple[Caller, int] | None:
         """The user and credential id of a token's row, unless revoked or idle too long."""
         if row is None or row.revoked_at is not None:
             return None
@@ -172,8 +193,7 @@ class Accounts:
             return None
         if now - last_used > CREDENTIAL_TOUCH_EVERY:
             queries.touch_credential(row.token_id, db_time(now))
-        return (User(id=row.id, username=row.username, created_at=as_datetime(row.created_at)),
-                row.token_id)
+        return Caller(row.id, row.username, as_datetime(row.created_at)), row.token_id
 
     def issue_ticket(self, user_id: int, token_id: int) -> str:
         """A single-use secret that opens one WebSocket within TICKET_TTL seconds.
@@ -185,7 +205,7 @@ class Accounts:
         self.tickets.put(hash_secret(ticket), f"{user_id}:{token_id}", TICKET_TTL)
         return ticket
 
-    def redeem_ticket(self, ticket: str) -> tuple[User, int] | None:
+    def redeem_ticket(self, ticket: str) -> tuple[Caller, int] | None:
         """The user and credential a ticket was issued for; a ticket works once."""
         if not ticket or len(ticket) > 64:
             return None
@@ -196,10 +216,9 @@ class Accounts:
         row = queries.credential_owner(int(token_id))
         if row is None or row.revoked_at is not None or row.id != int(user_id):
             return None
-        return User(id=row.id, username=row.username,
-                    created_at=as_datetime(row.created_at)), int(token_id)
+        return Caller(row.id, row.username, as_datetime(row.created_at)), int(token_id)
 
-    def resolve_session_key(self, key: str) -> tuple[User, int] | None:
+    def resolve_session_key(self, key: str) -> tuple[Caller, int] | None:
         """The user for a session key kept in the cookie, or None once it was logged out."""
         token_id, _, secret = (key or "").partition(".")
         found = self.resolve_secret(secret)
@@ -243,7 +262,7 @@ class Accounts:
             AuthToken.id.in_(token_ids), AuthToken.revoked_at.is_(None))))
         return set(token_ids) - live
 
-    def change_password(self, user: User, current: Any, new: Any,
+    def change_password(self, user: User | Caller, current: Any, new: Any,
                         address: str | None = None) -> None:
         """Change a password and end every other session and token of the user.
 

@@ -57,10 +57,10 @@ class User(UserMixin, db.Model):
     push_previews: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
-    # Set by the user loader: which session or token row authenticated this request.
+    # Set at login (``web.auth``): which session row authenticated it (a request's user is
+    # an ``accounts.Caller``).
     auth_token_id = None
     auth_session_key = None
-    hello_rows = None  # a WebSocket's hello, when read with its token (``identity``)
 
     def get_id(self) -> str:
         """Flask-Login keeps this in the session: the session's token, not the user id."""
