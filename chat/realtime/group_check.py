@@ -76,14 +76,21 @@ class GroupCheck:
                     self.registry.unwatch(user_id)
             return
         for user_id in users:
-            # Queued again meanwhile (a new first socket): its own check still needs the
-            # events seen from the moment it was queued.
-            again = user_id in self._waiting
-            added, removed = self.registry.correct_groups(user_id, found.get(user_id, ()),
-                                                          keep_watching=again)
-            if added or removed:
-                self.corrected += 1
-                log.info("event=groups_corrected user_id=%s added=%s removed=%s", user_id,
-                         sorted(added), sorted(removed))
-            if added:
-                self.registry.catch_up(user_id)
+            if user_id in self._waiting:
+                # Queued again meanwhile (a new first socket, whose hello may be newer than
+                # this read): its own check reads later, with the events seen since.
+                continue
+            try:
+                self._correct(user_id, found.get(user_id, ()))
+            except Exception:  # one user's correction never stops the others'
+                log.exception("event=group_check_failed user_id=%s", user_id)
+                self.registry.unwatch(user_id)
+
+    def _correct(self, user_id: int, group_ids: Sequence[int]) -> None:
+        added, removed = self.registry.correct_groups(user_id, group_ids)
+        if added or removed:
+            self.corrected += 1
+            log.info("event=groups_corrected user_id=%s added=%s removed=%s", user_id,
+                     sorted(added), sorted(removed))
+        if added:
+            self.registry.catch_up(user_id)

@@ -132,8 +132,8 @@ class Registry:
         with self.lock:
             self._watched.pop(user_id, None)
 
-    def correct_groups(self, user_id: int, group_ids: Iterable[int],
-                       keep_watching: bool = False) -> tuple[set[int], set[int]]:
+    def correct_groups(self, user_id: int,
+                       group_ids: Iterable[int]) -> tuple[set[int], set[int]]:
         """Make a connected user's groups those read from the database after ``watch``,
         except the ones an event changed since (it is as new as the read, or newer).
         Returns the groups added (their messages in between may have been missed) and
@@ -146,8 +146,7 @@ class Registry:
         added: set[int] = set()
         removed: set[int] = set()
         with self.lock:
-            touched = (self._watched.get(user_id) if keep_watching
-                       else self._watched.pop(user_id, None)) or set()
+            touched = self._watched.pop(user_id, None) or set()
             groups = self.user_groups.get(user_id)
             if groups is None:
                 return added, removed

@@ -66,7 +66,29 @@ def test_many_users_are_read_in_bounded_rounds(registry, open_conn, monkeypatch)
     reads = []
     check = GroupCheck(registry, lambda users: reads.append(list(users)) or {}, delay=0.001)
     for uid in range(1, 8):
-        open_conn(uid)
+        open_conn(uid)  # (opening a socket lets the hub run: queue them after)
+    for uid in range(1, 8):
         check.queue(uid)
     gevent.sleep(0.1)
     assert reads == [[1, 2, 3], [4, 5, 6], [7]]
+
+
+def test_a_user_queued_again_during_a_read_is_left_to_its_own_later_check(registry,
+                                                                          open_conn):
+    """A new first socket's hello may be newer than a read already running: that read
+    must not undo it, even for a moment; the user's next check decides."""
+    answers = [{1: [5]}, {1: []}]  # 5: stale (the user left it before the new hello)
+    first, _ = open_conn(1, groups=[5])
+
+    def read(users):
+        if len(answers) == 2:  # the first socket closes, a new one opens: not in 5
+            registry.remove(first)
+            open_conn(1, groups=[])
+            check.queue(1)
+        return answers.pop(0)
+    check = GroupCheck(registry, read, delay=0.01)
+    check.queue(1)
+    gevent.sleep(0.1)
+    assert answers == [] and registry.user_groups[1] == set()
+    assert registry.added.count("group:5") == 1  # the first hello's, never joined again
+    assert registry._watched == {}
