@@ -52,7 +52,7 @@ def check_peer(peer_id: int) -> None:
 
 
 def _update(row: Any) -> dict:
-    """A stored update (``queries.sync_updates``) as the ``update`` frame."""
+    """A stored update (``queries.sync_reads``) as the ``update`` frame."""
     message = UpdatedMessage(row.message_id, row.sender_id, row.recipient_id, row.group_id)
     return update_frame(row.id, row.kind, message, row.actor_id, row.created_at,
                         orjson.loads(row.payload))
@@ -280,8 +280,7 @@ class Reading:
         if since is None:
             raise BadRequest(N_("since_id is required"))
         size = validation.limit(limit, 1, 1000, 500)
-        messages, updates = replica.read(lambda: (queries.sync_rows(user_id, since, size + 1),
-                                                  queries.sync_updates(user_id, since, size + 1)),
+        messages, updates = replica.read(lambda: queries.sync_reads(user_id, since, size + 1),
                                          rows_only=True)
         merged = sorted([(r.id, 0, r) for r in messages] + [(u.id, 1, u) for u in updates],
                         key=lambda entry: entry[0])

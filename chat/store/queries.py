@@ -246,11 +246,6 @@ def unread_rows(user_id: int, count: int) -> list[Row]:
     return _messages_in(_UNREAD_IDS, {"me": user_id, "n": count})
 
 
-def sync_rows(user_id: int, since_id: int, count: int) -> list[Row]:
-    """The first ``count`` messages the user can see with ``id > since_id``."""
-    return _messages_in(_SYNC_IDS, {"me": user_id, "since": since_id, "n": count})
-
-
 _SYNC_UPDATES = text(
     "SELECT u.id, u.kind, u.message_id, u.actor_id, u.payload, u.created_at, m.sender_id, "
     "m.recipient_id, m.group_id FROM message_updates u JOIN read_cursors rc "
@@ -258,7 +253,12 @@ _SYNC_UPDATES = text(
     "WHERE u.id > :since ORDER BY u.id LIMIT :n").columns(created_at=UTCDateTime)
 
 
-def sync_updates(user_id: int, since_id: int, count: int) -> list[Row]:
-    """The first ``count`` updates (edits, recalls, reactions) the user can see after
-    ``since_id``, with their message's sender and conversation."""
-    return session_rows(_SYNC_UPDATES, {"me": user_id, "since": since_id, "n": count})
+def sync_reads(user_id: int, since_id: int, count: int) -> tuple[list[Row], list[Row]]:
+    """The first ``count`` messages the user can see with ``id > since_id``, and the
+    first ``count`` updates (edits, recalls, reactions) after it with their message's
+    sender and conversation: both in one snapshot (a message committed between two
+    reads must not fall behind a cursor moved past it by an update)."""
+    params = {"me": user_id, "since": since_id, "n": count}
+    messages, updates = replica.rows_together([(_page_statement(_SYNC_IDS, False), params),
+                                               (_SYNC_UPDATES, params)])
+    return messages, updates

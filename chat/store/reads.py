@@ -2,9 +2,10 @@
 one-statement ones (a connect's token and hello, a history page's).
 
 A socket opened with a token sends its token and hello reads as one query
-(``rows_together``): the connections of the autocommit engine allow several
-statements in one query, and only ever run the app's own statements with every
-value escaped by the driver.
+(``rows_together``), and sync its two reads with their transaction
+(``rows_in_one_snapshot``: START TRANSACTION, both SELECTs, COMMIT): the
+connections of the autocommit engine allow several statements in one query, and
+only ever run the app's own statements with every value escaped by the driver.
 
 A pooled connection goes back to the pool with a ROLLBACK, to end the
 transaction its first SELECT opened: a round trip after each of a connect's two
@@ -14,8 +15,8 @@ statement its own transaction, seeing everything committed) and go back to the
 pool without that ROLLBACK (SQLAlchemy's ``skip_autocommit_rollback``). SQLite
 keeps the one engine.
 
-On MySQL these reads, and sync's two (in one transaction on a connection of the
-main engine, ``store.replica``), run through PyMySQL itself (``driver_rows``):
+On MySQL these reads, and sync's two (``store.replica``), run through PyMySQL
+itself (``driver_rows``):
 SQLAlchemy's execution and result layers cost more CPU than the queries. What
 SQLAlchemy would do on an error is done here: its exception, and a lost
 connection dropped with every connection of the pool made before it.
@@ -31,7 +32,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from flask import Flask, current_app
-from sqlalchemy import Engine, TextClause, TextualSelect, create_engine, event
+from sqlalchemy import Engine, TextClause, TextualSelect, create_engine, event, text
 from sqlalchemy.exc import DBAPIError
 
 from ..extensions import db
@@ -101,6 +102,39 @@ def rows_together(statements: list[Statement]) -> list[list[NamedTuple]] | None:
         if conn.info.get(_MULTI):
             return driver_result_sets(found, conn, statements)
         return [driver_rows(found, conn, statement, params) for statement, params in statements]
+
+
+# Several reads that must see one snapshot (sync's messages and updates), with their
+# transaction, as one query on an autocommit connection: one round trip, where reads in
+# a transaction of the main engine cost one each and a ROLLBACK. REPEATABLE READ whatever
+# the server's default: the snapshot is what the reads are together for.
+_SNAPSHOT_BEGIN = [(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"), {}),
+                   (text("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"), {})]
+_SNAPSHOT_END = [(text("COMMIT"), {})]
+
+
+def rows_in_one_snapshot(statements: list[Statement]) -> list[list[NamedTuple]] | None:
+    """Each read's rows, in order, as ``rows`` reads them, every read seeing the same
+    snapshot: sent with their transaction as one query (a statement at a time where the
+    connection allows no more). ``None`` on SQLite."""
+    found = current_app.extensions.get(_KEY)
+    if found is None:
+        return None
+    every = [*_SNAPSHOT_BEGIN, *statements, *_SNAPSHOT_END]
+    with driver_connection(found) as conn:
+        try:
+            if conn.info.get(_MULTI):
+                sets = driver_result_sets(found, conn, every)
+            else:
+                sets = [driver_rows(found, conn, statement, params)
+                        for statement, params in every]
+        except DBAPIError:
+            # Its transaction may still be open (a statement failed before the COMMIT):
+            # the connection must not serve another read.
+            if conn.is_valid:
+                conn.invalidate()
+            raise
+    return sets[len(_SNAPSHOT_BEGIN):len(sets) - len(_SNAPSHOT_END)]
 
 
 def through_driver(engine: Engine) -> bool:
@@ -183,7 +217,10 @@ def _server_error(exc: Exception) -> bool:
 
 
 def _named_rows(cursor: Any) -> list[NamedTuple]:
-    """The cursor's current result set as named tuples."""
+    """The cursor's current result set as named tuples (none for a statement that
+    returns no rows: a START TRANSACTION)."""
+    if cursor.description is None:
+        return []
     shape = _row_type(tuple(column[0] for column in cursor.description))
     return [shape._make(row) for row in cursor.fetchall()]
 

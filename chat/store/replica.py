@@ -40,10 +40,11 @@ T = TypeVar("T")
 _KEY = "chat_replica"
 _PRIMARY_POSITION = text("SELECT @@global.gtid_binlog_pos")
 _WAIT = text("SELECT MASTER_GTID_WAIT(:pos, :wait)")
-# Where the rows of the read running now come from: the replica's connection, a pooled
-# one of the primary (``rows_only``: ``_Driver`` on MySQL, a Connection on SQLite),
+# Where the rows of the read running now come from: the replica's connection, the
+# primary for ``rows_only`` (``_ONE_SNAPSHOT`` on MySQL, a Connection on SQLite),
 # ``_EACH_ALONE`` (``each_alone``), or None: the primary's session.
 _EACH_ALONE = "each statement on its own autocommit connection"
+_ONE_SNAPSHOT = "the reads together in one snapshot, as one query"
 _CURRENT: ContextVar[Any] = ContextVar("chat_replica_conn", default=None)
 
 
@@ -78,16 +79,6 @@ class _Replica:
 
     def __getattr__(self, name: str) -> Any:  # dialect, exec_driver_sql, ...
         return getattr(self.conn, name)
-
-
-class _Driver:
-    """A pooled DB-API connection of the primary that ``rows`` reads on through the
-    driver (``rows_only`` on MySQL)."""
-
-    __slots__ = ("engine", "conn")
-
-    def __init__(self, engine: Engine, conn: Any) -> None:
-        self.engine, self.conn = engine, conn
 
 
 def init_app(app: Flask) -> None:
@@ -144,9 +135,11 @@ def _caught_up(state: _State) -> _Replica | None:
 def read(fn: Callable[[], T], rows_only: bool = False, each_alone: bool = False) -> T:
     """``fn()``, its row reads on the replica when the rule allows, else on the primary.
 
-    ``rows_only``: ``fn`` does nothing but ``rows`` (sync). On the primary they then run
-    on a pooled connection of their own when the request's session holds none, without
-    the session's transaction bookkeeping (a third of a sync's CPU in a reconnect storm).
+    ``rows_only``: ``fn`` does nothing but one ``rows_together`` (sync). On the primary
+    they then run on a pooled connection of their own when the request's session holds
+    none, without the session's transaction bookkeeping (a third of a sync's CPU in a
+    reconnect storm); on MySQL as one query with their transaction
+    (``reads.rows_in_one_snapshot``).
 
     ``each_alone``: no two of ``fn``'s ``rows`` need to see one snapshot, and none needs
     what the session wrote and has not committed (history: a page, then the peer when
@@ -165,7 +158,7 @@ def read(fn: Callable[[], T], rows_only: bool = False, each_alone: bool = False)
         if rows_only and not (db.session.registry.has() and db.session().in_transaction()):
             engine = db.engine
             if reads.through_driver(engine):  # one transaction: its reads see one snapshot
-                with reads.driver_connection(engine) as raw, _rows_from(_Driver(engine, raw)):
+                with _rows_from(_ONE_SNAPSHOT):
                     return fn()
             with engine.connect() as conn, _rows_from(conn):
                 return fn()
@@ -203,15 +196,23 @@ def rows(statement: Executable, params: dict[str, Any]) -> list[Row]:
             return current.execute(statement, params).all()
         except (DBAPIError, PoolTimeout) as exc:  # failed while fetching
             raise ReplicaFailed(str(exc)) from exc
-    if isinstance(current, _Driver):
-        return reads.driver_rows(current.engine, current.conn, statement, params)
-    if current is _EACH_ALONE:
+    if current is _EACH_ALONE or current is _ONE_SNAPSHOT:  # a lone read: its own snapshot
         found = reads.rows(statement, params)
         if found is not None:
             return found
     elif current is not None:  # the primary, on a read's own pooled connection
         return current.execute(statement, params).all()
     return db.session.execute(statement, params).all()
+
+
+def rows_together(statements: list[tuple[Executable, dict[str, Any]]]) -> list[list[Row]]:
+    """Rows of several reads that must see one snapshot, as ``rows`` would read each:
+    inside ``read(rows_only=True)`` on MySQL's primary, sent as one query."""
+    if _CURRENT.get() is _ONE_SNAPSHOT:
+        found = reads.rows_in_one_snapshot(statements)
+        if found is not None:
+            return found
+    return [rows(statement, params) for statement, params in statements]
 
 
 def connection() -> Any:

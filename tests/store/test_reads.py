@@ -3,6 +3,9 @@ SQLite and on MariaDB: what a connect reads is what is committed now, and on Mar
 the connection goes back to the pool without a ROLLBACK."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 from sqlalchemy import text
 
 from chat.extensions import db
@@ -12,6 +15,30 @@ from tests.inprocess import add_user
 
 def _user_count() -> int:
     return queries.pooled_rows(text("SELECT COUNT(*) AS n FROM users"), {})[0].n
+
+
+class _Sent(list):
+    """The queries a connection sent (``connection``: that connection)."""
+    connection = None
+
+
+@contextmanager
+def _queries_sent(engine) -> Iterator[_Sent]:
+    """On MariaDB, the queries the engine's one pooled connection sends inside (the pool
+    is emptied first, so that it is the one every read takes); nothing on SQLite."""
+    sent = _Sent()
+    if engine.dialect.name not in ("mysql", "mariadb"):
+        yield sent
+        return
+    engine.dispose()
+    with engine.connect() as conn:
+        raw = sent.connection = conn.connection.dbapi_connection
+    query = raw.query
+    raw.query = lambda sql, unbuffered=False: (sent.append(sql), query(sql, unbuffered))[1]
+    try:
+        yield sent
+    finally:
+        del raw.query
 
 
 def test_each_read_sees_what_was_committed_since_the_last(in_app):
@@ -98,18 +125,8 @@ def test_a_socket_token_brings_its_owners_hello_in_the_same_round_trip(in_app):
     token_hash = _token(owner)
     engine = reads.engine()
     mariadb = engine.dialect.name in ("mysql", "mariadb")
-    sent = []
-    if mariadb:
-        engine.dispose()  # one connection in the pool: the one watched below
-        with engine.connect() as conn:
-            raw = conn.connection.dbapi_connection
-        query = raw.query
-        raw.query = lambda sql, unbuffered=False: (sent.append(sql), query(sql, unbuffered))[1]
-    try:
+    with _queries_sent(engine) as sent:
         row, hello = queries.token_owner_with_hello(token_hash)
-    finally:
-        if mariadb:
-            del raw.query
     assert (row.id, row.revoked_at) == (owner, None)
     if not mariadb:
         assert hello is None
@@ -206,3 +223,68 @@ def test_on_mariadb_a_driver_error_retires_the_connection(in_app, monkeypatch):
         pass
     with engine.connect() as conn:
         assert conn.connection.dbapi_connection is second
+
+
+def test_sync_reads_messages_and_updates_in_one_snapshot_and_one_round_trip(in_app):
+    """Sync's two reads must see one snapshot. On MariaDB they go as one query with their
+    transaction (no ROLLBACK after it), leave no transaction open on the pooled
+    connection, and find what each read alone finds; SQLite reads them one by one."""
+    from chat.store import replica
+    from chat.store.committer_sql import MessageStore
+    from chat.store.models import ReadCursor, private_conv_key, utcnow
+    from tests.store.test_committer_sql import _update_row, write
+
+    alice, bob = add_user(), add_user()
+    key = private_conv_key(alice, bob)
+    for me, peer in ((alice, bob), (bob, alice)):
+        db.session.add(ReadCursor(user_id=me, conv_key=key, peer_id=peer, last_read_id=0))
+    db.session.commit()
+    store = MessageStore(db.engine)
+    try:
+        ids = write(store, (alice, bob, None, "one", "c1", utcnow()),
+                    (bob, alice, None, "two", "c2", utcnow()))
+        update = store.allocate_ids(1)
+        store.insert_updates([_update_row(update, key, ids[0], bob, "u1")])
+        store.commit()
+    finally:
+        store.rollback()
+        store.discard()
+    engine = reads.engine()
+    mariadb = engine.dialect.name in ("mysql", "mariadb")
+    with _queries_sent(engine) as sent:
+        messages, updates = replica.read(lambda: queries.sync_reads(alice, ids[0] - 1, 10),
+                                         rows_only=True)
+    assert [m.content for m in messages] == ["one", "two"]
+    assert [(u.id, u.message_id, u.sender_id) for u in updates] == [(update, ids[0], alice)]
+    assert queries.sync_reads(alice, ids[0], 10)[0][0].content == "two"  # outside ``read``
+    if not mariadb:
+        return
+    assert len(sent) == 1 and "START TRANSACTION" in sent[0] and "COMMIT" in sent[0]
+    with engine.connect() as conn:  # the same connection, its transaction ended
+        assert conn.connection.dbapi_connection is sent.connection
+        assert conn.exec_driver_sql("SELECT @@in_transaction").scalar() == 0
+
+
+def test_on_mariadb_a_failed_snapshot_read_leaves_no_transaction_behind(in_app):
+    """A statement that fails half-way through a snapshot's query leaves its transaction
+    open: that connection is retired, never handed to the next read."""
+    from sqlalchemy.exc import DBAPIError
+
+    engine = reads.engine()
+    if engine.dialect.name not in ("mysql", "mariadb"):
+        assert reads.rows_in_one_snapshot([]) is None  # SQLite: read one by one instead
+        return
+    engine.dispose()
+    with engine.connect() as conn:
+        first = conn.connection.dbapi_connection
+    try:
+        reads.rows_in_one_snapshot([(text("SELECT COUNT(*) AS n FROM users"), {}),
+                                    (text("SELECT no_such_column FROM users"), {})])
+    except DBAPIError:
+        pass
+    else:
+        raise AssertionError("the failing read did not raise")
+    with engine.connect() as conn:
+        assert conn.connection.dbapi_connection is not first
+        assert conn.exec_driver_sql("SELECT @@in_transaction").scalar() == 0
+    assert reads.rows_in_one_snapshot([(text("SELECT 7 AS n"), {})]) == [[(7,)]]
