@@ -164,26 +164,26 @@ class ChatRuntime:
     def _index_search(self, interval: float) -> None:
         """Add new messages to the search index, off the send path (MariaDB's Mroonga):
         ``interval`` seconds after this process committed, else every INDEX_IDLE_ROUND."""
-        with self.app.app_context():
+        with self.app.app_context():  # a round's connection comes from the app's engines
             engine = db.engine
-        failing = False
-        seen, last_round = -1, 0.0
-        while True:
-            gevent.sleep(interval)
-            if self.stats.batches == seen and monotonic() - last_round < INDEX_IDLE_ROUND:
-                continue  # nothing committed here since the last round
-            seen, last_round = self.stats.batches, monotonic()
-            try:
-                self.services.search.index_pending(engine)
-                failing = False
-            except Exception as exc:  # the database is down: next round (logged once)
-                code = getattr(getattr(exc, "orig", None), "args", (None,))[0]
-                if code in _LOCK_CONFLICTS:  # chosen as a deadlock's victim: next round
-                    log.warning("event=search_index_retry error=%s", code)
-                    seen = -1
-                elif not failing:
-                    log.exception("event=search_index_failed")
-                    failing = True
+            failing = False
+            seen, last_round = -1, 0.0
+            while True:
+                gevent.sleep(interval)
+                if self.stats.batches == seen and monotonic() - last_round < INDEX_IDLE_ROUND:
+                    continue  # nothing committed here since the last round
+                seen, last_round = self.stats.batches, monotonic()
+                try:
+                    self.services.search.index_pending(engine)
+                    failing = False
+                except Exception as exc:  # the database is down: next round (logged once)
+                    code = getattr(getattr(exc, "orig", None), "args", (None,))[0]
+                    if code in _LOCK_CONFLICTS:  # chosen as a deadlock's victim: next round
+                        log.warning("event=search_index_retry error=%s", code)
+                        seen = -1
+                    elif not failing:
+                        log.exception("event=search_index_failed")
+                        failing = True
 
     def _clean_uploads(self, interval: float) -> None:
         """Delete unused and recalled files (every process may: the DELETEs decide who)."""

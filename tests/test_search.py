@@ -334,7 +334,6 @@ def test_the_indexer_never_holds_up_new_messages_only_edits_of_what_it_indexes(u
     import pymysql
     import sqlalchemy
 
-    from chat.service.search import Search
     from chat.store import search_sql
     from tests.support import Api
     a, b = (Api.new_user(unindexed_server.base, stem) for stem in ("max", "ned"))
@@ -342,10 +341,8 @@ def test_the_indexer_never_holds_up_new_messages_only_edits_of_what_it_indexes(u
     pending = [_send(a, b, f"pending {i}") for i in range(3)]
     url = sqlalchemy.engine.make_url(unindexed_server.database_url)
     seen = {}
-    real = search_sql.index_next
 
-    def probing(conn, size):
-        done = real(conn, size)  # the round's statements ran; its transaction is still open
+    def probe() -> None:
         other = pymysql.connect(host=url.host, port=url.port, user=url.username,
                                 database=url.database, autocommit=False)
         try:
@@ -365,16 +362,65 @@ def test_the_indexer_never_holds_up_new_messages_only_edits_of_what_it_indexes(u
         finally:
             other.rollback()
             other.close()
-        return done
 
+    # The server's round (``index_round``), its transaction held open while another
+    # connection stores a new message and edits one the round copied.
     engine = sqlalchemy.create_engine(unindexed_server.database_url)
-    search_sql.index_next = probing
     try:
-        assert Search().index_pending(engine) >= len(pending)
+        with engine.execution_options(isolation_level="READ COMMITTED").begin() as conn:
+            done = search_sql.index_next(conn, 500)
+            probe()
     finally:
-        search_sql.index_next = real
         engine.dispose()
+    assert done >= len(pending)
     assert seen == {"insert": "stored", "edit": "waits"}
+
+
+def test_a_round_is_one_query_that_steps_aside_while_another_process_holds_the_index(
+        unindexed_server):
+    """The server's round (``Search.index_pending``) sends its transaction as one query; a
+    round that finds the position held by another process's round gives up at once and
+    changes nothing, and the next round indexes what was left."""
+    import pymysql
+    import sqlalchemy
+
+    from chat.extensions import db
+    from chat.service.search import Search
+    from chat.store import reads
+    from tests.inprocess import make_app, running
+    from tests.support import Api
+    a, b = (Api.new_user(unindexed_server.base, stem) for stem in ("ola", "pia"))
+    a.follow_each_other(b)
+    pending = [_send(a, b, f"held {i}") for i in range(3)]
+    url = sqlalchemy.engine.make_url(unindexed_server.database_url)
+    lag = _lag(unindexed_server)
+    assert lag >= len(pending)
+    holder = pymysql.connect(host=url.host, port=url.port, user=url.username,
+                             database=url.database, autocommit=False)
+    with running(make_app(unindexed_server.database_url)):
+        engine = reads.engine()
+        engine.dispose()  # one pooled connection: the one watched
+        with engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+        sent = []
+        query = raw.query
+        raw.query = lambda sql, unbuffered=False: (sent.append(sql), query(sql, unbuffered))[1]
+        try:
+            holder.cursor().execute("SELECT last_id FROM message_search_position WHERE id = 1 "
+                                    "FOR UPDATE")
+            started = time.monotonic()
+            assert Search().index_pending(db.engine) == 0
+            assert time.monotonic() - started < 1  # no lock wait
+            assert _lag(unindexed_server) == lag
+            holder.rollback()
+            assert Search().index_pending(db.engine) >= len(pending)
+        finally:
+            del raw.query
+            holder.close()
+    assert len(sent) == 2  # a round each, its statements and its COMMIT in one query
+    assert all(sql.startswith("SET TRANSACTION ISOLATION LEVEL READ COMMITTED;")
+               and sql.endswith("COMMIT") for sql in sent)
+    assert _lag(unindexed_server) == 0
 
 
 def test_a_process_that_committed_nothing_still_indexes_what_another_left(unindexed_server,

@@ -108,19 +108,27 @@ def rows_together(statements: list[Statement]) -> list[list[NamedTuple]] | None:
 # transaction, as one query on an autocommit connection: one round trip, where reads in
 # a transaction of the main engine cost one each and a ROLLBACK. REPEATABLE READ whatever
 # the server's default: the snapshot is what the reads are together for.
-_SNAPSHOT_BEGIN = [(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"), {}),
-                   (text("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"), {})]
-_SNAPSHOT_END = [(text("COMMIT"), {})]
+SNAPSHOT = ("REPEATABLE READ", "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
 
 
 def rows_in_one_snapshot(statements: list[Statement]) -> list[list[NamedTuple]] | None:
     """Each read's rows, in order, as ``rows`` reads them, every read seeing the same
     snapshot: sent with their transaction as one query (a statement at a time where the
     connection allows no more). ``None`` on SQLite."""
+    return rows_in_one_transaction(statements, *SNAPSHOT)
+
+
+def rows_in_one_transaction(statements: list[Statement], isolation: str,
+                            start: str = "START TRANSACTION") -> list[list[NamedTuple]] | None:
+    """Each statement's rows (none for a write), the statements run in one transaction
+    at ``isolation`` and sent with its START and COMMIT as one query on an autocommit
+    connection (a statement at a time where the connection allows no more). ``None`` on
+    SQLite."""
     found = current_app.extensions.get(_KEY)
     if found is None:
         return None
-    every = [*_SNAPSHOT_BEGIN, *statements, *_SNAPSHOT_END]
+    begin = _transaction_begin(isolation, start)
+    every = [*begin, *statements, _COMMIT]
     with driver_connection(found) as conn:
         try:
             if conn.info.get(_MULTI):
@@ -130,11 +138,11 @@ def rows_in_one_snapshot(statements: list[Statement]) -> list[list[NamedTuple]] 
                         for statement, params in every]
         except DBAPIError:
             # Its transaction may still be open (a statement failed before the COMMIT):
-            # the connection must not serve another read.
+            # the connection must not serve another query.
             if conn.is_valid:
                 conn.invalidate()
             raise
-    return sets[len(_SNAPSHOT_BEGIN):len(sets) - len(_SNAPSHOT_END)]
+    return sets[len(begin):-1]
 
 
 def through_driver(engine: Engine) -> bool:
@@ -223,6 +231,14 @@ def _named_rows(cursor: Any) -> list[NamedTuple]:
         return []
     shape = _row_type(tuple(column[0] for column in cursor.description))
     return [shape._make(row) for row in cursor.fetchall()]
+
+
+_COMMIT = (text("COMMIT"), {})
+
+
+@lru_cache(maxsize=8)
+def _transaction_begin(isolation: str, start: str) -> tuple[Statement, Statement]:
+    return ((text(f"SET TRANSACTION ISOLATION LEVEL {isolation}"), {}), (text(start), {}))
 
 
 @lru_cache(maxsize=64)

@@ -9,7 +9,7 @@
   page's end).
 * MariaDB: a table of the Mroonga engine (Groonga: bigrams of every script,
   symbols included, case and width folded) beside ``messages``. New messages
-  are indexed after their commit, in batches, by an indexer (``index_next``,
+  are indexed after their commit, in batches, by an indexer (``index_round``,
   run by every server process; one at a time takes a round), so Mroonga's
   work is not in the send path's transaction; edits and recalls by triggers.
   ``message_search_position`` says up to which id every message is indexed:
@@ -48,7 +48,7 @@ MROONGA_POSITION = (f"CREATE TABLE IF NOT EXISTS {POSITION} (id TINYINT NOT NULL
 # One statement each (MariaDB has no FOR EACH ROW ... WHEN): a recalled message leaves the
 # index, an edited one is indexed again. Mroonga is not transactional; a row left by a
 # rolled-back change is harmless because every match is checked against ``messages``.
-# New messages have no trigger: the indexer adds them after their commit (``index_next``).
+# New messages have no trigger: the indexer adds them after their commit (``index_round``).
 MROONGA_TRIGGERS = (
     f"CREATE TRIGGER {TABLE}_au AFTER UPDATE ON messages FOR EACH ROW "
     f"REPLACE INTO {TABLE} (id, content) SELECT NEW.id, "
@@ -195,22 +195,60 @@ def reindex_batch(conn: Connection, after_id: int, size: int) -> int | None:
     return last
 
 
-def index_next(conn: Connection, size: int) -> int:
-    """One round of the indexer (MariaDB): index up to ``size`` messages after the
-    position and move it; how many ids it covered (0: nothing new, or another process
-    holds the round). The caller commits.
+def index_round(size: int) -> list[tuple[Any, dict]]:
+    """One round of the indexer (MariaDB), as statements to run in order in one READ
+    COMMITTED transaction: take the position row unless another process holds it, index
+    up to ``size`` messages after it and move it. The last statement's one row is
+    ``(after_id, last_id)``: both ``None`` when another process held the round, ``last_id``
+    alone when nothing was new.
 
     Ids are handed out under the sequence row's lock, held to COMMIT, so when id N is
     visible every smaller id is committed or never will be: the position never passes a
-    message still to come.
+    message still to come. READ COMMITTED: the locking read of the messages copied locks
+    those rows alone (an edit of one waits, so its trigger's newer text is never
+    overwritten by the older text this round read); at REPEATABLE READ it also locked the
+    gap after the newest message, and every new message's INSERT waited for the round.
+    The values travel in session variables, so that the round is one query (one round
+    trip, ``store.reads.rows_in_one_transaction``); they are reset first, since a pooled
+    connection keeps them.
     """
-    row = conn.execute(text(f"SELECT last_id FROM {POSITION} WHERE id = 1 "
-                            "FOR UPDATE SKIP LOCKED")).first()
-    if row is None:
-        return 0
-    after = int(row[0])
-    last = reindex_batch(conn, after, size)
-    return 0 if last is None else last - after
+    return [
+        (_ROUND_RESET, {}), (_ROUND_TAKE, {}), (_ROUND_LAST, {"n": int(size)}),
+        (_ROUND_COPY, {}), (_ROUND_MOVE, {}), (_ROUND_RESULT, {}),
+    ]
+
+
+_ROUND_RESET = text("SET @chat_index_after = NULL, @chat_index_last = NULL")
+# No row (another process holds it: SKIP LOCKED) leaves @chat_index_after NULL, and every
+# statement after it then touches nothing (``id > NULL`` holds for no row).
+_ROUND_TAKE = text(f"SELECT last_id INTO @chat_index_after FROM {POSITION} WHERE id = 1 "
+                   "FOR UPDATE SKIP LOCKED")
+_ROUND_LAST = text("SELECT MAX(id) INTO @chat_index_last FROM (SELECT id FROM messages "
+                   "WHERE id > @chat_index_after ORDER BY id LIMIT :n) page")
+# REPLACE: a batch done twice is harmless.
+_ROUND_COPY = text(f"REPLACE INTO {TABLE} (id, content) SELECT id, content FROM messages "
+                   "WHERE id > @chat_index_after AND id <= @chat_index_last AND recalled = 0 "
+                   "LOCK IN SHARE MODE")
+_ROUND_MOVE = text(f"UPDATE {POSITION} SET last_id = GREATEST(last_id, @chat_index_last) "
+                   "WHERE id = 1 AND @chat_index_after IS NOT NULL "
+                   "AND @chat_index_last IS NOT NULL")
+_ROUND_RESULT = text("SELECT @chat_index_after AS after_id, @chat_index_last AS last_id")
+
+
+def round_done(row: Any) -> int:
+    """How many message ids a round (``index_round``) covered, from its last row."""
+    after, last = row
+    return 0 if after is None or last is None else int(last) - int(after)
+
+
+def index_next(conn: Connection, size: int) -> int:
+    """One round of the indexer (``index_round``) on ``conn``, whose transaction the caller
+    opens (READ COMMITTED) and commits; how many ids it covered (0: nothing new, or
+    another process holds the round)."""
+    result = None
+    for statement, params in index_round(size):
+        result = conn.execute(statement, params)
+    return round_done(result.one())
 
 
 def indexed_upto(conn: Connection) -> int | None:
