@@ -175,6 +175,17 @@ def test_operator_characters_are_plain_text(people):
         _find(b, q)  # never an error
 
 
+def test_pieces_that_start_inside_a_run_of_symbols_are_found_beyond_the_window(people):
+    """The index keeps a run of symbols as one token: a piece that starts inside one, or is
+    symbols alone, is still found among older messages (past the walked window)."""
+    a, b, _ = people
+    old = _send(a, b, "##tag x--1 ++x")
+    for i in range(WINDOW + 1):  # the message leaves the window: only the index has it
+        _send(a, b, f"filler {i}")
+    for q in ("#tag", "-1", "+x", "##", "--", "#ta"):
+        assert [m["id"] for m in _find(b, q)["messages"]] == [old], q
+
+
 def test_bad_queries_are_400(people):
     a, b, _ = people
     for q in ("", "   ", "\u3000", "x" * 201, "中" * 201):
@@ -374,6 +385,51 @@ def test_the_indexer_never_holds_up_new_messages_only_edits_of_what_it_indexes(u
         engine.dispose()
     assert done >= len(pending)
     assert seen == {"insert": "stored", "edit": "waits"}
+
+
+def test_the_word_token_migration_rebuilds_the_index_in_place(mroonga_server):
+    """Migration 0009 moves an index of bigrams to word tokens, keeping what was indexed
+    (a prefix of a word is found without the messages being read again), and back."""
+    import sqlalchemy
+    from flask_migrate import downgrade, upgrade
+
+    from app import create_app
+    server = sqlalchemy.create_engine(mroonga_server.database.url + "/")
+    with server.connect() as conn:
+        conn.exec_driver_sql("CREATE DATABASE tokens CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    url = mroonga_server.database.url + "/tokens?charset=utf8mb4"
+    app = create_app("testing", SQLALCHEMY_DATABASE_URI=url, REDIS_URL=None)
+    engine = sqlalchemy.create_engine(url)
+
+    def index() -> tuple[str, list]:
+        with engine.connect() as conn:
+            table = conn.exec_driver_sql("SHOW CREATE TABLE message_search").one()[1]
+            found = conn.exec_driver_sql(
+                "SELECT id FROM message_search WHERE MATCH(content) "
+                "AGAINST('+\"deplo\" +\"地铁\"' IN BOOLEAN MODE)").scalars().all()
+        return table, found
+    try:
+        with app.app_context():
+            upgrade(revision="0008")
+            with engine.begin() as conn:  # as an install migrated before 0009 has it
+                conn.exec_driver_sql(  # (0006 creates the table as search_sql says today)
+                    "ALTER TABLE message_search DROP INDEX ft_content, ADD FULLTEXT INDEX "
+                    "ft_content (content) COMMENT 'tokenizer \"TokenBigramSplitSymbolAlphaDigit"
+                    "\", normalizer \"NormalizerAuto\"'")
+                conn.exec_driver_sql("REPLACE INTO message_search (id, content) VALUES "
+                                     "(7, 'Deployment at the 地铁 station')")
+            assert "TokenBigramSplitSymbolAlphaDigit" in index()[0]
+            upgrade()
+            table, found = index()
+            assert '"TokenBigram"' in table and found == [7]
+            downgrade(revision="0008")
+            table, found = index()
+            assert "TokenBigramSplitSymbolAlphaDigit" in table and found == [7]
+    finally:
+        engine.dispose()
+        with server.connect() as conn:
+            conn.exec_driver_sql("DROP DATABASE tokens")
+        server.dispose()
 
 
 def test_a_round_is_one_query_that_steps_aside_while_another_process_holds_the_index(
