@@ -76,6 +76,7 @@ class ChatRuntime:
         self.registry.on_channel_removed = self.bus.unsubscribe
         # The groups of a user's first socket here, read again once its channel listens.
         self.group_check = GroupCheck(self.registry, self._groups_of)
+        self.registry.on_everyone_catches_up = self.group_check.queue_everyone
         if hasattr(self.bus, "attach_backfill"):  # several processes: gaps read back
             self.bus.attach_backfill(StoreBackfill(app))
         # One greenlet per open WebSocket, each in an app context of its own (its request

@@ -166,3 +166,32 @@ def test_a_redis_blip_tells_clients_to_catch_up_and_nothing_acked_is_missing(red
         assert not missing, f"reader {reader.user_id} lacks {sorted(missing)}"
     for ws in (out, *[c.ws for c in clients]):
         ws.close()
+
+
+def test_a_member_removed_while_redis_was_down_stops_getting_the_group(redis_and_two):
+    """The membership event of a removal made during the outage never reached the other
+    process; once Redis is back, that process reads its users' groups again, so the
+    removed member's open socket stops getting the group's messages (and one who joined
+    meanwhile starts)."""
+    redis, (p1, p2) = redis_and_two
+    owner, bob, cleo = (Api.new_user(p1.base, s) for s in ("owner", "bob", "cleo"))
+    gid = owner.post("/api/groups", json={"name": "outage club"}).json()["id"]
+    assert bob.put(f"/api/groups/{gid}/members/{bob.user_id}").status_code in (200, 201)
+    b, c = WS(p2.ws_url, bob.token), WS(p2.ws_url, cleo.token)
+    time.sleep(0.3)
+    owner.post("/api/messages", json={"group_id": gid, "content": "before"})
+    assert b.expect("message", group_id=gid)["content"] == "before"
+
+    redis.stop()
+    wait_health(p2.base, 200, "down")
+    assert owner.delete(f"/api/groups/{gid}/members/{bob.user_id}").status_code in (200, 204)
+    assert cleo.put(f"/api/groups/{gid}/members/{cleo.user_id}").status_code in (200, 201)
+    redis.start()
+    wait_health(p2.base, 200, "ok")
+    wait_health(p1.base, 200, "ok")
+    time.sleep(1.0)  # the catch_up, then the groups read again a tenth of a second later
+    owner.post("/api/messages", json={"group_id": gid, "content": "after"})
+    assert c.expect("message", group_id=gid, content="after")
+    b.nothing("message", wait=1.5)
+    b.close()
+    c.close()

@@ -12,6 +12,7 @@ to a group is told to catch up on what it may have missed.
 from __future__ import annotations
 
 import logging
+from itertools import islice
 from typing import Callable, Sequence
 
 import gevent
@@ -50,15 +51,27 @@ class GroupCheck:
         if self._runner is None:
             self._runner = gevent.spawn_later(self.delay, self._run)
 
+    def queue_everyone(self) -> None:
+        """Check every connected user's groups again (the bus lost events, membership
+        events among them: a member removed meanwhile would keep getting the group's
+        messages here)."""
+        for user_id in self.registry.user_ids():
+            self.queue(user_id)
+
     def _run(self) -> None:
+        users: list[int] = []
         try:
             while self._waiting:
-                users = sorted(self._waiting)[:CHECK_BATCH]
+                users = list(islice(self._waiting, CHECK_BATCH))
                 self._waiting.difference_update(users)
                 self._check(users)
+                users = []
                 if self._waiting:
                     gevent.sleep(self.delay)
         finally:
+            for user_id in users:  # a round stopped half-way (killed): its watches end
+                if user_id not in self._waiting:
+                    self.registry.unwatch(user_id)
             self._runner = None
             if self._waiting:  # queued while the last round was ending
                 self._runner = gevent.spawn_later(self.delay, self._run)

@@ -45,6 +45,9 @@ class Registry:
         self._watched: dict[int, set[int]] = {}
         self.on_channel_added: Callable[[str], None] = lambda channel: None
         self.on_channel_removed: Callable[[str], None] = lambda channel: None
+        # Called when every connection is told to catch up (the bus lost events): the
+        # membership events among them were lost too.
+        self.on_everyone_catches_up: Callable[[], None] = lambda: None
         self.frames_out = 0
         self._pinger: gevent.Greenlet | None = None
 
@@ -123,9 +126,11 @@ class Registry:
 
     def watch(self, user_id: int) -> None:
         """Note which groups membership events change for this user from now on, until
-        ``correct_groups``."""
+        ``correct_groups``. A watch starts afresh: what an earlier watch noted (say, of a
+        socket since closed) is older than the read this one is for, and must not keep a
+        group that read no longer finds."""
         with self.lock:
-            self._watched.setdefault(user_id, set())
+            self._watched[user_id] = set()
 
     def unwatch(self, user_id: int) -> None:
         """Stop noting the user's membership events (its check is over)."""
@@ -287,6 +292,13 @@ class Registry:
                 conns = list(self.users.get(user_id, ()))
         for conn in conns:
             conn.enqueue(frame)
+        if user_id is None:
+            self.on_everyone_catches_up()
+
+    def user_ids(self) -> list[int]:
+        """The users connected here."""
+        with self.lock:
+            return list(self.users)
 
     def close_all(self, code: int = CLOSE_GOING_AWAY, reason: str = "server restarting") -> None:
         """Close every connection (graceful shutdown): clients reconnect elsewhere at once."""

@@ -70,7 +70,7 @@ def test_many_users_are_read_in_bounded_rounds(registry, open_conn, monkeypatch)
     for uid in range(1, 8):
         check.queue(uid)
     gevent.sleep(0.1)
-    assert reads == [[1, 2, 3], [4, 5, 6], [7]]
+    assert [len(r) for r in reads] == [3, 3, 1] and sorted(sum(reads, [])) == list(range(1, 8))
 
 
 def test_a_user_queued_again_during_a_read_is_left_to_its_own_later_check(registry,
@@ -92,3 +92,49 @@ def test_a_user_queued_again_during_a_read_is_left_to_its_own_later_check(regist
     assert answers == [] and registry.user_groups[1] == set()
     assert registry.added.count("group:5") == 1  # the first hello's, never joined again
     assert registry._watched == {}
+
+
+def test_a_new_socket_starts_its_watch_afresh(registry, open_conn):
+    """What the watch of a socket since closed noted (a group an event touched) is older
+    than the new socket's read: a removal lost between the new hello and its subscription
+    must still be applied (else a removed member keeps getting the group's messages)."""
+    reads = []
+    check = GroupCheck(registry, lambda users: reads.append(list(users)) or {1: []},
+                       delay=0.05)
+    first, _ = open_conn(1, groups=[5])
+    check.queue(1)
+    registry.dispatch(Event("user:1", member=(5, True)))  # touches 5 (already a member)
+    registry.remove(first)
+    open_conn(1, groups=[5])  # its hello still had 5; the removal after it reached no one
+    check.queue(1)
+    gevent.sleep(0.2)
+    assert reads == [[1]] and registry.user_groups[1] == set() and registry.groups == {}
+
+
+def test_everyone_told_to_catch_up_is_checked_again(registry, open_conn):
+    """The bus lost events (Redis down, then back): membership events were among them, so
+    every connected user's groups are read again along with the catch_up."""
+    reads = []
+    check = GroupCheck(registry, lambda users: reads.append(sorted(users)) or {1: [], 2: [6]},
+                       delay=0.01)
+    registry.on_everyone_catches_up = check.queue_everyone
+    _, alice = open_conn(1, groups=[5])
+    _, bob = open_conn(2, groups=[6, 7])
+    registry.catch_up()
+    gevent.sleep(0.1)
+    assert reads == [[1, 2]]
+    assert registry.user_groups == {1: set(), 2: {6}}
+    assert alice.json()["kind"] == bob.json()["kind"] == "catch_up"
+
+
+def test_a_round_killed_half_way_leaves_no_watch_behind(registry, open_conn):
+    def stuck(users):
+        gevent.sleep(10)
+        return {}
+    check = GroupCheck(registry, stuck, delay=0.01)
+    open_conn(1, groups=[5])
+    check.queue(1)
+    gevent.sleep(0.05)
+    assert registry._watched == {1: set()}
+    check._runner.kill()
+    assert registry._watched == {} and registry.user_groups[1] == {5}
