@@ -161,13 +161,13 @@ class ClusterBus(RedisBus):
             self.order_channels = self._order_channels()
             self.sequencer.begin()  # the last id, read before we can hear of later ones
             with self.pubsub_lock:
-                channels = self.sink.channels() if self.sink else []
-                for name in [self._processes, *self.order_channels.values(),
-                             *[self._full(c) for c in channels]]:
+                for name in [self._processes, *self.order_channels.values()]:
                     self._ssubscribe(name)
+                channels = self._subscribe_sink(
+                    lambda part: [self._ssubscribe(self._full(c)) for c in part])
                 self.subscribed, self._fresh = set(), {}
                 self._subscribed_now(channels)
-            self._connected(len(channels))
+            self._connected(len(channels))  # no yield since the sink's last channel was sent
             failed.wait()
             raise ConnectionError("a shard's subscriber connection ended")
         finally:

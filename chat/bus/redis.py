@@ -211,6 +211,22 @@ class RedisBus:
         del self._fresh[channel]
         return 1
 
+    def _subscribe_sink(self, send: Callable[[list[str]], None]) -> list[str]:
+        """Subscribe to every channel of the sink, 500 a command, and again to those that
+        came while the commands were sent (each yields; a socket opening meanwhile asked
+        ``subscribe``, which waits for the listener), until none is new; the channels.
+        The caller marks the bus listening before it yields again."""
+        sent: list[str] = []
+        done: set[str] = set()
+        while True:
+            new = [c for c in (self.sink.channels() if self.sink else []) if c not in done]
+            if not new:
+                return sent
+            for start in range(0, len(new), 500):
+                send(new[start:start + 500])
+            done.update(new)
+            sent.extend(new)
+
     def _subscribed_now(self, channels: Sequence[str]) -> None:
         self.subscribed.update(channels)
         now = monotonic()
@@ -535,12 +551,11 @@ class RedisBus:
             with self.pubsub_lock:
                 pubsub.subscribe(self._processes)
                 self._pending = []  # what was queued is in the sink's channels now
-                channels = self.sink.channels() if self.sink else []
-                for start in range(0, len(channels), 500):
-                    pubsub.subscribe(*[self._full(c) for c in channels[start:start + 500]])
+                channels = self._subscribe_sink(
+                    lambda part: pubsub.subscribe(*[self._full(c) for c in part]))
                 self.subscribed, self._fresh = set(), {}
                 self._subscribed_now(channels)
-            self.pubsub = pubsub
+                self.pubsub = pubsub  # no yield since the sink's last channel was sent
             self._connected(len(channels))
             for message in pubsub.listen():
                 if message.get("type") == "message":

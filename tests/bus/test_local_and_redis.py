@@ -302,3 +302,41 @@ def test_after_an_outage_the_listener_resubscribes_by_itself(redis_buses):
         assert 2 <= sink_b.catch_ups <= 4 and 2 <= sink_a.catch_ups <= 4
     finally:
         server.stop()
+
+
+class GrowingSink(Sink):
+    """A connection opens while the listener sends its SUBSCRIBEs: the first listing of
+    the channels already misses it, and its own ``subscribe`` finds the bus not listening
+    yet (it returns at once, as it does while Redis is away)."""
+
+    def __init__(self, bus_box: list, channels=()) -> None:
+        super().__init__(channels)
+        self.bus_box = bus_box
+        self.listed = 0
+
+    def channels(self) -> list[str]:
+        listed = super().channels()
+        self.listed += 1
+        if self.listed == 1:  # the listener's first listing, before its SUBSCRIBEs yield
+            self.subscribed.append("group:9")
+            if self.bus_box:
+                self.bus_box[0].subscribe("group:9")
+        return listed
+
+
+def test_a_channel_added_while_the_listener_subscribes_is_not_lost(redis_buses):
+    box: list = []
+    sink_b = GrowingSink(box, ["user:1"])
+    a = redis_buses(Sink())
+    b = RedisBus(REDIS_URL, a.prefix)
+    box.append(b)
+    b.attach(sink_b)
+    b.start()
+    try:
+        wait_until(lambda: b.up, what="the listener connects")
+        wait_until(lambda: a.presence(["user:1", "group:9"]).remote == {"user:1", "group:9"},
+                   what="both channels held")
+        a.publish([Event("group:9", b"to the late one")])
+        wait_until(lambda: sink_b.frames() == [b"to the late one"], what="b hears group:9")
+    finally:
+        b.close()
