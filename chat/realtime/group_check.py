@@ -27,6 +27,9 @@ log = logging.getLogger("chat.group_check")
 CHECK_DELAY = 0.1
 # Users read in one query, at most.
 CHECK_BATCH = 500
+# A failed read is tried again this many times, after 2, 4, 8 times CHECK_DELAY: a
+# membership change lost meanwhile would otherwise stay lost while the socket lives.
+RETRIES = 3
 
 ReadGroups = Callable[[Sequence[int]], dict[int, list[int]]]
 
@@ -41,15 +44,26 @@ class GroupCheck:
         self.read_groups = read_groups
         self.delay = delay
         self._waiting: set[int] = set()
+        self._failures: dict[int, int] = {}  # user -> failed reads in a row (retried)
         self._runner: gevent.Greenlet | None = None
         self.corrected = 0  # users whose groups the check changed (metrics, tests)
 
     def queue(self, user_id: int) -> None:
         """Check this user's groups soon (call right after its channel was subscribed)."""
         self.registry.watch(user_id)
+        self._failures.pop(user_id, None)
+        self._wait(user_id)
+
+    def _wait(self, user_id: int) -> None:
         self._waiting.add(user_id)
         if self._runner is None:
             self._runner = gevent.spawn_later(self.delay, self._run)
+
+    def _retry(self, user_id: int) -> None:
+        """Read a user again after a failed read, its watch kept (the events it noted are
+        as new as the coming read, or newer)."""
+        if user_id in self._failures and user_id not in self._waiting:
+            self._wait(user_id)
 
     def queue_everyone(self) -> None:
         """Check every connected user's groups again (the bus lost events, membership
@@ -85,14 +99,22 @@ class GroupCheck:
             log.warning("event=group_check_failed users=%s error=%s", len(users),
                         type(exc).__name__)
             for user_id in users:
-                if user_id not in self._waiting:
+                if user_id in self._waiting:
+                    continue  # queued again meanwhile: its own check reads
+                failures = self._failures.get(user_id, 0) + 1
+                if failures > RETRIES:  # keeps the groups of its hello, as before the check
+                    self._failures.pop(user_id, None)
                     self.registry.unwatch(user_id)
+                else:
+                    self._failures[user_id] = failures
+                    gevent.spawn_later(self.delay * 2 ** failures, self._retry, user_id)
             return
         for user_id in users:
             if user_id in self._waiting:
                 # Queued again meanwhile (a new first socket, whose hello may be newer than
                 # this read): its own check reads later, with the events seen since.
                 continue
+            self._failures.pop(user_id, None)
             try:
                 self._correct(user_id, found.get(user_id, ()))
             except Exception:  # one user's correction never stops the others'

@@ -42,10 +42,12 @@ def test_a_removal_published_while_the_read_runs_is_not_undone(registry, open_co
     assert registry.user_groups[1] == set() and registry.groups == {}
 
 
-def test_a_failed_read_keeps_the_hello_groups_and_the_check_goes_on(registry, open_conn):
-    answers = [RuntimeError("database down"), {1: [], 2: [6]}]
+def test_a_failed_read_is_tried_again_and_the_check_goes_on(registry, open_conn):
+    answers = [RuntimeError("database down"), {1: []}, {2: [6]}]
+    reads = []
 
     def read(users):
+        reads.append(list(users))
         answer = answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
@@ -53,12 +55,31 @@ def test_a_failed_read_keeps_the_hello_groups_and_the_check_goes_on(registry, op
     check = GroupCheck(registry, read, delay=0.01)
     open_conn(1, groups=[5])
     check.queue(1)
+    gevent.sleep(0.01)
+    registry.dispatch(Event("user:1", member=(7, True)))  # noted by the kept watch
     gevent.sleep(0.1)
-    assert registry.user_groups[1] == {5} and registry._watched == {}
+    assert reads == [[1], [1]]  # the second read: 2 x delay after the first failed
+    assert registry.user_groups[1] == {7} and registry._watched == {}
     open_conn(2)
     check.queue(2)
     gevent.sleep(0.1)
     assert registry.user_groups[2] == {6}
+
+
+def test_reads_that_keep_failing_leave_the_hello_groups(registry, open_conn, monkeypatch):
+    monkeypatch.setattr("chat.realtime.group_check.RETRIES", 2)
+    reads = []
+
+    def read(users):
+        reads.append(list(users))
+        raise RuntimeError("database down")
+    check = GroupCheck(registry, read, delay=0.005)
+    open_conn(1, groups=[5])
+    check.queue(1)
+    gevent.sleep(0.3)
+    assert reads == [[1], [1], [1]]  # the first and two more
+    assert registry.user_groups[1] == {5} and registry._watched == {}
+    assert check._failures == {}
 
 
 def test_many_users_are_read_in_bounded_rounds(registry, open_conn, monkeypatch):
