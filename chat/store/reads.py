@@ -218,10 +218,11 @@ def driver_result_sets(engine: Engine, conn: Any,
 
 
 def _server_error(exc: Exception) -> bool:
-    """Whether the server answered with this error (a MySQL error number, 1000-1999): the
+    """Whether the server answered with this error (a server error number: 1000-1999, or
+    3000 and up in MySQL 5.7+ and MariaDB; 2000-2999 are the client library's own): the
     connection is then in a known state, ready for the next query."""
     code = exc.args[0] if exc.args else None
-    return isinstance(code, int) and 1000 <= code < 2000
+    return isinstance(code, int) and (1000 <= code < 2000 or code >= 3000)
 
 
 def _named_rows(cursor: Any) -> list[NamedTuple]:

@@ -223,6 +223,18 @@ def test_on_mariadb_a_driver_error_retires_the_connection(in_app, monkeypatch):
         pass
     with engine.connect() as conn:
         assert conn.connection.dbapi_connection is second
+    # Server errors numbered 3000 and up (MySQL 5.7+, MariaDB 4000+) are answers too.
+    real_query = second.query
+    second.query = lambda sql, unbuffered=False: (_ for _ in ()).throw(
+        pymysql.err.OperationalError(4078, "Illegal parameter data type"))
+    try:
+        _user_count()
+    except DBAPIError:
+        pass
+    finally:
+        second.query = real_query
+    with engine.connect() as conn:
+        assert conn.connection.dbapi_connection is second
 
 
 def test_sync_reads_messages_and_updates_in_one_snapshot_and_one_round_trip(in_app):
