@@ -163,8 +163,10 @@ class ClusterBus(RedisBus):
             with self.pubsub_lock:
                 for name in [self._processes, *self.order_channels.values()]:
                     self._ssubscribe(name)
-                channels = self._subscribe_sink(
-                    lambda part: [self._ssubscribe(self._full(c)) for c in part])
+                def subscribe(part: list[str]) -> None:
+                    for channel in part:
+                        self._ssubscribe(self._full(channel))
+                channels = self._subscribe_sink(subscribe)
                 self.subscribed, self._fresh = set(), {}
                 self._subscribed_now(channels)
             self._connected(len(channels))  # no yield since the sink's last channel was sent

@@ -108,14 +108,14 @@ def rows_together(statements: list[Statement]) -> list[list[NamedTuple]] | None:
 # transaction, as one query on an autocommit connection: one round trip, where reads in
 # a transaction of the main engine cost one each and a ROLLBACK. REPEATABLE READ whatever
 # the server's default: the snapshot is what the reads are together for.
-SNAPSHOT = ("REPEATABLE READ", "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+_SNAPSHOT = ("REPEATABLE READ", "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
 
 
 def rows_in_one_snapshot(statements: list[Statement]) -> list[list[NamedTuple]] | None:
     """Each read's rows, in order, as ``rows`` reads them, every read seeing the same
     snapshot: sent with their transaction as one query (a statement at a time where the
     connection allows no more). ``None`` on SQLite."""
-    return rows_in_one_transaction(statements, *SNAPSHOT)
+    return rows_in_one_transaction(statements, *_SNAPSHOT)
 
 
 def rows_in_one_transaction(statements: list[Statement], isolation: str,

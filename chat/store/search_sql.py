@@ -402,16 +402,17 @@ def search_ids(conn: Connection, me: int, needles: list[dict], conv_key: str | N
         return found  # a full page, or the walk covered every message
     params["n"] = count - len(found)
     older = " AND ".join(scope) + " AND m.id < :floor"
-    terms = [t for t in (_mroonga_term(p) for n in needles for p in n["pieces"]) if t]
-    if is_mariadb(conn) and terms:
+    pieces = [p for n in needles for p in n["pieces"]]
+    mariadb = is_mariadb(conn)
+    terms = [t for t in map(_mroonga_term, pieces) if t] if mariadb else []
+    if terms:
         params["ft"] = " ".join(terms)
         sql = (f"SELECT m.id FROM {TABLE} s JOIN messages m ON m.id = s.id "
                f"WHERE MATCH(s.content) AGAINST(:ft IN BOOLEAN MODE) AND {older} "
                f"AND {exact} ORDER BY m.id DESC LIMIT :n")
-    elif is_mariadb(conn):  # symbols alone: the scan of the user's conversations below
-        sql = f"SELECT m.id FROM messages m WHERE {older} AND {exact} ORDER BY m.id DESC LIMIT :n"
-    else:
-        long_pieces = [p for n in needles for p in n["pieces"] if len(p) >= 3]
+    else:  # SQLite's trigrams narrow where they can; the rest is a scan of the user's
+        # conversations (pieces under 3 characters on SQLite, symbols alone on Mroonga)
+        long_pieces = [] if mariadb else [p for p in pieces if len(p) >= 3]
         indexed = ""
         if long_pieces:  # trigrams need 3 characters; shorter pieces rely on the scan
             indexed = f" AND m.id IN (SELECT rowid FROM {TABLE} WHERE {TABLE} MATCH :fts)"
