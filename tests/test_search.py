@@ -504,3 +504,16 @@ def test_a_process_that_committed_nothing_still_indexes_what_another_left(uninde
             caught_up()
     finally:
         indexer.stop()
+
+
+def test_the_indexer_waits_longer_while_its_rounds_find_little():
+    """A round costs a query however little it indexes: while rounds find fewer messages
+    than their target the next one waits longer (at most a second, or the configured
+    interval if that is longer); busy, the indexer keeps to its interval."""
+    from chat.runtime import INDEX_IDLE_ROUND, INDEX_ROUND_TARGET, index_pause
+    assert index_pause(0.05, INDEX_ROUND_TARGET) == 0.05
+    assert index_pause(0.05, 100 * INDEX_ROUND_TARGET) == 0.05
+    assert 0.05 < index_pause(0.05, INDEX_ROUND_TARGET // 2) < INDEX_IDLE_ROUND
+    assert index_pause(0.05, INDEX_ROUND_TARGET // 5) > index_pause(0.05, INDEX_ROUND_TARGET // 2)
+    assert index_pause(0.05, 0) == INDEX_IDLE_ROUND  # nothing new, or another process's turn
+    assert index_pause(2.0, 0) == 2.0  # never more often than configured
