@@ -166,7 +166,12 @@ class ClusterBus(RedisBus):
                 def subscribe(part: list[str]) -> None:
                     for channel in part:
                         self._ssubscribe(self._full(channel))
-                channels = self._subscribe_sink(subscribe)
+
+                def drop(part: list[str]) -> None:
+                    for channel in part:
+                        self.readers[self._node(self._full(channel)).name].sunsubscribe(
+                            self._full(channel))
+                channels = self._subscribe_sink(subscribe, drop)
                 self.subscribed, self._fresh = set(), {}
                 self._subscribed_now(channels)
             self._connected(len(channels))  # no yield since the sink's last channel was sent

@@ -211,21 +211,27 @@ class RedisBus:
         del self._fresh[channel]
         return 1
 
-    def _subscribe_sink(self, send: Callable[[list[str]], None]) -> list[str]:
-        """Subscribe to every channel of the sink, 500 a command, and again to those that
-        came while the commands were sent (each yields; a socket opening meanwhile asked
-        ``subscribe``, which waits for the listener), until none is new; the channels.
-        The caller marks the bus listening before it yields again."""
-        sent: list[str] = []
-        done: set[str] = set()
+    def _subscribe_sink(self, send: Callable[[list[str]], None],
+                        drop: Callable[[list[str]], None]) -> list[str]:
+        """Subscribe to every channel of the sink, 500 a command, until what is subscribed
+        is what the sink holds; the channels. Each command yields: a socket opening
+        meanwhile asked ``subscribe`` and one closing ``unsubscribe``, both of which wait
+        for the listener, so the sink is listed again, its new channels subscribed and
+        those it no longer holds unsubscribed (``drop``), until nothing changed. The caller
+        marks the bus listening before it yields again."""
+        held: dict[str, None] = {}  # in the order subscribed
         while True:
-            new = [c for c in (self.sink.channels() if self.sink else []) if c not in done]
-            if not new:
-                return sent
-            for start in range(0, len(new), 500):
-                send(new[start:start + 500])
-            done.update(new)
-            sent.extend(new)
+            now = dict.fromkeys(self.sink.channels() if self.sink else [])
+            new = [c for c in now if c not in held]
+            gone = [c for c in held if c not in now]
+            if not new and not gone:
+                return list(held)
+            for channels, command in ((new, send), (gone, drop)):
+                for start in range(0, len(channels), 500):
+                    command(channels[start:start + 500])
+            held.update(dict.fromkeys(new))
+            for channel in gone:
+                del held[channel]
 
     def _subscribed_now(self, channels: Sequence[str]) -> None:
         self.subscribed.update(channels)
@@ -552,7 +558,8 @@ class RedisBus:
                 pubsub.subscribe(self._processes)
                 self._pending = []  # what was queued is in the sink's channels now
                 channels = self._subscribe_sink(
-                    lambda part: pubsub.subscribe(*[self._full(c) for c in part]))
+                    lambda part: pubsub.subscribe(*[self._full(c) for c in part]),
+                    lambda part: pubsub.unsubscribe(*[self._full(c) for c in part]))
                 self.subscribed, self._fresh = set(), {}
                 self._subscribed_now(channels)
                 self.pubsub = pubsub  # no yield since the sink's last channel was sent

@@ -324,6 +324,45 @@ class GrowingSink(Sink):
         return listed
 
 
+class ShrinkingSink(Sink):
+    """A connection closes while the listener sends its SUBSCRIBEs: the first listing
+    still holds its channel, and its own ``unsubscribe`` finds the bus not listening yet
+    (it returns at once, as it does while Redis is away)."""
+
+    def __init__(self, bus_box: list, channels=()) -> None:
+        super().__init__(channels)
+        self.bus_box = bus_box
+        self.listed = 0
+
+    def channels(self) -> list[str]:
+        listed = super().channels()
+        self.listed += 1
+        if self.listed == 1:  # the listener's first listing, before its SUBSCRIBEs yield
+            self.subscribed.remove("group:9")
+            if self.bus_box:
+                self.bus_box[0].unsubscribe("group:9")
+        return listed
+
+
+def test_a_channel_dropped_while_the_listener_subscribes_is_not_kept(redis_buses):
+    """Kept, it would make every other process PUBLISH that channel's events here for
+    nothing until the next reconnect."""
+    box: list = []
+    sink_b = ShrinkingSink(box, ["user:1", "group:9"])
+    a = redis_buses(Sink())
+    b = RedisBus(REDIS_URL, a.prefix)
+    box.append(b)
+    b.attach(sink_b)
+    b.start()
+    try:
+        wait_until(lambda: b.up, what="the listener connects")
+        wait_until(lambda: a.presence(["user:1"]).remote == {"user:1"}, what="user:1 held")
+        assert a.presence(["user:1", "group:9"]).remote == {"user:1"}
+        assert "group:9" not in b.subscribed
+    finally:
+        b.close()
+
+
 def test_a_channel_added_while_the_listener_subscribes_is_not_lost(redis_buses):
     box: list = []
     sink_b = GrowingSink(box, ["user:1"])
