@@ -14,7 +14,7 @@ from gevent import monkey
 
 from chat.bus import Event, Presence, make_bus
 from chat.bus.cluster import ClusterBus
-from tests.bus.test_local_and_redis import (GrowingSink, ShrinkingSink, Sink, subscribe_all,
+from tests.bus.test_local_and_redis import (CHURN, Sink, listen_through_churn, subscribe_all,
                                             wait_until)
 from tests.redis_cluster import RedisCluster
 from tests.support import need
@@ -67,27 +67,11 @@ def test_sharded_pubsub_between_processes_presence_and_online(buses):
     wait_until(lambda: a.presence(["user:1"]).remote == frozenset(), what="b left user:1")
 
 
-def test_channels_that_come_and_go_while_the_listener_subscribes(cluster, buses):
-    """A socket that opens while the listener sends its SSUBSCRIBEs is subscribed too, and
-    one that closes meanwhile is unsubscribed (both found the bus not listening yet)."""
+@pytest.mark.parametrize("held, change, expected", CHURN)
+def test_channels_that_come_and_go_while_the_listener_subscribes(cluster, buses, held, change,
+                                                                   expected):
     a = buses(Sink())
-    for sink_class, held, expected in ((GrowingSink, ["user:1"], {"user:1", "group:9"}),
-                                       (ShrinkingSink, ["user:1", "group:9"], {"user:1"})):
-        box: list = []
-        sink = sink_class(box, held)
-        b = make_bus(cluster.url, a.prefix)
-        box.append(b)
-        b.attach(sink)
-        b.start()
-        try:
-            wait_until(lambda: b.up, what="the listener connects")
-            wait_until(lambda: a.presence(["user:1"]).remote == {"user:1"}, what="user:1 held")
-            wait_until(lambda: a.presence(["user:1", "group:9"]).remote == expected,
-                       what=f"{sink_class.__name__}: {expected} held")
-            assert b.subscribed == expected
-        finally:
-            b.close()
-        wait_until(lambda: a.presence(["user:1"]).remote == frozenset(), what="b gone")
+    listen_through_churn(lambda: make_bus(cluster.url, a.prefix), a, held, change, expected)
 
 
 def spublish_from_another_process(cluster: RedisCluster, channel: str, data: bytes) -> None:

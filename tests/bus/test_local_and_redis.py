@@ -304,78 +304,64 @@ def test_after_an_outage_the_listener_resubscribes_by_itself(redis_buses):
         server.stop()
 
 
-class GrowingSink(Sink):
-    """A connection opens while the listener sends its SUBSCRIBEs: the first listing of
-    the channels already misses it, and its own ``subscribe`` finds the bus not listening
-    yet (it returns at once, as it does while Redis is away)."""
+class ChurningSink(Sink):
+    """A connection opens (``opens`` its channel) or closes (``closes``) while the
+    listener sends its SUBSCRIBEs: the listener's first listing is from before, and the
+    connection's own ``subscribe`` or ``unsubscribe`` finds the bus not listening yet (it
+    returns at once, as it does while Redis is away)."""
 
-    def __init__(self, bus_box: list, channels=()) -> None:
+    def __init__(self, bus_box: list, channels=(), opens: str | None = None,
+                 closes: str | None = None) -> None:
         super().__init__(channels)
-        self.bus_box = bus_box
+        self.bus_box, self.opens, self.closes = bus_box, opens, closes
         self.listed = 0
 
     def channels(self) -> list[str]:
         listed = super().channels()
         self.listed += 1
         if self.listed == 1:  # the listener's first listing, before its SUBSCRIBEs yield
-            self.subscribed.append("group:9")
-            if self.bus_box:
-                self.bus_box[0].subscribe("group:9")
+            if self.opens:
+                self.subscribed.append(self.opens)
+                self.bus_box[0].subscribe(self.opens)
+            if self.closes:
+                self.subscribed.remove(self.closes)
+                self.bus_box[0].unsubscribe(self.closes)
         return listed
 
 
-class ShrinkingSink(Sink):
-    """A connection closes while the listener sends its SUBSCRIBEs: the first listing
-    still holds its channel, and its own ``unsubscribe`` finds the bus not listening yet
-    (it returns at once, as it does while Redis is away)."""
-
-    def __init__(self, bus_box: list, channels=()) -> None:
-        super().__init__(channels)
-        self.bus_box = bus_box
-        self.listed = 0
-
-    def channels(self) -> list[str]:
-        listed = super().channels()
-        self.listed += 1
-        if self.listed == 1:  # the listener's first listing, before its SUBSCRIBEs yield
-            self.subscribed.remove("group:9")
-            if self.bus_box:
-                self.bus_box[0].unsubscribe("group:9")
-        return listed
+# (what the sink holds, what changes during the subscribing, what must be held after).
+# A channel kept after its connection closed would make every other process PUBLISH its
+# events here for nothing until the next reconnect.
+CHURN = [
+    (["user:1"], {"opens": "group:9"}, {"user:1", "group:9"}),
+    (["user:1", "group:9"], {"closes": "group:9"}, {"user:1"}),
+]
 
 
-def test_a_channel_dropped_while_the_listener_subscribes_is_not_kept(redis_buses):
-    """Kept, it would make every other process PUBLISH that channel's events here for
-    nothing until the next reconnect."""
+def listen_through_churn(make, a, held: list[str], change: dict, expected: set[str]) -> None:
+    """A bus ``make()`` starts listening while its sink changes (``ChurningSink``): it must
+    end up holding what the sink holds, as process ``a`` sees it, and hear it."""
     box: list = []
-    sink_b = ShrinkingSink(box, ["user:1", "group:9"])
-    a = redis_buses(Sink())
-    b = RedisBus(REDIS_URL, a.prefix)
+    sink = ChurningSink(box, held, **change)
+    b = make()
     box.append(b)
-    b.attach(sink_b)
+    b.attach(sink)
     b.start()
     try:
         wait_until(lambda: b.up, what="the listener connects")
-        wait_until(lambda: a.presence(["user:1"]).remote == {"user:1"}, what="user:1 held")
-        assert a.presence(["user:1", "group:9"]).remote == {"user:1"}
-        assert "group:9" not in b.subscribed
+        wait_until(lambda: a.presence(["user:1", "group:9"]).remote == expected,
+                   what=f"{expected} held after {change}")
+        assert b.subscribed == expected
+        a.publish([Event("group:9", b"to the late one"), Event("user:1", b"to user 1")])
+        wait_until(lambda: b"to user 1" in sink.frames(), what="b hears user:1")
+        assert (b"to the late one" in sink.frames()) == ("group:9" in expected)
     finally:
         b.close()
+    wait_until(lambda: a.presence(["user:1"]).remote == frozenset(), what="b gone")
 
 
-def test_a_channel_added_while_the_listener_subscribes_is_not_lost(redis_buses):
-    box: list = []
-    sink_b = GrowingSink(box, ["user:1"])
+@pytest.mark.parametrize("held, change, expected", CHURN)
+def test_channels_that_come_and_go_while_the_listener_subscribes(redis_buses, held, change,
+                                                                   expected):
     a = redis_buses(Sink())
-    b = RedisBus(REDIS_URL, a.prefix)
-    box.append(b)
-    b.attach(sink_b)
-    b.start()
-    try:
-        wait_until(lambda: b.up, what="the listener connects")
-        wait_until(lambda: a.presence(["user:1", "group:9"]).remote == {"user:1", "group:9"},
-                   what="both channels held")
-        a.publish([Event("group:9", b"to the late one")])
-        wait_until(lambda: sink_b.frames() == [b"to the late one"], what="b hears group:9")
-    finally:
-        b.close()
+    listen_through_churn(lambda: RedisBus(REDIS_URL, a.prefix), a, held, change, expected)
