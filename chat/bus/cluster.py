@@ -25,7 +25,7 @@ from typing import Any
 import gevent
 from gevent.event import Event as Flag
 
-from ..store.redis_client import make_cluster
+from ..store.redis_client import make_cluster, pubsub_options
 from .redis import RedisBus
 
 log = logging.getLogger("chat.bus")
@@ -125,7 +125,8 @@ class ClusterBus(RedisBus):
         pubsub = self.readers.get(node.name)
         fresh = pubsub is None
         if fresh:
-            pubsub = self.readers[node.name] = self.client.get_redis_connection(node).pubsub()
+            pubsub = self.readers[node.name] = self.client.get_redis_connection(node).pubsub(
+                **pubsub_options())
         pubsub.ssubscribe(name)
         if fresh:  # after the first SSUBSCRIBE: it opens the connection the reader reads
             gevent.spawn(self._read, pubsub, self._failed)

@@ -15,7 +15,7 @@ from typing import Any, Callable, ContextManager, Sequence
 import gevent
 from gevent.lock import Semaphore
 
-from ..store.redis_client import redis_errors
+from ..store.redis_client import connection_options, pubsub_options, redis_errors
 from .base import Batch, Event, Presence, Sink, deliver_locally, user_channel
 from .sequencer import Backfill, Deliver, Sequencer
 
@@ -138,7 +138,8 @@ class RedisBus:
 
     def _make_client(self, url: str) -> Any:
         return self.redis_module.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2,
-                                                health_check_interval=0)
+                                                health_check_interval=0,
+                                                **connection_options(url))
 
     def _numsub(self, names: Sequence[str]) -> list[int]:
         """Subscribers of each of ``names`` (``PUBSUB NUMSUB``, one round trip)."""
@@ -551,7 +552,7 @@ class RedisBus:
             gevent.spawn_later(self.ALONE_RECHECK * 1.5, self._tell_clients_to_catch_up)
 
     def _listen_once(self) -> None:
-        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        pubsub = self.client.pubsub(ignore_subscribe_messages=True, **pubsub_options())
         try:
             self.sequencer.begin()  # the last id, read before we can hear of later ones
             with self.pubsub_lock:
