@@ -416,6 +416,12 @@ def test_blocked_sender_gets_403_before_the_stranger_limit(any_server, user, con
     # An escaped lone surrogate is JSON: the field is refused, with the ref (docs/protocol.md 3.4).
     ('{"type": 1, "recipient_id": 1, "content": "\\ud800"}', 1),
     ('{"type": 1, "recipient_id": 1, "content": "\\ud800", "client_id": "s1"}', "s1"),
+    # A client_id JSON can carry but UTF-8 cannot: answered all the same, U+FFFD in the
+    # surrogate's place (one that nothing of can be echoed gets no ref).
+    ('{"type": 1, "recipient_id": 1, "content": "x", "client_id": "a\\ud800"}', "a\ufffd"),
+    ('{"type": 5, "recipient_id": "x", "client_id": "\\udfff"}', "\ufffd"),
+    ('{"type": 5, "recipient_id": "x", "client_id": {"k": "\\ud800"}}', None),
+    ('{"type": 1, "recipient_id": 1, "content": "x", "client_id": 1' + "0" * 25 + '}', 1e25),
     ('{"type": 1, "recipient_id": 1, "content": ""}', 1),
     ('{"type": 1, "recipient_id": 1, "content": " \\n\\t "}', 1),
     ('{"type": 1, "recipient_id": 1, "content": 5}', 1),

@@ -62,9 +62,7 @@ class FrameHandler:
         except ChatError as err:
             self.error(err)
             return
-        ref = frame.get("client_id")
-        if ref is None:
-            ref = frame.get("type")
+        ref = _frame_ref(frame)
         kind = frame.get("type")
         route = ROUTES.get(kind) if type(kind) is int else None
         if route is None:
@@ -101,8 +99,7 @@ class FrameHandler:
             frame = FrameHandler._parse(raw)
         except ChatError:
             return None
-        ref = frame.get("client_id")
-        return frame.get("type") if ref is None else ref
+        return _frame_ref(frame)
 
     # -- the frame types ----------------------------------------------------
 
@@ -167,8 +164,7 @@ class FrameHandler:
             self.slot_free.set()
 
     def _answerer(self, frame: dict) -> Callable:
-        client_id = frame.get("client_id")
-        ref = client_id if client_id is not None else frame.get("type")
+        ref = _frame_ref(frame)
 
         def answer(ack, err, created, batch) -> None:
             self._slot_done()
@@ -219,3 +215,23 @@ ROUTES = {PING: FrameHandler.ping, PRIVATE_MESSAGE: FrameHandler.private_message
           GROUP_MESSAGE: FrameHandler.group_message, MARK_READ: FrameHandler.mark_read,
           TYPING: FrameHandler.typing, SYNC: FrameHandler.sync, EDIT: FrameHandler.edit,
           RECALL: FrameHandler.recall, REACT: FrameHandler.react}
+
+
+def _frame_ref(frame: dict) -> Any:
+    """The ``ref`` of a frame's answers: its ``client_id``, else its ``type``, as JSON can
+    carry it. A string with a lone surrogate (JSON's escapes allow one; UTF-8 does not)
+    is sent with U+FFFD in its place: refused for itself (400), it must still be
+    answered, and an answer that cannot be encoded was lost, or closed the socket."""
+    ref = frame.get("client_id")
+    if ref is None:
+        ref = frame.get("type")
+    if (type(ref) is str and ref.isascii()) or (type(ref) is int and -(1 << 63) <= ref < 1 << 64):
+        return ref
+    try:
+        orjson.dumps(ref)
+    except TypeError:  # orjson's own error too (an integer past 64 bits)
+        if type(ref) is str:
+            return "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in ref)
+        return None  # a structure holding one: nothing of it can be echoed
+    return ref
+
