@@ -129,10 +129,20 @@ def test_unknown_api_route_and_method_answer_json(server, api):
     assert r.status_code == 405 and "error" in r.json()
 
 
-def test_body_limit_is_enforced(server):
+def test_body_limit_is_enforced(server, api):
     r = requests.post(server.base + "/api/register", data=b"{" + b" " * (300 * 1024) + b"}",
                       headers={"Content-Type": "application/json"})
     assert r.status_code == 413
+    # Also on calls that ignore their body: refused, and nothing done.
+    alice, bob = api(), api()
+    big = b"{" + b" " * (300 * 1024) + b"}"
+    for method, path in (("PUT", f"/api/users/{bob.user_id}/follow"),
+                         ("PUT", f"/api/users/{bob.user_id}/block")):
+        r = alice.call(method, path, data=big)
+        assert (r.status_code, r.json()["error"]["code"]) == (413, "too_large"), path
+    profile = alice.get(f"/api/users/{bob.user_id}").json()
+    assert profile["following"] is False
+    assert alice.put(f"/api/users/{bob.user_id}/follow").status_code == 200  # no body: done
 
 
 def test_changing_the_password_ends_every_other_session_and_token(server, api):

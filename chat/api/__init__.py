@@ -3,9 +3,26 @@
 Each view declares what it takes and answers with ``@operation`` (chat.api.operation);
 the OpenAPI document at /api/openapi.json is generated from those declarations.
 """
-from flask import Blueprint
+import flask
+from flask import Blueprint, current_app
+
+from ..errors import TooLarge
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+@bp.before_request
+def refuse_large_bodies() -> None:
+    """413 for a body over CHAT_MAX_BODY_BYTES on every call but an upload (which has its
+    own limits): Flask's limit holds only where a view reads the body, and a call that
+    ignores its body (a follow, a reaction, a delete) was carried out whatever came."""
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    # (flask.request: ``request`` here is this package's module of that name)
+    request = flask.request
+    length = request.content_length
+    if limit and length is not None and length > limit and request.endpoint != "api.upload":
+        raise TooLarge()
+
 
 # The view modules register their routes on ``bp`` (imported for that effect).
 from . import accounts, groups, messages, notices, openapi, social, uploads  # noqa: E402,F401
