@@ -121,6 +121,8 @@ def test_a_recall_removes_the_text_everywhere_and_is_final(chat):
                                                 "excerpt": "", "recalled": True}
     synced = bob.get("/api/sync?since_id=0").json()
     assert "hunter" not in str(synced), "the text is kept somewhere"
+    earlier = [u for u in synced["updates"] if u["id"] == edit["id"]]
+    assert earlier and earlier[0]["content"] == "" and earlier[0]["edited_at"], earlier
     # Final: recalling again changes nothing; it cannot be edited or reacted to.
     again = change(a, 9, secret["id"])
     assert again["id"] == secret["id"]

@@ -307,5 +307,6 @@ class MessageWrites:
         if not message_ids:
             return
         marks = ",".join([self.mark] * len(message_ids))
-        self._write("UPDATE message_updates SET payload = '{\"content\": \"\"}' "
+        # The text goes; the rest of the edit's frame (its edited_at) stays, as sync shows it.
+        self._write("UPDATE message_updates SET payload = JSON_SET(payload, '$.content', '') "
                     f"WHERE kind = 'edit' AND message_id IN ({marks})", list(message_ids))
