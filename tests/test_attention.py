@@ -48,6 +48,8 @@ def test_private_group_is_invisible_to_outsiders_and_joined_by_invitation(api):
     assert shown.status_code == 200 and shown.json()["role"] is None
     assert bob.get(f"/api/groups/{gid}/members").status_code == 403
     assert bob.get(f"/api/groups/{gid}/messages").status_code == 403
+    sent = bob.post("/api/messages", json={"group_id": gid, "content": "may I?"})
+    assert sent.status_code == 403  # knows the group: not a member yet, not "no such group"
     # Joins; then the member finds it by search, and the outsider still does not.
     assert bob.put(f"/api/groups/{gid}/members/{bob.user_id}").status_code == 200
     assert bob.get(f"/api/groups/{gid}/members").status_code == 200

@@ -75,6 +75,10 @@ class BatchChecks:
             # A change to a group message: its actor must be a member of that group.
             changed_by={(c.message_id, c.actor_id) for c in changes})
         targets = found["targets"]
+        # Someone invited to a private group knows it exists: 403, not 404 (a rare read).
+        found["invited"] = store.invited({
+            (m.group_id, m.sender_id) for m in groups if m.group_id in found["private"]
+            and (m.group_id, m.sender_id) not in found["members"]})
         self.names.update(found["names"])
         follows = found["follows"]
         result = Checked(mutual={(a, b) for a, b in pairs
@@ -133,10 +137,12 @@ class BatchChecks:
         else:
             item.conv_key = group_conv_key(item.group_id)
             is_member = (item.group_id, item.sender_id) in found["members"]
-            # A private group is hidden from non-members (docs/protocol.md, Attention): 404, not 403.
+            # A private group is hidden from non-members (docs/protocol.md, Attention): 404,
+            # not 403, but for those invited to it.
             error = policy.group_write(
                 group_exists=item.group_id in found["groups"]
-                and (is_member or item.group_id not in found["private"]),
+                and (is_member or item.group_id not in found["private"]
+                     or (item.group_id, item.sender_id) in found["invited"]),
                 is_member=is_member)
         if error is None:
             error = rich.reference_error(item, targets, found["groups"].get(item.group_id),

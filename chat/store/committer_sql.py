@@ -277,6 +277,17 @@ class MessageStore(MessageWrites):
             return {}
         return _by_id(self.rows(*self._targets_query(ids, lock)))
 
+    def invited(self, pairs: set[tuple[int, int]]) -> set[tuple[int, int]]:
+        """Which (group id, user id) pairs are invitations (a rare read: a non-member
+        writing to a private group)."""
+        if not pairs:
+            return set()
+        groups, users = sorted({g for g, _ in pairs}), sorted({u for _, u in pairs})
+        found = self.rows(f"SELECT group_id, user_id FROM invitations WHERE group_id IN "
+                          f"({self._marks(len(groups))}) AND user_id IN "
+                          f"({self._marks(len(users))})", [*groups, *users])
+        return {(int(g), int(u)) for g, u in found} & pairs
+
     def stored_changes(self, keys: set[tuple[int, str]]) -> dict[tuple[int, str], tuple]:
         """``{(actor, client_id): (update id, message id)}`` of change keys already used."""
         if not keys:
