@@ -51,6 +51,8 @@ INDEX_IDLE_ROUND = 1.0
 # high rates (search walks what is not indexed yet, so a later round changes no result).
 INDEX_ROUND_TARGET = 50
 
+SLOT_STALE_AFTER = 3 * SLOT_REFRESH_EVERY
+
 
 def index_pause(interval: float, covered: int) -> float:
     """Seconds before the indexer's next round, after one that covered ``covered`` ids:
@@ -60,7 +62,6 @@ def index_pause(interval: float, covered: int) -> float:
         return interval
     return min(max(interval, INDEX_IDLE_ROUND),
                interval * INDEX_ROUND_TARGET / max(covered, 1))
-SLOT_STALE_AFTER = 3 * SLOT_REFRESH_EVERY
 
 
 class ChatRuntime:
@@ -189,11 +190,10 @@ class ChatRuntime:
             seen, last_round, pause = -1, 0.0, interval
             while True:
                 gevent.sleep(pause)
+                pause = interval
                 if self.stats.batches == seen and monotonic() - last_round < INDEX_IDLE_ROUND:
-                    pause = interval
                     continue  # nothing committed here since the last round
                 seen, last_round = self.stats.batches, monotonic()
-                pause = interval
                 try:
                     pause = index_pause(interval, self.services.search.index_pending(engine))
                     failing = False

@@ -3,8 +3,9 @@
 Each view declares what it takes and answers with ``@operation`` (chat.api.operation);
 the OpenAPI document at /api/openapi.json is generated from those declarations.
 """
-import flask
 from flask import Blueprint, current_app
+# ``request`` in this package is its module of that name (imported below).
+from flask import request as http_request
 
 from ..errors import TooLarge
 
@@ -17,10 +18,8 @@ def refuse_large_bodies() -> None:
     own limits): Flask's limit holds only where a view reads the body, and a call that
     ignores its body (a follow, a reaction, a delete) was carried out whatever came."""
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
-    # (flask.request: ``request`` here is this package's module of that name)
-    request = flask.request
-    length = request.content_length
-    if limit and length is not None and length > limit and request.endpoint != "api.upload":
+    length = http_request.content_length
+    if limit and length is not None and length > limit and http_request.endpoint != "api.upload":
         raise TooLarge()
 
 

@@ -234,4 +234,3 @@ def _frame_ref(frame: dict) -> Any:
             return "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in ref)
         return None  # a structure holding one: nothing of it can be echoed
     return ref
-
