@@ -151,6 +151,20 @@ def test_authorization_comes_before_the_other_fields(api):
         assert r.json()["error"]["code"] == "forbidden"
     for payload in ({"name": ""}, {"name": 5}, {"icon": "ftp://x"}, {"description": 7}):
         assert member.patch(f"/api/groups/{gid}", json=payload).status_code == 403, payload
+    # A malformed flag is one of the other fields too: the group and the user come first.
+    for payload in ({"content": "x", "mention_all": "x"}, {"content": "x", "mention_all": 1}):
+        r = outsider.post("/api/messages", json={"group_id": gid, **payload})
+        assert r.status_code == 403, payload
+    missing_user = 10**9
+    for payload in ({"mention_all": 1}, {"mention_all": True}, {"mentions": [owner.user_id]}):
+        r = outsider.post("/api/messages",
+                          json={"recipient_id": missing_user, "content": "x", **payload})
+        assert r.status_code == 404, payload
+    for flags in ({"muted": "x"}, {"pinned": 1}, {"archived": "yes"}):
+        r = outsider.patch(f"/api/conversations/private/{missing_user}", json=flags)
+        assert r.status_code == 404, flags
+        r = outsider.patch(f"/api/conversations/group/{gid}", json=flags)
+        assert r.status_code == 403, flags
     # Step 1 still comes first: malformed ids and unknown fields are 400 for anyone.
     assert outsider.post("/api/messages", json={"group_id": "1", "content": ""}).status_code == 400
     assert member.patch(f"/api/groups/{gid}", json={"owner_id": True}).status_code == 400
@@ -164,6 +178,21 @@ def test_authorization_comes_before_the_other_fields(api):
     assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request"
     assert member.patch(f"/api/groups/{gid}", json={"name": ""}).status_code == 403
     assert owner.patch(f"/api/groups/{gid}", json={"name": ""}).status_code == 400
+    for payload in ({"mention_all": "x"}, {"mention_all": 0}, {"mention_all": "true"}):
+        r = member.post("/api/messages", json={"group_id": gid, "content": "x", **payload})
+        assert r.status_code == 400 and "mention_all" in r.json()["error"]["message"], payload
+    r = member.post("/api/messages", json={"recipient_id": owner.user_id, "content": "x",
+                                           "mention_all": True})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request"
+    assert member.get(f"/api/groups/{gid}/messages").json()["messages"] == []
+    for flags in ({"muted": "x"}, {"muted": True, "pinned": 1}, {"archived": "yes"}):
+        r = member.patch(f"/api/conversations/group/{gid}", json=flags)
+        assert r.status_code == 400, flags
+    conv = member.patch(f"/api/conversations/group/{gid}", json={}).json()
+    assert (conv["muted"], conv["pinned"]) == (False, False)  # the refused calls changed nothing
+    for fields in ({"show_presence": "x"}, {"push_previews": 0, "show_presence": False}):
+        assert member.patch("/api/me", json=fields).status_code == 400, fields
+    assert member.get("/api/me").json()["show_presence"] is True
 
 
 def test_null_means_absent_and_token_labels_are_checked(server, api):

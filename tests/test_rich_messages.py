@@ -210,6 +210,16 @@ def test_mentions_in_groups(any_server, user, connect):
     assert err["code"] == 400
     assert o.request({"type": 4, "recipient_id": gid, "content": "many",
                       "mentions": list(range(1, 52))}, "error")["code"] == 400
+    # A malformed @all is one of the message's fields: refused as such from a member (400),
+    # while someone outside the group, or writing to nobody, hears of that first.
+    err = m.request({"type": 4, "recipient_id": gid, "content": "@all", "mention_all": 1,
+                     "client_id": "m2"}, "error")
+    assert (err["code"], err["ref"]) == (400, "m2") and "mention_all" in err["content"]
+    x = connect(any_server, outsider)
+    assert x.request({"type": 4, "recipient_id": gid, "content": "@all",
+                      "mention_all": "yes"}, "error")["code"] == 403
+    assert x.request({"type": 1, "recipient_id": 10**9, "content": "x",
+                      "mentions": [member.user_id]}, "error")["code"] == 404
     # Reading the group clears its mentions.
     member.post("/api/read", json={"group_id": gid, "last_read_id": everyone["id"]})
     conv = [c for c in member.get("/api/conversations").json()["conversations"]

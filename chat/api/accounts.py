@@ -72,7 +72,7 @@ def whoami():
 
 
 @bp.patch("/me")
-@operation({200: answers.Me}, body=MeEdit)
+@operation({200: answers.Me}, body=MeEdit, whole=True)
 def edit_me(body: MeEdit):
     """Change one's own settings: ``show_presence``, ``push_previews``."""
     return change_me(me(), body.model_dump())

@@ -136,7 +136,7 @@ def id_list(most: int) -> Rule:
 
 Mentions = Annotated[list[int], id_list(500)]
 Attachments = Annotated[list[int], id_list(100)]
-Flag = Annotated[bool, Rule(v.flag, {"type": "boolean"}, envelope=True)]
+Flag = Annotated[bool, Rule(v.flag, {"type": "boolean"})]
 Visibility = Annotated[str, Rule(lambda value, f: v.visibility(value, f),
                                  {"type": "string", "enum": list(v.VISIBILITIES)})]
 Emoji = Annotated[str, Rule(lambda value, _: reaction_emoji(value), {

@@ -34,7 +34,7 @@ class Outgoing:
     # Version 2 (docs/protocol.md 3.9): ids already well-formed, checked in the batch.
     reply_to: int | None = None
     mentions: list[int] = field(default_factory=list)
-    mention_all: bool = False
+    mention_all: Any = False  # as sent; a bool once rich.field_error has checked it
     attachments: list[int] = field(default_factory=list)
     conv_key: str = ""
     id: int = 0

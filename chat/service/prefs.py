@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 from ..extensions import db
 from ..store import queries
 from ..store.models import Message, ReadCursor, User
+from . import validation
 from .reading import Reading, resolve_conversation
 from .shapes import user_json
 
@@ -27,15 +28,15 @@ class ConversationPrefs:
     def change(self, user_id: int, target_id: Any, is_group: bool, fields: dict) -> dict:
         """Set the given flags (absent ones stay); returns the conversation object."""
         key, peer_id, group_id = resolve_conversation(user_id, target_id, is_group)
-        values: dict = {}
-        for name in ("muted", "pinned"):
-            if fields.get(name) is not None:
-                values[name] = bool(fields[name])
-        if fields.get("archived") is not None:
+        # The flags are checked once the conversation is known (docs/protocol.md 6.6).
+        flags = {name: validation.flag(fields[name], name)
+                 for name in ("muted", "pinned", "archived") if fields.get(name) is not None}
+        values: dict = {name: flags[name] for name in ("muted", "pinned") if name in flags}
+        if "archived" in flags:
             # Archived until a message newer than the newest one now arrives.
             values["archived_at_id"] = (db.session.scalar(
                 select(func.max(Message.id)).where(Message.conv_key == key)) or 0
-            ) if fields["archived"] else None
+            ) if flags["archived"] else None
         db.session.execute(queries.insert_ignore(ReadCursor.__table__).values(
             user_id=user_id, conv_key=key, peer_id=peer_id, group_id=group_id, last_read_id=0))
         if values:
@@ -54,8 +55,8 @@ def me_json(user_id: int) -> dict:
 
 def change_me(user_id: int, fields: dict) -> dict:
     """Set ``show_presence`` / ``push_previews`` (absent ones stay); the new ``me_json``."""
-    values = {name: bool(fields[name]) for name in ("show_presence", "push_previews")
-              if fields.get(name) is not None}
+    values = {name: validation.flag(fields[name], name)
+              for name in ("show_presence", "push_previews") if fields.get(name) is not None}
     if values:
         db.session.execute(update(User).where(User.id == user_id).values(**values))
         db.session.commit()

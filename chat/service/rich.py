@@ -37,14 +37,13 @@ def excerpt(content: str) -> str:
     return content[:EXCERPT_CODE_POINTS]
 
 
-def parse_rich_fields(frame_or_body: dict, is_group: bool) -> dict[str, Any]:
-    """Step 1 for the new fields: well-formed ids, mentions only in groups (else 400)."""
-    mentions = validation.id_list(frame_or_body.get("mentions"), "mentions", MAX_MENTIONS * 10)
-    mention_all = validation.flag(frame_or_body.get("mention_all"), "mention_all")
-    if not is_group and (mentions or mention_all):
-        raise BadRequest(N_("mentions are for group messages"))
+def parse_rich_fields(frame_or_body: dict) -> dict[str, Any]:
+    """Step 1 for the new fields: well-formed ids (else 400). ``mention_all`` is kept as
+    sent: it is one of the message's other fields, checked in step 3."""
     return {"reply_to": validation.optional_id(frame_or_body.get("reply_to"), "reply_to"),
-            "mentions": mentions, "mention_all": mention_all,
+            "mentions": validation.id_list(frame_or_body.get("mentions"), "mentions",
+                                           MAX_MENTIONS * 10),
+            "mention_all": frame_or_body.get("mention_all"),
             "attachments": validation.id_list(frame_or_body.get("attachments"), "attachments",
                                                MAX_ATTACHMENTS * 10)}
 
@@ -72,15 +71,19 @@ def reference_error(item: Outgoing, targets: dict[int, tuple], owner_id: int | N
         found = files.get(upload_id)
         if found is None or found[0] != item.sender_id:
             return NotFound(N_("no such upload"))
-    if item.mention_all and owner_id != item.sender_id:
+    # Only a well-formed true asks for everyone; anything else is step 3's to refuse.
+    if item.mention_all is True and item.group_id is not None and owner_id != item.sender_id:
         return Forbidden(N_("only the group's owner can mention everyone"))
     return None
 
 
 def field_error(item: Outgoing, members: set[tuple[int, int]], max_content: int,
                 files: dict[int, tuple[int, dict]]) -> ChatError | None:
-    """Step 3: content (empty only with files), client_id, mentioned members, files."""
+    """Step 3: content (empty only with files), client_id, mentions, files."""
     try:
+        item.mention_all = validation.flag(item.mention_all, "mention_all")
+        if item.group_id is None and (item.mentions or item.mention_all):
+            raise BadRequest(N_("mentions are for group messages"))
         if len(set(item.attachments)) != len(item.attachments):
             raise BadRequest(N_("the same upload is attached twice"))
         if len(item.attachments) > MAX_ATTACHMENTS:

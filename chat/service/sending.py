@@ -45,7 +45,7 @@ class Sending:
             recipient_id = validation.entity_id(recipient_id, "recipient_id")
         else:
             group_id = validation.entity_id(group_id, "group_id")
-        extra = rich.parse_rich_fields(fields, group_id is not None)
+        extra = rich.parse_rich_fields(fields)
         self._ready()
         return Outgoing(sender_id, recipient_id, group_id, fields.get("content"),
                         fields.get("client_id"), origin, answer, **extra)
