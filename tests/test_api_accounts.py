@@ -1,6 +1,7 @@
 """Accounts over the HTTP API: register, tokens, revocation, login throttling, identity."""
 from __future__ import annotations
 
+import orjson
 import requests
 
 from tests.support import PASSWORD, Api, unique_name
@@ -140,8 +141,16 @@ def test_body_limit_is_enforced(server, api):
                          ("PUT", f"/api/users/{bob.user_id}/block")):
         r = alice.call(method, path, data=big)
         assert (r.status_code, r.json()["error"]["code"]) == (413, "too_large"), path
+        # Sent in chunks, with no Content-Length to read the size from.
+        r = alice.call(method, path, data=iter([big[:1000], big[1000:]]))
+        assert (r.status_code, r.json()["error"]["code"]) == (413, "too_large"), path
     profile = alice.get(f"/api/users/{bob.user_id}").json()
     assert profile["following"] is False
+    # A chunked body within the limit reaches its view whole.
+    body = orjson.dumps({"recipient_id": bob.user_id, "content": "sent in chunks"})
+    r = alice.http.post(server.base + "/api/messages", data=iter([body[:7], body[7:]]),
+                        headers={**alice.headers(), "Content-Type": "application/json"})
+    assert r.status_code == 201 and r.json()["id"] > 0
     assert alice.put(f"/api/users/{bob.user_id}/follow").status_code == 200  # no body: done
 
 
