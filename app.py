@@ -34,9 +34,22 @@ def configure_logging(level: str) -> None:
     root.setLevel(level)
 
 
+class ChatFlask(Flask):
+    """Flask, but the response of a request upgraded to a WebSocket skips the after-request
+    hooks: it is never written (the socket belongs to the connection by then), and the
+    hooks (security headers, the session's cookie, the language's Vary) were a twentieth
+    of a connect's CPU."""
+
+    def process_response(self, response):
+        """The hooks' work, unless the response is an upgrade's."""
+        if getattr(response, "upgraded", False):
+            return response
+        return super().process_response(response)
+
+
 def create_app(config_name: str | None = None, **overrides) -> Flask:
     """Build the Flask app for an environment (``CHAT_CONFIG``), with optional overrides."""
-    app = Flask(__name__, instance_relative_config=True)
+    app = ChatFlask(__name__, instance_relative_config=True)
     config = get_config(config_name)
     app.config.from_object(config)
     app.config.update(overrides)

@@ -80,7 +80,7 @@ class ChatSock(Sock):
                 finally:
                     if not handed_over:
                         ws.abort()
-                return _UpgradedResponse()
+                return UpgradedResponse()
 
             if bp is None:
                 raise TypeError("our WebSocket routes live on a blueprint: pass bp=")
@@ -90,8 +90,10 @@ class ChatSock(Sock):
         return decorator
 
 
-class _UpgradedResponse(Response):
+class UpgradedResponse(Response):
     """Nothing more to write: the connection was upgraded, and is closed by now."""
+
+    upgraded = True  # what the app's after-request hooks would add is never sent
 
     def __call__(self, environ, start_response):
         if "gunicorn.socket" in environ:
