@@ -8,6 +8,7 @@ ones still run.
 """
 from __future__ import annotations
 
+import hashlib
 import shutil
 import sys
 import tempfile
@@ -81,9 +82,13 @@ def sqlite_module_url(sqlite_template, tmp_path_factory):
 
 
 def mysql_env(mysql_url: str, redis_prefix: str, **extra) -> dict:
-    """Server environment on MariaDB and Redis."""
+    """Server environment on MariaDB and Redis. Servers on one database share their Redis
+    keys; a server on another database (its user ids start at 1 again) gets keys of its own,
+    or its users would inherit the flood counts of the other database's users of the same id."""
+    database = hashlib.sha1(mysql_url.encode()).hexdigest()[:8]
     return {"DATABASE_URL": mysql_url, "REDIS_URL": REDIS_URL,
-            "CHAT_REDIS_PREFIX": redis_prefix, **{k: str(v) for k, v in extra.items()}}
+            "CHAT_REDIS_PREFIX": f"{redis_prefix}{database}:",
+            **{k: str(v) for k, v in extra.items()}}
 
 
 @pytest.fixture(scope="session")

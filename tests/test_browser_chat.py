@@ -14,7 +14,8 @@ import time
 import pytest
 import requests
 
-from tests.support import PASSWORD, REDIS_URL, Api, ServerProcess, free_port, need
+from tests.conftest import mysql_env
+from tests.support import PASSWORD, Api, ServerProcess, free_port, need
 
 CHROMIUM = os.environ.get("CHAT_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -371,8 +372,8 @@ def test_phone_width_in_chinese(server, tabs):
 def own_server(mysql_url, redis_prefix):
     """A server of this test's own on a fixed port, so it can be restarted on the same address."""
     # A fixed secret key: the sessions (cookies) of the browsers outlive the restart.
-    env = {"DATABASE_URL": mysql_url, "REDIS_URL": REDIS_URL, "CHAT_REDIS_PREFIX": redis_prefix,
-           "CHAT_SHUTDOWN_GRACE": "2", "SECRET_KEY": "browser-restart-" + "x" * 32}
+    env = mysql_env(mysql_url, redis_prefix, CHAT_SHUTDOWN_GRACE=2,
+                    SECRET_KEY="browser-restart-" + "x" * 32)
     proc = ServerProcess(env, port=free_port()).start()
     yield proc
     proc.stop()
