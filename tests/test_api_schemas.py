@@ -160,6 +160,12 @@ def test_authorization_comes_before_the_other_fields(api):
         r = outsider.post("/api/messages",
                           json={"recipient_id": missing_user, "content": "x", **payload})
         assert r.status_code == 404, payload
+    # A page's limit too: the conversation answers first.
+    for query in ("limit=0", "limit=x", "limit=", "limit=101"):
+        assert outsider.get(f"/api/messages/{missing_user}?{query}").status_code == 404, query
+        assert outsider.get(f"/api/groups/{gid}/messages?{query}").status_code == 403, query
+        assert member.get(f"/api/groups/{gid}/messages?{query}").status_code == 400, query
+    assert outsider.get(f"/api/messages/{missing_user}?before_id=x").status_code == 400
     for flags in ({"muted": "x"}, {"pinned": 1}, {"archived": "yes"}):
         r = outsider.patch(f"/api/conversations/private/{missing_user}", json=flags)
         assert r.status_code == 404, flags

@@ -196,6 +196,15 @@ def test_bad_queries_are_400(people):
     assert a.get("/api/search", params={"q": "x", "limit": 101}).status_code == 400
     assert a.get("/api/search", params={"q": "x", "user_id": b.user_id,
                                         "group_id": 1}).status_code == 400
+    # What is searched answers before the query's other fields.
+    _, _, c = people
+    gid = c.post("/api/groups", json={"name": "not for alice"}).json()["id"]
+    for bad in ({"q": ""}, {"q": "x" * 201}, {"q": "x", "limit": "0"}, {"q": "x", "limit": "y"}):
+        assert a.get("/api/search", params={**bad, "group_id": gid}).status_code == 403, bad
+        assert a.get("/api/search", params={**bad, "user_id": 10**9}).status_code == 404, bad
+        assert a.get("/api/search", params={**bad, "user_id": b.user_id}).status_code == 400
+    assert a.get("/api/search", params={"q": "x", "group_id": gid, "before_id": "z"}
+                 ).status_code == 400  # a cursor is an id: checked first
 
 
 def test_only_conversations_the_user_can_read_now(people):

@@ -199,6 +199,13 @@ def test_history_pages_by_before_id_and_by_time(any_server, pair, connect):
                 {"content": "yesterday"}, {"before_id": 5, "content": "2020-01-01 00:00:00"}):
         err = ws.request({"type": 3, "recipient_id": alice.user_id, **bad}, "error")
         assert err["code"] == 400, bad
+        # The conversation answers before the page's other fields (a cursor is an id: 400).
+        err = ws.request({"type": 3, "recipient_id": 10**9, **bad}, "error")
+        assert err["code"] == (400 if bad == {"before_id": -1} else 404), bad
+    gid = alice.post("/api/groups", json={"name": "closed door"}).json()["id"]
+    for bad in ({"limit": 0}, {"content": "yesterday"}):
+        err = ws.request({"type": 3, "recipient_id": gid, "group": True, **bad}, "error")
+        assert err["code"] == 403, bad
 
 
 def test_read_receipts_are_clamped_and_never_go_back(any_server, pair, connect):
@@ -435,7 +442,7 @@ def test_blocked_sender_gets_403_before_the_stranger_limit(any_server, user, con
     ('{"type": 3, "recipient_id": 1, "content": "0001-01-01T00:00:00+01:00"}', 3),
     ('{"type": 3, "recipient_id": 1, "content": "9999-12-31T23:59:59-01:00"}', 3),
     # A mistyped field is 400 even when the peer does not exist.
-    ('{"type": 3, "recipient_id": 9007199254740991, "limit": 0}', 3),
+    ('{"type": 3, "recipient_id": 9007199254740991, "before_id": -1}', 3),
     ('{"type": 5, "recipient_id": 9007199254740991, "last_read_id": "x"}', 5),
 ])
 def test_bad_frames_get_400_and_the_connection_goes_on(any_server, user, connect, raw, ref):

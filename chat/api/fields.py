@@ -154,15 +154,20 @@ def query_int(low: int, high: int) -> Rule:
 
 
 QueryCursor = Annotated[int, query_int(0, v.MAX_ID)]
-HistoryLimit = Annotated[int, query_int(1, v.HISTORY_LIMIT_MAX)]
+# A page's limit is one of its other fields: checked by the service, after the conversation.
+HistoryLimit = Annotated[int, Rule(
+    lambda raw, f: v.query_number(raw, f, low=1, high=v.HISTORY_LIMIT_MAX),
+    {"type": "integer", "minimum": 1, "maximum": v.HISTORY_LIMIT_MAX})]
 SyncLimit = Annotated[int, query_int(1, v.SYNC_LIMIT_MAX)]
 QueryFlag = Annotated[bool, Rule(v.query_flag, {"type": "string", "enum": list(v.QUERY_FLAGS)},
                                  envelope=True)]
 
 
-def search_text(max_len: int) -> Rule:
-    """A search text, at most ``max_len`` characters once trimmed."""
-    return Rule(lambda raw, f: v.search_text(raw, f, max_len), _trimmed(max_len), envelope=True)
+def search_text(max_len: int, envelope: bool = True) -> Rule:
+    """A search text, at most ``max_len`` characters once trimmed (checked by the view, or,
+    not ``envelope``, by the service once it has found what is searched)."""
+    return Rule(lambda raw, f: v.search_text(raw, f, max_len), _trimmed(max_len),
+                envelope=envelope)
 
 
 UserQuery = Annotated[str, search_text(v.USER_QUERY_MAX)]

@@ -68,13 +68,7 @@ class Body(BaseModel):
     @classmethod
     def envelope(cls) -> type["Body"]:
         """This body with only its envelope fields checked; the others are taken as sent."""
-        derived = _ENVELOPES.get(cls)
-        if derived is None:
-            loose = {name: (Any, None) for name, field in cls.model_fields.items()
-                     if not getattr(rule_of(field.annotation), "envelope", False)}
-            derived = _ENVELOPES[cls] = create_model(cls.__name__ + "Envelope", __base__=cls,
-                                                     **loose)
-        return derived
+        return _envelope_of(cls)
 
     @classmethod
     def parse(cls, data: dict, whole: bool = False) -> "Body":
@@ -86,7 +80,9 @@ class Body(BaseModel):
 
 
 class Query(BaseModel):
-    """A query string; every parameter is checked by the view (it is part of parsing)."""
+    """A query string; its ``envelope`` parameters (ids, cursors, flags, search texts) are
+    checked by the view, any other is handed on as text for the service to check once it
+    has authorized the caller (a page's ``limit``: docs/protocol.md 3.4)."""
 
     model_config = ConfigDict(extra="ignore")
     # ``?name=`` is checked like any value (so ``?limit=`` is 400, as the document's
@@ -95,13 +91,32 @@ class Query(BaseModel):
 
     @classmethod
     def parse(cls, args: dict) -> "Query":
-        """The parameters checked; 400 when one fails."""
+        """The envelope parameters checked; 400 when one fails."""
         given = {name: value for name, value in args.items()
                  if value != "" or name not in cls.blank_is_absent}
         try:
-            return cls.model_validate(given)
+            return _envelope_of(cls).model_validate(given)
         except ValidationError as err:
             raise bad_request(err) from None
+
+
+def _field_rule(field: Any) -> Rule | None:
+    """A model field's Rule (pydantic keeps a required field's ``Annotated`` extras apart)."""
+    found = rule_of(field.annotation)
+    return found if found is not None else next(
+        (extra for extra in field.metadata if isinstance(extra, Rule)), None)
+
+
+def _envelope_of(model: type[BaseModel]) -> type[BaseModel]:
+    """``model`` with only its envelope fields checked; the others are taken as sent."""
+    derived = _ENVELOPES.get(model)
+    if derived is None:
+        loose = {name: (Any, None) for name, field in model.model_fields.items()
+                 if not getattr(_field_rule(field), "envelope", False)}
+        derived = _ENVELOPES[model] = (create_model(model.__name__ + "Envelope",
+                                                    __base__=model, **loose)
+                                       if loose else model)
+    return derived
 
 
 # -- Bodies -------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ def conversations(query: ConversationQuery):
 
 def _page(target: int, is_group: bool, query: PageQuery) -> dict:
     page = services().reading.history(me(), target, is_group, before_id=query.before_id,
-                                      limit=query.limit, around_id=query.around_id)
+                                      limit_text=query.limit, around_id=query.around_id)
     return {key: page[key] for key in ("messages", "has_more", "has_newer") if key in page}
 
 

@@ -11,7 +11,7 @@ from .inputs import Query
 from .operation import operation
 from .request import me, services
 
-SearchText = Annotated[str, search_text(200)]
+SearchText = Annotated[str, search_text(200, envelope=False)]  # after the conversation
 QueryId = Annotated[int, query_int(1, v.MAX_ID)]
 
 
@@ -43,4 +43,4 @@ class SearchResults(Answer):
 def search(query: SearchQuery):
     """Search the caller's private chats and groups (or one of them), newest first."""
     return services().search.search(me(), query.q, user=query.user_id, group=query.group_id,
-                                    before_id=query.before_id, limit=query.limit)
+                                    before_id=query.before_id, limit_text=query.limit)

@@ -99,10 +99,10 @@ def _read_events(user_id: int, peer_id: int | None, group_id: int | None, value:
     return events
 
 
-def _around(user_id: int, target_id: Any, is_group: bool, around: int, size: int) -> dict:
+def _around(key: str, peer_id: int | None, group_id: int | None, around: int,
+            size: int) -> dict:
     """A page of ``size`` messages holding ``around``: (size-1)//2 older ones before it,
     the rest newer, one side filling in where the other runs short (docs/protocol.md, Search)."""
-    key, peer_id, group_id = resolve_conversation(user_id, target_id, is_group)
     older, newer = queries.around_rows(key, around, size + 1)
     if not newer or newer[0].id != around:
         raise NotFound(N_("no such message in this conversation"))
@@ -112,8 +112,8 @@ def _around(user_id: int, target_id: Any, is_group: bool, around: int, size: int
     take_older = min(len(older), want_older + max(0, want_newer - len(after)))
     take_newer = min(len(after), size - 1 - take_older)
     page = list(reversed(older[:take_older])) + [newer[0]] + after[:take_newer]
-    return {"recipient_id": peer_id if peer_id is not None else group_id, "group": is_group,
-            "messages": [message_frame(r) for r in page],
+    return {"recipient_id": peer_id if peer_id is not None else group_id,
+            "group": group_id is not None, "messages": [message_frame(r) for r in page],
             "has_more": len(older) > take_older, "has_newer": len(after) > take_newer}
 
 
@@ -125,32 +125,45 @@ class Reading:
 
     @staticmethod
     def history(user_id: int, target_id: Any, is_group: bool, before_id: Any = None,
-                before_time: Any = None, limit: Any = None, around_id: Any = None) -> dict:
+                before_time: Any = None, limit: Any = None, around_id: Any = None,
+                limit_text: str | None = None) -> dict:
         """The ``limit`` messages of a conversation before the cursor, oldest first
         (or around ``around_id``: then ``has_newer`` says whether newer ones follow);
-        on the replica when it holds everything the primary had (``store.replica``)."""
+        on the replica when it holds everything the primary had (``store.replica``).
+        ``limit_text``: the limit as a query string gives it (HTTP), instead of ``limit``."""
         return replica.read(lambda: Reading._history(user_id, target_id, is_group, before_id,
-                                                     before_time, limit, around_id),
+                                                     before_time, limit, around_id,
+                                                     limit_text),
                             each_alone=True)
 
     @staticmethod
     def _history(user_id: int, target_id: Any, is_group: bool, before_id: Any,
-                 before_time: Any, limit: Any, around_id: Any) -> dict:
-        # The frame's own fields first: a mistyped field is 400 whoever the peer is.
+                 before_time: Any, limit: Any, around_id: Any, limit_text: str | None) -> dict:
+        # docs/protocol.md 3.4: the cursors are ids (400 first), then the conversation
+        # (404/403), then the other fields (400).
         before = validation.cursor(before_id, "before_id")
         around = validation.cursor(around_id, "around_id")
-        size = validation.limit(limit, 1, 100, 10)
-        if before is not None and before_time is not None:
-            raise BadRequest(N_("give before_id or a time cursor, not both"))
-        if around is not None and (before is not None or before_time is not None):
-            raise BadRequest(N_("give around_id or a cursor, not both"))
-        if around is not None:
-            return _around(user_id, target_id, is_group, around, size)
-        moment = None if before_time is None else db_time(validation.time_cursor(before_time))
         # A private page's messages show that the peer exists (users are never deleted):
         # the query for the peer is only needed when there are none, not on every page.
         key, peer_id, group_id = resolve_conversation(user_id, target_id, is_group,
                                                       peer_checked_later=True)
+        try:
+            size = (validation.limit(limit, 1, 100, 10) if limit_text is None else
+                    validation.query_number(limit_text, "limit", low=1, high=100))
+            if before is not None and before_time is not None:
+                raise BadRequest(N_("give before_id or a time cursor, not both"))
+            if around is not None and (before is not None or before_time is not None):
+                raise BadRequest(N_("give around_id or a cursor, not both"))
+            moment = (None if before_time is None
+                      else db_time(validation.time_cursor(before_time)))
+        except BadRequest:
+            if peer_id is not None:
+                check_peer(peer_id)  # a missing peer answers first (404)
+            raise
+        if around is not None:
+            if peer_id is not None:
+                check_peer(peer_id)
+            return _around(key, peer_id, group_id, around, size)
         result = {"recipient_id": peer_id if peer_id is not None else group_id,
                   "group": is_group, "messages": [], "has_more": False}
         # Nothing lies before position 0.

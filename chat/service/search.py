@@ -174,17 +174,20 @@ class Search:
         db.session.rollback()
 
     def search(self, user_id: int, q: Any, user: Any = None, group: Any = None,
-               before_id: Any = None, limit: Any = None) -> dict:
-        """``{"messages", "has_more"}``: matches newest first, each with ``highlights``."""
-        needles = parse_query(q)
+               before_id: Any = None, limit_text: str | None = None) -> dict:
+        """``{"messages", "has_more"}``: matches newest first, each with ``highlights``;
+        ``limit_text`` as the query string gives it."""
+        # docs/protocol.md 3.4: ids, then the conversation searched, then q and the limit.
         before = validation.cursor(before_id, "before_id")
-        size = validation.limit(limit, 1, LIMIT_MAX, LIMIT_DEFAULT)
         if user is not None and group is not None:
             raise BadRequest(N_("give user_id or group_id, not both"))
         key = None
         if user is not None or group is not None:
             key = resolve_conversation(user_id, group if group is not None else user,
                                        group is not None)[0]
+        needles = parse_query(q)
+        size = (LIMIT_DEFAULT if limit_text is None else
+                validation.query_number(limit_text, "limit", low=1, high=LIMIT_MAX))
         reason = self.unavailable()
         if reason is not None:
             raise SearchUnavailable(reason)

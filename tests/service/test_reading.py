@@ -72,9 +72,13 @@ def test_the_time_cursor_is_strict(services, chat):
 @pytest.mark.parametrize("kw", [{"limit": 0}, {"limit": 101}, {"before_id": -1},
                                 {"before_id": 5, "before_time": "2026-01-01 00:00:00"},
                                 {"before_time": "not a time"}])
-def test_a_mistyped_history_field_is_400_whoever_the_peer_is(services, kw):
+def test_a_mistyped_history_field_is_400_after_the_peer_is_found(services, kw):
+    me = add_user()
     with pytest.raises(BadRequest):
-        services.reading.history(add_user(), 10**9, False, **kw)
+        services.reading.history(me, add_user(), False, **kw)
+    # A cursor is an id (checked first); the other fields wait for the peer (404).
+    with pytest.raises(BadRequest if kw == {"before_id": -1} else NotFound):
+        services.reading.history(me, 10**9, False, **kw)
 
 
 def test_group_history_is_for_members_only(services, chat):
