@@ -186,6 +186,31 @@ def test_pieces_that_start_inside_a_run_of_symbols_are_found_beyond_the_window(p
         assert [m["id"] for m in _find(b, q)["messages"]] == [old], q
 
 
+def test_words_match_by_prefix_beyond_the_window_even_when_the_word_itself_exists(people):
+    """Past the walked window only the index answers: a word must still find the longer
+    words that start with it when some message holds the word itself (Groonga tries a
+    phrase's last word by prefix only when the word as it is has no hit at all)."""
+    a, b, _ = people
+    old = {text: _send(a, b, text) for text in (
+        "deploy now", "deployment done", "deplo", "x--1 y---", "地铁站见", "在地铁", "привет мир",
+        "приветствие", "周五demonstration")}
+    for i in range(WINDOW + 1):
+        _send(a, b, f"filler {i}")
+
+    def contents(q: str) -> set[str]:
+        return {m["content"] for m in _find(b, q)["messages"]}
+    assert contents("deploy") == {"deploy now", "deployment done"}
+    assert contents("deplo") == {"deploy now", "deployment done", "deplo"}
+    assert contents('"deploy no"') == {"deploy now"}
+    assert contents("y--") == {"x--1 y---"}
+    assert contents("铁") == {"地铁站见", "在地铁"}
+    assert contents("地铁站") == {"地铁站见"}
+    assert contents("привет") == {"привет мир", "приветствие"}
+    assert contents("周五demo") == {"周五demonstration"}
+    assert contents("eploy") == set()  # still only at a word's start
+    assert len(old) == 9
+
+
 def test_bad_queries_are_400(people):
     a, b, _ = people
     for q in ("", "   ", "\u3000", "x" * 201, "中" * 201):

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import unicodedata
 from typing import Any, Callable
 
 from sqlalchemy import text
@@ -274,20 +275,56 @@ def index_lag(conn: Connection) -> int:
 # -- the query -------------------------------------------------------------------------------
 
 
-def _mroonga_term(piece: str) -> str | None:
-    """The piece as a required Groonga phrase, or ``None`` when it has nothing to narrow by.
+def _token_kind(ch: str) -> str:
+    """How the index's tokenizer (TokenBigram) groups a character: a run of digits, a run
+    of letters, or (wide: Chinese, Japanese, Korean) bigrams."""
+    if ch.isdigit():
+        return "digit"
+    return "wide" if unicodedata.east_asian_width(ch) in ("W", "F") else "letter"
 
-    Groonga searches the last token of a phrase by prefix, so a piece that ends inside a
-    word (or a run of digits or symbols) still finds it. A piece that starts inside a
-    token would not: a symbol run may start a piece anywhere ("#tag" inside "##tag"), so
-    the phrase starts at the piece's first letter, digit or CJK character (a letter or a
-    digit starts a word where the rule matches, and CJK is cut into bigrams). A piece of
-    symbols alone narrows nothing; the exact rule still checks every candidate."""
+
+# Letters up to Cyrillic's end (Latin, Greek, Cyrillic): one token per run, for certain.
+# Scripts past it may be cut into bigrams (Thai is) and keep the phrase as a second choice.
+_ONE_TOKEN_RUNS_BELOW = "\u0530"
+
+
+def _groonga_phrase(text: str) -> str:
+    # Inside a quoted Groonga phrase only \ and " are special: operators stay text.
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _mroonga_term(piece: str) -> str | None:
+    """The piece as a required Groonga term, or ``None`` when it has nothing to narrow by.
+
+    A piece that starts inside a token would not be found: a symbol run may start a piece
+    anywhere ("#tag" inside "##tag"), so the term starts at the piece's first letter, digit
+    or CJK character (a letter or a digit starts a word where the rule matches, and CJK is
+    cut into bigrams). A piece may end inside a word: Groonga tries a phrase's last word
+    by prefix only when the word itself is nowhere in the index ("deploy" would not find
+    "deployment" once anyone wrote "deploy"), so the piece's last run of letters or digits
+    is asked as a prefix (``deplo*``), with what comes before it as a phrase. A run of
+    two or more CJK characters stays a phrase (bigrams, never a token's prefix), and a
+    script that may be cut into bigrams too gets both, either one enough. A superset
+    always: the exact rule checks every candidate. A piece of symbols alone narrows
+    nothing."""
     start = next((i for i, ch in enumerate(piece) if ch.isalnum()), None)
     if start is None:
         return None
-    # Inside a quoted Groonga phrase only \ and " are special: operators stay text.
-    return '+"' + piece[start:].replace("\\", "\\\\").replace('"', '\\"') + '"'
+    body = piece[start:]
+    stem = body[:max(i for i, ch in enumerate(body) if ch.isalnum()) + 1]
+    kind = _token_kind(stem[-1])
+    cut = len(stem)
+    while cut and stem[cut - 1].isalnum() and _token_kind(stem[cut - 1]) == kind:
+        cut -= 1
+    head, last = stem[:cut], stem[cut:]
+    if kind == "wide" and len(last) > 1:
+        return "+" + _groonga_phrase(body)  # bigrams, each matched whole inside the text
+    prefix = "+" + last + "*"  # letters or digits only: nothing of Groonga's syntax
+    if any(ch.isalnum() for ch in head):
+        prefix = f"+{_groonga_phrase(head)} {prefix}"
+    if kind == "digit" or last < _ONE_TOKEN_RUNS_BELOW:
+        return prefix  # a superset of the phrase
+    return f"+({_groonga_phrase(body)} OR ({prefix}))"
 
 
 def _fts5_term(piece: str) -> str:
