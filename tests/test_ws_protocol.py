@@ -503,6 +503,10 @@ def test_upgrade_needs_identity_and_an_allowed_origin(any_server, user):
     assert r.status_code == 401
     r = requests.get(url + f"?myid={me.user_id}", headers=base_headers)
     assert r.status_code == 401
+    # Identity first, also for a request that is no upgrade at all; then 400.
+    assert requests.get(url).status_code == 401
+    r = requests.get(url, headers={"Authorization": f"Bearer {me.token}"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request"
     auth = {**base_headers, "Authorization": f"Bearer {me.token}"}
     host = any_server.base.split("//")[1]
     for origin in ("http://evil.example", "null", f"http://{host}.evil.example",

@@ -145,6 +145,14 @@ def guard_upgrade():
         raise Unauthorized()
 
 
+@bp.get("/ws")
+def not_an_upgrade() -> None:
+    """A plain request to /ws: 400, once ``guard_upgrade`` has let it through (without this
+    rule, routing refused it before the guard, and a request without identity got 400
+    where the protocol says 401)."""
+    raise BadRequest("not a WebSocket upgrade request")
+
+
 @sock.route("/ws", bp=bp)
 def websocket(ws: WebSocket) -> Life:
     """One connection: whether it may open is decided here, in the request; its life
