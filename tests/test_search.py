@@ -193,7 +193,7 @@ def test_words_match_by_prefix_beyond_the_window_even_when_the_word_itself_exist
     a, b, _ = people
     old = {text: _send(a, b, text) for text in (
         "deploy now", "deployment done", "deplo", "x--1 y---", "地铁站见", "在地铁", "привет мир",
-        "приветствие", "周五demonstration")}
+        "приветствие", "周五demonstration", "İstanbul trip", "nai\u0308ve plan", "t\x00b")}
     for i in range(WINDOW + 1):
         _send(a, b, f"filler {i}")
 
@@ -207,8 +207,12 @@ def test_words_match_by_prefix_beyond_the_window_even_when_the_word_itself_exist
     assert contents("地铁站") == {"地铁站见"}
     assert contents("привет") == {"привет мир", "приветствие"}
     assert contents("周五demo") == {"周五demonstration"}
+    assert contents("İstanbul") == {"İstanbul trip"}
+    assert contents("nai\u0308ve") == {"nai\u0308ve plan"}  # a combining accent
+    assert contents("t\x00b") == {"t\x00b"}
+    assert contents("t") >= {"t\x00b"}
     assert contents("eploy") == set()  # still only at a word's start
-    assert len(old) == 9
+    assert len(old) == 12
 
 
 def test_bad_queries_are_400(people):

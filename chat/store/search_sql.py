@@ -283,11 +283,6 @@ def _token_kind(ch: str) -> str:
     return "wide" if unicodedata.east_asian_width(ch) in ("W", "F") else "letter"
 
 
-# Letters up to Cyrillic's end (Latin, Greek, Cyrillic): one token per run, for certain.
-# Scripts past it may be cut into bigrams (Thai is) and keep the phrase as a second choice.
-_ONE_TOKEN_RUNS_BELOW = "\u0530"
-
-
 def _groonga_phrase(text: str) -> str:
     # Inside a quoted Groonga phrase only \ and " are special: operators stay text.
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -303,13 +298,14 @@ def _mroonga_term(piece: str) -> str | None:
     by prefix only when the word itself is nowhere in the index ("deploy" would not find
     "deployment" once anyone wrote "deploy"), so the piece's last run of letters or digits
     is asked as a prefix (``deplo*``), with what comes before it as a phrase. A run of
-    two or more CJK characters stays a phrase (bigrams, never a token's prefix), and a
-    script that may be cut into bigrams too gets both, either one enough. A superset
-    always: the exact rule checks every candidate. A piece of symbols alone narrows
-    nothing."""
+    two or more CJK characters stays a phrase (bigrams, never a token's prefix), and text
+    beyond ASCII gets both, either one enough. A superset always: the exact rule checks
+    every candidate. A piece of symbols alone, or a single letter or digit (a prefix of
+    most of the index), narrows nothing: such needles are found by a scan of the
+    caller's conversations past the window."""
     start = next((i for i, ch in enumerate(piece) if ch.isalnum()), None)
-    if start is None:
-        return None
+    if start is None or "\x00" in piece:
+        return None  # (Groonga cannot parse a NUL: such a piece is left to the scan)
     body = piece[start:]
     stem = body[:max(i for i, ch in enumerate(body) if ch.isalnum()) + 1]
     kind = _token_kind(stem[-1])
@@ -319,11 +315,15 @@ def _mroonga_term(piece: str) -> str | None:
     head, last = stem[:cut], stem[cut:]
     if kind == "wide" and len(last) > 1:
         return "+" + _groonga_phrase(body)  # bigrams, each matched whole inside the text
+    if len(stem) == 1 and kind != "wide":
+        return None  # one letter or digit: a prefix of most of the index, left to the scan
     prefix = "+" + last + "*"  # letters or digits only: nothing of Groonga's syntax
     if any(ch.isalnum() for ch in head):
         prefix = f"+{_groonga_phrase(head)} {prefix}"
-    if kind == "digit" or last < _ONE_TOKEN_RUNS_BELOW:
-        return prefix  # a superset of the phrase
+    if body.isascii():
+        return prefix  # ASCII runs are tokens as they are: a superset of the phrase
+    # Elsewhere the normalizer may join or split what str.isalnum() cuts (a combining
+    # accent, "İ", "½") or cut a script into bigrams (Thai): the phrase is the other choice.
     return f"+({_groonga_phrase(body)} OR ({prefix}))"
 
 
@@ -449,7 +449,8 @@ def search_ids(conn: Connection, me: int, needles: list[dict], conv_key: str | N
                f"AND {exact} ORDER BY m.id DESC LIMIT :n")
     else:  # SQLite's trigrams narrow where they can; the rest is a scan of the user's
         # conversations (pieces under 3 characters on SQLite, symbols alone on Mroonga)
-        long_pieces = [] if mariadb else [p for p in pieces if len(p) >= 3]
+        long_pieces = [] if mariadb else [p for p in pieces  # FTS5 takes no NUL either
+                                          if len(p) >= 3 and "\x00" not in p]
         indexed = ""
         if long_pieces:  # trigrams need 3 characters; shorter pieces rely on the scan
             indexed = f" AND m.id IN (SELECT rowid FROM {TABLE} WHERE {TABLE} MATCH :fts)"
