@@ -143,6 +143,11 @@ def check_flood() -> None:
     """
     if request.method not in _WRITE_METHODS or not current_user.is_authenticated:
         return
+    spend_flood_allowance()
+
+
+def spend_flood_allowance() -> None:
+    """Count this call against the signed-in caller's flood limit (429 past it)."""
     if not services().flood.hit(current_user.id):
         raise RateLimited()
 

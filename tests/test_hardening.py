@@ -298,6 +298,9 @@ def test_every_state_changing_call_counts_against_the_flood_limit(sqlite_url):
         r = alice.post("/api/read", json={"recipient_id": bob.user_id, "last_read_id": 0})
         assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limited"
         assert alice.get("/api/me").status_code == 200  # reading is not limited
+        # ... but searching is: one search can cost the database a scan.
+        assert [bob.get("/api/search", params={"q": "x"}).status_code
+                for _ in range(7)] == [200] * 6 + [429]
     finally:
         server.stop()
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from ..identity import spend_flood_allowance
 from ..service import validation as v
 from . import bp
 from .answers import Answer, Message
@@ -42,5 +43,8 @@ class SearchResults(Answer):
 @operation({200: SearchResults}, query=SearchQuery)
 def search(query: SearchQuery):
     """Search the caller's private chats and groups (or one of them), newest first."""
+    # A read, but one that can cost the database a scan: it counts against the flood
+    # limit as a write does, so one client cannot keep the database busy with searches.
+    spend_flood_allowance()
     return services().search.search(me(), query.q, user=query.user_id, group=query.group_id,
                                     before_id=query.before_id, limit_text=query.limit)
