@@ -147,17 +147,16 @@ Emoji = Annotated[str, Rule(lambda value, _: reaction_emoji(value), {
 # -- Query strings (every value arrives as text) ---------------------------------------
 
 
-def query_int(low: int, high: int) -> Rule:
-    """An integer query parameter within ``low``..``high``."""
+def query_int(low: int, high: int, envelope: bool = True) -> Rule:
+    """An integer query parameter within ``low``..``high`` (checked by the view, or, not
+    ``envelope``, by the service once it has authorized the caller)."""
     return Rule(lambda raw, f: v.query_number(raw, f, low=low, high=high),
-                {"type": "integer", "minimum": low, "maximum": high}, envelope=True)
+                {"type": "integer", "minimum": low, "maximum": high}, envelope=envelope)
 
 
 QueryCursor = Annotated[int, query_int(0, v.MAX_ID)]
 # A page's limit is one of its other fields: checked by the service, after the conversation.
-HistoryLimit = Annotated[int, Rule(
-    lambda raw, f: v.query_number(raw, f, low=1, high=v.HISTORY_LIMIT_MAX),
-    {"type": "integer", "minimum": 1, "maximum": v.HISTORY_LIMIT_MAX})]
+HistoryLimit = Annotated[int, query_int(1, v.HISTORY_LIMIT_MAX, envelope=False)]
 SyncLimit = Annotated[int, query_int(1, v.SYNC_LIMIT_MAX)]
 QueryFlag = Annotated[bool, Rule(v.query_flag, {"type": "string", "enum": list(v.QUERY_FLAGS)},
                                  envelope=True)]

@@ -144,12 +144,15 @@ class Reading:
         before = validation.cursor(before_id, "before_id")
         around = validation.cursor(around_id, "around_id")
         # A private page's messages show that the peer exists (users are never deleted):
-        # the query for the peer is only needed when there are none, not on every page.
+        # the query for the peer is only needed when there are none, not on every page
+        # (a page around a message is checked now: that message may be missing too).
+        peer_later = around is None
         key, peer_id, group_id = resolve_conversation(user_id, target_id, is_group,
-                                                      peer_checked_later=True)
+                                                      peer_checked_later=peer_later)
+        most = validation.HISTORY_LIMIT_MAX
         try:
-            size = (validation.limit(limit, 1, 100, 10) if limit_text is None else
-                    validation.query_number(limit_text, "limit", low=1, high=100))
+            size = (validation.limit(limit, 1, most, 10) if limit_text is None else
+                    validation.query_number(limit_text, "limit", low=1, high=most))
             if before is not None and before_time is not None:
                 raise BadRequest(N_("give before_id or a time cursor, not both"))
             if around is not None and (before is not None or before_time is not None):
@@ -157,12 +160,10 @@ class Reading:
             moment = (None if before_time is None
                       else db_time(validation.time_cursor(before_time)))
         except BadRequest:
-            if peer_id is not None:
+            if peer_id is not None and peer_later:
                 check_peer(peer_id)  # a missing peer answers first (404)
             raise
         if around is not None:
-            if peer_id is not None:
-                check_peer(peer_id)
             return _around(key, peer_id, group_id, around, size)
         result = {"recipient_id": peer_id if peer_id is not None else group_id,
                   "group": is_group, "messages": [], "has_more": False}
