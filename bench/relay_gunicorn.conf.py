@@ -8,5 +8,5 @@ worker_connections = int(os.environ.get("CHAT_WORKER_CONNECTIONS", "20000"))
 graceful_timeout = 5
 timeout = 30
 keepalive = 5
-backlog = 4096
+backlog = int(os.environ.get("CHAT_BACKLOG", "16384"))
 accesslog = None

@@ -207,7 +207,18 @@ def _machine_line(results: dict) -> str:
             f"Server pinned to CPU {cfg.get('server_cpus')}, load generator to CPU "
             f"{cfg.get('client_cpus')}; MariaDB and Redis are shared system services on CPUs "
             f"{', '.join(sorted({c for s in services.values() for c in s.get('cpus', [])}))}. "
+            f"{_kernel_words(cfg.get('kernel'))}"
             f"Load average {load0[0]:.2f} at the start, {load1[0]:.2f} at the end.")
+
+
+def _kernel_words(kernel: dict | None) -> str:
+    """The kernel settings of deploy/sysctl.conf as the run had them (older runs: none)."""
+    if not kernel:
+        return ""
+    said = ", ".join(f"{key} {entry.get('now', '?')}"
+                     + (f" (wanted {entry['wanted']}: {entry['error']})" if "error" in entry else "")
+                     for key, entry in kernel.items())
+    return f"Kernel: {said}. "
 
 
 def brief(results: dict) -> str:

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import procstat, report  # noqa: E402
+from bench import kernel, procstat, report  # noqa: E402
 from bench.fixtures import ApiUser, BenchDB, delete_redis_prefix  # noqa: E402
 from bench.mixed import parse_cycle  # noqa: E402
 from bench.nginx import Nginx  # noqa: E402
@@ -674,39 +674,42 @@ class Bench:
         say(f"{self.results['mode']} run; machine {self.results['machine']['nproc']} CPUs "
             f"{self.results['machine']['cpu_model']}; server CPUs {self.server_cpus}, "
             f"load generator CPUs {self.client_cpus}; logs in {self.workdir}")
-        try:
-            if self.private_db:
-                say(f"private mariadbd on :{self.private_db.port} with deploy/mariadb.cnf")
-                self.private_db.start()
-                self.aux["mariadb"] = [self.private_db.pid]
-            self.setup()
-            for name in SCENARIOS:
-                if name in self.only:
-                    say(f"=== {name} ===")
-                    t = time.time()
-                    try:
-                        getattr(self, f"run_{name}")()
-                    except Exception as exc:  # one broken scenario must not cost the others
-                        import traceback
-                        traceback.print_exc()
-                        self.results.setdefault("failures", {})[name] = repr(exc)
-                        say(f"=== {name} FAILED: {exc!r}")
-                        continue
-                    say(f"=== {name} done in {time.time() - t:.0f} s ===")
-        finally:
-            self.results["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            self.results["machine"]["loadavg_end"] = os.getloadavg()
-            if self.private_db:
-                self.private_db.stop()
-            elif not self.args.keep_db:
-                try:
-                    self.db.drop()
-                except Exception as exc:  # noqa: BLE001
-                    say(f"could not drop {self.db.name}: {exc}")
+        with kernel.raised() as host:  # deploy/sysctl.conf for the run, as the README asks
+            self.results["config"]["kernel"] = host
+            say(f"kernel settings (deploy/sysctl.conf): {host}")
             try:
-                delete_redis_prefix(self.redis_url, self.prefix)
-            except Exception as exc:  # noqa: BLE001
-                say(f"could not clean Redis prefix {self.prefix}: {exc}")
+                if self.private_db:
+                    say(f"private mariadbd on :{self.private_db.port} with deploy/mariadb.cnf")
+                    self.private_db.start()
+                    self.aux["mariadb"] = [self.private_db.pid]
+                self.setup()
+                for name in SCENARIOS:
+                    if name in self.only:
+                        say(f"=== {name} ===")
+                        t = time.time()
+                        try:
+                            getattr(self, f"run_{name}")()
+                        except Exception as exc:  # one broken scenario must not cost the others
+                            import traceback
+                            traceback.print_exc()
+                            self.results.setdefault("failures", {})[name] = repr(exc)
+                            say(f"=== {name} FAILED: {exc!r}")
+                            continue
+                        say(f"=== {name} done in {time.time() - t:.0f} s ===")
+            finally:
+                self.results["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                self.results["machine"]["loadavg_end"] = os.getloadavg()
+                if self.private_db:
+                    self.private_db.stop()
+                elif not self.args.keep_db:
+                    try:
+                        self.db.drop()
+                    except Exception as exc:  # noqa: BLE001
+                        say(f"could not drop {self.db.name}: {exc}")
+                try:
+                    delete_redis_prefix(self.redis_url, self.prefix)
+                except Exception as exc:  # noqa: BLE001
+                    say(f"could not clean Redis prefix {self.prefix}: {exc}")
         self.results["summary"] = report.summary(self.results)
         self.save()
         out = RESULTS / f"latest{self.suffix}.json"

@@ -15,7 +15,10 @@ worker_connections = int(os.environ.get("CHAT_WORKER_CONNECTIONS", "20000"))
 graceful_timeout = int(os.environ.get("CHAT_SHUTDOWN_GRACE", "10")) + 5
 timeout = 30
 keepalive = 5
-backlog = 4096
+# The queue of connections not yet taken by the worker. A network blip makes every client
+# reconnect at once; past this queue the kernel drops their SYNs and each waits 1 s (then 3 s)
+# to try again. The kernel caps it at net.core.somaxconn: deploy/sysctl.conf raises that.
+backlog = int(os.environ.get("CHAT_BACKLOG", "16384"))
 accesslog = os.environ.get("CHAT_ACCESS_LOG") or None
 # The access log never holds a token or ticket from a /ws?token=... request line.
 logger_class = "chat.ops.accesslog.ScrubbingLogger"

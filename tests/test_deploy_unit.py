@@ -65,3 +65,17 @@ def test_the_unit_runs_gunicorn_gevent_and_stops_gracefully():
     # queued, closes sockets with 1001): its stop timeout outlasts graceful_timeout.
     gunicorn = runpy.run_path(str(ROOT / "deploy" / "gunicorn.conf.py"))
     assert int(service["TimeoutStopSec"]) > gunicorn["graceful_timeout"]
+
+
+def test_the_kernel_settings_are_real_ones_and_hold_gunicorns_accept_queue():
+    """deploy/sysctl.conf (which the benchmark also applies) names settings this kernel
+    has, and its accept queue is at least the one gunicorn asks for: the kernel would
+    cap gunicorn's at somaxconn, and a reconnect storm's SYNs past it wait 1-3 s."""
+    from bench import kernel
+
+    wanted = kernel.wanted()
+    assert set(wanted) >= {"net.core.somaxconn", "net.ipv4.tcp_max_syn_backlog"}
+    for key in wanted:
+        assert (Path("/proc/sys") / key.replace(".", "/")).is_file(), key
+    gunicorn = runpy.run_path(str(ROOT / "deploy" / "gunicorn.conf.py"))
+    assert wanted["net.core.somaxconn"] >= gunicorn["backlog"] >= 16384
