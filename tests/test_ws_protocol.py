@@ -541,3 +541,41 @@ def test_permessage_deflate_is_never_negotiated(any_server, user):
     assert "sec-websocket-extensions" not in {k.lower() for k in sock.getheaders()}
     assert '"hello"' in sock.recv()
     sock.close()
+
+
+def test_sockets_opened_all_at_once_each_get_their_own_hello(any_server, user, connect):
+    """A burst of connects is read together (``store.coalesce``): each socket still gets
+    its own user, unread count and newest id, and a dead token among them only its own
+    refusal."""
+    sender = user("sender")
+    people, expected = [], {}
+    for i in range(24):
+        person = user("burst")
+        ids = [sender.post("/api/messages", json={"recipient_id": person.user_id,
+                                                  "content": f"to {i}: {n}"}).json()["id"]
+               for n in range(1 + i % 3)]
+        people.append(person)
+        expected[person.user_id] = (len(ids), max(ids))
+    hellos, refused = {}, []
+    start = threading.Barrier(len(people) + 1)
+
+    def open_one(person):
+        start.wait()
+        hellos[person.user_id] = connect(any_server, person).hello
+
+    def open_dead():
+        start.wait()
+        try:
+            WS(any_server.ws_url, token="not-a-token-" + "x" * 40)
+        except websocket.WebSocketBadStatusException as exc:
+            refused.append(exc.status_code)
+
+    threads = [threading.Thread(target=open_one, args=(p,)) for p in people]
+    threads.append(threading.Thread(target=open_dead))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert refused == [401]
+    assert {uid: (h["user_id"], h["unread"], h["last_id"]) for uid, h in hellos.items()} == {
+        uid: (uid, unread, last) for uid, (unread, last) in expected.items()}

@@ -132,7 +132,9 @@ def test_a_socket_token_brings_its_owners_hello_in_the_same_round_trip(in_app):
         assert hello is None
         return
     assert len(sent) == 1 and sent[0].count("SELECT ") >= 2  # both reads, one round trip
-    assert sorted(hello) == sorted(queries.hello_rows(owner))
+    def said(rows):  # what a hello takes of each row
+        return sorted((r.group_id, r.last_id, r.last_update_id, r.unread) for r in rows)
+    assert said(hello) == said(queries.hello_rows(owner))
     assert [r.group_id for r in hello] == [group]
     assert queries.token_owner_with_hello(_token(other, revoked=True))[0].revoked_at is not None
     assert queries.token_owner_with_hello("0" * 64) == (None, [])
@@ -300,3 +302,28 @@ def test_on_mariadb_a_failed_snapshot_read_leaves_no_transaction_behind(in_app):
         assert conn.connection.dbapi_connection is not first
         assert conn.exec_driver_sql("SELECT @@in_transaction").scalar() == 0
     assert reads.rows_in_one_snapshot([(text("SELECT 7 AS n"), {})]) == [[(7,)]]
+
+
+
+def test_tokens_read_together_each_come_back_with_their_own_owner_and_hello(in_app):
+    """What a burst of connects reads in one query: every token its own user and that
+    user's conversations only; an unknown token nothing."""
+    from tests.inprocess import add_group
+
+    alone, grouped, busy = add_user("alone"), add_user("grouped"), add_user("busy")
+    one = add_group(grouped, busy)
+    two = add_group(busy)
+    hashes = {_token(user): user for user in (alone, grouped, busy)}
+    unknown = "0" * 64
+    found = queries.token_owners_with_hello([*hashes, unknown])
+    assert unknown not in found
+    for token_hash, user in hashes.items():
+        owner, hello = found[token_hash]
+        assert owner.id == user
+        if hello is not None:  # SQLite reads the hello at the hello instead
+            assert sorted(row.group_id for row in hello) == {
+                alone: [], grouped: [one], busy: sorted([one, two])}[user]
+    # One token alone, as a lone connect asks: the same answer.
+    token_hash = next(iter(hashes))
+    assert queries.token_owner_with_hello(token_hash)[0].id == hashes[token_hash]
+    assert queries.token_owner_with_hello(unknown)[0] is None
