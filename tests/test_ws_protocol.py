@@ -570,6 +570,13 @@ def test_sockets_opened_all_at_once_each_get_their_own_hello(any_server, user, c
         except websocket.WebSocketBadStatusException as exc:
             refused.append(exc.status_code)
 
+    def token_reads():
+        text = requests.get(any_server.base + "/metrics", timeout=10).text
+        found = dict(line.split() for line in text.splitlines()
+                     if line.startswith("chat_token_reads"))
+        return int(found["chat_token_reads_total"]), int(found["chat_token_reads_tokens_total"])
+
+    reads_before, tokens_before = token_reads()
     threads = [threading.Thread(target=open_one, args=(p,)) for p in people]
     threads.append(threading.Thread(target=open_dead))
     for t in threads:
@@ -579,3 +586,7 @@ def test_sockets_opened_all_at_once_each_get_their_own_hello(any_server, user, c
     assert refused == [401]
     assert {uid: (h["user_id"], h["unread"], h["last_id"]) for uid, h in hellos.items()} == {
         uid: (uid, unread, last) for uid, (unread, last) in expected.items()}
+    reads_after, tokens_after = token_reads()
+    assert tokens_after - tokens_before == len(people) + 1  # every token was looked up
+    if "mysql" in any_server.env["DATABASE_URL"]:  # SQLite's reads never yield: no batch
+        assert reads_after - reads_before < len(people) + 1  # some were read together

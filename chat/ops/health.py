@@ -8,6 +8,7 @@ from flask import Blueprint, Response, current_app, request
 
 from ..errors import Forbidden
 from ..runtime import runtime
+from ..store import queries
 from .metrics import gauge
 
 bp = Blueprint("health", __name__)
@@ -77,6 +78,7 @@ def metrics():
                0 if chat.bus.status() == "down" else 1),
         *_upload_gauges(chat),
         *_search_gauges(chat),
+        *_token_read_gauges(),
         "# HELP chat_errors_total Errors answered, by code.",
         "# TYPE chat_errors_total counter",
     ]
@@ -85,6 +87,16 @@ def metrics():
     lines += ["# HELP chat_send_seconds Time from batch start to ack, per message.",
               "# TYPE chat_send_seconds histogram", *stats.histogram_lines("chat_send_seconds")]
     return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
+
+
+def _token_read_gauges() -> list[str]:
+    """Connects' token reads and the tokens they looked up (several each in a burst)."""
+    reads = queries.token_reads()
+    return [*gauge("chat_token_reads_total", "Token reads of connects sent to the database.",
+                   reads.reads if reads else 0, "counter"),
+            *gauge("chat_token_reads_tokens_total", "Tokens those reads looked up (more than "
+                   "the reads where connects came together).", reads.keys if reads else 0,
+                   "counter")]
 
 
 def _upload_gauges(chat) -> list[str]:

@@ -32,6 +32,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import Executable, Row, Table, TextClause, bindparam, text
 from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..extensions import db
@@ -186,12 +187,19 @@ def token_owner_with_hello(token_hash: str) -> tuple[Row | None, list[Row] | Non
     result packets were a fifth of the worker's CPU."""
     together = current_app.extensions.get(_TOKEN_READS)
     if together is None:
-        together = current_app.extensions.setdefault(
-            _TOKEN_READS, Coalescer(token_owners_with_hello, missing=(None, [])))
+        together = current_app.extensions.setdefault(_TOKEN_READS, Coalescer(
+            token_owners_with_hello, missing=(None, []),
+            patience=current_app.config["CHAT_DB_POOL_TIMEOUT"],
+            too_long=lambda: PoolTimeout("no token read within CHAT_DB_POOL_TIMEOUT")))
     return together.get(token_hash)
 
 
 _TOKEN_READS = "chat.token_reads"
+
+
+def token_reads() -> Coalescer | None:
+    """This app's coalescer of token reads, once a token has been read (for /metrics)."""
+    return current_app.extensions.get(_TOKEN_READS)
 
 
 def token_owners_with_hello(token_hashes: Sequence[str]) -> dict[str, tuple[Row | None,
@@ -206,8 +214,9 @@ def token_owners_with_hello(token_hashes: Sequence[str]) -> dict[str, tuple[Row 
     owners, hello = found
     answers: dict[str, tuple[Row | None, list[Row] | None]] = {
         row.of_token: (row, []) for row in owners}
-    for row in hello:
-        answers[row.of_token][1].append(row)
+    for row in hello:  # (a token deleted between the two statements: its rows dropped)
+        if row.of_token in answers:
+            answers[row.of_token][1].append(row)
     return answers
 
 

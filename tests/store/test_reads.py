@@ -320,9 +320,11 @@ def test_tokens_read_together_each_come_back_with_their_own_owner_and_hello(in_a
     for token_hash, user in hashes.items():
         owner, hello = found[token_hash]
         assert owner.id == user
-        if hello is not None:  # SQLite reads the hello at the hello instead
+        if reads.engine().dialect.name == "sqlite":  # it reads the hello at the hello
+            assert hello is None
+        else:
             assert sorted(row.group_id for row in hello) == {
-                alone: [], grouped: [one], busy: sorted([one, two])}[user]
+                    alone: [], grouped: [one], busy: sorted([one, two])}[user]
     # One token alone, as a lone connect asks: the same answer.
     token_hash = next(iter(hashes))
     assert queries.token_owner_with_hello(token_hash)[0].id == hashes[token_hash]
