@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from chat.config import get_config
 from chat.extensions import babel, csrf, db, login_manager, migrate
+from chat.request_body import guard_request_bodies
 from chat.store import pool, reads, replica
 
 
@@ -56,6 +57,8 @@ def create_app(config_name: str | None = None, **overrides) -> Flask:
     config.init_app(app)
     configure_logging(app.config["CHAT_LOG_LEVEL"])
 
+    if app.config["CHAT_BODY_STALL_SECONDS"] > 0:
+        app.wsgi_app = guard_request_bodies(app.wsgi_app, app.config["CHAT_BODY_STALL_SECONDS"])
     if app.config["CHAT_TRUSTED_PROXIES"] > 0:
         hops = app.config["CHAT_TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops,

@@ -101,6 +101,9 @@ class BaseConfig:
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
     MAX_CONTENT_LENGTH = env_int("CHAT_MAX_BODY_BYTES", 256 * 1024)
+    # Each read of a request body must get its bytes within this (408 past it; 0: no
+    # limit): chat/request_body.py.
+    CHAT_BODY_STALL_SECONDS = env_int("CHAT_BODY_STALL_SECONDS", 15)
     JSON_SORT_KEYS = False
 
     # CSRF is checked by our own before_request, so bearer-token API calls can skip it.

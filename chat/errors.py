@@ -15,7 +15,8 @@ DATABASE_UNAVAILABLE = (DBAPIError, PoolTimeout)
 
 # Our error names for HTTP statuses that have no ChatError of their own.
 _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                 405: "method_not_allowed", 409: "conflict", 413: "too_large",
+                 405: "method_not_allowed", 408: "request_timeout", 409: "conflict",
+                 413: "too_large",
                  415: "unsupported_media_type", 429: "rate_limited", 500: "internal_error",
                  503: "server_busy"}
 

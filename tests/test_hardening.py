@@ -2,6 +2,8 @@
 could do to everyone else, and what stops it now (SECURITY.md lists each)."""
 from __future__ import annotations
 
+import json
+import socket
 import statistics
 import struct
 import threading
@@ -475,3 +477,76 @@ def test_a_credential_unused_for_the_idle_period_stops_working(server, api, mysq
             "WHERE user_id = %s", (busy.user_id,)).scalar()
     engine.dispose()
     assert age < 60, "using a token did not record its use"
+
+
+def _send_head(port: int, path: str, token: str, content_type: str, length: int,
+               first: bytes) -> socket.socket:
+    """A raw HTTP/1.1 request: its headers and the first bytes of a body of ``length``."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+    sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+                 f"Content-Type: {content_type}\r\nContent-Length: {length}\r\n\r\n".encode()
+                 + first)
+    return sock
+
+
+def _until_closed(sock: socket.socket, seconds: float) -> bytes:
+    """Everything the server sends until it closes the connection (or ``seconds`` pass)."""
+    sock.settimeout(seconds)
+    got = b""
+    try:
+        while chunk := sock.recv(65536):
+            got += chunk
+    except TimeoutError:
+        raise AssertionError(f"still open after {seconds}s; got {got[:200]!r}") from None
+    return got
+
+
+def test_a_body_that_stops_arriving_gets_408_and_gives_back_what_it_held(mysql_url,
+                                                                         redis_prefix):
+    """gunicorn reads a request body with no deadline of its own: a client that sends its
+    headers and part of its body, then nothing, held a greenlet and a socket (and, for an
+    upload, the uploads' turn) for ever. Now it is answered 408 once a read has waited
+    CHAT_BODY_STALL_SECONDS, nothing is stored, the connection closes, and a body that
+    keeps coming, however slowly within that period, is still read."""
+    proc = ServerProcess(mysql_env(mysql_url, redis_prefix, CHAT_BODY_STALL_SECONDS=1),
+                         kind="gunicorn").start()
+    try:
+        me, peer = Api.new_user(proc.base, "stall"), Api.new_user(proc.base, "peer")
+        me.follow_each_other(peer)
+        body = json.dumps({"recipient_id": peer.user_id, "content": "never finished"}).encode()
+        sock = _send_head(proc.port, "/api/messages", me.token, "application/json",
+                          len(body), body[:10])
+        started = time.monotonic()
+        answer = _until_closed(sock, 15)
+        assert answer.startswith(b"HTTP/1.1 408 ") and b'"request_timeout"' in answer
+        assert time.monotonic() - started < 12  # 1 s of stall, then gunicorn's 5 s keep-alive
+        assert me.get(f"/api/messages/{peer.user_id}").json()["messages"] == []
+
+        # A body that keeps coming, each 4 KiB within the stall period, is read whole,
+        # though it takes longer than that period in all.
+        long = json.dumps({"recipient_id": peer.user_id, "content": "é" * 4900}).encode()
+        sock = _send_head(proc.port, "/api/messages", me.token, "application/json",
+                          len(long), b"")
+        for i in range(0, len(long), 2500):
+            time.sleep(0.4)
+            sock.sendall(long[i:i + 2500])
+        sock.settimeout(10)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 201 ")
+        sock.close()
+        assert me.get(f"/api/messages/{peer.user_id}").json()["messages"][0]["content"] == (
+            "é" * 4900)
+
+        # An upload that stops half-way gives back its turn: the next one goes through.
+        boundary = "stallboundary"
+        head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+                f"filename=\"a.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n").encode()
+        sock = _send_head(proc.port, "/api/uploads", me.token,
+                          f"multipart/form-data; boundary={boundary}", 1 << 20,
+                          head + b"x" * 1000)
+        answer = _until_closed(sock, 15)
+        assert answer.startswith(b"HTTP/1.1 408 ")
+        done = me.post("/api/uploads", files={"file": ("b.bin", b"y" * 1000,
+                                                       "application/octet-stream")})
+        assert done.status_code == 201, done.text
+    finally:
+        proc.stop()
