@@ -32,7 +32,7 @@ class BodyStalled(RequestTimeout):
 
 
 class StallGuardedInput:
-    """``wsgi.input`` whose every read must complete within ``seconds``."""
+    """``wsgi.input`` whose reads get each ``PIECE`` within ``seconds``, else 408."""
 
     def __init__(self, stream: BinaryIO, seconds: float) -> None:
         self._stream = stream
@@ -44,14 +44,12 @@ class StallGuardedInput:
 
     def read(self, size: int | None = -1) -> bytes:
         """The stream's ``read``, a piece at a time, each piece within the stall period."""
+        if size is None or size < 0:  # to the end
+            return b"".join(iter(lambda: self._within(self._stream.read, PIECE), b""))
         parts: list[bytes] = []
-        left = -1 if size is None or size < 0 else size
-        while left != 0:
-            piece = self._within(self._stream.read, PIECE if left < 0 else min(left, PIECE))
-            if not piece:
-                break
+        while size > 0 and (piece := self._within(self._stream.read, min(size, PIECE))):
             parts.append(piece)
-            left = left if left < 0 else left - len(piece)
+            size -= len(piece)
         return b"".join(parts)
 
     def readline(self, *args: Any) -> bytes:

@@ -32,8 +32,8 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import Executable, Row, Table, TextClause, bindparam, text
 from sqlalchemy.dialects.mysql import insert as mysql_insert
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from ..extensions import db
 from . import reads, replica
@@ -76,12 +76,9 @@ def _hello_columns(me: str) -> str:
 
 
 _HELLO_ROWS = text(_hello_columns(":me") + "FROM read_cursors rc WHERE rc.user_id = :me")
-# The same rows for the owner of a token, found in the same statement (a connect by token
-# reads its token and its hello in one round trip: ``token_owner_with_hello``).
-_HELLO_ROWS_OF_TOKEN = text(_hello_columns("t.user_id") + "FROM auth_tokens t "
-                            "JOIN read_cursors rc ON rc.user_id = t.user_id "
-                            "WHERE t.token_hash = :token_hash")
-# Both for many tokens at once, each row naming its token (``token_owners_with_hello``).
+# The same rows for the owners of many tokens, found in the same statement, each row naming
+# its token (connects by token read their tokens and hellos in one round trip:
+# ``token_owners_with_hello``).
 _HELLO_ROWS_OF_TOKENS = text(_hello_columns("t.user_id") + ", t.token_hash AS of_token "
                              "FROM auth_tokens t JOIN read_cursors rc ON rc.user_id = t.user_id "
                              "WHERE t.token_hash IN :hashes").bindparams(

@@ -114,17 +114,24 @@ def test_never_more_reads_at_once_than_allowed(parallel):
     assert peak == parallel
 
 
-def test_asks_abandoned_inside_a_read_that_is_then_stopped_hold_no_turn_for_ever():
-    """The red team's case: a leader takes two asks, both askers go away, then the leader
-    is stopped mid-read. Their asks must not come back to lead (nobody would), and a new
-    ask is answered."""
-    together = coalescer(Reads(pause=0.05), batch=3, parallel=1)
+def _reading_a_and_b(together: Coalescer):
+    """Asks "a" and "b" wait while "first" is read alone; then "a" leads a read of both
+    (the coalescer's one lead turn) and is still in it. Returns their greenlets."""
     first = gevent.spawn(together.get, "first")
     gevent.sleep(0)
     a, b = gevent.spawn(together.get, "a"), gevent.spawn(together.get, "b")
     gevent.sleep(0)
     first.join()
-    gevent.sleep(0.01)  # "a" leads a read of a and b now
+    gevent.sleep(0.01)
+    return a, b
+
+
+def test_asks_abandoned_inside_a_read_that_is_then_stopped_hold_no_turn_for_ever():
+    """The red team's case: a leader takes two asks, both askers go away, then the leader
+    is stopped mid-read. Their asks must not come back to lead (nobody would), and a new
+    ask is answered."""
+    together = coalescer(Reads(pause=0.05), batch=3, parallel=1)
+    a, b = _reading_a_and_b(together)
     b.kill(block=True)
     a.kill(block=True)
     late = gevent.spawn(together.get, "late")
@@ -134,12 +141,7 @@ def test_asks_abandoned_inside_a_read_that_is_then_stopped_hold_no_turn_for_ever
 
 def test_a_stopped_leader_hands_its_taken_asks_back():
     together = coalescer(Reads(pause=0.2), batch=4, parallel=1)
-    first = gevent.spawn(together.get, "first")
-    gevent.sleep(0)
-    a, b = gevent.spawn(together.get, "a"), gevent.spawn(together.get, "b")
-    gevent.sleep(0)
-    first.join()
-    gevent.sleep(0.01)  # "a" reads a and b: b waits on a's read
+    a, b = _reading_a_and_b(together)
     a.kill(block=True)  # stopped mid-read; b's ask goes back and b leads its own read
     b.join(timeout=2)
     assert b.value == "value of b"
